@@ -1,0 +1,33 @@
+//! The job key: the same decision made twice is the same job (design §3).
+
+use sha2::{Digest, Sha256};
+
+/// hex SHA-256 of (object_key, from_tier, to_tier, generation).
+///
+/// Each string is length-prefixed so that no two different tuples share an
+/// encoding (`("ab","c")` and `("a","bc")` hash differently).
+pub fn job_key(object_key: &str, from_tier: &str, to_tier: &str, generation: u64) -> String {
+    let mut hasher = Sha256::new();
+    for part in [object_key, from_tier, to_tier] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.update(generation.to_be_bytes());
+    hex::encode(hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_decision_same_key_and_any_change_differs() {
+        let key = job_key("a/b", "hot", "warm", 3);
+        assert_eq!(key, job_key("a/b", "hot", "warm", 3));
+        assert_eq!(key.len(), 64);
+        assert_ne!(key, job_key("a/b", "hot", "warm", 4));
+        assert_ne!(key, job_key("a/b", "hot", "cold", 3));
+        assert_ne!(key, job_key("a/b", "warm", "hot", 3));
+        assert_ne!(job_key("ab", "c", "d", 0), job_key("a", "bc", "d", 0));
+    }
+}

@@ -1,0 +1,183 @@
+//! Input validation (design §7). Every consumer and the HTTP surface run
+//! these before acting; a value that fails goes to the dead-letter topic or
+//! gets a 4xx naming the field.
+
+use crate::{AccessEvent, MigrationJob, Op, job_key, time};
+
+/// Longest object key accepted, in bytes of UTF-8.
+pub const MAX_KEY_BYTES: usize = 1024;
+/// Largest object accepted: 5 TiB, the S3 object limit.
+pub const MAX_SIZE_BYTES: u64 = 5 << 40;
+/// Earliest sane event time: 2000-01-01T00:00:00Z, in ms.
+pub const MIN_TS_MS: i64 = 946_684_800_000;
+/// Latest sane event time: 2100-01-01T00:00:00Z, in ms.
+pub const MAX_TS_MS: i64 = 4_102_444_800_000;
+
+/// A field that failed validation, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    /// The field's proto name, e.g. `object_key`.
+    pub field: &'static str,
+    /// What is wrong with it, for people.
+    pub message: String,
+}
+
+impl ValidationError {
+    fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self { field, message: message.into() }
+    }
+}
+
+/// Checks that `key` can name an object in any tier and never a path outside
+/// the tier's root: 1 to 1024 bytes, no control characters, no leading `/`,
+/// no empty, `.` or `..` segment.
+pub fn object_key(key: &str) -> Result<(), ValidationError> {
+    let err = |m: &str| Err(ValidationError::new("object_key", m));
+    if key.is_empty() {
+        return err("must not be empty");
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(ValidationError::new(
+            "object_key",
+            format!("is {} bytes, more than the {MAX_KEY_BYTES} allowed", key.len()),
+        ));
+    }
+    if key.chars().any(char::is_control) {
+        return err("must not contain NUL or control characters");
+    }
+    if key.starts_with('/') {
+        return err("must not start with '/'");
+    }
+    if key.contains('\\') {
+        return err("must not contain '\\'");
+    }
+    for segment in key.split('/') {
+        match segment {
+            "" => return err("must not contain an empty segment ('//' or a trailing '/')"),
+            "." | ".." => return err("must not contain a '.' or '..' segment"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks a tier name: 1 to 64 characters of `[A-Za-z0-9_-]`.
+pub fn tier_name(field: &'static str, name: &str) -> Result<(), ValidationError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(field, format!("{name:?} is not a tier name ([A-Za-z0-9_-], 1 to 64)")))
+    }
+}
+
+/// Checks an access event. A missing `ts` is allowed: consumers default it
+/// to the Kafka record's timestamp.
+pub fn access_event(event: &AccessEvent) -> Result<(), ValidationError> {
+    object_key(&event.object_key)?;
+    match Op::try_from(event.op) {
+        Ok(Op::Unspecified) | Err(_) => {
+            return Err(ValidationError::new("op", "must be one of GET, PUT, DELETE, HEAD, INVENTORY"));
+        }
+        Ok(_) => {}
+    }
+    if event.size_bytes > MAX_SIZE_BYTES {
+        return Err(ValidationError::new("size_bytes", "is more than 5 TiB"));
+    }
+    if let Some(ts) = &event.ts {
+        let ms = time::to_millis(ts);
+        if !(MIN_TS_MS..MAX_TS_MS).contains(&ms) || !(0..1_000_000_000).contains(&ts.nanos) {
+            return Err(ValidationError::new("ts", "must lie between 2000-01-01 and 2100-01-01"));
+        }
+    }
+    if !event.tier.is_empty() {
+        tier_name("tier", &event.tier)?;
+    }
+    if event.bytes_read > MAX_SIZE_BYTES {
+        return Err(ValidationError::new("bytes_read", "is more than 5 TiB"));
+    }
+    Ok(())
+}
+
+/// Checks a migration job. An empty `job_key` (a job written by hand) is
+/// allowed and should be filled with [`job_key`]; a given one must match it.
+pub fn migration_job(job: &MigrationJob) -> Result<(), ValidationError> {
+    object_key(&job.object_key)?;
+    tier_name("from_tier", &job.from_tier)?;
+    tier_name("to_tier", &job.to_tier)?;
+    if job.from_tier == job.to_tier {
+        return Err(ValidationError::new("to_tier", "must differ from from_tier"));
+    }
+    if job.size_bytes > MAX_SIZE_BYTES {
+        return Err(ValidationError::new("size_bytes", "is more than 5 TiB"));
+    }
+    if !job.job_key.is_empty() {
+        let expected = job_key(&job.object_key, &job.from_tier, &job.to_tier, job.generation);
+        if job.job_key != expected {
+            return Err(ValidationError::new(
+                "job_key",
+                format!("does not match sha256(object_key, from_tier, to_tier, generation) = {expected}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_keys_pass() {
+        for key in ["a", "logs/2026/app.log", "dir/.hidden", "a..b/c", "ünïcode/ключ", "x".repeat(1024).as_str()] {
+            assert_eq!(object_key(key), Ok(()), "{key:?}");
+        }
+    }
+
+    #[test]
+    fn hostile_keys_are_refused() {
+        let long = "k".repeat(10 * 1024);
+        for key in [
+            "", "/etc/passwd", "..", "../x", "a/../../b", "a/./b", ".", "a/..", "a//b", "a/",
+            "nul\0byte", "line\nbreak", "tab\tkey", "esc\u{1b}", "win\\..\\x", long.as_str(),
+        ] {
+            let err = object_key(key).expect_err(key);
+            assert_eq!(err.field, "object_key");
+        }
+    }
+
+    #[test]
+    fn access_event_fields_are_checked() {
+        let good = AccessEvent { object_key: "a".into(), op: Op::Get as i32, ..Default::default() };
+        assert_eq!(access_event(&good), Ok(()));
+        let field = |e: AccessEvent| access_event(&e).unwrap_err().field;
+        assert_eq!(field(AccessEvent { op: 0, ..good.clone() }), "op");
+        assert_eq!(field(AccessEvent { op: 99, ..good.clone() }), "op");
+        assert_eq!(field(AccessEvent { size_bytes: MAX_SIZE_BYTES + 1, ..good.clone() }), "size_bytes");
+        assert_eq!(field(AccessEvent { ts: Some(time::from_millis(0)), ..good.clone() }), "ts");
+        assert_eq!(field(AccessEvent { tier: "no/slash".into(), ..good.clone() }), "tier");
+        assert_eq!(field(AccessEvent { object_key: "../x".into(), ..good }), "object_key");
+    }
+
+    #[test]
+    fn migration_job_key_must_match_when_given() {
+        let mut job = MigrationJob {
+            object_key: "a".into(),
+            from_tier: "hot".into(),
+            to_tier: "warm".into(),
+            generation: 2,
+            ..Default::default()
+        };
+        assert_eq!(migration_job(&job), Ok(()));
+        job.job_key = job_key("a", "hot", "warm", 2);
+        assert_eq!(migration_job(&job), Ok(()));
+        job.job_key = job_key("a", "hot", "warm", 1);
+        assert_eq!(migration_job(&job).unwrap_err().field, "job_key");
+        job.job_key.clear();
+        job.to_tier = "hot".into();
+        assert_eq!(migration_job(&job).unwrap_err().field, "to_tier");
+    }
+}
