@@ -1,0 +1,71 @@
+//! Settings every daemon takes, flattened into each daemon's own `Config`.
+//! Every field has an environment variable and a default (design §8).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use strata_proto::topics;
+
+/// Kafka, topics, tiers and local state.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Kafka bootstrap servers, comma separated.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+
+    /// The tier configuration file (TOML), shared by all three daemons.
+    #[arg(long, env = "STRATA_TIERS", default_value = "deploy/strata.local.toml")]
+    pub tiers: PathBuf,
+
+    /// Root of local data: file tiers and each daemon's SQLite under `state/`.
+    #[arg(long, env = "STRATA_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Bearer token required on the HTTP API (not on health and metrics).
+    /// Unset means no auth.
+    #[arg(long, env = "STRATA_HTTP_TOKEN", hide_env_values = true)]
+    pub http_token: Option<String>,
+
+    /// Topic of access events.
+    #[arg(long, env = "STRATA_TOPIC_ACCESS_EVENTS", default_value = topics::ACCESS_EVENTS)]
+    pub topic_access_events: String,
+
+    /// Topic of migration jobs.
+    #[arg(long, env = "STRATA_TOPIC_MIGRATION_JOBS", default_value = topics::MIGRATION_JOBS)]
+    pub topic_migration_jobs: String,
+
+    /// Topic of migration statuses.
+    #[arg(long, env = "STRATA_TOPIC_MIGRATION_STATUS", default_value = topics::MIGRATION_STATUS)]
+    pub topic_migration_status: String,
+
+    /// Partitions of the topics a daemon creates when they are missing.
+    #[arg(long, env = "STRATA_TOPIC_PARTITIONS", default_value_t = 3)]
+    pub topic_partitions: i32,
+
+    /// Replication factor of created topics.
+    #[arg(long, env = "STRATA_TOPIC_REPLICATION", default_value_t = 1)]
+    pub topic_replication: i32,
+
+    /// Log format: `text` for people, `json` for collectors.
+    #[arg(long, env = "STRATA_LOG_FORMAT", default_value = "text")]
+    pub log_format: crate::telemetry::LogFormat,
+
+    /// How long a graceful stop may take before the daemon exits anyway.
+    #[arg(long, env = "STRATA_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl CommonArgs {
+    /// The three topics and their dead-letter topics.
+    pub fn all_topics(&self) -> Vec<String> {
+        let base = [&self.topic_access_events, &self.topic_migration_jobs, &self.topic_migration_status];
+        base.iter()
+            .flat_map(|t| [t.to_string(), topics::dlq(t)])
+            .collect()
+    }
+
+    /// Path of a daemon's SQLite database, `<data_dir>/state/<name>.db`.
+    pub fn state_db(&self, name: &str) -> PathBuf {
+        self.data_dir.join("state").join(format!("{name}.db"))
+    }
+}

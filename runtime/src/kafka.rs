@@ -1,0 +1,188 @@
+//! Kafka plumbing shared by the daemons: client configs, idempotent topic
+//! creation, a producer that stamps `content-type`, and dead letters.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::{
+    ClientConfig, Message,
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    message::{BorrowedMessage, Header, Headers, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord},
+    types::RDKafkaErrorCode,
+    util::Timeout,
+};
+use strata_proto::codec::{self, CONTENT_TYPE_HEADER, Encoding, WireMessage};
+
+use crate::args::CommonArgs;
+
+/// Header naming why a message was dead-lettered.
+pub const DLQ_ERROR_HEADER: &str = "x-strata-error";
+/// Header naming the error's class (`decode`, `validate`).
+pub const DLQ_ERROR_CLASS_HEADER: &str = "x-strata-error-class";
+/// Header naming the topic the message came from.
+pub const DLQ_SOURCE_TOPIC_HEADER: &str = "x-strata-source-topic";
+/// Header naming the partition the message came from.
+pub const DLQ_SOURCE_PARTITION_HEADER: &str = "x-strata-source-partition";
+/// Header naming the offset the message had.
+pub const DLQ_SOURCE_OFFSET_HEADER: &str = "x-strata-source-offset";
+
+/// A base client config for `brokers`.
+pub fn client_config(brokers: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("socket.keepalive.enable", "true")
+        .set("log_level", "4");
+    config
+}
+
+/// Config of an at-least-once consumer: offsets are *stored* by the daemon
+/// only once the message's effect is durable, and auto-committed from there.
+pub fn consumer_config(brokers: &str, group_id: &str) -> ClientConfig {
+    let mut config = client_config(brokers);
+    config
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .set("enable.partition.eof", "false");
+    config
+}
+
+/// Creates `topics` when missing (idempotent). A broker that refuses the
+/// admin API is logged and tolerated: the topics may exist already.
+pub async fn ensure_topics(args: &CommonArgs, topics: &[String]) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(&args.brokers).create().context("create kafka admin client")?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, args.topic_partitions, TopicReplication::Fixed(args.topic_replication)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin.create_topics(&new, &opts).await.context("create topics")?;
+    for result in results {
+        match result {
+            Ok(topic) => tracing::info!(topic, "created topic"),
+            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => tracing::debug!(topic, "topic exists"),
+            Err((topic, code)) => tracing::warn!(topic, error = %code, "could not create topic"),
+        }
+    }
+    Ok(())
+}
+
+/// A producer that encodes Strata messages and waits for the broker's ack.
+#[derive(Clone)]
+pub struct Publisher {
+    producer: FutureProducer,
+    /// Bound on waiting for an ack before the send counts as failed.
+    timeout: Duration,
+}
+
+impl Publisher {
+    /// A publisher on `brokers` with acks from all in-sync replicas.
+    pub fn try_new(brokers: &str) -> anyhow::Result<Self> {
+        let producer = client_config(brokers)
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "30000")
+            .create()
+            .context("create kafka producer")?;
+        Ok(Self { producer, timeout: Duration::from_secs(30) })
+    }
+
+    /// Encodes `msg` and sends it keyed by `key`; returns once acknowledged.
+    pub async fn publish<T: WireMessage>(
+        &self,
+        topic: &str,
+        key: &str,
+        msg: &T,
+        encoding: Encoding,
+    ) -> anyhow::Result<()> {
+        let payload = codec::encode(msg, encoding);
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: CONTENT_TYPE_HEADER, value: Some(encoding.content_type()) });
+        self.send_raw(topic, Some(key.as_bytes()), &payload, headers).await
+    }
+
+    /// Sends bytes as they are; returns once acknowledged.
+    pub async fn send_raw(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: OwnedHeaders,
+    ) -> anyhow::Result<()> {
+        let mut record = FutureRecord::to(topic).payload(payload).headers(headers);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        self.producer
+            .send(record, Timeout::After(self.timeout))
+            .await
+            .map_err(|(e, _)| anyhow::Error::new(e))
+            .with_context(|| format!("produce to {topic}"))?;
+        Ok(())
+    }
+
+    /// Sends a rejected message to `<topic>.dlq` with its original key, value
+    /// and headers, plus headers naming the error and where it came from.
+    pub async fn dead_letter(
+        &self,
+        msg: &BorrowedMessage<'_>,
+        class: &str,
+        error: &str,
+    ) -> anyhow::Result<()> {
+        let mut headers = OwnedHeaders::new();
+        if let Some(original) = msg.headers() {
+            for h in original.iter() {
+                headers = headers.insert(Header { key: h.key, value: h.value });
+            }
+        }
+        let partition = msg.partition().to_string();
+        let offset = msg.offset().to_string();
+        for (key, value) in [
+            (DLQ_ERROR_HEADER, error),
+            (DLQ_ERROR_CLASS_HEADER, class),
+            (DLQ_SOURCE_TOPIC_HEADER, msg.topic()),
+            (DLQ_SOURCE_PARTITION_HEADER, partition.as_str()),
+            (DLQ_SOURCE_OFFSET_HEADER, offset.as_str()),
+        ] {
+            headers = headers.insert(Header { key, value: Some(value) });
+        }
+        let dlq = strata_proto::topics::dlq(msg.topic());
+        metrics::counter!("strata_dead_letters_total", "topic" => msg.topic().to_owned()).increment(1);
+        self.send_raw(&dlq, msg.key(), msg.payload().unwrap_or_default(), headers).await
+    }
+
+    /// Waits until every queued message is delivered or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) {
+        use rdkafka::producer::Producer;
+        if let Err(e) = self.producer.flush(Timeout::After(timeout)) {
+            tracing::warn!(error = %e, "producer flush incomplete");
+        }
+    }
+}
+
+/// The `content-type` header of a consumed message, if any.
+pub fn content_type<'a>(msg: &'a BorrowedMessage<'_>) -> Option<&'a str> {
+    let headers = msg.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key.eq_ignore_ascii_case(CONTENT_TYPE_HEADER))
+        .and_then(|h| h.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+}
+
+/// Decodes a consumed message's value by its header, sniffing when absent.
+pub fn decode<T: WireMessage>(msg: &BorrowedMessage<'_>) -> Result<T, codec::DecodeError> {
+    codec::decode(msg.payload().unwrap_or_default(), content_type(msg))
+}
+
+/// The record's timestamp in ms since the epoch, when the broker gave one.
+pub fn record_millis(msg: &BorrowedMessage<'_>) -> Option<i64> {
+    msg.timestamp().to_millis()
+}

@@ -1,0 +1,19 @@
+//! What Strata's three daemons share, so that it is written once: the Kafka
+//! plumbing (topics, producing with a content type, dead letters), the tier
+//! configuration and the object store behind each tier, the HTTP basics
+//! (health, readiness, metrics, bearer auth), telemetry and shutdown.
+//!
+//! # Layout
+//! - [`args`]: command-line and environment settings every daemon takes.
+//! - [`tiers`]: the tier file (TOML) and the object store of each tier.
+//! - [`kafka`]: client configs, topic creation, [`kafka::Publisher`], dead letters.
+//! - [`http`]: the base router and `serve` with graceful shutdown.
+//! - [`telemetry`]: tracing and the Prometheus recorder.
+//! - [`shutdown`]: the SIGINT/SIGTERM future.
+
+pub mod args;
+pub mod http;
+pub mod kafka;
+pub mod shutdown;
+pub mod telemetry;
+pub mod tiers;

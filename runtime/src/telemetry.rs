@@ -1,0 +1,53 @@
+//! Tracing (text or JSON, filtered by `RUST_LOG`) and the Prometheus recorder
+//! behind every daemon's `/metrics`.
+
+use std::{str::FromStr, sync::OnceLock};
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for containers.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("unknown log format {other:?}: expected text or json")),
+        }
+    }
+}
+
+/// Installs the global tracing subscriber; `RUST_LOG` filters, default `info`.
+pub fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    // A second init (tests starting several daemons in one process) is fine.
+    let _ = result;
+}
+
+/// The process-wide Prometheus handle, installing the recorder on first use.
+/// Several daemons in one test process share it.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Fails only when another recorder is installed already; then this
+        // handle renders an empty page, which is harmless.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}

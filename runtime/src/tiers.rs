@@ -1,0 +1,249 @@
+//! The tier configuration file (design §4), read by all three daemons, and
+//! the object store behind each tier.
+//!
+//! ```toml
+//! [[tiers]]
+//! name = "hot"
+//! url = "file://${STRATA_DATA_DIR}/hot"   # file://, memory://, s3://, gs://, az://
+//! idle_days = 0                           # objects idle this long may live here
+//! storage_usd_per_gb_month = 0.10
+//! [tiers.options]                         # store options; credentials come from the environment
+//! ```
+//!
+//! Tiers are listed fastest first. `${VAR}` and `${VAR:-default}` in the file
+//! are replaced from the environment (and from `STRATA_DATA_DIR`'s resolved
+//! value) before parsing.
+
+use std::{collections::BTreeMap, path::Path as FsPath, sync::Arc};
+
+use anyhow::{Context, bail};
+use object_store::{
+    ObjectStore, aws::AmazonS3Builder, local::LocalFileSystem, memory::InMemory, path::Path,
+};
+use serde::Deserialize;
+use url::Url;
+
+/// The whole tier file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierConfig {
+    /// Tiers, fastest (and dearest) first.
+    pub tiers: Vec<Tier>,
+}
+
+/// One storage tier.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    /// Name used in events, jobs and statuses.
+    pub name: String,
+    /// Where its objects live: `file:///abs/dir`, `memory://`, `s3://bucket/prefix`, ...
+    pub url: String,
+    /// Store options (endpoint, region, allow_http, ...). Never credentials:
+    /// those come from the environment (AWS_ACCESS_KEY_ID, ...).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// The first decision rule: an object idle at least this many days
+    /// belongs on this tier or a slower one.
+    #[serde(default)]
+    pub idle_days: f64,
+    /// Storage price, USD per GB-month.
+    #[serde(default)]
+    pub storage_usd_per_gb_month: f64,
+    /// Retrieval price, USD per GB read out.
+    #[serde(default)]
+    pub retrieval_usd_per_gb: f64,
+    /// Write request price, USD per 1,000 requests.
+    #[serde(default)]
+    pub put_usd_per_1k: f64,
+    /// Read request price, USD per 1,000 requests.
+    #[serde(default)]
+    pub get_usd_per_1k: f64,
+    /// Minimum storage duration; leaving earlier is charged pro rata.
+    #[serde(default)]
+    pub min_storage_days: f64,
+    /// Typical time to first byte, milliseconds.
+    #[serde(default)]
+    pub first_byte_ms: f64,
+}
+
+impl TierConfig {
+    /// Reads, expands and checks a tier file. `vars` take precedence over the
+    /// environment in `${...}` expansion.
+    pub fn load(path: &FsPath, vars: &[(&str, String)]) -> anyhow::Result<Self> {
+        let raw = std::fs::read_to_string(path)
+            .with_context(|| format!("read tier file {}", path.display()))?;
+        Self::parse(&raw, vars).with_context(|| format!("parse tier file {}", path.display()))
+    }
+
+    /// Parses tier-file text; see [`TierConfig::load`].
+    pub fn parse(raw: &str, vars: &[(&str, String)]) -> anyhow::Result<Self> {
+        let expanded = expand_vars(raw, vars)?;
+        let config: TierConfig = toml::from_str(&expanded)?;
+        if config.tiers.is_empty() {
+            bail!("no tiers configured");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for tier in &config.tiers {
+            strata_proto::validate::tier_name("name", &tier.name)?;
+            if !seen.insert(tier.name.as_str()) {
+                bail!("tier {:?} is configured twice", tier.name);
+            }
+            Url::parse(&tier.url).with_context(|| format!("tier {}: url {:?}", tier.name, tier.url))?;
+        }
+        Ok(config)
+    }
+
+    /// The tier called `name`.
+    pub fn get(&self, name: &str) -> Option<&Tier> {
+        self.tiers.iter().find(|t| t.name == name)
+    }
+
+    /// Position of `name` in the list, 0 for the fastest.
+    pub fn rank(&self, name: &str) -> Option<usize> {
+        self.tiers.iter().position(|t| t.name == name)
+    }
+}
+
+/// A tier's store, with the path prefix under which its objects live.
+#[derive(Debug, Clone)]
+pub struct TierStore {
+    /// The tier's name.
+    pub name: String,
+    /// The backend.
+    pub store: Arc<dyn ObjectStore>,
+    /// Prefix inside the store (the path part of an `s3://bucket/prefix` URL).
+    pub prefix: Path,
+    /// The tier's URL, for people.
+    pub url: String,
+}
+
+impl TierStore {
+    /// Where `key` lives in this tier's store. Fails for a key that could name
+    /// anything outside the tier (validated first, then parsed strictly).
+    pub fn location(&self, key: &str) -> anyhow::Result<Path> {
+        strata_proto::validate::object_key(key)?;
+        let relative = Path::parse(key).with_context(|| format!("object key {key:?}"))?;
+        Ok(self.prefix.parts().chain(relative.parts()).collect())
+    }
+
+    /// The object key of a location listed from this tier, if it is one.
+    pub fn key_of(&self, location: &Path) -> Option<String> {
+        let rest: Vec<_> = location.prefix_match(&self.prefix)?.collect();
+        let key = rest.iter().map(|p| p.as_ref()).collect::<Vec<_>>().join("/");
+        strata_proto::validate::object_key(&key).ok().map(|_| key)
+    }
+
+    /// A URL naming `key` on this tier, for people and lookups.
+    pub fn url_of(&self, key: &str) -> String {
+        format!("{}/{}", self.url.trim_end_matches('/'), key)
+    }
+}
+
+impl Tier {
+    /// Builds the tier's object store. `file://` folders are created when
+    /// missing; S3 credentials come from `AWS_*` variables.
+    pub fn open(&self) -> anyhow::Result<TierStore> {
+        let url = Url::parse(&self.url).with_context(|| format!("tier {} url", self.name))?;
+        let prefix = Path::from_url_path(url.path()).unwrap_or_default();
+        let (store, prefix): (Arc<dyn ObjectStore>, Path) = match url.scheme() {
+            "file" => {
+                let dir = url
+                    .to_file_path()
+                    .map_err(|()| anyhow::anyhow!("tier {}: {} is not a local path", self.name, url))?;
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("create tier folder {}", dir.display()))?;
+                let fs = LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true);
+                (Arc::new(fs), Path::default())
+            }
+            "memory" => (Arc::new(InMemory::new()), prefix),
+            "s3" | "s3a" => {
+                let mut builder = AmazonS3Builder::from_env().with_url(self.url.as_str());
+                for (k, v) in &self.options {
+                    let key = k.parse().with_context(|| format!("tier {} option {k:?}", self.name))?;
+                    builder = builder.with_config(key, v);
+                }
+                (Arc::new(builder.build()?), prefix)
+            }
+            "gs" | "az" | "azure" | "abfs" | "abfss" => {
+                let opts = self.options.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+                let (store, path) = object_store::parse_url_opts(&url, opts)?;
+                (Arc::from(store), path)
+            }
+            other => bail!("tier {}: unsupported url scheme {other:?}", self.name),
+        };
+        Ok(TierStore { name: self.name.clone(), store, prefix, url: self.url.clone() })
+    }
+}
+
+/// Replaces `${NAME}` and `${NAME:-default}` from `vars`, then the environment.
+fn expand_vars(raw: &str, vars: &[(&str, String)]) -> anyhow::Result<String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').context("unclosed ${ in tier file")?;
+        let (name, default) = match after[..end].split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (&after[..end], None),
+        };
+        let value = vars
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var(name).ok())
+            .or_else(|| default.map(str::to_owned))
+            .with_context(|| format!("${{{name}}} is not set"))?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+        [[tiers]]
+        name = "hot"
+        url = "file://${DATA}/hot"
+        [[tiers]]
+        name = "cold"
+        url = "memory://"
+        idle_days = 30
+        storage_usd_per_gb_month = ${PRICE:-0.004}
+    "#;
+
+    #[test]
+    fn parses_expands_and_ranks() {
+        let config = TierConfig::parse(FILE, &[("DATA", "/tmp/x".into())]).unwrap();
+        assert_eq!(config.tiers[0].url, "file:///tmp/x/hot");
+        assert_eq!(config.get("cold").unwrap().storage_usd_per_gb_month, 0.004);
+        assert_eq!(config.rank("cold"), Some(1));
+        assert!(TierConfig::parse(FILE, &[]).is_err_and(|e| format!("{e:#}").contains("${DATA}")));
+    }
+
+    #[test]
+    fn refuses_duplicates_and_bad_names() {
+        let dup = "[[tiers]]\nname='a'\nurl='memory://'\n[[tiers]]\nname='a'\nurl='memory://'";
+        assert!(TierConfig::parse(dup, &[]).is_err());
+        assert!(TierConfig::parse("[[tiers]]\nname='a/b'\nurl='memory://'", &[]).is_err());
+        assert!(TierConfig::parse("tiers = []", &[]).is_err());
+    }
+
+    #[test]
+    fn locations_stay_inside_the_tier() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}/t", dir.path().display());
+        let tier = Tier { url, ..serde_json::from_str(r#"{"name":"t","url":""}"#).unwrap() };
+        let store = tier.open().unwrap();
+        assert_eq!(store.location("a/b.txt").unwrap().as_ref(), "a/b.txt");
+        assert_eq!(store.key_of(&Path::from("a/b.txt")).as_deref(), Some("a/b.txt"));
+        for bad in ["../x", "/etc/passwd", "a/../../b", "a\0b"] {
+            assert!(store.location(bad).is_err(), "{bad:?}");
+        }
+    }
+}
