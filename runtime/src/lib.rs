@@ -10,10 +10,12 @@
 //! - [`http`]: the base router and `serve` with graceful shutdown.
 //! - [`telemetry`]: tracing and the Prometheus recorder.
 //! - [`shutdown`]: the SIGINT/SIGTERM future.
+//! - [`sqlite`]: opening a daemon's database with WAL and numbered migrations.
 
 pub mod args;
 pub mod http;
 pub mod kafka;
 pub mod shutdown;
+pub mod sqlite;
 pub mod telemetry;
 pub mod tiers;

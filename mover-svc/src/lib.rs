@@ -1,0 +1,171 @@
+//! mover-svc: consumes `migration_jobs` and performs each one safely (copy,
+//! SHA-256 verify, atomic catalog switch, delete of the source), reporting
+//! every step on `migration_status`.
+//!
+//! # Layout
+//! - [`config`]: flags and environment.
+//! - [`protocol`]: the pure decisions of the move protocol.
+//! - [`db`]: the catalog and the ledger in SQLite.
+//! - [`transfer`]: streaming copy, read-back and delete on object stores.
+//! - [`mover`]: the protocol in action.
+//! - [`api`]: HTTP lookups.
+//! - [`tail`]: the `tail-status` subcommand.
+
+pub mod api;
+pub mod config;
+pub mod db;
+pub mod mover;
+pub mod protocol;
+pub mod tail;
+pub mod transfer;
+
+use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use rdkafka::{
+    Message,
+    consumer::{CommitMode, Consumer, StreamConsumer},
+};
+use strata_proto::{MigrationJob, validate};
+use strata_runtime::{
+    http::{self, Readiness},
+    kafka::{self, Publisher},
+    tiers::{TierConfig, TierStore},
+};
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+use mover::{Mover, Settings, StatusSink};
+
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: db::Db,
+    pub tiers: Arc<HashMap<String, TierStore>>,
+}
+
+/// Opens every configured tier's store.
+pub fn open_tiers(config: &strata_runtime::args::CommonArgs) -> anyhow::Result<HashMap<String, TierStore>> {
+    let data_dir = std::path::absolute(&config.data_dir).context("resolve data dir")?;
+    let vars = [("STRATA_DATA_DIR", data_dir.display().to_string())];
+    let tiers = TierConfig::load(&config.tiers, &vars)?;
+    tiers
+        .tiers
+        .iter()
+        .map(|t| Ok((t.name.clone(), t.open().with_context(|| format!("open tier {}", t.name))?)))
+        .collect()
+}
+
+/// Runs the mover until `shutdown` resolves: recovery of unfinished jobs,
+/// then the job loop, with the HTTP API alongside.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    let ready = Readiness::default();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stop.cancel();
+        });
+    }
+
+    let tiers = open_tiers(&config.common)?;
+    let db = db::Db::open(&config.db_path())?;
+    let publisher = Publisher::try_new(&config.common.brokers)?;
+    let state = AppState { db: db.clone(), tiers: Arc::new(tiers.clone()) };
+    let app = http::router(api::routes(state), config.common.http_token.clone(), ready.clone());
+    let http_task = tokio::spawn(http::serve(config.http_addr, app, stop.clone()));
+
+    kafka::ensure_topics(&config.common, &config.common.all_topics()).await?;
+    let mover = Mover {
+        db,
+        tiers,
+        status: StatusSink {
+            publisher: publisher.clone(),
+            topic: config.common.topic_migration_status.clone(),
+            encoding: config.status_encoding,
+        },
+        settings: Settings {
+            part_size: config.part_mib.max(5) << 20,
+            parts_in_flight: config.parts_in_flight.max(1),
+            max_attempts: config.max_attempts.max(1),
+            max_retry_elapsed: Duration::from_secs(config.retry_max_secs),
+            min_retry_delay: Duration::from_millis(config.retry_min_ms),
+        },
+    };
+    let resumed = mover.recover().await.context("resume unfinished jobs")?;
+    tracing::info!(resumed, "recovery done");
+
+    let consumer: StreamConsumer = kafka::consumer_config(&config.common.brokers, &config.group_id)
+        .create()
+        .context("create kafka consumer")?;
+    consumer.subscribe(&[config.common.topic_migration_jobs.as_str()])?;
+    ready.set_ready();
+    tracing::info!(topic = %config.common.topic_migration_jobs, group = %config.group_id, "mover ready");
+
+    let grace = Duration::from_secs(config.common.shutdown_grace_secs);
+    let job_loop = consume(&consumer, &mover, &publisher, &stop);
+    tokio::select! {
+        result = job_loop => result?,
+        () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(?grace, "grace period over; the job in hand resumes at next start");
+        }
+    }
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::debug!(error = %e, "final commit (nothing to commit, or broker gone)");
+    }
+    publisher.flush(Duration::from_secs(5));
+    stop.cancel();
+    http_task.await.context("http task")??;
+    tracing::info!("mover stopped");
+    Ok(())
+}
+
+/// The job loop: one message at a time, in partition order; an offset is
+/// stored only once its job's outcome is durable and reported (I6).
+async fn consume(
+    consumer: &StreamConsumer,
+    mover: &Mover,
+    publisher: &Publisher,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    loop {
+        let msg = tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            msg = consumer.recv() => msg,
+        };
+        let msg = match msg {
+            Ok(msg) => msg,
+            Err(e) => {
+                tracing::warn!(error = %e, "kafka receive failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let job = kafka::decode::<MigrationJob>(&msg)
+            .map_err(|e| ("decode", e.to_string()))
+            .and_then(|job| validate::migration_job(&job).map(|()| job).map_err(|e| ("validate", e.to_string())));
+        match job {
+            Err((class, error)) => {
+                tracing::warn!(partition = msg.partition(), offset = msg.offset(), error, "rejected migration job");
+                while let Err(e) = publisher.dead_letter(&msg, class, &error).await {
+                    tracing::error!(error = %e, "dead-letter failed; retrying");
+                    if stop.is_cancelled() {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+            Ok(job) => {
+                while let Err(e) = mover.handle(job.clone()).await {
+                    tracing::error!(job_key = %job.job_key, error = format!("{e:#}"), "job interrupted; retrying");
+                    if stop.is_cancelled() {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        }
+        consumer.store_offset_from_message(&msg).context("store offset")?;
+    }
+}

@@ -1,0 +1,370 @@
+//! The move protocol in action (design §5): de-duplicate, validate against
+//! the catalog, copy with SHA-256, verify by reading back, switch the
+//! catalog, delete the source, report each step. Every step is in the ledger
+//! before the next begins, so a restart resumes from it.
+
+use std::{collections::HashMap, time::Duration};
+
+use anyhow::Context;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use strata_proto::{MigrationJob, MigrationStatus, State, codec::Encoding, pb, time};
+use strata_runtime::{kafka::Publisher, tiers::TierStore};
+use tokio::time::Instant;
+
+use crate::{
+    db::Db,
+    protocol::{self, Arrival, LedgerRow, Resume, VerifyError},
+    transfer::{self, Digest256, MoveError},
+};
+
+/// Tuning of copies and retries.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Multipart part size; objects up to this size are one PUT.
+    pub part_size: usize,
+    /// Parts buffered at most per copy: memory ≈ part_size × this.
+    pub parts_in_flight: usize,
+    /// Attempts at copy-and-verify before a job FAILS.
+    pub max_attempts: u32,
+    /// Bound on the time spent retrying one job.
+    pub max_retry_elapsed: Duration,
+    /// First retry delay; doubles with jitter.
+    pub min_retry_delay: Duration,
+}
+
+/// Where statuses go.
+#[derive(Clone)]
+pub struct StatusSink {
+    pub publisher: Publisher,
+    pub topic: String,
+    pub encoding: Encoding,
+}
+
+/// Performs jobs against the tiers' stores, recording each step.
+pub struct Mover {
+    pub db: Db,
+    pub tiers: HashMap<String, TierStore>,
+    pub status: StatusSink,
+    pub settings: Settings,
+}
+
+/// A step's failure: the job's own (it ends FAILED or is retried), or the
+/// mover's infrastructure (SQLite, Kafka), which leaves the job in the
+/// ledger to be resumed.
+enum StepError {
+    Move(MoveError),
+    Infra(anyhow::Error),
+}
+
+impl From<MoveError> for StepError {
+    fn from(e: MoveError) -> Self {
+        StepError::Move(e)
+    }
+}
+impl From<anyhow::Error> for StepError {
+    fn from(e: anyhow::Error) -> Self {
+        StepError::Infra(e)
+    }
+}
+
+fn job_of(row: &LedgerRow) -> MigrationJob {
+    MigrationJob {
+        job_key: row.job_key.clone(),
+        object_key: row.object_key.clone(),
+        from_tier: row.from_tier.clone(),
+        to_tier: row.to_tier.clone(),
+        generation: row.generation,
+        size_bytes: row.size_bytes,
+        ..Default::default()
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+impl Mover {
+    /// Handles one job from `migration_jobs`. `Ok` means the job's outcome
+    /// is durable and reported (its offset may be stored); `Err` means the
+    /// mover itself failed and the job should be handled again later.
+    pub async fn handle(&self, mut job: MigrationJob) -> anyhow::Result<()> {
+        if job.job_key.is_empty() {
+            job.job_key = strata_proto::job_key(&job.object_key, &job.from_tier, &job.to_tier, job.generation);
+        }
+        let started = Instant::now();
+        let ledger = self.db.ledger(&job.job_key).await?;
+        let catalog = self.db.catalog(&job.object_key).await?;
+        if ledger.is_none() && (!self.tiers.contains_key(&job.from_tier) || !self.tiers.contains_key(&job.to_tier)) {
+            let message = format!("unknown tier in {} -> {}", job.from_tier, job.to_tier);
+            return self.reject(&job, "invalid", &message, catalog.as_ref(), started).await;
+        }
+        let register_size = match protocol::on_arrival(ledger.as_ref(), catalog.as_ref(), &job) {
+            Arrival::Duplicate(row) => return self.report_duplicate(&job, &row, started).await,
+            Arrival::Resume(row) => return self.resume(row).await,
+            Arrival::Stale { message } => {
+                return self.reject(&job, "stale", &message, catalog.as_ref(), started).await;
+            }
+            Arrival::Start => None,
+            Arrival::Register => match transfer::head(&self.tiers[&job.from_tier], &job.object_key).await {
+                Ok(meta) => Some(meta.size),
+                Err(e) if e.is_retryable() => return Err(anyhow::Error::new(e).context("head source")),
+                Err(e) => return self.reject(&job, e.class(), &e.to_string(), None, started).await,
+            },
+        };
+        self.db.accept(&job, register_size).await?;
+        self.publish(&job, State::Accepted, started, |s| s.current_tier = job.from_tier.clone()).await?;
+        self.execute(&job, 0, started).await
+    }
+
+    /// Resumes every unfinished job in the ledger; run before consuming.
+    pub async fn recover(&self) -> anyhow::Result<usize> {
+        let rows = self.db.unfinished().await?;
+        let count = rows.len();
+        for row in rows {
+            tracing::info!(job_key = %row.job_key, object_key = %row.object_key, state = ?row.state, "resuming job");
+            self.resume(row).await?;
+        }
+        Ok(count)
+    }
+
+    async fn resume(&self, row: LedgerRow) -> anyhow::Result<()> {
+        let job = job_of(&row);
+        let started = Instant::now();
+        match protocol::resume_from(row.state) {
+            Resume::DiscardAndCopy => {
+                self.discard_destination(&job).await?;
+                self.execute(&job, row.attempt, started).await
+            }
+            Resume::DeleteSource => {
+                let generation = row.new_generation.unwrap_or(row.generation + 1);
+                let digest = Digest256 {
+                    sha256: row.sha256.clone().unwrap_or_default(),
+                    bytes: row.bytes.unwrap_or_default(),
+                };
+                self.finish(&job, row.attempt, generation, &digest, started).await
+            }
+            Resume::Nothing => Ok(()),
+        }
+    }
+
+    /// Copy and verify with retries, then switch, delete and complete.
+    async fn execute(&self, job: &MigrationJob, attempts_before: u32, started: Instant) -> anyhow::Result<()> {
+        let catalog_sha = self.db.catalog(&job.object_key).await?.and_then(|c| c.sha256);
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(self.settings.min_retry_delay)
+            .with_max_delay(Duration::from_secs(60))
+            .with_jitter()
+            .with_max_times(self.settings.max_attempts.saturating_sub(1) as usize)
+            .with_total_delay(Some(self.settings.max_retry_elapsed))
+            .build();
+        let mut attempt = attempts_before;
+        let digest = loop {
+            attempt += 1;
+            let error = match self.copy_and_verify(job, attempt, catalog_sha.as_deref(), started).await {
+                Ok(digest) => break digest,
+                Err(StepError::Infra(e)) => return Err(e),
+                Err(StepError::Move(e)) => e,
+            };
+            self.discard_destination(job).await?;
+            match delays.next().filter(|_| error.is_retryable()) {
+                Some(delay) => {
+                    tracing::warn!(job_key = %job.job_key, attempt, error = %error, ?delay, "copy failed, retrying");
+                    metrics::counter!("strata_mover_retries_total", "class" => error.class()).increment(1);
+                    tokio::time::sleep(delay).await;
+                }
+                None => return self.fail(job, attempt, &error, started).await,
+            }
+        };
+        let Some(generation) = self.db.switch(job, &digest.sha256, digest.bytes).await? else {
+            // The catalog moved on while we copied (an operator, another mover).
+            self.discard_destination(job).await?;
+            let catalog = self.db.catalog(&job.object_key).await?;
+            return self.reject(job, "stale", "catalog changed during the copy", catalog.as_ref(), started).await;
+        };
+        self.publish(job, State::Switched, started, |s| {
+            s.generation = generation;
+            s.sha256 = digest.sha256.clone();
+            s.bytes = digest.bytes;
+            s.attempt = attempt;
+            s.current_tier = job.to_tier.clone();
+        })
+        .await?;
+        self.finish(job, attempt, generation, &digest, started).await
+    }
+
+    async fn copy_and_verify(
+        &self,
+        job: &MigrationJob,
+        attempt: u32,
+        catalog_sha: Option<&str>,
+        started: Instant,
+    ) -> Result<Digest256, StepError> {
+        let (src, dst) = (&self.tiers[&job.from_tier], &self.tiers[&job.to_tier]);
+        self.db.set_state(&job.job_key, State::Copying, attempt, None).await?;
+        self.publish(job, State::Copying, started, |s| {
+            s.attempt = attempt;
+            s.current_tier = job.from_tier.clone();
+        })
+        .await?;
+        let before = transfer::head(src, &job.object_key).await?;
+        let copied = transfer::copy(
+            src,
+            dst,
+            &job.object_key,
+            &before,
+            self.settings.part_size,
+            self.settings.parts_in_flight,
+            |_| {},
+        )
+        .await?;
+        metrics::counter!("strata_mover_bytes_copied_total").increment(copied.bytes);
+        let after = transfer::head(src, &job.object_key).await?;
+        if (after.size, &after.e_tag, after.last_modified) != (before.size, &before.e_tag, before.last_modified) {
+            return Err(MoveError::SourceChanged(format!("{} was modified while copied", job.object_key)).into());
+        }
+
+        self.db
+            .set_state(&job.job_key, State::Verifying, attempt, Some((&copied.sha256, copied.bytes)))
+            .await?;
+        self.publish(job, State::Verifying, started, |s| {
+            s.attempt = attempt;
+            s.sha256 = copied.sha256.clone();
+            s.bytes = copied.bytes;
+            s.current_tier = job.from_tier.clone();
+        })
+        .await?;
+        let read_back = transfer::read_digest(dst, &job.object_key).await?;
+        protocol::verify(&copied.sha256, copied.bytes, &read_back.sha256, read_back.bytes, catalog_sha)
+            .map_err(|e| match e {
+                VerifyError::Catalog { .. } => MoveError::SourceChanged(e.to_string()),
+                other => MoveError::VerifyMismatch(other.to_string()),
+            })?;
+        Ok(copied)
+    }
+
+    /// Deletes the source of a switched job and completes it.
+    async fn finish(
+        &self,
+        job: &MigrationJob,
+        attempt: u32,
+        generation: u64,
+        digest: &Digest256,
+        started: Instant,
+    ) -> anyhow::Result<()> {
+        let catalog = self.db.catalog(&job.object_key).await?;
+        // I2 guard: never delete the copy the catalog names.
+        if catalog.as_ref().is_some_and(|c| c.tier == job.from_tier) {
+            anyhow::bail!("refusing to delete {} from {}: the catalog still names it", job.object_key, job.from_tier);
+        }
+        if let Err(e) = transfer::delete(&self.tiers[&job.from_tier], &job.object_key).await {
+            return Err(anyhow::Error::new(e).context("delete source"));
+        }
+        self.db.set_state(&job.job_key, State::Completed, attempt, None).await?;
+        metrics::counter!("strata_mover_jobs_total", "state" => "COMPLETED").increment(1);
+        metrics::histogram!("strata_mover_job_seconds").record(started.elapsed().as_secs_f64());
+        tracing::info!(job_key = %job.job_key, object_key = %job.object_key, from = %job.from_tier, to = %job.to_tier, generation, "job completed");
+        self.publish(job, State::Completed, started, |s| {
+            s.generation = generation;
+            s.sha256 = digest.sha256.clone();
+            s.bytes = digest.bytes;
+            s.attempt = attempt;
+            s.current_tier = job.to_tier.clone();
+        })
+        .await
+    }
+
+    /// Removes a destination copy that never became the catalog's, unless
+    /// the catalog names that tier (then it is the live copy: keep it).
+    async fn discard_destination(&self, job: &MigrationJob) -> anyhow::Result<()> {
+        let catalog = self.db.catalog(&job.object_key).await?;
+        if catalog.is_some_and(|c| c.tier == job.to_tier) {
+            return Ok(());
+        }
+        transfer::delete(&self.tiers[&job.to_tier], &job.object_key)
+            .await
+            .map_err(anyhow::Error::new)
+            .context("discard destination copy")
+    }
+
+    async fn fail(&self, job: &MigrationJob, attempt: u32, error: &MoveError, started: Instant) -> anyhow::Result<()> {
+        tracing::warn!(job_key = %job.job_key, object_key = %job.object_key, attempt, error = %error, "job failed");
+        self.db.end(&job.job_key, State::Failed, attempt, error.class(), &error.to_string()).await?;
+        metrics::counter!("strata_mover_jobs_total", "state" => "FAILED").increment(1);
+        self.publish(job, State::Failed, started, |s| {
+            s.attempt = attempt;
+            s.error = Some(pb::Error { class: error.class().into(), message: error.to_string() });
+            s.current_tier = job.from_tier.clone();
+        })
+        .await
+    }
+
+    async fn reject(
+        &self,
+        job: &MigrationJob,
+        class: &str,
+        message: &str,
+        catalog: Option<&protocol::CatalogRow>,
+        started: Instant,
+    ) -> anyhow::Result<()> {
+        tracing::info!(job_key = %job.job_key, object_key = %job.object_key, class, message, "job rejected");
+        if self.db.ledger(&job.job_key).await?.is_some() {
+            self.db.end(&job.job_key, State::Rejected, 0, class, message).await?;
+        } else {
+            self.db.reject(job, class, message).await?;
+        }
+        metrics::counter!("strata_mover_jobs_total", "state" => "REJECTED").increment(1);
+        self.publish(job, State::Rejected, started, |s| {
+            s.error = Some(pb::Error { class: class.into(), message: message.into() });
+            if let Some(c) = catalog {
+                s.current_tier = c.tier.clone();
+                s.generation = c.generation;
+            }
+        })
+        .await
+    }
+
+    async fn report_duplicate(&self, job: &MigrationJob, row: &LedgerRow, started: Instant) -> anyhow::Result<()> {
+        tracing::info!(job_key = %job.job_key, result = ?row.state, "duplicate job");
+        metrics::counter!("strata_mover_jobs_total", "state" => "DUPLICATE").increment(1);
+        let catalog = self.db.catalog(&job.object_key).await?;
+        self.publish(job, State::Duplicate, started, |s| {
+            s.result = row.state as i32;
+            s.generation = row.new_generation.unwrap_or(row.generation);
+            s.sha256 = row.sha256.clone().unwrap_or_default();
+            s.bytes = row.bytes.unwrap_or_default();
+            s.attempt = row.attempt;
+            s.error = row.error.as_ref().map(|(class, message)| pb::Error { class: class.clone(), message: message.clone() });
+            s.current_tier = catalog.map(|c| c.tier).unwrap_or_default();
+        })
+        .await
+    }
+
+    async fn publish(
+        &self,
+        job: &MigrationJob,
+        state: State,
+        started: Instant,
+        fill: impl FnOnce(&mut MigrationStatus),
+    ) -> anyhow::Result<()> {
+        let mut status = MigrationStatus {
+            job_key: job.job_key.clone(),
+            object_key: job.object_key.clone(),
+            state: state as i32,
+            from_tier: job.from_tier.clone(),
+            to_tier: job.to_tier.clone(),
+            generation: job.generation,
+            ts: Some(time::from_millis(now_millis())),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+            ..Default::default()
+        };
+        fill(&mut status);
+        self.status
+            .publisher
+            .publish(&self.status.topic, &job.object_key, &status, self.status.encoding)
+            .await
+            .with_context(|| format!("publish {} status", state.as_str_name()))
+    }
+}

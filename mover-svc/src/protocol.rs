@@ -1,0 +1,211 @@
+//! The move protocol's decisions, as pure functions over the ledger and the
+//! catalog (design §5): what to do with a job that arrives, where a restart
+//! resumes, and whether a copy verifies. No IO here; `mover.rs` acts on them.
+
+use strata_proto::{MigrationJob, State};
+
+/// A job's row in the ledger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerRow {
+    pub job_key: String,
+    pub object_key: String,
+    pub from_tier: String,
+    pub to_tier: String,
+    pub generation: u64,
+    pub size_bytes: u64,
+    pub state: State,
+    pub attempt: u32,
+    pub sha256: Option<String>,
+    pub bytes: Option<u64>,
+    /// The catalog generation after the switch, once switched.
+    pub new_generation: Option<u64>,
+    pub error: Option<(String, String)>,
+}
+
+/// An object's row in the catalog.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CatalogRow {
+    pub object_key: String,
+    pub tier: String,
+    pub generation: u64,
+    pub sha256: Option<String>,
+    pub size: u64,
+    pub updated_at_ms: i64,
+}
+
+/// What to do with a job that just arrived.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arrival {
+    /// Its key already ended: answer DUPLICATE with that result (I3).
+    Duplicate(LedgerRow),
+    /// Its key is in progress (a redelivery): carry on from the ledger.
+    Resume(LedgerRow),
+    /// Stale: the catalog names another tier or generation (I4).
+    Stale { message: String },
+    /// The catalog has never seen the object: look for it at `from_tier`
+    /// and register it there before starting.
+    Register,
+    /// The catalog matches the job: start.
+    Start,
+}
+
+/// Decides what a newly arrived job means, given its ledger row and the
+/// catalog row of its object.
+pub fn on_arrival(ledger: Option<&LedgerRow>, catalog: Option<&CatalogRow>, job: &MigrationJob) -> Arrival {
+    if let Some(row) = ledger {
+        return if row.state.is_terminal() {
+            Arrival::Duplicate(row.clone())
+        } else {
+            Arrival::Resume(row.clone())
+        };
+    }
+    match catalog {
+        None => Arrival::Register,
+        Some(c) if c.tier == job.from_tier && c.generation == job.generation => Arrival::Start,
+        Some(c) => Arrival::Stale {
+            message: format!(
+                "catalog has {} at tier {} generation {}; job expects tier {} generation {}",
+                job.object_key, c.tier, c.generation, job.from_tier, job.generation
+            ),
+        },
+    }
+}
+
+/// Where an unfinished job resumes after a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Not switched: any destination copy is discarded and the copy redone.
+    /// The source was never touched, so nothing can be lost (I2, I5).
+    DiscardAndCopy,
+    /// Switched: the catalog names the destination; delete the source.
+    DeleteSource,
+    /// Nothing left to do.
+    Nothing,
+}
+
+/// The resume point of a job whose ledger says `state`.
+pub fn resume_from(state: State) -> Resume {
+    match state {
+        State::Accepted | State::Copying | State::Verifying => Resume::DiscardAndCopy,
+        State::Switched => Resume::DeleteSource,
+        _ => Resume::Nothing,
+    }
+}
+
+/// Why a copy failed verification.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("destination holds {actual} bytes, copied {expected}")]
+    Size { expected: u64, actual: u64 },
+    #[error("destination sha256 {actual} differs from the copy's {expected}")]
+    Digest { expected: String, actual: String },
+    #[error("copy sha256 {copied} differs from the catalog's {catalog}: the source is not the object the catalog knows")]
+    Catalog { copied: String, catalog: String },
+}
+
+/// Checks the destination read back (`actual_*`) against what was copied,
+/// and the copy against the catalog's checksum when it has one.
+pub fn verify(
+    copied_sha: &str,
+    copied_len: u64,
+    actual_sha: &str,
+    actual_len: u64,
+    catalog_sha: Option<&str>,
+) -> Result<(), VerifyError> {
+    if actual_len != copied_len {
+        return Err(VerifyError::Size { expected: copied_len, actual: actual_len });
+    }
+    if actual_sha != copied_sha {
+        return Err(VerifyError::Digest { expected: copied_sha.into(), actual: actual_sha.into() });
+    }
+    if let Some(catalog) = catalog_sha
+        && catalog != copied_sha
+    {
+        return Err(VerifyError::Catalog { copied: copied_sha.into(), catalog: catalog.into() });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(generation: u64) -> MigrationJob {
+        MigrationJob {
+            job_key: strata_proto::job_key("k", "hot", "warm", generation),
+            object_key: "k".into(),
+            from_tier: "hot".into(),
+            to_tier: "warm".into(),
+            generation,
+            ..Default::default()
+        }
+    }
+
+    fn row(state: State) -> LedgerRow {
+        LedgerRow {
+            job_key: job(0).job_key,
+            object_key: "k".into(),
+            from_tier: "hot".into(),
+            to_tier: "warm".into(),
+            generation: 0,
+            size_bytes: 1,
+            state,
+            attempt: 1,
+            sha256: None,
+            bytes: None,
+            new_generation: None,
+            error: None,
+        }
+    }
+
+    fn catalog(tier: &str, generation: u64) -> CatalogRow {
+        CatalogRow {
+            object_key: "k".into(),
+            tier: tier.into(),
+            generation,
+            sha256: None,
+            size: 1,
+            updated_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn ended_job_is_a_duplicate_whatever_the_catalog_says() {
+        for state in [State::Completed, State::Failed, State::Rejected] {
+            let arrival = on_arrival(Some(&row(state)), Some(&catalog("warm", 1)), &job(0));
+            assert_eq!(arrival, Arrival::Duplicate(row(state)));
+        }
+    }
+
+    #[test]
+    fn unfinished_job_resumes() {
+        let arrival = on_arrival(Some(&row(State::Copying)), None, &job(0));
+        assert_eq!(arrival, Arrival::Resume(row(State::Copying)));
+    }
+
+    #[test]
+    fn catalog_decides_start_stale_or_register() {
+        assert_eq!(on_arrival(None, Some(&catalog("hot", 0)), &job(0)), Arrival::Start);
+        assert!(matches!(on_arrival(None, Some(&catalog("hot", 1)), &job(0)), Arrival::Stale { .. }));
+        assert!(matches!(on_arrival(None, Some(&catalog("cold", 0)), &job(0)), Arrival::Stale { .. }));
+        assert_eq!(on_arrival(None, None, &job(0)), Arrival::Register);
+    }
+
+    #[test]
+    fn resume_never_deletes_a_source_before_the_switch() {
+        for state in [State::Accepted, State::Copying, State::Verifying] {
+            assert_eq!(resume_from(state), Resume::DiscardAndCopy);
+        }
+        assert_eq!(resume_from(State::Switched), Resume::DeleteSource);
+        assert_eq!(resume_from(State::Completed), Resume::Nothing);
+    }
+
+    #[test]
+    fn verify_checks_size_digest_and_catalog() {
+        assert_eq!(verify("aa", 3, "aa", 3, None), Ok(()));
+        assert_eq!(verify("aa", 3, "aa", 3, Some("aa")), Ok(()));
+        assert!(matches!(verify("aa", 3, "aa", 2, None), Err(VerifyError::Size { .. })));
+        assert!(matches!(verify("aa", 3, "bb", 3, None), Err(VerifyError::Digest { .. })));
+        assert!(matches!(verify("aa", 3, "aa", 3, Some("cc")), Err(VerifyError::Catalog { .. })));
+    }
+}

@@ -1,0 +1,57 @@
+//! `mover-svc tail-status`: one line per `migration_status` record, for
+//! people watching migrations without a Kafka tool.
+
+use std::future::Future;
+
+use anyhow::Context;
+use rdkafka::{
+    Message,
+    consumer::{Consumer, StreamConsumer},
+};
+use strata_proto::{MigrationStatus, State};
+use strata_runtime::{args::CommonArgs, kafka};
+
+/// Follows the status topic until `shutdown`.
+pub async fn run(common: &CommonArgs, from_beginning: bool, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let group = format!("strata-tail-{}", std::process::id());
+    let mut config = kafka::consumer_config(&common.brokers, &group);
+    config
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", if from_beginning { "earliest" } else { "latest" });
+    let consumer: StreamConsumer = config.create().context("create kafka consumer")?;
+    consumer.subscribe(&[common.topic_migration_status.as_str()])?;
+    tokio::pin!(shutdown);
+    loop {
+        let msg = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            msg = consumer.recv() => msg?,
+        };
+        match kafka::decode::<MigrationStatus>(&msg) {
+            Ok(status) => println!("{}", line(&status)),
+            Err(e) => println!("(undecodable status at offset {}: {e})", msg.offset()),
+        }
+    }
+}
+
+/// `COMPLETED reports/q1.csv hot -> warm gen=1 sha=ab12cd34 1.0 MiB 12ms`.
+pub fn line(s: &MigrationStatus) -> String {
+    let state = s.state();
+    let mut out = format!("{:<10} {} {} -> {}", state.as_str_name(), s.object_key, s.from_tier, s.to_tier);
+    if matches!(state, State::Switched | State::Completed) {
+        out.push_str(&format!(" gen={}", s.generation));
+    }
+    if !s.sha256.is_empty() {
+        out.push_str(&format!(" sha={}", &s.sha256[..s.sha256.len().min(12)]));
+    }
+    if s.bytes > 0 {
+        out.push_str(&format!(" {:.1} MiB", s.bytes as f64 / 1_048_576.0));
+    }
+    if state == State::Duplicate {
+        out.push_str(&format!(" (already {})", s.result().as_str_name()));
+    }
+    if let Some(e) = &s.error {
+        out.push_str(&format!(" error={}: {}", e.class, e.message));
+    }
+    out.push_str(&format!(" {}ms", s.elapsed_ms));
+    out
+}

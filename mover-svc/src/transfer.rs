@@ -1,0 +1,182 @@
+//! Moving bytes between two tiers' stores: a streaming copy that hashes as
+//! the bytes flow, and a read-back that hashes the destination. Memory stays
+//! bounded by the part size times the parts in flight, whatever the size.
+
+use futures::StreamExt;
+use object_store::{ObjectMeta, ObjectStoreExt, PutPayload, WriteMultipart};
+use sha2::{Digest, Sha256};
+use strata_runtime::tiers::TierStore;
+
+/// Why a step failed, classed for the retry policy.
+#[derive(Debug, thiserror::Error)]
+pub enum MoveError {
+    /// The source object is not there: permanent, fail at once.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Access denied, invalid key, unsupported: permanent.
+    #[error("{0}")]
+    Permanent(String),
+    /// The source changed while it was copied: permanent for this job.
+    #[error("source changed during the copy: {0}")]
+    SourceChanged(String),
+    /// The destination did not read back as copied: retried.
+    #[error("verify mismatch: {0}")]
+    VerifyMismatch(String),
+    /// Network, throttling, a store hiccup: retried with backoff.
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl MoveError {
+    /// The class named in a FAILED status.
+    pub fn class(&self) -> &'static str {
+        match self {
+            MoveError::NotFound(_) => "not_found",
+            MoveError::Permanent(_) => "permanent",
+            MoveError::SourceChanged(_) => "source_changed",
+            MoveError::VerifyMismatch(_) => "verify_mismatch",
+            MoveError::Transient(_) => "transient",
+        }
+    }
+
+    /// Whether another attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, MoveError::Transient(_) | MoveError::VerifyMismatch(_))
+    }
+
+    /// Classes an object_store error.
+    pub fn from_store(context: &str, e: object_store::Error) -> Self {
+        use object_store::Error as E;
+        let message = format!("{context}: {e}");
+        match e {
+            E::NotFound { .. } => MoveError::NotFound(message),
+            E::PermissionDenied { .. }
+            | E::Unauthenticated { .. }
+            | E::InvalidPath { .. }
+            | E::NotSupported { .. }
+            | E::NotImplemented { .. } => MoveError::Permanent(message),
+            _ => MoveError::Transient(message),
+        }
+    }
+}
+
+/// The bytes and digest of a copy or a read-back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest256 {
+    /// Lowercase hex SHA-256.
+    pub sha256: String,
+    /// Length in bytes.
+    pub bytes: u64,
+}
+
+/// HEAD of `key` on `tier`.
+pub async fn head(tier: &TierStore, key: &str) -> Result<ObjectMeta, MoveError> {
+    let location = tier.location(key).map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
+    tier.store
+        .head(&location)
+        .await
+        .map_err(|e| MoveError::from_store(&format!("head {}", tier.url_of(key)), e))
+}
+
+/// Streams `key` from `src` to `dst`, hashing as the bytes flow. Objects up
+/// to `part_size` are one PUT; larger ones a multipart upload with at most
+/// `max_parts_in_flight` parts buffered. `on_progress` sees bytes done.
+pub async fn copy(
+    src: &TierStore,
+    dst: &TierStore,
+    key: &str,
+    expected: &ObjectMeta,
+    part_size: usize,
+    max_parts_in_flight: usize,
+    mut on_progress: impl FnMut(u64),
+) -> Result<Digest256, MoveError> {
+    let permanent = |e: anyhow::Error| MoveError::Permanent(format!("{e:#}"));
+    let from = src.location(key).map_err(permanent)?;
+    let to = dst.location(key).map_err(permanent)?;
+    let get_ctx = format!("get {}", src.url_of(key));
+    let put_ctx = format!("put {}", dst.url_of(key));
+    let got = src.store.get(&from).await.map_err(|e| MoveError::from_store(&get_ctx, e))?;
+    if got.meta.size != expected.size || got.meta.e_tag != expected.e_tag {
+        return Err(MoveError::SourceChanged(format!(
+            "{} was {} bytes (etag {:?}) at HEAD, {} bytes (etag {:?}) at GET",
+            src.url_of(key), expected.size, expected.e_tag, got.meta.size, got.meta.e_tag
+        )));
+    }
+    let mut stream = got.into_stream();
+    let mut hasher = Sha256::new();
+    let mut done: u64 = 0;
+
+    if expected.size <= part_size as u64 {
+        let mut parts = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| MoveError::from_store(&get_ctx, e))?;
+            hasher.update(&chunk);
+            done += chunk.len() as u64;
+            parts.push(chunk);
+        }
+        let payload: PutPayload = parts.into_iter().collect();
+        dst.store.put(&to, payload).await.map_err(|e| MoveError::from_store(&put_ctx, e))?;
+        on_progress(done);
+    } else {
+        let upload = dst.store.put_multipart(&to).await.map_err(|e| MoveError::from_store(&put_ctx, e))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
+        let result: Result<(), MoveError> = async {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| MoveError::from_store(&get_ctx, e))?;
+                hasher.update(&chunk);
+                done += chunk.len() as u64;
+                writer
+                    .wait_for_capacity(max_parts_in_flight)
+                    .await
+                    .map_err(|e| MoveError::from_store(&put_ctx, e))?;
+                writer.put(chunk);
+                on_progress(done);
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                writer.finish().await.map_err(|e| MoveError::from_store(&put_ctx, e))?;
+            }
+            Err(e) => {
+                // Abort so no partial upload lingers; the copy failed anyway.
+                let _ = writer.abort().await;
+                return Err(e);
+            }
+        }
+    }
+    if done != expected.size {
+        return Err(MoveError::SourceChanged(format!(
+            "{} read {done} bytes, HEAD said {}",
+            src.url_of(key),
+            expected.size
+        )));
+    }
+    Ok(Digest256 { sha256: hex::encode(hasher.finalize()), bytes: done })
+}
+
+/// Reads `key` back from `tier` and hashes it.
+pub async fn read_digest(tier: &TierStore, key: &str) -> Result<Digest256, MoveError> {
+    let location = tier.location(key).map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
+    let ctx = format!("read back {}", tier.url_of(key));
+    let got = tier.store.get(&location).await.map_err(|e| MoveError::from_store(&ctx, e))?;
+    let mut stream = got.into_stream();
+    let mut hasher = Sha256::new();
+    let mut bytes = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| MoveError::from_store(&ctx, e))?;
+        hasher.update(&chunk);
+        bytes += chunk.len() as u64;
+    }
+    Ok(Digest256 { sha256: hex::encode(hasher.finalize()), bytes })
+}
+
+/// Deletes `key` from `tier`; a missing object counts as deleted.
+pub async fn delete(tier: &TierStore, key: &str) -> Result<(), MoveError> {
+    let location = tier.location(key).map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
+    match tier.store.delete(&location).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(MoveError::from_store(&format!("delete {}", tier.url_of(key)), e)),
+    }
+}
