@@ -8,7 +8,7 @@ use rdkafka::{
     ClientConfig, Message,
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
-    message::{BorrowedMessage, Header, Headers, OwnedHeaders},
+    message::{Header, Headers, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
     types::RDKafkaErrorCode,
     util::Timeout,
@@ -132,7 +132,7 @@ impl Publisher {
     /// and headers, plus headers naming the error and where it came from.
     pub async fn dead_letter(
         &self,
-        msg: &BorrowedMessage<'_>,
+        msg: &impl Message,
         class: &str,
         error: &str,
     ) -> anyhow::Result<()> {
@@ -168,7 +168,7 @@ impl Publisher {
 }
 
 /// The `content-type` header of a consumed message, if any.
-pub fn content_type<'a>(msg: &'a BorrowedMessage<'_>) -> Option<&'a str> {
+pub fn content_type(msg: &impl Message) -> Option<&str> {
     let headers = msg.headers()?;
     headers
         .iter()
@@ -178,11 +178,11 @@ pub fn content_type<'a>(msg: &'a BorrowedMessage<'_>) -> Option<&'a str> {
 }
 
 /// Decodes a consumed message's value by its header, sniffing when absent.
-pub fn decode<T: WireMessage>(msg: &BorrowedMessage<'_>) -> Result<T, codec::DecodeError> {
+pub fn decode<T: WireMessage>(msg: &impl Message) -> Result<T, codec::DecodeError> {
     codec::decode(msg.payload().unwrap_or_default(), content_type(msg))
 }
 
 /// The record's timestamp in ms since the epoch, when the broker gave one.
-pub fn record_millis(msg: &BorrowedMessage<'_>) -> Option<i64> {
+pub fn record_millis(msg: &impl Message) -> Option<i64> {
     msg.timestamp().to_millis()
 }

@@ -1,0 +1,96 @@
+//! policy-svc's HTTP API: an object's state and current evaluation, and a
+//! summary of objects, bytes and monthly cost per tier.
+
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde_json::json;
+use strata_runtime::http::error_response;
+
+use crate::{
+    AppState, engine,
+    rules::{self, DAY_MS, Decision},
+    store,
+};
+
+/// `GET /v1/objects/{key}`, `GET /v1/objects/{key}/explain`, `GET /v1/summary`.
+pub fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/objects/{*path}", get(object))
+        .route("/v1/summary", get(summary))
+        .with_state(state)
+}
+
+async fn object(State(state): State<AppState>, Path(path): Path<String>) -> Response {
+    let (key, explain) = match path.strip_suffix("/explain") {
+        Some(key) => (key.to_owned(), true),
+        None => (path, false),
+    };
+    let row = match state.store.object(&key).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return error_response(StatusCode::NOT_FOUND, format!("{key:?} is not known to the policy")),
+        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+    };
+    if !explain {
+        return Json(row).into_response();
+    }
+    let now = match state.store.clock().await {
+        Ok(clock) => clock.now(store::wall_ms()),
+        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+    };
+    let decision = rules::decide(&engine::view(&row), &state.tiers, &state.params, now);
+    let (action, to, why, rule) = match &decision {
+        Decision::Move { to, why, rule } => ("move", Some(to.clone()), why.clone(), Some(*rule)),
+        Decision::Stay { why, .. } => ("stay", None, why.clone(), None),
+    };
+    let target = to.clone().unwrap_or_else(|| row.tier.clone());
+    let reason = engine::reason(&row, &target, &why, rule.unwrap_or("stay"), &state.tiers, now);
+    Json(json!({
+        "key": key,
+        "tier": row.tier,
+        "generation": row.generation,
+        "inflightJob": row.inflight_job,
+        "inflightTo": row.inflight_to,
+        "clockMs": now,
+        "idleDays": (now - row.last_access_ms) as f64 / DAY_MS as f64,
+        "readsInWindow": rules::reads_in_window(&engine::view(&row), &state.params, now),
+        "predictedReads30d": reason.predicted_reads_30d,
+        "decision": {"action": action, "to": to, "why": why, "rule": rule},
+        "monthlyCostUsd": reason.monthly_cost_usd,
+        "moveCostUsd": reason.move_cost_usd,
+        "breakEvenDays": reason.break_even_days,
+        "note": if row.inflight_job.is_some() { "a job is in flight; no new decision until it ends" } else { "" },
+    }))
+    .into_response()
+}
+
+async fn summary(State(state): State<AppState>) -> Response {
+    let totals = match state.store.tier_totals().await {
+        Ok(t) => t,
+        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+    };
+    let mut tiers = Vec::new();
+    let (mut cost_now, mut total_bytes, mut total_objects) = (0.0, 0u64, 0u64);
+    for tier in &state.tiers.tiers {
+        let (objects, bytes) = totals.get(&tier.name).copied().unwrap_or_default();
+        let monthly = bytes as f64 / 1e9 * tier.storage_usd_per_gb_month;
+        cost_now += monthly;
+        total_bytes += bytes;
+        total_objects += objects;
+        tiers.push(json!({"tier": tier.name, "objects": objects, "bytes": bytes, "monthlyStorageUsd": monthly}));
+    }
+    let all_hot = total_bytes as f64 / 1e9 * state.tiers.tiers[0].storage_usd_per_gb_month;
+    Json(json!({
+        "objects": total_objects,
+        "bytes": total_bytes,
+        "tiers": tiers,
+        "monthlyStorageUsd": cost_now,
+        "monthlyStorageUsdAllHot": all_hot,
+        "monthlySavingsUsd": all_hot - cost_now,
+    }))
+    .into_response()
+}

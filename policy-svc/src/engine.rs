@@ -1,0 +1,300 @@
+//! Applying consumed messages to the state, and the decision cycle. Both
+//! run inside one SQLite transaction each: a batch's state changes commit
+//! together with its offsets; a cycle's jobs commit together with the
+//! objects they mark in flight.
+
+use std::collections::HashMap;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use strata_proto::{AccessEvent, MigrationJob, MigrationStatus, Op, Reason, State, codec, time};
+use strata_runtime::tiers::TierConfig;
+
+use crate::{
+    rules::{self, DAY_MS, Decision, ObjectView, RuleParams},
+    store::{self, Clock, NEVER, ObjectRow},
+};
+
+/// One consumed message, decoded.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    Event(AccessEvent),
+    Status(MigrationStatus),
+    /// Rejected (already dead-lettered): only its offset advances.
+    Skip,
+}
+
+/// A consumed message with its position.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub payload: Payload,
+}
+
+/// What a batch did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub events: usize,
+    pub statuses: usize,
+    /// Messages at offsets already applied (a replay after a crash or rebalance).
+    pub replayed: usize,
+}
+
+/// Applies a batch, skipping messages whose offsets were already applied,
+/// and records the next offsets, all in `tx`.
+pub fn apply_batch(tx: &Transaction<'_>, inputs: &[Input], tiers: &TierConfig, wall_ms: i64) -> anyhow::Result<Applied> {
+    let mut next: HashMap<(String, i32), i64> = HashMap::new();
+    let mut clock = store::read_clock(tx)?;
+    let mut applied = Applied::default();
+    for input in inputs {
+        let pos = (input.topic.clone(), input.partition);
+        let stored = match next.get(&pos) {
+            Some(n) => *n,
+            None => tx
+                .query_row(
+                    "SELECT next_offset FROM offsets WHERE topic = ?1 AND partition = ?2",
+                    params![input.topic, input.partition],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0),
+        };
+        if input.offset < stored {
+            applied.replayed += 1;
+            next.insert(pos, stored);
+            continue;
+        }
+        match &input.payload {
+            Payload::Event(event) => {
+                apply_event(tx, event, tiers, &mut clock, wall_ms)?;
+                applied.events += 1;
+            }
+            Payload::Status(status) => {
+                apply_status(tx, status, clock.now(wall_ms))?;
+                applied.statuses += 1;
+            }
+            Payload::Skip => {}
+        }
+        // A stored offset is the next one to read: one past this message.
+        next.insert(pos, input.offset + 1);
+    }
+    for ((topic, partition), offset) in next {
+        tx.execute(
+            "INSERT INTO offsets (topic, partition, next_offset) VALUES (?1, ?2, ?3)
+             ON CONFLICT (topic, partition) DO UPDATE SET next_offset = MAX(next_offset, excluded.next_offset)",
+            params![topic, partition, offset],
+        )?;
+    }
+    store::write_clock(tx, clock)?;
+    Ok(applied)
+}
+
+/// The next offset to read per partition of `topic`, as stored.
+pub fn stored_offsets(tx: &Transaction<'_>, topic: &str) -> anyhow::Result<Vec<(i32, i64)>> {
+    let mut stmt = tx.prepare("SELECT partition, next_offset FROM offsets WHERE topic = ?1")?;
+    let rows = stmt.query_map([topic], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn apply_event(tx: &Transaction<'_>, e: &AccessEvent, tiers: &TierConfig, clock: &mut Clock, wall_ms: i64) -> anyhow::Result<()> {
+    if !e.event_id.is_empty() {
+        let fresh = tx.execute(
+            "INSERT INTO seen_events (event_id, ts_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            params![e.event_id, wall_ms],
+        )?;
+        if fresh == 0 {
+            return Ok(());
+        }
+    }
+    // Validated upstream: ts is set (the record timestamp when the event had none).
+    let ts = e.ts.as_ref().map(time::to_millis).unwrap_or(wall_ms);
+    clock.observe(ts, wall_ms);
+    let op = e.op();
+    let existing = store::load(tx, &e.object_key)?;
+    if op == Op::Delete {
+        if let Some(mut o) = existing {
+            o.deleted = true;
+            store::save(tx, &o)?;
+        }
+        return Ok(());
+    }
+    let mut o = match existing {
+        Some(o) => o,
+        None => {
+            let tier = match &e.tier {
+                t if !t.is_empty() && tiers.get(t).is_some() => t.clone(),
+                _ => tiers.tiers[0].name.clone(),
+            };
+            ObjectRow::new(&e.object_key, e.size_bytes, &tier, ts)
+        }
+    };
+    if e.size_bytes > 0 {
+        o.size = e.size_bytes;
+    }
+    match op {
+        Op::Get => {
+            let bytes = if e.bytes_read > 0 { e.bytes_read } else { o.size };
+            o.record_read(ts, bytes);
+        }
+        Op::Put => {
+            o.last_access_ms = o.last_access_ms.max(ts);
+            o.deleted = false;
+        }
+        Op::Inventory | Op::Head | Op::Delete | Op::Unspecified => o.deleted = false,
+    }
+    o.due_ms = o.due_ms.min(ts);
+    store::save(tx, &o)?;
+    Ok(())
+}
+
+fn apply_status(tx: &Transaction<'_>, s: &MigrationStatus, now_ms: i64) -> anyhow::Result<()> {
+    let state = match s.state() {
+        State::Duplicate => s.result(),
+        other => other,
+    };
+    if !matches!(state, State::Switched | State::Completed | State::Failed | State::Rejected) {
+        return Ok(());
+    }
+    let mut o = match store::load(tx, &s.object_key)? {
+        Some(o) => o,
+        // A move the policy did not decide (an operator's): learn the object.
+        None if state == State::Completed => ObjectRow::new(&s.object_key, s.bytes, &s.to_tier, now_ms),
+        None => return Ok(()),
+    };
+    let ours = o.inflight_job.as_deref() == Some(s.job_key.as_str());
+    match state {
+        State::Switched | State::Completed => {
+            if o.tier != s.to_tier || o.generation < s.generation {
+                o.tier_since_ms = now_ms;
+                o.last_move_ms = Some(now_ms);
+            }
+            o.tier = s.to_tier.clone();
+            o.generation = o.generation.max(s.generation);
+            if state == State::Completed && ours {
+                o.inflight_job = None;
+                o.inflight_to = None;
+                o.failures = 0;
+                o.due_ms = now_ms;
+            }
+        }
+        State::Failed | State::Rejected if ours => {
+            o.inflight_job = None;
+            o.inflight_to = None;
+            if !s.current_tier.is_empty() && s.error.as_ref().is_some_and(|e| e.class == "stale") {
+                // The catalog knows better: take its tier and generation and decide again.
+                o.tier = s.current_tier.clone();
+                o.generation = s.generation;
+                o.due_ms = now_ms;
+            } else {
+                o.failures += 1;
+                let backoff_hours = 1i64 << o.failures.min(7);
+                o.due_ms = now_ms + backoff_hours * DAY_MS / 24;
+            }
+        }
+        _ => return Ok(()),
+    }
+    store::save(tx, &o)?;
+    Ok(())
+}
+
+/// Limits of one decision cycle.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub max_jobs: usize,
+    pub max_bytes: u64,
+}
+
+/// The view of an object the rule sees.
+pub fn view(o: &ObjectRow) -> ObjectView {
+    ObjectView {
+        size: o.size,
+        tier: o.tier.clone(),
+        last_access_ms: o.last_access_ms,
+        recent_reads: o.recent_reads.clone(),
+        pinned: o.pinned.clone(),
+    }
+}
+
+/// The reason carried by a job: the rule's words plus the cost arithmetic.
+pub fn reason(o: &ObjectRow, to: &str, why: &str, rule: &str, tiers: &TierConfig, now_ms: i64) -> Reason {
+    let gb = o.size as f64 / 1e9;
+    let monthly: HashMap<String, f64> =
+        tiers.tiers.iter().map(|t| (t.name.clone(), gb * t.storage_usd_per_gb_month)).collect();
+    let from = tiers.get(&o.tier);
+    let dest = tiers.get(to);
+    let early_delete_days = from.map_or(0.0, |f| {
+        (f.min_storage_days - (now_ms - o.tier_since_ms) as f64 / DAY_MS as f64).max(0.0)
+    });
+    let move_cost = from.map_or(0.0, |f| {
+        gb * f.retrieval_usd_per_gb + f.get_usd_per_1k / 1000.0 + gb * f.storage_usd_per_gb_month * early_delete_days / 30.0
+    }) + dest.map_or(0.0, |d| d.put_usd_per_1k / 1000.0);
+    let saving_per_day = (monthly.get(&o.tier).copied().unwrap_or(0.0) - monthly.get(to).copied().unwrap_or(0.0)) / 30.0;
+    let break_even_days = if move_cost <= 0.0 { 0.0 } else if saving_per_day > 0.0 { move_cost / saving_per_day } else { f64::INFINITY };
+    Reason {
+        summary: why.to_owned(),
+        predicted_reads_30d: o.predicted_reads_30d(now_ms),
+        monthly_cost_usd: monthly,
+        move_cost_usd: move_cost,
+        break_even_days: if break_even_days.is_finite() { break_even_days } else { -1.0 },
+        rule: rule.to_owned(),
+    }
+}
+
+/// Decides every object whose decision is due at the clock's now, within
+/// `budget`; writes the jobs to the outbox and marks their objects in
+/// flight. Returns the jobs made.
+pub fn decide_cycle(
+    tx: &Transaction<'_>,
+    tiers: &TierConfig,
+    params: &RuleParams,
+    budget: Budget,
+    wall_ms: i64,
+) -> anyhow::Result<Vec<MigrationJob>> {
+    let now = store::read_clock(tx)?.now(wall_ms);
+    let due: Vec<ObjectRow> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT * FROM objects WHERE inflight_job IS NULL AND deleted = 0 AND due_ms <= ?1
+             ORDER BY due_ms LIMIT ?2",
+        )?;
+        let limit = (budget.max_jobs * 8).max(1000) as i64;
+        let keys = stmt.query_map(params![now, limit], |r| r.get::<_, String>("object_key"))?;
+        let keys: Vec<String> = keys.collect::<Result<_, _>>()?;
+        keys.iter().filter_map(|k| store::load(tx, k).transpose()).collect::<Result<_, _>>()?
+    };
+    let (mut jobs, mut bytes) = (Vec::new(), 0u64);
+    for mut o in due {
+        match rules::decide(&view(&o), tiers, params, now) {
+            Decision::Stay { next_due_ms, .. } => {
+                o.due_ms = next_due_ms.filter(|&d| d > now).unwrap_or(NEVER);
+            }
+            Decision::Move { to, why, rule } => {
+                if jobs.len() >= budget.max_jobs || bytes.saturating_add(o.size) > budget.max_bytes {
+                    break; // Budget spent: the rest stay due for the next cycle.
+                }
+                let job = MigrationJob {
+                    job_key: strata_proto::job_key(&o.object_key, &o.tier, &to, o.generation),
+                    object_key: o.object_key.clone(),
+                    from_tier: o.tier.clone(),
+                    to_tier: to.clone(),
+                    generation: o.generation,
+                    size_bytes: o.size,
+                    reason: Some(reason(&o, &to, &why, rule, tiers, now)),
+                    created_at: Some(time::from_millis(now)),
+                };
+                tx.execute(
+                    "INSERT INTO jobs (job_key, object_key, payload, created_ms) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (job_key) DO UPDATE SET published = 0",
+                    params![job.job_key, job.object_key, codec::encode(&job, codec::Encoding::Protobuf), wall_ms],
+                )?;
+                bytes = bytes.saturating_add(o.size);
+                o.inflight_job = Some(job.job_key.clone());
+                o.inflight_to = Some(to);
+                o.due_ms = NEVER;
+                jobs.push(job);
+            }
+        }
+        store::save(tx, &o)?;
+    }
+    Ok(jobs)
+}

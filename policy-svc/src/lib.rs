@@ -1,0 +1,226 @@
+//! policy-svc: consumes `access_events` and `migration_status`, keeps state
+//! per object in SQLite, and on each cycle decides the objects whose
+//! decision is due, emitting `migration_jobs` with idempotent job keys.
+//!
+//! # Layout
+//! - [`config`]: flags and environment.
+//! - [`rules`]: the decision, a pure function.
+//! - [`store`]: the SQLite state, the clock and the job outbox.
+//! - [`engine`]: applying messages and running a decision cycle.
+//! - [`api`]: explain and summary over HTTP.
+
+pub mod api;
+pub mod config;
+pub mod engine;
+pub mod rules;
+pub mod store;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use rdkafka::{
+    Message, Offset, TopicPartitionList,
+    consumer::{CommitMode, Consumer, StreamConsumer},
+    message::OwnedMessage,
+};
+use strata_proto::{AccessEvent, MigrationJob, MigrationStatus, codec, time, validate};
+use strata_runtime::{
+    http::{self, Readiness},
+    kafka::{self, Publisher},
+    tiers::TierConfig,
+};
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+use engine::{Budget, Input, Payload};
+use rules::{DAY_MS, RuleParams};
+use store::Store;
+
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub tiers: Arc<TierConfig>,
+    pub params: RuleParams,
+}
+
+/// Runs the policy until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stop.cancel();
+        });
+    }
+    let ready = Readiness::default();
+    let data_dir = std::path::absolute(&config.common.data_dir).context("resolve data dir")?;
+    let tiers = Arc::new(TierConfig::load(&config.common.tiers, &[("STRATA_DATA_DIR", data_dir.display().to_string())])?);
+    let params = RuleParams {
+        promote_reads: config.promote_reads,
+        promote_window_ms: (config.promote_window_days * DAY_MS as f64) as i64,
+        min_object_bytes: config.min_object_bytes,
+    };
+    let store = Store::open(&config.db_path())?;
+    let publisher = Publisher::try_new(&config.common.brokers)?;
+    let state = AppState { store: store.clone(), tiers: tiers.clone(), params: params.clone() };
+    let app = http::router(api::routes(state), config.common.http_token.clone(), ready.clone());
+    let http_task = tokio::spawn(http::serve(config.http_addr, app, stop.clone()));
+
+    kafka::ensure_topics(&config.common, &config.common.all_topics()).await?;
+    let consumer: StreamConsumer = kafka::consumer_config(&config.common.brokers, &config.group_id)
+        .create()
+        .context("create kafka consumer")?;
+    let topics = [config.common.topic_access_events.as_str(), config.common.topic_migration_status.as_str()];
+    consumer.subscribe(&topics)?;
+    ready.set_ready();
+    tracing::info!(?topics, group = %config.group_id, "policy ready");
+
+    let decider = tokio::spawn(decide_loop(config.clone(), store.clone(), tiers.clone(), params, publisher.clone(), stop.clone()));
+    let result = consume(&config, &consumer, &store, &tiers, &publisher, &stop).await;
+    stop.cancel();
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::debug!(error = %e, "final commit (nothing to commit, or broker gone)");
+    }
+    decider.await.context("decide task")??;
+    publisher.flush(Duration::from_secs(5));
+    http_task.await.context("http task")??;
+    tracing::info!("policy stopped");
+    result
+}
+
+/// Decodes and validates one message of either topic; `Err` names the class
+/// and the error for the dead-letter headers.
+fn decode(config: &Config, msg: &OwnedMessage) -> Result<Payload, (&'static str, String)> {
+    if msg.topic() == config.common.topic_access_events {
+        let mut event: AccessEvent = kafka::decode(msg).map_err(|e| ("decode", e.to_string()))?;
+        if event.ts.is_none() {
+            event.ts = kafka::record_millis(msg).map(time::from_millis);
+        }
+        validate::access_event(&event).map_err(|e| ("validate", e.to_string()))?;
+        Ok(Payload::Event(event))
+    } else {
+        let status: MigrationStatus = kafka::decode(msg).map_err(|e| ("decode", e.to_string()))?;
+        validate::object_key(&status.object_key).map_err(|e| ("validate", e.to_string()))?;
+        Ok(Payload::Status(status))
+    }
+}
+
+/// The consume loop: batches of messages, bad ones dead-lettered first,
+/// then the batch and its offsets applied in one transaction.
+async fn consume(
+    config: &Config,
+    consumer: &StreamConsumer,
+    store: &Store,
+    tiers: &Arc<TierConfig>,
+    publisher: &Publisher,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    loop {
+        let first = tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            msg = consumer.recv() => msg,
+        };
+        let mut batch = match first {
+            Ok(msg) => vec![msg.detach()],
+            Err(e) => {
+                tracing::warn!(error = %e, "kafka receive failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        while batch.len() < config.batch.max(1) {
+            match tokio::time::timeout(Duration::from_millis(10), consumer.recv()).await {
+                Ok(Ok(msg)) => batch.push(msg.detach()),
+                _ => break,
+            }
+        }
+        let mut inputs = Vec::with_capacity(batch.len());
+        for msg in &batch {
+            let payload = match decode(config, msg) {
+                Ok(payload) => payload,
+                Err((class, error)) => {
+                    tracing::warn!(topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), error, "dead-lettering message");
+                    // The dead letter is durable before the offset moves past it.
+                    while let Err(e) = publisher.dead_letter(msg, class, &error).await {
+                        tracing::error!(error = %e, "dead-letter failed; retrying");
+                        if stop.is_cancelled() {
+                            return Ok(());
+                        }
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    Payload::Skip
+                }
+            };
+            inputs.push(Input { topic: msg.topic().to_owned(), partition: msg.partition(), offset: msg.offset(), payload });
+        }
+        let tiers = tiers.clone();
+        let applied = store
+            .transaction(move |tx| engine::apply_batch(tx, &inputs, &tiers, store::wall_ms()))
+            .await
+            .context("apply batch")?;
+        metrics::counter!("strata_policy_events_applied_total").increment(applied.events as u64);
+        metrics::counter!("strata_policy_statuses_applied_total").increment(applied.statuses as u64);
+        tracing::debug!(?applied, "batch applied");
+        // SQLite holds the authoritative offsets; Kafka's are a hint for
+        // where to start after a rebalance (replays are skipped by offset).
+        let mut tpl = TopicPartitionList::new();
+        for msg in &batch {
+            // The stored offset is the next one to read: one past this message.
+            tpl.add_partition_offset(msg.topic(), msg.partition(), Offset::Offset(msg.offset() + 1))?;
+        }
+        if let Err(e) = consumer.store_offsets(&tpl) {
+            tracing::debug!(error = %e, "store offsets (partition revoked?)");
+        }
+    }
+}
+
+/// Every interval: a decision cycle, then the outbox published.
+async fn decide_loop(
+    config: Config,
+    store: Store,
+    tiers: Arc<TierConfig>,
+    params: RuleParams,
+    publisher: Publisher,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let budget = Budget { max_jobs: config.max_jobs_per_cycle, max_bytes: (config.max_gib_per_cycle * (1u64 << 30) as f64) as u64 };
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(config.decide_interval_secs.max(0.05)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            _ = ticker.tick() => {}
+        }
+        let (tiers, params) = (tiers.clone(), params.clone());
+        match store.transaction(move |tx| engine::decide_cycle(tx, &tiers, &params, budget, store::wall_ms())).await {
+            Ok(jobs) => {
+                for job in &jobs {
+                    let reason = job.reason.as_ref().map(|r| r.summary.as_str()).unwrap_or_default();
+                    tracing::info!(object_key = %job.object_key, from = %job.from_tier, to = %job.to_tier, reason, "decided move");
+                    metrics::counter!("strata_policy_jobs_emitted_total", "from" => job.from_tier.clone(), "to" => job.to_tier.clone()).increment(1);
+                }
+            }
+            Err(e) => tracing::error!(error = format!("{e:#}"), "decision cycle failed"),
+        }
+        if let Err(e) = publish_outbox(&store, &publisher, &config).await {
+            tracing::warn!(error = format!("{e:#}"), "publishing jobs failed; will retry");
+        }
+    }
+}
+
+/// Publishes jobs decided but not yet acknowledged (after a crash, too).
+async fn publish_outbox(store: &Store, publisher: &Publisher, config: &Config) -> anyhow::Result<()> {
+    let pending = store.unpublished().await?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let mut done = Vec::with_capacity(pending.len());
+    for (job_key, object_key, payload) in pending {
+        let job: MigrationJob = codec::decode_as(&payload, codec::Encoding::Protobuf)?;
+        publisher.publish(&config.common.topic_migration_jobs, &object_key, &job, config.job_encoding).await?;
+        done.push(job_key);
+    }
+    store.mark_published(done).await
+}

@@ -1,0 +1,167 @@
+//! The first decision rule, a pure function of one object's state, the
+//! ordered tiers and the event-time clock (design §6). The cost model of a
+//! later release plugs in here, behind the same [`decide`] signature.
+//!
+//! - An object with at least `promote_reads` reads within `promote_window`
+//!   moves to the fastest tier.
+//! - Otherwise an object idle at least a slower tier's `idle_days` moves down
+//!   to the slowest such tier.
+//! - Objects below `min_object_bytes` stay; a pinned object goes to its pin.
+
+use strata_runtime::tiers::TierConfig;
+
+/// Milliseconds in a day.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// Knobs of the rule (policy-svc flags).
+#[derive(Debug, Clone)]
+pub struct RuleParams {
+    pub promote_reads: u32,
+    pub promote_window_ms: i64,
+    pub min_object_bytes: u64,
+}
+
+/// What the rule needs to know about one object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectView {
+    pub size: u64,
+    pub tier: String,
+    /// Event time of the last access (or first sighting).
+    pub last_access_ms: i64,
+    /// Event times of the most recent reads, at most `promote_reads` of them.
+    pub recent_reads: Vec<i64>,
+    pub pinned: Option<String>,
+}
+
+/// The rule's verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Stay; look again at `next_due_ms` (`None`: only when something happens).
+    Stay { why: String, next_due_ms: Option<i64> },
+    /// Move to `to`.
+    Move { to: String, why: String, rule: &'static str },
+}
+
+/// Reads of `obj` within the promotion window ending at `now_ms`.
+pub fn reads_in_window(obj: &ObjectView, params: &RuleParams, now_ms: i64) -> usize {
+    obj.recent_reads.iter().filter(|&&t| t > now_ms - params.promote_window_ms && t <= now_ms).count()
+}
+
+/// Decides where `obj` belongs at `now_ms`.
+pub fn decide(obj: &ObjectView, tiers: &TierConfig, params: &RuleParams, now_ms: i64) -> Decision {
+    let stay = |why: String, next_due_ms| Decision::Stay { why, next_due_ms };
+    if let Some(pin) = &obj.pinned {
+        return if *pin == obj.tier {
+            stay(format!("pinned to {pin}"), None)
+        } else {
+            Decision::Move { to: pin.clone(), why: format!("pinned to {pin}"), rule: "pin" }
+        };
+    }
+    let Some(rank) = tiers.rank(&obj.tier) else {
+        return stay(format!("tier {:?} is not configured", obj.tier), None);
+    };
+    if obj.size < params.min_object_bytes {
+        return stay(format!("{} bytes < minimum {} bytes: never moved", obj.size, params.min_object_bytes), None);
+    }
+    let reads = reads_in_window(obj, params, now_ms);
+    let window_days = params.promote_window_ms as f64 / DAY_MS as f64;
+    if rank > 0 && params.promote_reads > 0 && reads >= params.promote_reads as usize {
+        let top = &tiers.tiers[0].name;
+        let why = format!("{reads} reads in {window_days:.0} days >= {}: promote {} -> {top}", params.promote_reads, obj.tier);
+        return Decision::Move { to: top.clone(), why, rule: "promote-on-reads" };
+    }
+    let idle_ms = now_ms.saturating_sub(obj.last_access_ms).max(0);
+    let idle_days = idle_ms as f64 / DAY_MS as f64;
+    let target = tiers
+        .tiers
+        .iter()
+        .rposition(|t| t.idle_days * DAY_MS as f64 <= idle_ms as f64)
+        .unwrap_or(0);
+    if target > rank {
+        let to = &tiers.tiers[target];
+        let why = format!("idle {idle_days:.1} days >= {}: demote {} -> {}", to.idle_days, obj.tier, to.name);
+        return Decision::Move { to: to.name.clone(), why, rule: "demote-when-idle" };
+    }
+    let next_due_ms = tiers
+        .tiers
+        .get(rank + 1)
+        .map(|next| obj.last_access_ms.saturating_add((next.idle_days * DAY_MS as f64) as i64));
+    stay(format!("idle {idle_days:.1} days, {reads} recent reads: {} fits", obj.tier), next_due_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiers() -> TierConfig {
+        let mut raw = String::new();
+        for (name, idle) in [("hot", 0), ("warm", 30), ("cold", 90), ("archive", 180)] {
+            raw.push_str(&format!("[[tiers]]\nname='{name}'\nurl='memory://'\nidle_days={idle}\n"));
+        }
+        TierConfig::parse(&raw, &[]).unwrap()
+    }
+
+    fn params() -> RuleParams {
+        RuleParams { promote_reads: 3, promote_window_ms: 7 * DAY_MS, min_object_bytes: 1024 }
+    }
+
+    fn obj(tier: &str, idle_days: i64, reads: &[i64]) -> ObjectView {
+        let now = 1000 * DAY_MS;
+        ObjectView {
+            size: 1 << 20,
+            tier: tier.into(),
+            last_access_ms: now - idle_days * DAY_MS,
+            recent_reads: reads.iter().map(|d| now - d * DAY_MS).collect(),
+            pinned: None,
+        }
+    }
+
+    fn target(o: &ObjectView) -> Option<String> {
+        match decide(o, &tiers(), &params(), 1000 * DAY_MS) {
+            Decision::Move { to, .. } => Some(to),
+            Decision::Stay { .. } => None,
+        }
+    }
+
+    #[test]
+    fn idle_objects_go_down_to_the_slowest_tier_they_qualify_for() {
+        assert_eq!(target(&obj("hot", 29, &[])), None);
+        assert_eq!(target(&obj("hot", 30, &[])).as_deref(), Some("warm"));
+        assert_eq!(target(&obj("hot", 60, &[])).as_deref(), Some("warm"));
+        assert_eq!(target(&obj("hot", 100, &[])).as_deref(), Some("cold"));
+        assert_eq!(target(&obj("warm", 400, &[])).as_deref(), Some("archive"));
+        // Never demoted "up": an idle object on archive stays.
+        assert_eq!(target(&obj("archive", 10, &[])), None);
+    }
+
+    #[test]
+    fn enough_recent_reads_promote_to_the_top() {
+        assert_eq!(target(&obj("cold", 0, &[0, 1, 2])).as_deref(), Some("hot"));
+        // Two reads in the window, one too old: not enough.
+        assert_eq!(target(&obj("cold", 0, &[0, 1, 8])), None);
+        assert_eq!(target(&obj("hot", 0, &[0, 1, 2])), None);
+    }
+
+    #[test]
+    fn small_and_pinned_objects() {
+        let small = ObjectView { size: 10, ..obj("hot", 400, &[]) };
+        assert_eq!(target(&small), None);
+        let pinned = ObjectView { pinned: Some("hot".into()), ..obj("hot", 400, &[]) };
+        assert_eq!(target(&pinned), None);
+        let pinned_elsewhere = ObjectView { pinned: Some("cold".into()), ..obj("hot", 0, &[]) };
+        assert_eq!(target(&pinned_elsewhere).as_deref(), Some("cold"));
+    }
+
+    #[test]
+    fn staying_objects_are_due_when_they_cross_the_next_threshold() {
+        let o = obj("hot", 10, &[]);
+        match decide(&o, &tiers(), &params(), 1000 * DAY_MS) {
+            Decision::Stay { next_due_ms, .. } => assert_eq!(next_due_ms, Some(o.last_access_ms + 30 * DAY_MS)),
+            other => panic!("{other:?}"),
+        }
+        match decide(&obj("archive", 10, &[]), &tiers(), &params(), 1000 * DAY_MS) {
+            Decision::Stay { next_due_ms, .. } => assert_eq!(next_due_ms, None),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! policy-svc's SQLite state: one row per object, the consumed offsets
+//! (committed in the same transaction as the state they produced), the job
+//! outbox and the event-time clock.
+
+use std::{collections::HashMap, path::Path, sync::Arc};
+
+use anyhow::Context;
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use serde::Serialize;
+use strata_runtime::sqlite::{self, Durability};
+use tokio::sync::Mutex;
+
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/001-objects.sql")];
+
+/// "Not due until something happens."
+pub const NEVER: i64 = i64::MAX;
+
+/// How many recent read times an object keeps (for the promotion window).
+pub const RECENT_READS_KEPT: usize = 16;
+
+/// Half-lives of the decayed read rates, in days.
+pub const HALF_LIVES_DAYS: [f64; 3] = [1.0, 7.0, 30.0];
+
+/// One object's row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRow {
+    pub object_key: String,
+    pub size: u64,
+    pub tier: String,
+    pub generation: u64,
+    pub first_seen_ms: i64,
+    pub last_access_ms: i64,
+    pub reads_total: u64,
+    pub bytes_read: u64,
+    pub decay_ts_ms: i64,
+    /// Decayed read counts, half-lives of [`HALF_LIVES_DAYS`].
+    pub rates: [f64; 3],
+    pub recent_reads: Vec<i64>,
+    pub tier_since_ms: i64,
+    pub inflight_job: Option<String>,
+    pub inflight_to: Option<String>,
+    pub last_move_ms: Option<i64>,
+    pub failures: u32,
+    pub pinned: Option<String>,
+    pub deleted: bool,
+    pub due_ms: i64,
+}
+
+impl ObjectRow {
+    /// A newly seen object on `tier`, last touched at `ts_ms`.
+    pub fn new(key: &str, size: u64, tier: &str, ts_ms: i64) -> Self {
+        ObjectRow {
+            object_key: key.to_owned(),
+            size,
+            tier: tier.to_owned(),
+            generation: 0,
+            first_seen_ms: ts_ms,
+            last_access_ms: ts_ms,
+            reads_total: 0,
+            bytes_read: 0,
+            decay_ts_ms: ts_ms,
+            rates: [0.0; 3],
+            recent_reads: Vec::new(),
+            tier_since_ms: ts_ms,
+            inflight_job: None,
+            inflight_to: None,
+            last_move_ms: None,
+            failures: 0,
+            pinned: None,
+            deleted: false,
+            due_ms: ts_ms,
+        }
+    }
+
+    /// Counts one read at `ts_ms` of `bytes` bytes: decayed rates, recent
+    /// read times, totals. Out-of-order reads decay by their age.
+    pub fn record_read(&mut self, ts_ms: i64, bytes: u64) {
+        let day = crate::rules::DAY_MS as f64;
+        let (advance, weight_age) = if ts_ms >= self.decay_ts_ms {
+            (ts_ms - self.decay_ts_ms, 0)
+        } else {
+            (0, self.decay_ts_ms - ts_ms)
+        };
+        for (rate, half_life) in self.rates.iter_mut().zip(HALF_LIVES_DAYS) {
+            let decay = |ms: i64| 0.5f64.powf(ms as f64 / day / half_life);
+            *rate = *rate * decay(advance) + decay(weight_age);
+        }
+        self.decay_ts_ms = self.decay_ts_ms.max(ts_ms);
+        let at = self.recent_reads.partition_point(|&t| t <= ts_ms);
+        self.recent_reads.insert(at, ts_ms);
+        if self.recent_reads.len() > RECENT_READS_KEPT {
+            self.recent_reads.remove(0);
+        }
+        self.reads_total += 1;
+        self.bytes_read = self.bytes_read.saturating_add(bytes);
+        self.last_access_ms = self.last_access_ms.max(ts_ms);
+    }
+
+    /// Reads expected over the next 30 days, from the 30-day decayed rate
+    /// (a decayed count with half-life H approximates reads over H / ln 2).
+    pub fn predicted_reads_30d(&self, now_ms: i64) -> f64 {
+        let day = crate::rules::DAY_MS as f64;
+        let age_days = (now_ms - self.decay_ts_ms).max(0) as f64 / day;
+        self.rates[2] * 0.5f64.powf(age_days / 30.0) * std::f64::consts::LN_2
+    }
+}
+
+fn object_row(r: &Row<'_>) -> rusqlite::Result<ObjectRow> {
+    let recent: String = r.get("recent_reads")?;
+    Ok(ObjectRow {
+        object_key: r.get("object_key")?,
+        size: r.get::<_, i64>("size")? as u64,
+        tier: r.get("tier")?,
+        generation: r.get::<_, i64>("generation")? as u64,
+        first_seen_ms: r.get("first_seen_ms")?,
+        last_access_ms: r.get("last_access_ms")?,
+        reads_total: r.get::<_, i64>("reads_total")? as u64,
+        bytes_read: r.get::<_, i64>("bytes_read")? as u64,
+        decay_ts_ms: r.get("decay_ts_ms")?,
+        rates: [r.get("rate_1d")?, r.get("rate_7d")?, r.get("rate_30d")?],
+        recent_reads: serde_json::from_str(&recent).unwrap_or_default(),
+        tier_since_ms: r.get("tier_since_ms")?,
+        inflight_job: r.get("inflight_job")?,
+        inflight_to: r.get("inflight_to")?,
+        last_move_ms: r.get("last_move_ms")?,
+        failures: r.get("failures")?,
+        pinned: r.get("pinned")?,
+        deleted: r.get("deleted")?,
+        due_ms: r.get("due_ms")?,
+    })
+}
+
+/// Loads one object inside a transaction.
+pub fn load(tx: &Connection, key: &str) -> rusqlite::Result<Option<ObjectRow>> {
+    tx.query_row("SELECT * FROM objects WHERE object_key = ?1", [key], object_row).optional()
+}
+
+/// Writes one object inside a transaction.
+pub fn save(tx: &Connection, o: &ObjectRow) -> rusqlite::Result<()> {
+    let recent = serde_json::to_string(&o.recent_reads).unwrap_or_else(|_| "[]".into());
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO objects (object_key, size, tier, generation, first_seen_ms,
+            last_access_ms, reads_total, bytes_read, decay_ts_ms, rate_1d, rate_7d, rate_30d,
+            recent_reads, tier_since_ms, inflight_job, inflight_to, last_move_ms, failures,
+            pinned, deleted, due_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+            ?19, ?20, ?21)",
+    )?
+    .execute(params![
+        o.object_key,
+        o.size as i64,
+        o.tier,
+        o.generation as i64,
+        o.first_seen_ms,
+        o.last_access_ms,
+        o.reads_total as i64,
+        o.bytes_read as i64,
+        o.decay_ts_ms,
+        o.rates[0],
+        o.rates[1],
+        o.rates[2],
+        recent,
+        o.tier_since_ms,
+        o.inflight_job,
+        o.inflight_to,
+        o.last_move_ms,
+        o.failures,
+        o.pinned,
+        o.deleted,
+        o.due_ms,
+    ])?;
+    Ok(())
+}
+
+/// The event-time clock's persisted state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Clock {
+    /// Newest event time seen, ms; 0 before any event.
+    pub max_event_ms: i64,
+    /// Wall time when `max_event_ms` last advanced.
+    pub wall_at_ms: i64,
+}
+
+impl Clock {
+    /// Event-time now: the newest event time, advanced by the wall time that
+    /// has passed since it was seen (so a quiet system still ages its
+    /// objects). Before any event, wall time.
+    pub fn now(&self, wall_ms: i64) -> i64 {
+        if self.max_event_ms == 0 {
+            return wall_ms;
+        }
+        self.max_event_ms + (wall_ms - self.wall_at_ms).max(0)
+    }
+
+    /// Takes an event time into account.
+    pub fn observe(&mut self, event_ms: i64, wall_ms: i64) {
+        if event_ms > self.now(wall_ms) || self.max_event_ms == 0 {
+            self.max_event_ms = event_ms;
+            self.wall_at_ms = wall_ms;
+        }
+    }
+}
+
+/// Wall time in ms since the epoch.
+pub fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// The policy's database.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Store {
+    /// Opens (creating) the database. Crash-safe, not power-loss-safe: the
+    /// offsets live in the same transactions, so a lost tail is re-consumed.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let conn = sqlite::open(path, Durability::Normal, MIGRATIONS)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Runs `f` in one transaction on a blocking thread.
+    pub async fn transaction<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> anyhow::Result<R> + Send + 'static,
+    ) -> anyhow::Result<R> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.blocking_lock();
+            let tx = guard.transaction()?;
+            let result = f(&tx)?;
+            tx.commit()?;
+            Ok(result)
+        })
+        .await
+        .context("sqlite task panicked")?
+    }
+
+    /// One object's row.
+    pub async fn object(&self, key: &str) -> anyhow::Result<Option<ObjectRow>> {
+        let key = key.to_owned();
+        self.transaction(move |tx| Ok(load(tx, &key)?)).await
+    }
+
+    /// The clock as stored.
+    pub async fn clock(&self) -> anyhow::Result<Clock> {
+        self.transaction(|tx| Ok(read_clock(tx)?)).await
+    }
+
+    /// Jobs not yet acknowledged by Kafka: (job key, object key, payload).
+    pub async fn unpublished(&self) -> anyhow::Result<Vec<(String, String, Vec<u8>)>> {
+        self.transaction(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT job_key, object_key, payload FROM jobs WHERE published = 0 ORDER BY created_ms LIMIT 1000",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// Marks jobs acknowledged.
+    pub async fn mark_published(&self, job_keys: Vec<String>) -> anyhow::Result<()> {
+        self.transaction(move |tx| {
+            for key in job_keys {
+                tx.execute("UPDATE jobs SET published = 1 WHERE job_key = ?1", [key])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Objects and bytes per tier (live objects only).
+    pub async fn tier_totals(&self) -> anyhow::Result<HashMap<String, (u64, u64)>> {
+        self.transaction(|tx| {
+            let mut stmt =
+                tx.prepare("SELECT tier, COUNT(*), COALESCE(SUM(size), 0) FROM objects WHERE deleted = 0 GROUP BY tier")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, (r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64)))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+}
+
+/// Reads the clock inside a transaction.
+pub fn read_clock(tx: &Connection) -> rusqlite::Result<Clock> {
+    Ok(tx
+        .query_row("SELECT max_event_ms, wall_at_ms FROM clock WHERE id = 0", [], |r| {
+            Ok(Clock { max_event_ms: r.get(0)?, wall_at_ms: r.get(1)? })
+        })
+        .optional()?
+        .unwrap_or_default())
+}
+
+/// Writes the clock inside a transaction.
+pub fn write_clock(tx: &Connection, clock: Clock) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO clock (id, max_event_ms, wall_at_ms) VALUES (0, ?1, ?2)",
+        params![clock.max_event_ms, clock.wall_at_ms],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::DAY_MS;
+
+    #[test]
+    fn decayed_rates_halve_per_half_life_and_take_late_reads() {
+        let mut o = ObjectRow::new("k", 1, "hot", 0);
+        o.record_read(0, 1);
+        o.record_read(DAY_MS, 1);
+        // 1-day half-life: the first read weighs 0.5 a day later.
+        assert!((o.rates[0] - 1.5).abs() < 1e-9, "{:?}", o.rates);
+        // A late read, a day older than the newest, also weighs 0.5.
+        o.record_read(0, 1);
+        assert!((o.rates[0] - 2.0).abs() < 1e-9);
+        assert_eq!(o.recent_reads, vec![0, 0, DAY_MS]);
+        assert_eq!((o.reads_total, o.last_access_ms), (3, DAY_MS));
+    }
+
+    #[test]
+    fn clock_follows_events_then_wall_time() {
+        let mut c = Clock::default();
+        assert_eq!(c.now(500), 500);
+        c.observe(10_000, 500);
+        assert_eq!(c.now(500), 10_000);
+        assert_eq!(c.now(1_500), 11_000);
+        // An older event does not move the clock back.
+        c.observe(2_000, 1_500);
+        assert_eq!(c.now(1_500), 11_000);
+        c.observe(50_000, 1_600);
+        assert_eq!(c.now(1_600), 50_000);
+    }
+
+    #[tokio::test]
+    async fn rows_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("p.db")).unwrap();
+        let mut o = ObjectRow::new("a/b", 9, "warm", 5);
+        o.record_read(7, 9);
+        o.inflight_job = Some("j".into());
+        let saved = o.clone();
+        store.transaction(move |tx| Ok(save(tx, &o)?)).await.unwrap();
+        assert_eq!(store.object("a/b").await.unwrap(), Some(saved));
+    }
+}
