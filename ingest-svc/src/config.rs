@@ -1,0 +1,84 @@
+//! ingest-svc's settings: flags with environment variables and defaults.
+
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand};
+use strata_proto::codec::Encoding;
+use strata_runtime::args::CommonArgs;
+
+/// Strata's ingest: turns HTTP posts, store inventories and workloads into access events.
+#[derive(Debug, Parser)]
+#[command(name = "ingest-svc", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// What to run; the daemon when none is given.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (the default).
+    Serve,
+    /// Create demo objects in the tiers and publish a skewed read stream
+    /// with event times spread over weeks, then exit.
+    Demo(DemoArgs),
+}
+
+/// The demo workload's shape.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Objects created in the fastest tier.
+    #[arg(long, default_value_t = 40)]
+    pub objects: usize,
+    /// Objects created in the slowest tier that come back into use.
+    #[arg(long, default_value_t = 4)]
+    pub revived: usize,
+    /// Days of event time the workload spans, ending now.
+    #[arg(long, default_value_t = 120)]
+    pub days: u32,
+    /// Seed of the generator: the same seed, the same workload.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Key prefix of the demo objects.
+    #[arg(long, default_value = "demo")]
+    pub prefix: String,
+}
+
+/// The daemon's settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// HTTP address: health, metrics and `POST /v1/events`.
+    #[arg(long, env = "STRATA_INGEST_ADDR", default_value = "127.0.0.1:8081")]
+    pub http_addr: SocketAddr,
+
+    /// Seconds between inventories of every tier (also one at start); 0 disables them.
+    #[arg(long, env = "STRATA_INVENTORY_INTERVAL_SECS", default_value_t = 3600)]
+    pub inventory_interval_secs: u64,
+
+    /// Encoding of produced `access_events` values.
+    #[arg(long, env = "STRATA_EVENT_ENCODING", default_value = "protobuf")]
+    pub event_encoding: Encoding,
+
+    /// Largest accepted HTTP body, MiB.
+    #[arg(long, env = "STRATA_MAX_BODY_MIB", default_value_t = 16)]
+    pub max_body_mib: usize,
+
+    /// Events accepted at most in one POST.
+    #[arg(long, env = "STRATA_MAX_BATCH", default_value_t = 10_000)]
+    pub max_batch: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,107 @@
+//! The demo workload: real objects of realistic sizes in the fastest tier
+//! and a skewed stream of reads with event times spread over weeks, so that
+//! placements change as a person watches. Seeded: the same seed, the same
+//! workload.
+//!
+//! - A hot fifth of the objects is read until the end of the span.
+//! - The rest are read for a few days after they are written, then never.
+//! - A few objects start in the slowest tier and are read heavily at the
+//!   end ("revived"), so they come back up.
+
+use anyhow::Context;
+use object_store::{ObjectStoreExt, PutPayload};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use strata_proto::{AccessEvent, Op, codec::Encoding, time};
+use strata_runtime::{kafka::Publisher, tiers::TierStore};
+
+use crate::config::DemoArgs;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// One object of the workload and where it starts.
+struct DemoObject {
+    key: String,
+    size: u64,
+    tier: usize,
+}
+
+/// A size drawn log-uniformly between 16 KiB and 4 MiB.
+fn size(rng: &mut StdRng) -> u64 {
+    let (lo, hi) = (((16u64 << 10) as f64).ln(), ((4u64 << 20) as f64).ln());
+    rng.random_range(lo..=hi).exp() as u64
+}
+
+/// Builds the events of the workload, sorted by event time.
+fn events(args: &DemoArgs, objects: &[DemoObject], tiers: &[TierStore], now_ms: i64, rng: &mut StdRng) -> Vec<AccessEvent> {
+    let span = i64::from(args.days.max(1)) * DAY_MS;
+    let mut out = Vec::new();
+    let event = |key: &str, op: Op, size: u64, ts: i64, tier: &str| AccessEvent {
+        object_key: key.to_owned(),
+        op: op as i32,
+        size_bytes: size,
+        ts: Some(time::from_millis(ts)),
+        tier: tier.to_owned(),
+        source: "demo".into(),
+        ..Default::default()
+    };
+    for (i, o) in objects.iter().enumerate() {
+        let tier = &tiers[o.tier].name;
+        let created = now_ms - rng.random_range(span / 4..=span);
+        out.push(event(&o.key, Op::Put, o.size, created, tier));
+        if o.tier > 0 {
+            // Revived: a burst of reads in the last two days.
+            for _ in 0..rng.random_range(4..8) {
+                out.push(event(&o.key, Op::Get, o.size, now_ms - rng.random_range(0..2 * DAY_MS), tier));
+            }
+        } else if i % 5 == 0 {
+            // The hot set: read every few days until now.
+            let mut t = created;
+            while t < now_ms {
+                out.push(event(&o.key, Op::Get, o.size, t, tier));
+                t += rng.random_range(DAY_MS / 2..4 * DAY_MS);
+            }
+        } else {
+            // Written, read for a few days, then never again.
+            for _ in 0..rng.random_range(0..5) {
+                out.push(event(&o.key, Op::Get, o.size, created + rng.random_range(0..5 * DAY_MS), tier));
+            }
+        }
+    }
+    out.sort_by_key(|e| e.ts.as_ref().map(time::to_millis));
+    out
+}
+
+/// Creates the objects and publishes the events; returns (objects, events).
+pub async fn run(args: &DemoArgs, tiers: &[TierStore], publisher: &Publisher, topic: &str, encoding: Encoding) -> anyhow::Result<(usize, usize)> {
+    anyhow::ensure!(!tiers.is_empty(), "no tiers configured");
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let slowest = tiers.len() - 1;
+    let objects: Vec<DemoObject> = (0..args.objects + args.revived)
+        .map(|i| DemoObject {
+            key: format!("{}/{}/object-{i:04}.bin", args.prefix, ["logs", "reports", "images", "datasets"][i % 4]),
+            size: size(&mut rng),
+            tier: if i >= args.objects { slowest } else { 0 },
+        })
+        .collect();
+    for o in &objects {
+        let tier = &tiers[o.tier];
+        let mut bytes = vec![0u8; o.size as usize];
+        rng.fill(&mut bytes[..]);
+        let location = tier.location(&o.key)?;
+        tier.store
+            .put(&location, PutPayload::from(bytes))
+            .await
+            .with_context(|| format!("create demo object {}", tier.url_of(&o.key)))?;
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .context("clock before 1970")?;
+    let events = events(args, &objects, tiers, now_ms, &mut rng);
+    for chunk in events.chunks(256) {
+        let sends = chunk.iter().map(|e| publisher.publish(topic, &e.object_key, e, encoding));
+        futures::future::try_join_all(sends).await?;
+    }
+    tracing::info!(objects = objects.len(), events = events.len(), "demo workload published");
+    Ok((objects.len(), events.len()))
+}

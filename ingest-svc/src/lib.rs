@@ -1,0 +1,132 @@
+//! ingest-svc: turns the outside world's signals into `access_events`:
+//! `POST /v1/events`, periodic inventories of every tier, and the demo
+//! workload.
+//!
+//! # Layout
+//! - [`config`]: flags, environment, subcommands.
+//! - [`events`]: parsing and validating a posted batch (pure).
+//! - [`inventory`]: listing tiers into INVENTORY events.
+//! - [`demo`]: the seeded demo workload.
+
+pub mod config;
+pub mod demo;
+pub mod events;
+pub mod inventory;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use serde_json::json;
+use strata_proto::codec::Encoding;
+use strata_runtime::{
+    args::CommonArgs,
+    http::{self, Readiness, error_response},
+    kafka::{self, Publisher},
+    tiers::{TierConfig, TierStore},
+};
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+/// What the HTTP handler shares.
+#[derive(Clone)]
+struct AppState {
+    publisher: Publisher,
+    topic: Arc<str>,
+    encoding: Encoding,
+    max_batch: usize,
+}
+
+/// Opens every configured tier's store.
+pub fn open_tiers(common: &CommonArgs) -> anyhow::Result<Vec<TierStore>> {
+    let data_dir = std::path::absolute(&common.data_dir).context("resolve data dir")?;
+    let config = TierConfig::load(&common.tiers, &[("STRATA_DATA_DIR", data_dir.display().to_string())])?;
+    config.tiers.iter().map(|t| t.open().with_context(|| format!("open tier {}", t.name))).collect()
+}
+
+/// Runs the daemon until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stop.cancel();
+        });
+    }
+    let ready = Readiness::default();
+    let tiers = open_tiers(&config.common)?;
+    let publisher = Publisher::try_new(&config.common.brokers)?;
+    let state = AppState {
+        publisher: publisher.clone(),
+        topic: config.common.topic_access_events.clone().into(),
+        encoding: config.event_encoding,
+        max_batch: config.max_batch,
+    };
+    let api = Router::new()
+        .route("/v1/events", post(post_events))
+        .layer(DefaultBodyLimit::max(config.max_body_mib << 20))
+        .with_state(state);
+    let app = http::router(api, config.common.http_token.clone(), ready.clone());
+    let http_task = tokio::spawn(http::serve(config.http_addr, app, stop.clone()));
+
+    kafka::ensure_topics(&config.common, &config.common.all_topics()).await?;
+    ready.set_ready();
+    tracing::info!("ingest ready");
+
+    if config.inventory_interval_secs > 0 {
+        let mut ticker = tokio::time::interval(Duration::from_secs(config.inventory_interval_secs));
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            let topic = &config.common.topic_access_events;
+            if let Err(e) = inventory::run_once(&tiers, &publisher, topic, config.event_encoding).await {
+                tracing::warn!(error = format!("{e:#}"), "inventory failed; next one at the interval");
+            }
+        }
+    } else {
+        stop.cancelled().await;
+    }
+    publisher.flush(Duration::from_secs(5));
+    http_task.await.context("http task")??;
+    tracing::info!("ingest stopped");
+    Ok(())
+}
+
+/// `POST /v1/events`: a JSON array or NDJSON of access events. The batch is
+/// validated whole (400 naming item and field), then published; 202 only
+/// once the broker acknowledged every event.
+async fn post_events(State(state): State<AppState>, body: Bytes) -> Response {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
+    let events = match events::parse_batch(&body, now_ms, state.max_batch) {
+        Ok(events) => events,
+        Err(e) => {
+            let body = json!({"error": e.message, "item": e.item, "field": e.field});
+            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+        }
+    };
+    let sends = events.iter().map(|e| state.publisher.publish(&state.topic, &e.object_key, e, state.encoding));
+    match futures::future::try_join_all(sends).await {
+        Ok(_) => {
+            metrics::counter!("strata_ingest_events_total", "source" => "http").increment(events.len() as u64);
+            (StatusCode::ACCEPTED, Json(json!({"accepted": events.len()}))).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "publishing posted events failed");
+            error_response(StatusCode::SERVICE_UNAVAILABLE, format!("broker did not acknowledge: {e:#}"))
+        }
+    }
+}

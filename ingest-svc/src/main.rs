@@ -1,0 +1,25 @@
+//! ingest-svc binary: parse flags, start tracing, run until SIGINT/SIGTERM
+//! (or run the demo workload once).
+
+use clap::Parser;
+use ingest_svc::config::{Cli, Command};
+use strata_runtime::{kafka, shutdown, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = cli.config;
+    telemetry::init_tracing(config.common.log_format);
+    match cli.command {
+        None | Some(Command::Serve) => ingest_svc::run(config, shutdown::signal_received()).await,
+        Some(Command::Demo(args)) => {
+            let tiers = ingest_svc::open_tiers(&config.common)?;
+            let publisher = kafka::Publisher::try_new(&config.common.brokers)?;
+            kafka::ensure_topics(&config.common, &config.common.all_topics()).await?;
+            let topic = &config.common.topic_access_events;
+            let (objects, events) = ingest_svc::demo::run(&args, &tiers, &publisher, topic, config.event_encoding).await?;
+            println!("demo: created {objects} objects, published {events} access events to {topic}");
+            Ok(())
+        }
+    }
+}
