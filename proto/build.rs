@@ -10,7 +10,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let descriptors = protox::compile([proto], ["proto"])?;
     let descriptor_path = out_dir.join("strata_descriptor.bin");
-    fs::write(&descriptor_path, prost::Message::encode_to_vec(&descriptors))?;
+    fs::write(
+        &descriptor_path,
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
 
     prost_build::Config::new()
         .file_descriptor_set_path(&descriptor_path)

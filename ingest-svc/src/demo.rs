@@ -32,7 +32,13 @@ fn size(rng: &mut StdRng) -> u64 {
 }
 
 /// Builds the events of the workload, sorted by event time.
-fn events(args: &DemoArgs, objects: &[DemoObject], tiers: &[TierStore], now_ms: i64, rng: &mut StdRng) -> Vec<AccessEvent> {
+fn events(
+    args: &DemoArgs,
+    objects: &[DemoObject],
+    tiers: &[TierStore],
+    now_ms: i64,
+    rng: &mut StdRng,
+) -> Vec<AccessEvent> {
     let span = i64::from(args.days.max(1)) * DAY_MS;
     let mut out = Vec::new();
     let event = |key: &str, op: Op, size: u64, ts: i64, tier: &str| AccessEvent {
@@ -51,7 +57,13 @@ fn events(args: &DemoArgs, objects: &[DemoObject], tiers: &[TierStore], now_ms: 
         if o.tier > 0 {
             // Revived: a burst of reads in the last two days.
             for _ in 0..rng.random_range(4..8) {
-                out.push(event(&o.key, Op::Get, o.size, now_ms - rng.random_range(0..2 * DAY_MS), tier));
+                out.push(event(
+                    &o.key,
+                    Op::Get,
+                    o.size,
+                    now_ms - rng.random_range(0..2 * DAY_MS),
+                    tier,
+                ));
             }
         } else if i % 5 == 0 {
             // The hot set: read every few days until now.
@@ -63,7 +75,13 @@ fn events(args: &DemoArgs, objects: &[DemoObject], tiers: &[TierStore], now_ms: 
         } else {
             // Written, read for a few days, then never again.
             for _ in 0..rng.random_range(0..5) {
-                out.push(event(&o.key, Op::Get, o.size, created + rng.random_range(0..5 * DAY_MS), tier));
+                out.push(event(
+                    &o.key,
+                    Op::Get,
+                    o.size,
+                    created + rng.random_range(0..5 * DAY_MS),
+                    tier,
+                ));
             }
         }
     }
@@ -72,13 +90,23 @@ fn events(args: &DemoArgs, objects: &[DemoObject], tiers: &[TierStore], now_ms: 
 }
 
 /// Creates the objects and publishes the events; returns (objects, events).
-pub async fn run(args: &DemoArgs, tiers: &[TierStore], publisher: &Publisher, topic: &str, encoding: Encoding) -> anyhow::Result<(usize, usize)> {
+pub async fn run(
+    args: &DemoArgs,
+    tiers: &[TierStore],
+    publisher: &Publisher,
+    topic: &str,
+    encoding: Encoding,
+) -> anyhow::Result<(usize, usize)> {
     anyhow::ensure!(!tiers.is_empty(), "no tiers configured");
     let mut rng = StdRng::seed_from_u64(args.seed);
     let slowest = tiers.len() - 1;
     let objects: Vec<DemoObject> = (0..args.objects + args.revived)
         .map(|i| DemoObject {
-            key: format!("{}/{}/object-{i:04}.bin", args.prefix, ["logs", "reports", "images", "datasets"][i % 4]),
+            key: format!(
+                "{}/{}/object-{i:04}.bin",
+                args.prefix,
+                ["logs", "reports", "images", "datasets"][i % 4]
+            ),
             size: size(&mut rng),
             tier: if i >= args.objects { slowest } else { 0 },
         })
@@ -99,9 +127,15 @@ pub async fn run(args: &DemoArgs, tiers: &[TierStore], publisher: &Publisher, to
         .context("clock before 1970")?;
     let events = events(args, &objects, tiers, now_ms, &mut rng);
     for chunk in events.chunks(256) {
-        let sends = chunk.iter().map(|e| publisher.publish(topic, &e.object_key, e, encoding));
+        let sends = chunk
+            .iter()
+            .map(|e| publisher.publish(topic, &e.object_key, e, encoding));
         futures::future::try_join_all(sends).await?;
     }
-    tracing::info!(objects = objects.len(), events = events.len(), "demo workload published");
+    tracing::info!(
+        objects = objects.len(),
+        events = events.len(),
+        "demo workload published"
+    );
     Ok((objects.len(), events.len()))
 }

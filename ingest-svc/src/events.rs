@@ -16,32 +16,53 @@ pub struct BatchError {
 
 impl BatchError {
     fn whole(message: impl Into<String>) -> Self {
-        Self { item: None, field: None, message: message.into() }
+        Self {
+            item: None,
+            field: None,
+            message: message.into(),
+        }
     }
 }
 
 /// Parses and validates a batch. `now_ms` fills a missing `ts`.
-pub fn parse_batch(body: &[u8], now_ms: i64, max_items: usize) -> Result<Vec<AccessEvent>, BatchError> {
+pub fn parse_batch(
+    body: &[u8],
+    now_ms: i64,
+    max_items: usize,
+) -> Result<Vec<AccessEvent>, BatchError> {
     let trimmed = body.trim_ascii();
     if trimmed.is_empty() {
-        return Err(BatchError::whole("empty body: expected a JSON array or NDJSON of access events"));
+        return Err(BatchError::whole(
+            "empty body: expected a JSON array or NDJSON of access events",
+        ));
     }
     let items: Vec<&[u8]> = if trimmed.starts_with(b"[") {
         let values: Vec<&serde_json::value::RawValue> = serde_json::from_slice(trimmed)
             .map_err(|e| BatchError::whole(format!("not a JSON array: {e}")))?;
         values.into_iter().map(|v| v.get().as_bytes()).collect()
     } else {
-        trimmed.split(|b| *b == b'\n').map(<[u8]>::trim_ascii).filter(|l| !l.is_empty()).collect()
+        trimmed
+            .split(|b| *b == b'\n')
+            .map(<[u8]>::trim_ascii)
+            .filter(|l| !l.is_empty())
+            .collect()
     };
     if items.len() > max_items {
-        return Err(BatchError::whole(format!("{} events in one batch; at most {max_items}", items.len())));
+        return Err(BatchError::whole(format!(
+            "{} events in one batch; at most {max_items}",
+            items.len()
+        )));
     }
     items
         .into_iter()
         .enumerate()
         .map(|(i, raw)| {
-            let mut event: AccessEvent = codec::decode_as(raw, codec::Encoding::Json)
-                .map_err(|e| BatchError { item: Some(i), field: None, message: e.to_string() })?;
+            let mut event: AccessEvent =
+                codec::decode_as(raw, codec::Encoding::Json).map_err(|e| BatchError {
+                    item: Some(i),
+                    field: None,
+                    message: e.to_string(),
+                })?;
             if event.ts.is_none() {
                 event.ts = Some(strata_proto::time::from_millis(now_ms));
             }
@@ -61,7 +82,8 @@ mod tests {
 
     #[test]
     fn array_and_ndjson_parse_alike() {
-        let array = br#"[{"objectKey":"a","op":"GET"}, {"object_key":"b","op":"PUT","size_bytes":3}]"#;
+        let array =
+            br#"[{"objectKey":"a","op":"GET"}, {"object_key":"b","op":"PUT","size_bytes":3}]"#;
         let ndjson = b"{\"objectKey\":\"a\",\"op\":\"GET\"}\n\n{\"object_key\":\"b\",\"op\":\"PUT\",\"size_bytes\":3}\n";
         let a = parse_batch(array, 1_767_225_600_000, 10).unwrap();
         assert_eq!(a, parse_batch(ndjson, 1_767_225_600_000, 10).unwrap());
@@ -74,12 +96,26 @@ mod tests {
     fn errors_name_item_and_field() {
         let bad_key = br#"[{"objectKey":"ok","op":"GET"},{"objectKey":"../etc","op":"GET"}]"#;
         let err = parse_batch(bad_key, 1_767_225_600_000, 10).unwrap_err();
-        assert_eq!((err.item, err.field.as_deref()), (Some(1), Some("object_key")));
+        assert_eq!(
+            (err.item, err.field.as_deref()),
+            (Some(1), Some("object_key"))
+        );
         let bad_op = b"{\"objectKey\":\"x\",\"op\":\"FETCH\"}";
         assert_eq!(parse_batch(bad_op, 0, 10).unwrap_err().item, Some(0));
         let missing_op = b"{\"objectKey\":\"x\"}";
-        assert_eq!(parse_batch(missing_op, 1_767_225_600_000, 10).unwrap_err().field.as_deref(), Some("op"));
+        assert_eq!(
+            parse_batch(missing_op, 1_767_225_600_000, 10)
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("op")
+        );
         assert_eq!(parse_batch(b"  ", 0, 10).unwrap_err().item, None);
-        assert!(parse_batch(b"[1,2,3]", 0, 2).unwrap_err().message.contains("at most 2"));
+        assert!(
+            parse_batch(b"[1,2,3]", 0, 2)
+                .unwrap_err()
+                .message
+                .contains("at most 2")
+        );
     }
 }

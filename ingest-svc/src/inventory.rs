@@ -10,7 +10,12 @@ use strata_runtime::{kafka::Publisher, tiers::TierStore};
 const IN_FLIGHT: usize = 256;
 
 /// Lists `tiers` and publishes their objects to `topic`; returns the count.
-pub async fn run_once(tiers: &[TierStore], publisher: &Publisher, topic: &str, encoding: Encoding) -> anyhow::Result<usize> {
+pub async fn run_once(
+    tiers: &[TierStore],
+    publisher: &Publisher,
+    topic: &str,
+    encoding: Encoding,
+) -> anyhow::Result<usize> {
     let mut total = 0;
     for tier in tiers {
         let prefix = (!tier.prefix.as_ref().is_empty()).then_some(&tier.prefix);
@@ -39,7 +44,8 @@ pub async fn run_once(tiers: &[TierStore], publisher: &Publisher, topic: &str, e
             .try_fold(0usize, |n, ()| async move { Ok(n + 1) })
             .await?;
         tracing::info!(tier = %tier.name, objects = published, "inventory published");
-        metrics::counter!("strata_ingest_inventory_objects_total", "tier" => tier.name.clone()).increment(published as u64);
+        metrics::counter!("strata_ingest_inventory_objects_total", "tier" => tier.name.clone())
+            .increment(published as u64);
         total += published;
     }
     Ok(total)

@@ -48,12 +48,22 @@ struct AppState {
 /// Opens every configured tier's store.
 pub fn open_tiers(common: &CommonArgs) -> anyhow::Result<Vec<TierStore>> {
     let data_dir = std::path::absolute(&common.data_dir).context("resolve data dir")?;
-    let config = TierConfig::load(&common.tiers, &[("STRATA_DATA_DIR", data_dir.display().to_string())])?;
-    config.tiers.iter().map(|t| t.open().with_context(|| format!("open tier {}", t.name))).collect()
+    let config = TierConfig::load(
+        &common.tiers,
+        &[("STRATA_DATA_DIR", data_dir.display().to_string())],
+    )?;
+    config
+        .tiers
+        .iter()
+        .map(|t| t.open().with_context(|| format!("open tier {}", t.name)))
+        .collect()
 }
 
 /// Runs the daemon until `shutdown` resolves.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     {
         let stop = stop.clone();
@@ -76,7 +86,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         .layer(DefaultBodyLimit::max(config.max_body_mib << 20))
         .with_state(state);
     let app = http::router(api, config.common.http_token.clone(), ready.clone());
-    let http_task = tokio::spawn(http::serve(config.http_addr, app, stop.clone()));
+    let http_task = http::spawn_server(config.http_addr, app, stop.clone()).await?;
 
     kafka::ensure_topics(&config.common, &config.common.all_topics()).await?;
     ready.set_ready();
@@ -90,8 +100,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
                 _ = ticker.tick() => {}
             }
             let topic = &config.common.topic_access_events;
-            if let Err(e) = inventory::run_once(&tiers, &publisher, topic, config.event_encoding).await {
-                tracing::warn!(error = format!("{e:#}"), "inventory failed; next one at the interval");
+            if let Err(e) =
+                inventory::run_once(&tiers, &publisher, topic, config.event_encoding).await
+            {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "inventory failed; next one at the interval"
+                );
             }
         }
     } else {
@@ -118,15 +133,27 @@ async fn post_events(State(state): State<AppState>, body: Bytes) -> Response {
             return (StatusCode::BAD_REQUEST, Json(body)).into_response();
         }
     };
-    let sends = events.iter().map(|e| state.publisher.publish(&state.topic, &e.object_key, e, state.encoding));
+    let sends = events.iter().map(|e| {
+        state
+            .publisher
+            .publish(&state.topic, &e.object_key, e, state.encoding)
+    });
     match futures::future::try_join_all(sends).await {
         Ok(_) => {
-            metrics::counter!("strata_ingest_events_total", "source" => "http").increment(events.len() as u64);
-            (StatusCode::ACCEPTED, Json(json!({"accepted": events.len()}))).into_response()
+            metrics::counter!("strata_ingest_events_total", "source" => "http")
+                .increment(events.len() as u64);
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({"accepted": events.len()})),
+            )
+                .into_response()
         }
         Err(e) => {
             tracing::warn!(error = format!("{e:#}"), "publishing posted events failed");
-            error_response(StatusCode::SERVICE_UNAVAILABLE, format!("broker did not acknowledge: {e:#}"))
+            error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("broker did not acknowledge: {e:#}"),
+            )
         }
     }
 }

@@ -17,8 +17,12 @@ async fn main() -> anyhow::Result<()> {
             let publisher = kafka::Publisher::try_new(&config.common.brokers)?;
             kafka::ensure_topics(&config.common, &config.common.all_topics()).await?;
             let topic = &config.common.topic_access_events;
-            let (objects, events) = ingest_svc::demo::run(&args, &tiers, &publisher, topic, config.event_encoding).await?;
-            println!("demo: created {objects} objects, published {events} access events to {topic}");
+            let (objects, events) =
+                ingest_svc::demo::run(&args, &tiers, &publisher, topic, config.event_encoding)
+                    .await?;
+            println!(
+                "demo: created {objects} objects, published {events} access events to {topic}"
+            );
             Ok(())
         }
     }

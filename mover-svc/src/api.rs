@@ -38,7 +38,10 @@ async fn object(State(state): State<AppState>, Path(key): Path<String>) -> Respo
             }))
             .into_response()
         }
-        Ok(None) => error_response(StatusCode::NOT_FOUND, format!("{key:?} is not in the catalog")),
+        Ok(None) => error_response(
+            StatusCode::NOT_FOUND,
+            format!("{key:?} is not in the catalog"),
+        ),
         Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
     }
 }

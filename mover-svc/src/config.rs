@@ -76,7 +76,9 @@ pub struct Config {
 impl Config {
     /// The SQLite path in effect.
     pub fn db_path(&self) -> PathBuf {
-        self.db.clone().unwrap_or_else(|| self.common.state_db("mover"))
+        self.db
+            .clone()
+            .unwrap_or_else(|| self.common.state_db("mover"))
     }
 }
 

@@ -67,7 +67,9 @@ impl Db {
     /// here survives power loss, not just a crash.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let conn = sqlite::open(path, Durability::Full, MIGRATIONS)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     /// Runs `f` on the connection on a blocking thread.
@@ -89,7 +91,8 @@ impl Db {
     pub async fn ledger(&self, job_key: &str) -> anyhow::Result<Option<LedgerRow>> {
         let key = job_key.to_owned();
         self.call(move |c| {
-            c.query_row("SELECT * FROM ledger WHERE job_key = ?1", [key], ledger_row).optional()
+            c.query_row("SELECT * FROM ledger WHERE job_key = ?1", [key], ledger_row)
+                .optional()
         })
         .await
     }
@@ -98,7 +101,12 @@ impl Db {
     pub async fn catalog(&self, object_key: &str) -> anyhow::Result<Option<CatalogRow>> {
         let key = object_key.to_owned();
         self.call(move |c| {
-            c.query_row("SELECT * FROM catalog WHERE object_key = ?1", [key], catalog_row).optional()
+            c.query_row(
+                "SELECT * FROM catalog WHERE object_key = ?1",
+                [key],
+                catalog_row,
+            )
+            .optional()
         })
         .await
     }
@@ -106,7 +114,11 @@ impl Db {
     /// Records a job as ACCEPTED; when `register_size` is given, first
     /// registers the object at the job's `from_tier` and generation (an
     /// object the catalog has not seen, found there by a HEAD).
-    pub async fn accept(&self, job: &MigrationJob, register_size: Option<u64>) -> anyhow::Result<()> {
+    pub async fn accept(
+        &self,
+        job: &MigrationJob,
+        register_size: Option<u64>,
+    ) -> anyhow::Result<()> {
         let job = job.clone();
         self.call(move |c| {
             let tx = c.transaction()?;
@@ -125,9 +137,15 @@ impl Db {
     }
 
     /// Records a job that ended before it started (stale, not found).
-    pub async fn reject(&self, job: &MigrationJob, class: &str, message: &str) -> anyhow::Result<()> {
+    pub async fn reject(
+        &self,
+        job: &MigrationJob,
+        class: &str,
+        message: &str,
+    ) -> anyhow::Result<()> {
         let (job, error) = (job.clone(), (class.to_owned(), message.to_owned()));
-        self.call(move |c| insert_ledger(c, &job, State::Rejected, Some(&error)).map(|_| ())).await
+        self.call(move |c| insert_ledger(c, &job, State::Rejected, Some(&error)).map(|_| ()))
+            .await
     }
 
     /// Moves a job to `state` at `attempt`, with the copy's digest once known.
@@ -179,7 +197,12 @@ impl Db {
     /// it still names `from_tier` at the job's generation, and marks the job
     /// SWITCHED. Returns the new generation, or `None` when the catalog had
     /// moved on (nothing changed).
-    pub async fn switch(&self, job: &MigrationJob, sha256: &str, size: u64) -> anyhow::Result<Option<u64>> {
+    pub async fn switch(
+        &self,
+        job: &MigrationJob,
+        sha256: &str,
+        size: u64,
+    ) -> anyhow::Result<Option<u64>> {
         let (job, sha) = (job.clone(), sha256.to_owned());
         self.call(move |c| {
             let tx = c.transaction()?;
@@ -188,7 +211,15 @@ impl Db {
                 "UPDATE catalog SET tier = ?2, generation = generation + 1, sha256 = ?3, size = ?4,
                     updated_at_ms = ?5
                  WHERE object_key = ?1 AND tier = ?6 AND generation = ?7",
-                params![job.object_key, job.to_tier, sha, size as i64, now, job.from_tier, job.generation as i64],
+                params![
+                    job.object_key,
+                    job.to_tier,
+                    sha,
+                    size as i64,
+                    now,
+                    job.from_tier,
+                    job.generation as i64
+                ],
             )?;
             if changed != 1 {
                 return Ok(None);
@@ -269,11 +300,20 @@ mod tests {
         assert_eq!(db.catalog("k").await.unwrap().unwrap().tier, "hot");
         assert_eq!(db.switch(&job(0), "ab", 3).await.unwrap(), Some(1));
         let row = db.catalog("k").await.unwrap().unwrap();
-        assert_eq!((row.tier.as_str(), row.generation, row.sha256.as_deref()), ("warm", 1, Some("ab")));
-        assert_eq!(db.ledger(&job(0).job_key).await.unwrap().unwrap().state, State::Switched);
+        assert_eq!(
+            (row.tier.as_str(), row.generation, row.sha256.as_deref()),
+            ("warm", 1, Some("ab"))
+        );
+        assert_eq!(
+            db.ledger(&job(0).job_key).await.unwrap().unwrap().state,
+            State::Switched
+        );
         // The same switch again finds generation 1, not 0: nothing changes.
         assert_eq!(db.switch(&job(0), "cd", 3).await.unwrap(), None);
-        assert_eq!(db.catalog("k").await.unwrap().unwrap().sha256.as_deref(), Some("ab"));
+        assert_eq!(
+            db.catalog("k").await.unwrap().unwrap().sha256.as_deref(),
+            Some("ab")
+        );
     }
 
     #[tokio::test]
@@ -283,13 +323,18 @@ mod tests {
         {
             let db = Db::open(&path).unwrap();
             db.accept(&job(0), Some(3)).await.unwrap();
-            db.set_state(&job(0).job_key, State::Copying, 1, None).await.unwrap();
+            db.set_state(&job(0).job_key, State::Copying, 1, None)
+                .await
+                .unwrap();
             db.reject(&job(7), "stale", "x").await.unwrap();
         }
         let db = Db::open(&path).unwrap();
         let unfinished = db.unfinished().await.unwrap();
         assert_eq!(unfinished.len(), 1);
-        assert_eq!((unfinished[0].state, unfinished[0].attempt), (State::Copying, 1));
+        assert_eq!(
+            (unfinished[0].state, unfinished[0].attempt),
+            (State::Copying, 1)
+        );
         let rejected = db.ledger(&job(7).job_key).await.unwrap().unwrap();
         assert_eq!(rejected.error, Some(("stale".into(), "x".into())));
     }

@@ -45,20 +45,30 @@ pub struct AppState {
 }
 
 /// Opens every configured tier's store.
-pub fn open_tiers(config: &strata_runtime::args::CommonArgs) -> anyhow::Result<HashMap<String, TierStore>> {
+pub fn open_tiers(
+    config: &strata_runtime::args::CommonArgs,
+) -> anyhow::Result<HashMap<String, TierStore>> {
     let data_dir = std::path::absolute(&config.data_dir).context("resolve data dir")?;
     let vars = [("STRATA_DATA_DIR", data_dir.display().to_string())];
     let tiers = TierConfig::load(&config.tiers, &vars)?;
     tiers
         .tiers
         .iter()
-        .map(|t| Ok((t.name.clone(), t.open().with_context(|| format!("open tier {}", t.name))?)))
+        .map(|t| {
+            Ok((
+                t.name.clone(),
+                t.open().with_context(|| format!("open tier {}", t.name))?,
+            ))
+        })
         .collect()
 }
 
 /// Runs the mover until `shutdown` resolves: recovery of unfinished jobs,
 /// then the job loop, with the HTTP API alongside.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let ready = Readiness::default();
     {
@@ -72,9 +82,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let tiers = open_tiers(&config.common)?;
     let db = db::Db::open(&config.db_path())?;
     let publisher = Publisher::try_new(&config.common.brokers)?;
-    let state = AppState { db: db.clone(), tiers: Arc::new(tiers.clone()) };
-    let app = http::router(api::routes(state), config.common.http_token.clone(), ready.clone());
-    let http_task = tokio::spawn(http::serve(config.http_addr, app, stop.clone()));
+    let state = AppState {
+        db: db.clone(),
+        tiers: Arc::new(tiers.clone()),
+    };
+    let app = http::router(
+        api::routes(state),
+        config.common.http_token.clone(),
+        ready.clone(),
+    );
+    let http_task = http::spawn_server(config.http_addr, app, stop.clone()).await?;
 
     kafka::ensure_topics(&config.common, &config.common.all_topics()).await?;
     let mover = Mover {
@@ -144,10 +161,19 @@ async fn consume(
         };
         let job = kafka::decode::<MigrationJob>(&msg)
             .map_err(|e| ("decode", e.to_string()))
-            .and_then(|job| validate::migration_job(&job).map(|()| job).map_err(|e| ("validate", e.to_string())));
+            .and_then(|job| {
+                validate::migration_job(&job)
+                    .map(|()| job)
+                    .map_err(|e| ("validate", e.to_string()))
+            });
         match job {
             Err((class, error)) => {
-                tracing::warn!(partition = msg.partition(), offset = msg.offset(), error, "rejected migration job");
+                tracing::warn!(
+                    partition = msg.partition(),
+                    offset = msg.offset(),
+                    error,
+                    "rejected migration job"
+                );
                 while let Err(e) = publisher.dead_letter(&msg, class, &error).await {
                     tracing::error!(error = %e, "dead-letter failed; retrying");
                     if stop.is_cancelled() {
@@ -166,6 +192,8 @@ async fn consume(
                 }
             }
         }
-        consumer.store_offset_from_message(&msg).context("store offset")?;
+        consumer
+            .store_offset_from_message(&msg)
+            .context("store offset")?;
     }
 }

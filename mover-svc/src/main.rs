@@ -9,9 +9,16 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init_tracing(cli.config.common.log_format);
     match cli.command {
-        None | Some(Command::Serve) => mover_svc::run(cli.config, shutdown::signal_received()).await,
+        None | Some(Command::Serve) => {
+            mover_svc::run(cli.config, shutdown::signal_received()).await
+        }
         Some(Command::TailStatus { from_beginning }) => {
-            mover_svc::tail::run(&cli.config.common, from_beginning, shutdown::signal_received()).await
+            mover_svc::tail::run(
+                &cli.config.common,
+                from_beginning,
+                shutdown::signal_received(),
+            )
+            .await
         }
     }
 }

@@ -92,30 +92,52 @@ impl Mover {
     /// mover itself failed and the job should be handled again later.
     pub async fn handle(&self, mut job: MigrationJob) -> anyhow::Result<()> {
         if job.job_key.is_empty() {
-            job.job_key = strata_proto::job_key(&job.object_key, &job.from_tier, &job.to_tier, job.generation);
+            job.job_key = strata_proto::job_key(
+                &job.object_key,
+                &job.from_tier,
+                &job.to_tier,
+                job.generation,
+            );
         }
         let started = Instant::now();
         let ledger = self.db.ledger(&job.job_key).await?;
         let catalog = self.db.catalog(&job.object_key).await?;
-        if ledger.is_none() && (!self.tiers.contains_key(&job.from_tier) || !self.tiers.contains_key(&job.to_tier)) {
+        if ledger.is_none()
+            && (!self.tiers.contains_key(&job.from_tier) || !self.tiers.contains_key(&job.to_tier))
+        {
             let message = format!("unknown tier in {} -> {}", job.from_tier, job.to_tier);
-            return self.reject(&job, "invalid", &message, catalog.as_ref(), started).await;
+            return self
+                .reject(&job, "invalid", &message, catalog.as_ref(), started)
+                .await;
         }
         let register_size = match protocol::on_arrival(ledger.as_ref(), catalog.as_ref(), &job) {
             Arrival::Duplicate(row) => return self.report_duplicate(&job, &row, started).await,
             Arrival::Resume(row) => return self.resume(row).await,
             Arrival::Stale { message } => {
-                return self.reject(&job, "stale", &message, catalog.as_ref(), started).await;
+                return self
+                    .reject(&job, "stale", &message, catalog.as_ref(), started)
+                    .await;
             }
             Arrival::Start => None,
-            Arrival::Register => match transfer::head(&self.tiers[&job.from_tier], &job.object_key).await {
-                Ok(meta) => Some(meta.size),
-                Err(e) if e.is_retryable() => return Err(anyhow::Error::new(e).context("head source")),
-                Err(e) => return self.reject(&job, e.class(), &e.to_string(), None, started).await,
-            },
+            Arrival::Register => {
+                match transfer::head(&self.tiers[&job.from_tier], &job.object_key).await {
+                    Ok(meta) => Some(meta.size),
+                    Err(e) if e.is_retryable() => {
+                        return Err(anyhow::Error::new(e).context("head source"));
+                    }
+                    Err(e) => {
+                        return self
+                            .reject(&job, e.class(), &e.to_string(), None, started)
+                            .await;
+                    }
+                }
+            }
         };
         self.db.accept(&job, register_size).await?;
-        self.publish(&job, State::Accepted, started, |s| s.current_tier = job.from_tier.clone()).await?;
+        self.publish(&job, State::Accepted, started, |s| {
+            s.current_tier = job.from_tier.clone()
+        })
+        .await?;
         self.execute(&job, 0, started).await
     }
 
@@ -144,15 +166,25 @@ impl Mover {
                     sha256: row.sha256.clone().unwrap_or_default(),
                     bytes: row.bytes.unwrap_or_default(),
                 };
-                self.finish(&job, row.attempt, generation, &digest, started).await
+                self.finish(&job, row.attempt, generation, &digest, started)
+                    .await
             }
             Resume::Nothing => Ok(()),
         }
     }
 
     /// Copy and verify with retries, then switch, delete and complete.
-    async fn execute(&self, job: &MigrationJob, attempts_before: u32, started: Instant) -> anyhow::Result<()> {
-        let catalog_sha = self.db.catalog(&job.object_key).await?.and_then(|c| c.sha256);
+    async fn execute(
+        &self,
+        job: &MigrationJob,
+        attempts_before: u32,
+        started: Instant,
+    ) -> anyhow::Result<()> {
+        let catalog_sha = self
+            .db
+            .catalog(&job.object_key)
+            .await?
+            .and_then(|c| c.sha256);
         let mut delays = ExponentialBuilder::default()
             .with_min_delay(self.settings.min_retry_delay)
             .with_max_delay(Duration::from_secs(60))
@@ -163,7 +195,10 @@ impl Mover {
         let mut attempt = attempts_before;
         let digest = loop {
             attempt += 1;
-            let error = match self.copy_and_verify(job, attempt, catalog_sha.as_deref(), started).await {
+            let error = match self
+                .copy_and_verify(job, attempt, catalog_sha.as_deref(), started)
+                .await
+            {
                 Ok(digest) => break digest,
                 Err(StepError::Infra(e)) => return Err(e),
                 Err(StepError::Move(e)) => e,
@@ -172,7 +207,8 @@ impl Mover {
             match delays.next().filter(|_| error.is_retryable()) {
                 Some(delay) => {
                     tracing::warn!(job_key = %job.job_key, attempt, error = %error, ?delay, "copy failed, retrying");
-                    metrics::counter!("strata_mover_retries_total", "class" => error.class()).increment(1);
+                    metrics::counter!("strata_mover_retries_total", "class" => error.class())
+                        .increment(1);
                     tokio::time::sleep(delay).await;
                 }
                 None => return self.fail(job, attempt, &error, started).await,
@@ -182,7 +218,15 @@ impl Mover {
             // The catalog moved on while we copied (an operator, another mover).
             self.discard_destination(job).await?;
             let catalog = self.db.catalog(&job.object_key).await?;
-            return self.reject(job, "stale", "catalog changed during the copy", catalog.as_ref(), started).await;
+            return self
+                .reject(
+                    job,
+                    "stale",
+                    "catalog changed during the copy",
+                    catalog.as_ref(),
+                    started,
+                )
+                .await;
         };
         self.publish(job, State::Switched, started, |s| {
             s.generation = generation;
@@ -192,7 +236,8 @@ impl Mover {
             s.current_tier = job.to_tier.clone();
         })
         .await?;
-        self.finish(job, attempt, generation, &digest, started).await
+        self.finish(job, attempt, generation, &digest, started)
+            .await
     }
 
     async fn copy_and_verify(
@@ -203,7 +248,9 @@ impl Mover {
         started: Instant,
     ) -> Result<Digest256, StepError> {
         let (src, dst) = (&self.tiers[&job.from_tier], &self.tiers[&job.to_tier]);
-        self.db.set_state(&job.job_key, State::Copying, attempt, None).await?;
+        self.db
+            .set_state(&job.job_key, State::Copying, attempt, None)
+            .await?;
         self.publish(job, State::Copying, started, |s| {
             s.attempt = attempt;
             s.current_tier = job.from_tier.clone();
@@ -222,12 +269,23 @@ impl Mover {
         .await?;
         metrics::counter!("strata_mover_bytes_copied_total").increment(copied.bytes);
         let after = transfer::head(src, &job.object_key).await?;
-        if (after.size, &after.e_tag, after.last_modified) != (before.size, &before.e_tag, before.last_modified) {
-            return Err(MoveError::SourceChanged(format!("{} was modified while copied", job.object_key)).into());
+        if (after.size, &after.e_tag, after.last_modified)
+            != (before.size, &before.e_tag, before.last_modified)
+        {
+            return Err(MoveError::SourceChanged(format!(
+                "{} was modified while copied",
+                job.object_key
+            ))
+            .into());
         }
 
         self.db
-            .set_state(&job.job_key, State::Verifying, attempt, Some((&copied.sha256, copied.bytes)))
+            .set_state(
+                &job.job_key,
+                State::Verifying,
+                attempt,
+                Some((&copied.sha256, copied.bytes)),
+            )
             .await?;
         self.publish(job, State::Verifying, started, |s| {
             s.attempt = attempt;
@@ -237,11 +295,17 @@ impl Mover {
         })
         .await?;
         let read_back = transfer::read_digest(dst, &job.object_key).await?;
-        protocol::verify(&copied.sha256, copied.bytes, &read_back.sha256, read_back.bytes, catalog_sha)
-            .map_err(|e| match e {
-                VerifyError::Catalog { .. } => MoveError::SourceChanged(e.to_string()),
-                other => MoveError::VerifyMismatch(other.to_string()),
-            })?;
+        protocol::verify(
+            &copied.sha256,
+            copied.bytes,
+            &read_back.sha256,
+            read_back.bytes,
+            catalog_sha,
+        )
+        .map_err(|e| match e {
+            VerifyError::Catalog { .. } => MoveError::SourceChanged(e.to_string()),
+            other => MoveError::VerifyMismatch(other.to_string()),
+        })?;
         Ok(copied)
     }
 
@@ -257,12 +321,18 @@ impl Mover {
         let catalog = self.db.catalog(&job.object_key).await?;
         // I2 guard: never delete the copy the catalog names.
         if catalog.as_ref().is_some_and(|c| c.tier == job.from_tier) {
-            anyhow::bail!("refusing to delete {} from {}: the catalog still names it", job.object_key, job.from_tier);
+            anyhow::bail!(
+                "refusing to delete {} from {}: the catalog still names it",
+                job.object_key,
+                job.from_tier
+            );
         }
         if let Err(e) = transfer::delete(&self.tiers[&job.from_tier], &job.object_key).await {
             return Err(anyhow::Error::new(e).context("delete source"));
         }
-        self.db.set_state(&job.job_key, State::Completed, attempt, None).await?;
+        self.db
+            .set_state(&job.job_key, State::Completed, attempt, None)
+            .await?;
         metrics::counter!("strata_mover_jobs_total", "state" => "COMPLETED").increment(1);
         metrics::histogram!("strata_mover_job_seconds").record(started.elapsed().as_secs_f64());
         tracing::info!(job_key = %job.job_key, object_key = %job.object_key, from = %job.from_tier, to = %job.to_tier, generation, "job completed");
@@ -289,13 +359,30 @@ impl Mover {
             .context("discard destination copy")
     }
 
-    async fn fail(&self, job: &MigrationJob, attempt: u32, error: &MoveError, started: Instant) -> anyhow::Result<()> {
+    async fn fail(
+        &self,
+        job: &MigrationJob,
+        attempt: u32,
+        error: &MoveError,
+        started: Instant,
+    ) -> anyhow::Result<()> {
         tracing::warn!(job_key = %job.job_key, object_key = %job.object_key, attempt, error = %error, "job failed");
-        self.db.end(&job.job_key, State::Failed, attempt, error.class(), &error.to_string()).await?;
+        self.db
+            .end(
+                &job.job_key,
+                State::Failed,
+                attempt,
+                error.class(),
+                &error.to_string(),
+            )
+            .await?;
         metrics::counter!("strata_mover_jobs_total", "state" => "FAILED").increment(1);
         self.publish(job, State::Failed, started, |s| {
             s.attempt = attempt;
-            s.error = Some(pb::Error { class: error.class().into(), message: error.to_string() });
+            s.error = Some(pb::Error {
+                class: error.class().into(),
+                message: error.to_string(),
+            });
             s.current_tier = job.from_tier.clone();
         })
         .await
@@ -311,13 +398,18 @@ impl Mover {
     ) -> anyhow::Result<()> {
         tracing::info!(job_key = %job.job_key, object_key = %job.object_key, class, message, "job rejected");
         if self.db.ledger(&job.job_key).await?.is_some() {
-            self.db.end(&job.job_key, State::Rejected, 0, class, message).await?;
+            self.db
+                .end(&job.job_key, State::Rejected, 0, class, message)
+                .await?;
         } else {
             self.db.reject(job, class, message).await?;
         }
         metrics::counter!("strata_mover_jobs_total", "state" => "REJECTED").increment(1);
         self.publish(job, State::Rejected, started, |s| {
-            s.error = Some(pb::Error { class: class.into(), message: message.into() });
+            s.error = Some(pb::Error {
+                class: class.into(),
+                message: message.into(),
+            });
             if let Some(c) = catalog {
                 s.current_tier = c.tier.clone();
                 s.generation = c.generation;
@@ -326,7 +418,12 @@ impl Mover {
         .await
     }
 
-    async fn report_duplicate(&self, job: &MigrationJob, row: &LedgerRow, started: Instant) -> anyhow::Result<()> {
+    async fn report_duplicate(
+        &self,
+        job: &MigrationJob,
+        row: &LedgerRow,
+        started: Instant,
+    ) -> anyhow::Result<()> {
         tracing::info!(job_key = %job.job_key, result = ?row.state, "duplicate job");
         metrics::counter!("strata_mover_jobs_total", "state" => "DUPLICATE").increment(1);
         let catalog = self.db.catalog(&job.object_key).await?;
@@ -336,7 +433,10 @@ impl Mover {
             s.sha256 = row.sha256.clone().unwrap_or_default();
             s.bytes = row.bytes.unwrap_or_default();
             s.attempt = row.attempt;
-            s.error = row.error.as_ref().map(|(class, message)| pb::Error { class: class.clone(), message: message.clone() });
+            s.error = row.error.as_ref().map(|(class, message)| pb::Error {
+                class: class.clone(),
+                message: message.clone(),
+            });
             s.current_tier = catalog.map(|c| c.tier).unwrap_or_default();
         })
         .await
@@ -363,7 +463,12 @@ impl Mover {
         fill(&mut status);
         self.status
             .publisher
-            .publish(&self.status.topic, &job.object_key, &status, self.status.encoding)
+            .publish(
+                &self.status.topic,
+                &job.object_key,
+                &status,
+                self.status.encoding,
+            )
             .await
             .with_context(|| format!("publish {} status", state.as_str_name()))
     }

@@ -51,7 +51,11 @@ pub enum Arrival {
 
 /// Decides what a newly arrived job means, given its ledger row and the
 /// catalog row of its object.
-pub fn on_arrival(ledger: Option<&LedgerRow>, catalog: Option<&CatalogRow>, job: &MigrationJob) -> Arrival {
+pub fn on_arrival(
+    ledger: Option<&LedgerRow>,
+    catalog: Option<&CatalogRow>,
+    job: &MigrationJob,
+) -> Arrival {
     if let Some(row) = ledger {
         return if row.state.is_terminal() {
             Arrival::Duplicate(row.clone())
@@ -99,7 +103,9 @@ pub enum VerifyError {
     Size { expected: u64, actual: u64 },
     #[error("destination sha256 {actual} differs from the copy's {expected}")]
     Digest { expected: String, actual: String },
-    #[error("copy sha256 {copied} differs from the catalog's {catalog}: the source is not the object the catalog knows")]
+    #[error(
+        "copy sha256 {copied} differs from the catalog's {catalog}: the source is not the object the catalog knows"
+    )]
     Catalog { copied: String, catalog: String },
 }
 
@@ -113,15 +119,24 @@ pub fn verify(
     catalog_sha: Option<&str>,
 ) -> Result<(), VerifyError> {
     if actual_len != copied_len {
-        return Err(VerifyError::Size { expected: copied_len, actual: actual_len });
+        return Err(VerifyError::Size {
+            expected: copied_len,
+            actual: actual_len,
+        });
     }
     if actual_sha != copied_sha {
-        return Err(VerifyError::Digest { expected: copied_sha.into(), actual: actual_sha.into() });
+        return Err(VerifyError::Digest {
+            expected: copied_sha.into(),
+            actual: actual_sha.into(),
+        });
     }
     if let Some(catalog) = catalog_sha
         && catalog != copied_sha
     {
-        return Err(VerifyError::Catalog { copied: copied_sha.into(), catalog: catalog.into() });
+        return Err(VerifyError::Catalog {
+            copied: copied_sha.into(),
+            catalog: catalog.into(),
+        });
     }
     Ok(())
 }
@@ -185,9 +200,18 @@ mod tests {
 
     #[test]
     fn catalog_decides_start_stale_or_register() {
-        assert_eq!(on_arrival(None, Some(&catalog("hot", 0)), &job(0)), Arrival::Start);
-        assert!(matches!(on_arrival(None, Some(&catalog("hot", 1)), &job(0)), Arrival::Stale { .. }));
-        assert!(matches!(on_arrival(None, Some(&catalog("cold", 0)), &job(0)), Arrival::Stale { .. }));
+        assert_eq!(
+            on_arrival(None, Some(&catalog("hot", 0)), &job(0)),
+            Arrival::Start
+        );
+        assert!(matches!(
+            on_arrival(None, Some(&catalog("hot", 1)), &job(0)),
+            Arrival::Stale { .. }
+        ));
+        assert!(matches!(
+            on_arrival(None, Some(&catalog("cold", 0)), &job(0)),
+            Arrival::Stale { .. }
+        ));
         assert_eq!(on_arrival(None, None, &job(0)), Arrival::Register);
     }
 
@@ -204,8 +228,17 @@ mod tests {
     fn verify_checks_size_digest_and_catalog() {
         assert_eq!(verify("aa", 3, "aa", 3, None), Ok(()));
         assert_eq!(verify("aa", 3, "aa", 3, Some("aa")), Ok(()));
-        assert!(matches!(verify("aa", 3, "aa", 2, None), Err(VerifyError::Size { .. })));
-        assert!(matches!(verify("aa", 3, "bb", 3, None), Err(VerifyError::Digest { .. })));
-        assert!(matches!(verify("aa", 3, "aa", 3, Some("cc")), Err(VerifyError::Catalog { .. })));
+        assert!(matches!(
+            verify("aa", 3, "aa", 2, None),
+            Err(VerifyError::Size { .. })
+        ));
+        assert!(matches!(
+            verify("aa", 3, "bb", 3, None),
+            Err(VerifyError::Digest { .. })
+        ));
+        assert!(matches!(
+            verify("aa", 3, "aa", 3, Some("cc")),
+            Err(VerifyError::Catalog { .. })
+        ));
     }
 }

@@ -12,12 +12,17 @@ use strata_proto::{MigrationStatus, State};
 use strata_runtime::{args::CommonArgs, kafka};
 
 /// Follows the status topic until `shutdown`.
-pub async fn run(common: &CommonArgs, from_beginning: bool, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    common: &CommonArgs,
+    from_beginning: bool,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let group = format!("strata-tail-{}", std::process::id());
     let mut config = kafka::consumer_config(&common.brokers, &group);
-    config
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", if from_beginning { "earliest" } else { "latest" });
+    config.set("enable.auto.commit", "false").set(
+        "auto.offset.reset",
+        if from_beginning { "earliest" } else { "latest" },
+    );
     let consumer: StreamConsumer = config.create().context("create kafka consumer")?;
     consumer.subscribe(&[common.topic_migration_status.as_str()])?;
     tokio::pin!(shutdown);
@@ -36,7 +41,13 @@ pub async fn run(common: &CommonArgs, from_beginning: bool, shutdown: impl Futur
 /// `COMPLETED reports/q1.csv hot -> warm gen=1 sha=ab12cd34 1.0 MiB 12ms`.
 pub fn line(s: &MigrationStatus) -> String {
     let state = s.state();
-    let mut out = format!("{:<10} {} {} -> {}", state.as_str_name(), s.object_key, s.from_tier, s.to_tier);
+    let mut out = format!(
+        "{:<10} {} {} -> {}",
+        state.as_str_name(),
+        s.object_key,
+        s.from_tier,
+        s.to_tier
+    );
     if matches!(state, State::Switched | State::Completed) {
         out.push_str(&format!(" gen={}", s.generation));
     }

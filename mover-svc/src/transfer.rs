@@ -71,7 +71,9 @@ pub struct Digest256 {
 
 /// HEAD of `key` on `tier`.
 pub async fn head(tier: &TierStore, key: &str) -> Result<ObjectMeta, MoveError> {
-    let location = tier.location(key).map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
+    let location = tier
+        .location(key)
+        .map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
     tier.store
         .head(&location)
         .await
@@ -95,11 +97,19 @@ pub async fn copy(
     let to = dst.location(key).map_err(permanent)?;
     let get_ctx = format!("get {}", src.url_of(key));
     let put_ctx = format!("put {}", dst.url_of(key));
-    let got = src.store.get(&from).await.map_err(|e| MoveError::from_store(&get_ctx, e))?;
+    let got = src
+        .store
+        .get(&from)
+        .await
+        .map_err(|e| MoveError::from_store(&get_ctx, e))?;
     if got.meta.size != expected.size || got.meta.e_tag != expected.e_tag {
         return Err(MoveError::SourceChanged(format!(
             "{} was {} bytes (etag {:?}) at HEAD, {} bytes (etag {:?}) at GET",
-            src.url_of(key), expected.size, expected.e_tag, got.meta.size, got.meta.e_tag
+            src.url_of(key),
+            expected.size,
+            expected.e_tag,
+            got.meta.size,
+            got.meta.e_tag
         )));
     }
     let mut stream = got.into_stream();
@@ -115,10 +125,17 @@ pub async fn copy(
             parts.push(chunk);
         }
         let payload: PutPayload = parts.into_iter().collect();
-        dst.store.put(&to, payload).await.map_err(|e| MoveError::from_store(&put_ctx, e))?;
+        dst.store
+            .put(&to, payload)
+            .await
+            .map_err(|e| MoveError::from_store(&put_ctx, e))?;
         on_progress(done);
     } else {
-        let upload = dst.store.put_multipart(&to).await.map_err(|e| MoveError::from_store(&put_ctx, e))?;
+        let upload = dst
+            .store
+            .put_multipart(&to)
+            .await
+            .map_err(|e| MoveError::from_store(&put_ctx, e))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
         let result: Result<(), MoveError> = async {
             while let Some(chunk) = stream.next().await {
@@ -137,7 +154,10 @@ pub async fn copy(
         .await;
         match result {
             Ok(()) => {
-                writer.finish().await.map_err(|e| MoveError::from_store(&put_ctx, e))?;
+                writer
+                    .finish()
+                    .await
+                    .map_err(|e| MoveError::from_store(&put_ctx, e))?;
             }
             Err(e) => {
                 // Abort so no partial upload lingers; the copy failed anyway.
@@ -153,14 +173,23 @@ pub async fn copy(
             expected.size
         )));
     }
-    Ok(Digest256 { sha256: hex::encode(hasher.finalize()), bytes: done })
+    Ok(Digest256 {
+        sha256: hex::encode(hasher.finalize()),
+        bytes: done,
+    })
 }
 
 /// Reads `key` back from `tier` and hashes it.
 pub async fn read_digest(tier: &TierStore, key: &str) -> Result<Digest256, MoveError> {
-    let location = tier.location(key).map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
+    let location = tier
+        .location(key)
+        .map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
     let ctx = format!("read back {}", tier.url_of(key));
-    let got = tier.store.get(&location).await.map_err(|e| MoveError::from_store(&ctx, e))?;
+    let got = tier
+        .store
+        .get(&location)
+        .await
+        .map_err(|e| MoveError::from_store(&ctx, e))?;
     let mut stream = got.into_stream();
     let mut hasher = Sha256::new();
     let mut bytes = 0u64;
@@ -169,14 +198,22 @@ pub async fn read_digest(tier: &TierStore, key: &str) -> Result<Digest256, MoveE
         hasher.update(&chunk);
         bytes += chunk.len() as u64;
     }
-    Ok(Digest256 { sha256: hex::encode(hasher.finalize()), bytes })
+    Ok(Digest256 {
+        sha256: hex::encode(hasher.finalize()),
+        bytes,
+    })
 }
 
 /// Deletes `key` from `tier`; a missing object counts as deleted.
 pub async fn delete(tier: &TierStore, key: &str) -> Result<(), MoveError> {
-    let location = tier.location(key).map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
+    let location = tier
+        .location(key)
+        .map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
     match tier.store.delete(&location).await {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(e) => Err(MoveError::from_store(&format!("delete {}", tier.url_of(key)), e)),
+        Err(e) => Err(MoveError::from_store(
+            &format!("delete {}", tier.url_of(key)),
+            e,
+        )),
     }
 }

@@ -32,7 +32,12 @@ async fn object(State(state): State<AppState>, Path(path): Path<String>) -> Resp
     };
     let row = match state.store.object(&key).await {
         Ok(Some(row)) => row,
-        Ok(None) => return error_response(StatusCode::NOT_FOUND, format!("{key:?} is not known to the policy")),
+        Ok(None) => {
+            return error_response(
+                StatusCode::NOT_FOUND,
+                format!("{key:?} is not known to the policy"),
+            );
+        }
         Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
     };
     if !explain {
@@ -48,7 +53,14 @@ async fn object(State(state): State<AppState>, Path(path): Path<String>) -> Resp
         Decision::Stay { why, .. } => ("stay", None, why.clone(), None),
     };
     let target = to.clone().unwrap_or_else(|| row.tier.clone());
-    let reason = engine::reason(&row, &target, &why, rule.unwrap_or("stay"), &state.tiers, now);
+    let reason = engine::reason(
+        &row,
+        &target,
+        &why,
+        rule.unwrap_or("stay"),
+        &state.tiers,
+        now,
+    );
     Json(json!({
         "key": key,
         "tier": row.tier,

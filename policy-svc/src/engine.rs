@@ -43,7 +43,12 @@ pub struct Applied {
 
 /// Applies a batch, skipping messages whose offsets were already applied,
 /// and records the next offsets, all in `tx`.
-pub fn apply_batch(tx: &Transaction<'_>, inputs: &[Input], tiers: &TierConfig, wall_ms: i64) -> anyhow::Result<Applied> {
+pub fn apply_batch(
+    tx: &Transaction<'_>,
+    inputs: &[Input],
+    tiers: &TierConfig,
+    wall_ms: i64,
+) -> anyhow::Result<Applied> {
     let mut next: HashMap<(String, i32), i64> = HashMap::new();
     let mut clock = store::read_clock(tx)?;
     let mut applied = Applied::default();
@@ -97,7 +102,13 @@ pub fn stored_offsets(tx: &Transaction<'_>, topic: &str) -> anyhow::Result<Vec<(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-fn apply_event(tx: &Transaction<'_>, e: &AccessEvent, tiers: &TierConfig, clock: &mut Clock, wall_ms: i64) -> anyhow::Result<()> {
+fn apply_event(
+    tx: &Transaction<'_>,
+    e: &AccessEvent,
+    tiers: &TierConfig,
+    clock: &mut Clock,
+    wall_ms: i64,
+) -> anyhow::Result<()> {
     if !e.event_id.is_empty() {
         let fresh = tx.execute(
             "INSERT INTO seen_events (event_id, ts_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
@@ -134,7 +145,11 @@ fn apply_event(tx: &Transaction<'_>, e: &AccessEvent, tiers: &TierConfig, clock:
     }
     match op {
         Op::Get => {
-            let bytes = if e.bytes_read > 0 { e.bytes_read } else { o.size };
+            let bytes = if e.bytes_read > 0 {
+                e.bytes_read
+            } else {
+                o.size
+            };
             o.record_read(ts, bytes);
         }
         Op::Put => {
@@ -153,13 +168,18 @@ fn apply_status(tx: &Transaction<'_>, s: &MigrationStatus, now_ms: i64) -> anyho
         State::Duplicate => s.result(),
         other => other,
     };
-    if !matches!(state, State::Switched | State::Completed | State::Failed | State::Rejected) {
+    if !matches!(
+        state,
+        State::Switched | State::Completed | State::Failed | State::Rejected
+    ) {
         return Ok(());
     }
     let mut o = match store::load(tx, &s.object_key)? {
         Some(o) => o,
         // A move the policy did not decide (an operator's): learn the object.
-        None if state == State::Completed => ObjectRow::new(&s.object_key, s.bytes, &s.to_tier, now_ms),
+        None if state == State::Completed => {
+            ObjectRow::new(&s.object_key, s.bytes, &s.to_tier, now_ms)
+        }
         None => return Ok(()),
     };
     let ours = o.inflight_job.as_deref() == Some(s.job_key.as_str());
@@ -171,6 +191,9 @@ fn apply_status(tx: &Transaction<'_>, s: &MigrationStatus, now_ms: i64) -> anyho
             }
             o.tier = s.to_tier.clone();
             o.generation = o.generation.max(s.generation);
+            if s.bytes > 0 {
+                o.size = s.bytes;
+            }
             if state == State::Completed && ours {
                 o.inflight_job = None;
                 o.inflight_to = None;
@@ -217,26 +240,50 @@ pub fn view(o: &ObjectRow) -> ObjectView {
 }
 
 /// The reason carried by a job: the rule's words plus the cost arithmetic.
-pub fn reason(o: &ObjectRow, to: &str, why: &str, rule: &str, tiers: &TierConfig, now_ms: i64) -> Reason {
+pub fn reason(
+    o: &ObjectRow,
+    to: &str,
+    why: &str,
+    rule: &str,
+    tiers: &TierConfig,
+    now_ms: i64,
+) -> Reason {
     let gb = o.size as f64 / 1e9;
-    let monthly: HashMap<String, f64> =
-        tiers.tiers.iter().map(|t| (t.name.clone(), gb * t.storage_usd_per_gb_month)).collect();
+    let monthly: HashMap<String, f64> = tiers
+        .tiers
+        .iter()
+        .map(|t| (t.name.clone(), gb * t.storage_usd_per_gb_month))
+        .collect();
     let from = tiers.get(&o.tier);
     let dest = tiers.get(to);
     let early_delete_days = from.map_or(0.0, |f| {
         (f.min_storage_days - (now_ms - o.tier_since_ms) as f64 / DAY_MS as f64).max(0.0)
     });
     let move_cost = from.map_or(0.0, |f| {
-        gb * f.retrieval_usd_per_gb + f.get_usd_per_1k / 1000.0 + gb * f.storage_usd_per_gb_month * early_delete_days / 30.0
+        gb * f.retrieval_usd_per_gb
+            + f.get_usd_per_1k / 1000.0
+            + gb * f.storage_usd_per_gb_month * early_delete_days / 30.0
     }) + dest.map_or(0.0, |d| d.put_usd_per_1k / 1000.0);
-    let saving_per_day = (monthly.get(&o.tier).copied().unwrap_or(0.0) - monthly.get(to).copied().unwrap_or(0.0)) / 30.0;
-    let break_even_days = if move_cost <= 0.0 { 0.0 } else if saving_per_day > 0.0 { move_cost / saving_per_day } else { f64::INFINITY };
+    let saving_per_day = (monthly.get(&o.tier).copied().unwrap_or(0.0)
+        - monthly.get(to).copied().unwrap_or(0.0))
+        / 30.0;
+    let break_even_days = if move_cost <= 0.0 {
+        0.0
+    } else if saving_per_day > 0.0 {
+        move_cost / saving_per_day
+    } else {
+        f64::INFINITY
+    };
     Reason {
         summary: why.to_owned(),
         predicted_reads_30d: o.predicted_reads_30d(now_ms),
         monthly_cost_usd: monthly,
         move_cost_usd: move_cost,
-        break_even_days: if break_even_days.is_finite() { break_even_days } else { -1.0 },
+        break_even_days: if break_even_days.is_finite() {
+            break_even_days
+        } else {
+            -1.0
+        },
         rule: rule.to_owned(),
     }
 }
@@ -260,7 +307,9 @@ pub fn decide_cycle(
         let limit = (budget.max_jobs * 8).max(1000) as i64;
         let keys = stmt.query_map(params![now, limit], |r| r.get::<_, String>("object_key"))?;
         let keys: Vec<String> = keys.collect::<Result<_, _>>()?;
-        keys.iter().filter_map(|k| store::load(tx, k).transpose()).collect::<Result<_, _>>()?
+        keys.iter()
+            .filter_map(|k| store::load(tx, k).transpose())
+            .collect::<Result<_, _>>()?
     };
     let (mut jobs, mut bytes) = (Vec::new(), 0u64);
     for mut o in due {
@@ -269,7 +318,8 @@ pub fn decide_cycle(
                 o.due_ms = next_due_ms.filter(|&d| d > now).unwrap_or(NEVER);
             }
             Decision::Move { to, why, rule } => {
-                if jobs.len() >= budget.max_jobs || bytes.saturating_add(o.size) > budget.max_bytes {
+                if jobs.len() >= budget.max_jobs || bytes.saturating_add(o.size) > budget.max_bytes
+                {
                     break; // Budget spent: the rest stay due for the next cycle.
                 }
                 let job = MigrationJob {

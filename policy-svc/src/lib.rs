@@ -45,7 +45,10 @@ pub struct AppState {
 }
 
 /// Runs the policy until `shutdown` resolves.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     {
         let stop = stop.clone();
@@ -56,7 +59,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     }
     let ready = Readiness::default();
     let data_dir = std::path::absolute(&config.common.data_dir).context("resolve data dir")?;
-    let tiers = Arc::new(TierConfig::load(&config.common.tiers, &[("STRATA_DATA_DIR", data_dir.display().to_string())])?);
+    let tiers = Arc::new(TierConfig::load(
+        &config.common.tiers,
+        &[("STRATA_DATA_DIR", data_dir.display().to_string())],
+    )?);
     let params = RuleParams {
         promote_reads: config.promote_reads,
         promote_window_ms: (config.promote_window_days * DAY_MS as f64) as i64,
@@ -64,20 +70,38 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     };
     let store = Store::open(&config.db_path())?;
     let publisher = Publisher::try_new(&config.common.brokers)?;
-    let state = AppState { store: store.clone(), tiers: tiers.clone(), params: params.clone() };
-    let app = http::router(api::routes(state), config.common.http_token.clone(), ready.clone());
-    let http_task = tokio::spawn(http::serve(config.http_addr, app, stop.clone()));
+    let state = AppState {
+        store: store.clone(),
+        tiers: tiers.clone(),
+        params: params.clone(),
+    };
+    let app = http::router(
+        api::routes(state),
+        config.common.http_token.clone(),
+        ready.clone(),
+    );
+    let http_task = http::spawn_server(config.http_addr, app, stop.clone()).await?;
 
     kafka::ensure_topics(&config.common, &config.common.all_topics()).await?;
     let consumer: StreamConsumer = kafka::consumer_config(&config.common.brokers, &config.group_id)
         .create()
         .context("create kafka consumer")?;
-    let topics = [config.common.topic_access_events.as_str(), config.common.topic_migration_status.as_str()];
+    let topics = [
+        config.common.topic_access_events.as_str(),
+        config.common.topic_migration_status.as_str(),
+    ];
     consumer.subscribe(&topics)?;
     ready.set_ready();
     tracing::info!(?topics, group = %config.group_id, "policy ready");
 
-    let decider = tokio::spawn(decide_loop(config.clone(), store.clone(), tiers.clone(), params, publisher.clone(), stop.clone()));
+    let decider = tokio::spawn(decide_loop(
+        config.clone(),
+        store.clone(),
+        tiers.clone(),
+        params,
+        publisher.clone(),
+        stop.clone(),
+    ));
     let result = consume(&config, &consumer, &store, &tiers, &publisher, &stop).await;
     stop.cancel();
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
@@ -141,7 +165,13 @@ async fn consume(
             let payload = match decode(config, msg) {
                 Ok(payload) => payload,
                 Err((class, error)) => {
-                    tracing::warn!(topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), error, "dead-lettering message");
+                    tracing::warn!(
+                        topic = msg.topic(),
+                        partition = msg.partition(),
+                        offset = msg.offset(),
+                        error,
+                        "dead-lettering message"
+                    );
                     // The dead letter is durable before the offset moves past it.
                     while let Err(e) = publisher.dead_letter(msg, class, &error).await {
                         tracing::error!(error = %e, "dead-letter failed; retrying");
@@ -153,7 +183,12 @@ async fn consume(
                     Payload::Skip
                 }
             };
-            inputs.push(Input { topic: msg.topic().to_owned(), partition: msg.partition(), offset: msg.offset(), payload });
+            inputs.push(Input {
+                topic: msg.topic().to_owned(),
+                partition: msg.partition(),
+                offset: msg.offset(),
+                payload,
+            });
         }
         let tiers = tiers.clone();
         let applied = store
@@ -161,14 +196,19 @@ async fn consume(
             .await
             .context("apply batch")?;
         metrics::counter!("strata_policy_events_applied_total").increment(applied.events as u64);
-        metrics::counter!("strata_policy_statuses_applied_total").increment(applied.statuses as u64);
+        metrics::counter!("strata_policy_statuses_applied_total")
+            .increment(applied.statuses as u64);
         tracing::debug!(?applied, "batch applied");
         // SQLite holds the authoritative offsets; Kafka's are a hint for
         // where to start after a rebalance (replays are skipped by offset).
         let mut tpl = TopicPartitionList::new();
         for msg in &batch {
             // The stored offset is the next one to read: one past this message.
-            tpl.add_partition_offset(msg.topic(), msg.partition(), Offset::Offset(msg.offset() + 1))?;
+            tpl.add_partition_offset(
+                msg.topic(),
+                msg.partition(),
+                Offset::Offset(msg.offset() + 1),
+            )?;
         }
         if let Err(e) = consumer.store_offsets(&tpl) {
             tracing::debug!(error = %e, "store offsets (partition revoked?)");
@@ -185,8 +225,13 @@ async fn decide_loop(
     publisher: Publisher,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let budget = Budget { max_jobs: config.max_jobs_per_cycle, max_bytes: (config.max_gib_per_cycle * (1u64 << 30) as f64) as u64 };
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(config.decide_interval_secs.max(0.05)));
+    let budget = Budget {
+        max_jobs: config.max_jobs_per_cycle,
+        max_bytes: (config.max_gib_per_cycle * (1u64 << 30) as f64) as u64,
+    };
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(
+        config.decide_interval_secs.max(0.05),
+    ));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -194,10 +239,19 @@ async fn decide_loop(
             _ = ticker.tick() => {}
         }
         let (tiers, params) = (tiers.clone(), params.clone());
-        match store.transaction(move |tx| engine::decide_cycle(tx, &tiers, &params, budget, store::wall_ms())).await {
+        match store
+            .transaction(move |tx| {
+                engine::decide_cycle(tx, &tiers, &params, budget, store::wall_ms())
+            })
+            .await
+        {
             Ok(jobs) => {
                 for job in &jobs {
-                    let reason = job.reason.as_ref().map(|r| r.summary.as_str()).unwrap_or_default();
+                    let reason = job
+                        .reason
+                        .as_ref()
+                        .map(|r| r.summary.as_str())
+                        .unwrap_or_default();
                     tracing::info!(object_key = %job.object_key, from = %job.from_tier, to = %job.to_tier, reason, "decided move");
                     metrics::counter!("strata_policy_jobs_emitted_total", "from" => job.from_tier.clone(), "to" => job.to_tier.clone()).increment(1);
                 }
@@ -205,13 +259,20 @@ async fn decide_loop(
             Err(e) => tracing::error!(error = format!("{e:#}"), "decision cycle failed"),
         }
         if let Err(e) = publish_outbox(&store, &publisher, &config).await {
-            tracing::warn!(error = format!("{e:#}"), "publishing jobs failed; will retry");
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "publishing jobs failed; will retry"
+            );
         }
     }
 }
 
 /// Publishes jobs decided but not yet acknowledged (after a crash, too).
-async fn publish_outbox(store: &Store, publisher: &Publisher, config: &Config) -> anyhow::Result<()> {
+async fn publish_outbox(
+    store: &Store,
+    publisher: &Publisher,
+    config: &Config,
+) -> anyhow::Result<()> {
     let pending = store.unpublished().await?;
     if pending.is_empty() {
         return Ok(());
@@ -219,7 +280,14 @@ async fn publish_outbox(store: &Store, publisher: &Publisher, config: &Config) -
     let mut done = Vec::with_capacity(pending.len());
     for (job_key, object_key, payload) in pending {
         let job: MigrationJob = codec::decode_as(&payload, codec::Encoding::Protobuf)?;
-        publisher.publish(&config.common.topic_migration_jobs, &object_key, &job, config.job_encoding).await?;
+        publisher
+            .publish(
+                &config.common.topic_migration_jobs,
+                &object_key,
+                &job,
+                config.job_encoding,
+            )
+            .await?;
         done.push(job_key);
     }
     store.mark_published(done).await

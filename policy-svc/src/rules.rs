@@ -37,14 +37,24 @@ pub struct ObjectView {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     /// Stay; look again at `next_due_ms` (`None`: only when something happens).
-    Stay { why: String, next_due_ms: Option<i64> },
+    Stay {
+        why: String,
+        next_due_ms: Option<i64>,
+    },
     /// Move to `to`.
-    Move { to: String, why: String, rule: &'static str },
+    Move {
+        to: String,
+        why: String,
+        rule: &'static str,
+    },
 }
 
 /// Reads of `obj` within the promotion window ending at `now_ms`.
 pub fn reads_in_window(obj: &ObjectView, params: &RuleParams, now_ms: i64) -> usize {
-    obj.recent_reads.iter().filter(|&&t| t > now_ms - params.promote_window_ms && t <= now_ms).count()
+    obj.recent_reads
+        .iter()
+        .filter(|&&t| t > now_ms - params.promote_window_ms && t <= now_ms)
+        .count()
 }
 
 /// Decides where `obj` belongs at `now_ms`.
@@ -54,21 +64,38 @@ pub fn decide(obj: &ObjectView, tiers: &TierConfig, params: &RuleParams, now_ms:
         return if *pin == obj.tier {
             stay(format!("pinned to {pin}"), None)
         } else {
-            Decision::Move { to: pin.clone(), why: format!("pinned to {pin}"), rule: "pin" }
+            Decision::Move {
+                to: pin.clone(),
+                why: format!("pinned to {pin}"),
+                rule: "pin",
+            }
         };
     }
     let Some(rank) = tiers.rank(&obj.tier) else {
         return stay(format!("tier {:?} is not configured", obj.tier), None);
     };
     if obj.size < params.min_object_bytes {
-        return stay(format!("{} bytes < minimum {} bytes: never moved", obj.size, params.min_object_bytes), None);
+        return stay(
+            format!(
+                "{} bytes < minimum {} bytes: never moved",
+                obj.size, params.min_object_bytes
+            ),
+            None,
+        );
     }
     let reads = reads_in_window(obj, params, now_ms);
     let window_days = params.promote_window_ms as f64 / DAY_MS as f64;
     if rank > 0 && params.promote_reads > 0 && reads >= params.promote_reads as usize {
         let top = &tiers.tiers[0].name;
-        let why = format!("{reads} reads in {window_days:.0} days >= {}: promote {} -> {top}", params.promote_reads, obj.tier);
-        return Decision::Move { to: top.clone(), why, rule: "promote-on-reads" };
+        let why = format!(
+            "{reads} reads in {window_days:.0} days >= {}: promote {} -> {top}",
+            params.promote_reads, obj.tier
+        );
+        return Decision::Move {
+            to: top.clone(),
+            why,
+            rule: "promote-on-reads",
+        };
     }
     let idle_ms = now_ms.saturating_sub(obj.last_access_ms).max(0);
     let idle_days = idle_ms as f64 / DAY_MS as f64;
@@ -79,14 +106,27 @@ pub fn decide(obj: &ObjectView, tiers: &TierConfig, params: &RuleParams, now_ms:
         .unwrap_or(0);
     if target > rank {
         let to = &tiers.tiers[target];
-        let why = format!("idle {idle_days:.1} days >= {}: demote {} -> {}", to.idle_days, obj.tier, to.name);
-        return Decision::Move { to: to.name.clone(), why, rule: "demote-when-idle" };
+        let why = format!(
+            "idle {idle_days:.1} days >= {}: demote {} -> {}",
+            to.idle_days, obj.tier, to.name
+        );
+        return Decision::Move {
+            to: to.name.clone(),
+            why,
+            rule: "demote-when-idle",
+        };
     }
-    let next_due_ms = tiers
-        .tiers
-        .get(rank + 1)
-        .map(|next| obj.last_access_ms.saturating_add((next.idle_days * DAY_MS as f64) as i64));
-    stay(format!("idle {idle_days:.1} days, {reads} recent reads: {} fits", obj.tier), next_due_ms)
+    let next_due_ms = tiers.tiers.get(rank + 1).map(|next| {
+        obj.last_access_ms
+            .saturating_add((next.idle_days * DAY_MS as f64) as i64)
+    });
+    stay(
+        format!(
+            "idle {idle_days:.1} days, {reads} recent reads: {} fits",
+            obj.tier
+        ),
+        next_due_ms,
+    )
 }
 
 #[cfg(test)]
@@ -96,13 +136,19 @@ mod tests {
     fn tiers() -> TierConfig {
         let mut raw = String::new();
         for (name, idle) in [("hot", 0), ("warm", 30), ("cold", 90), ("archive", 180)] {
-            raw.push_str(&format!("[[tiers]]\nname='{name}'\nurl='memory://'\nidle_days={idle}\n"));
+            raw.push_str(&format!(
+                "[[tiers]]\nname='{name}'\nurl='memory://'\nidle_days={idle}\n"
+            ));
         }
         TierConfig::parse(&raw, &[]).unwrap()
     }
 
     fn params() -> RuleParams {
-        RuleParams { promote_reads: 3, promote_window_ms: 7 * DAY_MS, min_object_bytes: 1024 }
+        RuleParams {
+            promote_reads: 3,
+            promote_window_ms: 7 * DAY_MS,
+            min_object_bytes: 1024,
+        }
     }
 
     fn obj(tier: &str, idle_days: i64, reads: &[i64]) -> ObjectView {
@@ -144,11 +190,20 @@ mod tests {
 
     #[test]
     fn small_and_pinned_objects() {
-        let small = ObjectView { size: 10, ..obj("hot", 400, &[]) };
+        let small = ObjectView {
+            size: 10,
+            ..obj("hot", 400, &[])
+        };
         assert_eq!(target(&small), None);
-        let pinned = ObjectView { pinned: Some("hot".into()), ..obj("hot", 400, &[]) };
+        let pinned = ObjectView {
+            pinned: Some("hot".into()),
+            ..obj("hot", 400, &[])
+        };
         assert_eq!(target(&pinned), None);
-        let pinned_elsewhere = ObjectView { pinned: Some("cold".into()), ..obj("hot", 0, &[]) };
+        let pinned_elsewhere = ObjectView {
+            pinned: Some("cold".into()),
+            ..obj("hot", 0, &[])
+        };
         assert_eq!(target(&pinned_elsewhere).as_deref(), Some("cold"));
     }
 
@@ -156,7 +211,9 @@ mod tests {
     fn staying_objects_are_due_when_they_cross_the_next_threshold() {
         let o = obj("hot", 10, &[]);
         match decide(&o, &tiers(), &params(), 1000 * DAY_MS) {
-            Decision::Stay { next_due_ms, .. } => assert_eq!(next_due_ms, Some(o.last_access_ms + 30 * DAY_MS)),
+            Decision::Stay { next_due_ms, .. } => {
+                assert_eq!(next_due_ms, Some(o.last_access_ms + 30 * DAY_MS))
+            }
             other => panic!("{other:?}"),
         }
         match decide(&obj("archive", 10, &[]), &tiers(), &params(), 1000 * DAY_MS) {

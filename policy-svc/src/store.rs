@@ -133,7 +133,12 @@ fn object_row(r: &Row<'_>) -> rusqlite::Result<ObjectRow> {
 
 /// Loads one object inside a transaction.
 pub fn load(tx: &Connection, key: &str) -> rusqlite::Result<Option<ObjectRow>> {
-    tx.query_row("SELECT * FROM objects WHERE object_key = ?1", [key], object_row).optional()
+    tx.query_row(
+        "SELECT * FROM objects WHERE object_key = ?1",
+        [key],
+        object_row,
+    )
+    .optional()
 }
 
 /// Writes one object inside a transaction.
@@ -221,7 +226,9 @@ impl Store {
     /// offsets live in the same transactions, so a lost tail is re-consumed.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let conn = sqlite::open(path, Durability::Normal, MIGRATIONS)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     /// Runs `f` in one transaction on a blocking thread.
@@ -292,9 +299,16 @@ impl Store {
 /// Reads the clock inside a transaction.
 pub fn read_clock(tx: &Connection) -> rusqlite::Result<Clock> {
     Ok(tx
-        .query_row("SELECT max_event_ms, wall_at_ms FROM clock WHERE id = 0", [], |r| {
-            Ok(Clock { max_event_ms: r.get(0)?, wall_at_ms: r.get(1)? })
-        })
+        .query_row(
+            "SELECT max_event_ms, wall_at_ms FROM clock WHERE id = 0",
+            [],
+            |r| {
+                Ok(Clock {
+                    max_event_ms: r.get(0)?,
+                    wall_at_ms: r.get(1)?,
+                })
+            },
+        )
         .optional()?
         .unwrap_or_default())
 }
@@ -349,7 +363,10 @@ mod tests {
         o.record_read(7, 9);
         o.inflight_job = Some("j".into());
         let saved = o.clone();
-        store.transaction(move |tx| Ok(save(tx, &o)?)).await.unwrap();
+        store
+            .transaction(move |tx| Ok(save(tx, &o)?))
+            .await
+            .unwrap();
         assert_eq!(store.object("a/b").await.unwrap(), Some(saved));
     }
 }

@@ -41,7 +41,9 @@ impl FromStr for Encoding {
         match s.to_ascii_lowercase().as_str() {
             "protobuf" | "proto" | "binary" | PROTOBUF => Ok(Encoding::Protobuf),
             "json" | JSON => Ok(Encoding::Json),
-            other => Err(format!("unknown encoding {other:?}: expected json or protobuf")),
+            other => Err(format!(
+                "unknown encoding {other:?}: expected json or protobuf"
+            )),
         }
     }
 }
@@ -120,7 +122,11 @@ pub fn encoding_of(content_type: &str) -> Result<Encoding, DecodeError> {
 /// an empty or all-space value.
 pub fn sniff(value: &[u8]) -> Option<Encoding> {
     let first = value.iter().find(|b| !b.is_ascii_whitespace())?;
-    Some(if *first == b'{' { Encoding::Json } else { Encoding::Protobuf })
+    Some(if *first == b'{' {
+        Encoding::Json
+    } else {
+        Encoding::Protobuf
+    })
 }
 
 #[cfg(test)]
@@ -139,7 +145,10 @@ mod tests {
             sha256: "ab".repeat(32),
             bytes: u64::MAX,
             attempt: 2,
-            error: Some(pb::Error { class: "transient".into(), message: "x".into() }),
+            error: Some(pb::Error {
+                class: "transient".into(),
+                message: "x".into(),
+            }),
             ts: Some(time::from_millis(1_767_225_600_123)),
             elapsed_ms: 42,
             current_tier: "warm".into(),
@@ -172,8 +181,15 @@ mod tests {
         };
         for enc in [Encoding::Protobuf, Encoding::Json] {
             let bytes = encode(&job, enc);
-            assert_eq!(decode::<MigrationJob>(&bytes, Some(enc.content_type())).unwrap(), job);
-            assert_eq!(decode::<MigrationJob>(&bytes, None).unwrap(), job, "sniffed {enc}");
+            assert_eq!(
+                decode::<MigrationJob>(&bytes, Some(enc.content_type())).unwrap(),
+                job
+            );
+            assert_eq!(
+                decode::<MigrationJob>(&bytes, None).unwrap(),
+                job,
+                "sniffed {enc}"
+            );
             let bytes = encode(&status(), enc);
             assert_eq!(decode::<MigrationStatus>(&bytes, None).unwrap(), status());
             let bytes = encode(&event, enc);
@@ -183,14 +199,18 @@ mod tests {
 
     #[test]
     fn json_is_proto3_canonical() {
-        let json: serde_json::Value = serde_json::from_slice(&encode(&status(), Encoding::Json)).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&encode(&status(), Encoding::Json)).unwrap();
         assert_eq!(json["state"], "COMPLETED");
         assert_eq!(json["jobKey"].as_str().unwrap().len(), 64);
         // 64-bit integers are strings in proto3 JSON.
         assert_eq!(json["bytes"], u64::MAX.to_string());
         // RFC 3339; pbjson writes the UTC offset as "+00:00" rather than "Z".
         let ts = json["ts"].as_str().unwrap();
-        assert!(ts == "2026-01-01T00:00:00.123Z" || ts == "2026-01-01T00:00:00.123+00:00", "{ts}");
+        assert!(
+            ts == "2026-01-01T00:00:00.123Z" || ts == "2026-01-01T00:00:00.123+00:00",
+            "{ts}"
+        );
     }
 
     #[test]
@@ -208,18 +228,33 @@ mod tests {
         let event: AccessEvent = decode(raw, Some("application/json; charset=utf-8")).unwrap();
         assert_eq!(event.object_key, "a");
         assert_eq!(event.size_bytes, 12);
-        assert_eq!(time::to_millis(event.ts.as_ref().unwrap()), 1_772_323_200_000);
+        assert_eq!(
+            time::to_millis(event.ts.as_ref().unwrap()),
+            1_772_323_200_000
+        );
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        assert!(matches!(decode::<AccessEvent>(b"{not json", None), Err(DecodeError::Json(_))));
-        assert!(matches!(decode::<AccessEvent>(b"\xff\xff\xff", None), Err(DecodeError::Protobuf(_))));
-        assert!(matches!(decode::<AccessEvent>(b"  ", None), Err(DecodeError::Empty)));
+        assert!(matches!(
+            decode::<AccessEvent>(b"{not json", None),
+            Err(DecodeError::Json(_))
+        ));
+        assert!(matches!(
+            decode::<AccessEvent>(b"\xff\xff\xff", None),
+            Err(DecodeError::Protobuf(_))
+        ));
+        assert!(matches!(
+            decode::<AccessEvent>(b"  ", None),
+            Err(DecodeError::Empty)
+        ));
         assert!(matches!(
             decode::<AccessEvent>(b"{}", Some("text/csv")),
             Err(DecodeError::UnsupportedContentType(_))
         ));
-        assert!(matches!(decode::<AccessEvent>(br#"{"op":"FETCH"}"#, None), Err(DecodeError::Json(_))));
+        assert!(matches!(
+            decode::<AccessEvent>(br#"{"op":"FETCH"}"#, None),
+            Err(DecodeError::Json(_))
+        ));
     }
 }

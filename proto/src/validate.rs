@@ -25,7 +25,10 @@ pub struct ValidationError {
 
 impl ValidationError {
     fn new(field: &'static str, message: impl Into<String>) -> Self {
-        Self { field, message: message.into() }
+        Self {
+            field,
+            message: message.into(),
+        }
     }
 }
 
@@ -40,7 +43,10 @@ pub fn object_key(key: &str) -> Result<(), ValidationError> {
     if key.len() > MAX_KEY_BYTES {
         return Err(ValidationError::new(
             "object_key",
-            format!("is {} bytes, more than the {MAX_KEY_BYTES} allowed", key.len()),
+            format!(
+                "is {} bytes, more than the {MAX_KEY_BYTES} allowed",
+                key.len()
+            ),
         ));
     }
     if key.chars().any(char::is_control) {
@@ -66,11 +72,16 @@ pub fn object_key(key: &str) -> Result<(), ValidationError> {
 pub fn tier_name(field: &'static str, name: &str) -> Result<(), ValidationError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
-        Err(ValidationError::new(field, format!("{name:?} is not a tier name ([A-Za-z0-9_-], 1 to 64)")))
+        Err(ValidationError::new(
+            field,
+            format!("{name:?} is not a tier name ([A-Za-z0-9_-], 1 to 64)"),
+        ))
     }
 }
 
@@ -80,7 +91,10 @@ pub fn access_event(event: &AccessEvent) -> Result<(), ValidationError> {
     object_key(&event.object_key)?;
     match Op::try_from(event.op) {
         Ok(Op::Unspecified) | Err(_) => {
-            return Err(ValidationError::new("op", "must be one of GET, PUT, DELETE, HEAD, INVENTORY"));
+            return Err(ValidationError::new(
+                "op",
+                "must be one of GET, PUT, DELETE, HEAD, INVENTORY",
+            ));
         }
         Ok(_) => {}
     }
@@ -90,7 +104,10 @@ pub fn access_event(event: &AccessEvent) -> Result<(), ValidationError> {
     if let Some(ts) = &event.ts {
         let ms = time::to_millis(ts);
         if !(MIN_TS_MS..MAX_TS_MS).contains(&ms) || !(0..1_000_000_000).contains(&ts.nanos) {
-            return Err(ValidationError::new("ts", "must lie between 2000-01-01 and 2100-01-01"));
+            return Err(ValidationError::new(
+                "ts",
+                "must lie between 2000-01-01 and 2100-01-01",
+            ));
         }
     }
     if !event.tier.is_empty() {
@@ -109,17 +126,27 @@ pub fn migration_job(job: &MigrationJob) -> Result<(), ValidationError> {
     tier_name("from_tier", &job.from_tier)?;
     tier_name("to_tier", &job.to_tier)?;
     if job.from_tier == job.to_tier {
-        return Err(ValidationError::new("to_tier", "must differ from from_tier"));
+        return Err(ValidationError::new(
+            "to_tier",
+            "must differ from from_tier",
+        ));
     }
     if job.size_bytes > MAX_SIZE_BYTES {
         return Err(ValidationError::new("size_bytes", "is more than 5 TiB"));
     }
     if !job.job_key.is_empty() {
-        let expected = job_key(&job.object_key, &job.from_tier, &job.to_tier, job.generation);
+        let expected = job_key(
+            &job.object_key,
+            &job.from_tier,
+            &job.to_tier,
+            job.generation,
+        );
         if job.job_key != expected {
             return Err(ValidationError::new(
                 "job_key",
-                format!("does not match sha256(object_key, from_tier, to_tier, generation) = {expected}"),
+                format!(
+                    "does not match sha256(object_key, from_tier, to_tier, generation) = {expected}"
+                ),
             ));
         }
     }
@@ -132,7 +159,14 @@ mod tests {
 
     #[test]
     fn ordinary_keys_pass() {
-        for key in ["a", "logs/2026/app.log", "dir/.hidden", "a..b/c", "ünïcode/ключ", "x".repeat(1024).as_str()] {
+        for key in [
+            "a",
+            "logs/2026/app.log",
+            "dir/.hidden",
+            "a..b/c",
+            "ünïcode/ключ",
+            "x".repeat(1024).as_str(),
+        ] {
             assert_eq!(object_key(key), Ok(()), "{key:?}");
         }
     }
@@ -141,8 +175,22 @@ mod tests {
     fn hostile_keys_are_refused() {
         let long = "k".repeat(10 * 1024);
         for key in [
-            "", "/etc/passwd", "..", "../x", "a/../../b", "a/./b", ".", "a/..", "a//b", "a/",
-            "nul\0byte", "line\nbreak", "tab\tkey", "esc\u{1b}", "win\\..\\x", long.as_str(),
+            "",
+            "/etc/passwd",
+            "..",
+            "../x",
+            "a/../../b",
+            "a/./b",
+            ".",
+            "a/..",
+            "a//b",
+            "a/",
+            "nul\0byte",
+            "line\nbreak",
+            "tab\tkey",
+            "esc\u{1b}",
+            "win\\..\\x",
+            long.as_str(),
         ] {
             let err = object_key(key).expect_err(key);
             assert_eq!(err.field, "object_key");
@@ -151,15 +199,55 @@ mod tests {
 
     #[test]
     fn access_event_fields_are_checked() {
-        let good = AccessEvent { object_key: "a".into(), op: Op::Get as i32, ..Default::default() };
+        let good = AccessEvent {
+            object_key: "a".into(),
+            op: Op::Get as i32,
+            ..Default::default()
+        };
         assert_eq!(access_event(&good), Ok(()));
         let field = |e: AccessEvent| access_event(&e).unwrap_err().field;
-        assert_eq!(field(AccessEvent { op: 0, ..good.clone() }), "op");
-        assert_eq!(field(AccessEvent { op: 99, ..good.clone() }), "op");
-        assert_eq!(field(AccessEvent { size_bytes: MAX_SIZE_BYTES + 1, ..good.clone() }), "size_bytes");
-        assert_eq!(field(AccessEvent { ts: Some(time::from_millis(0)), ..good.clone() }), "ts");
-        assert_eq!(field(AccessEvent { tier: "no/slash".into(), ..good.clone() }), "tier");
-        assert_eq!(field(AccessEvent { object_key: "../x".into(), ..good }), "object_key");
+        assert_eq!(
+            field(AccessEvent {
+                op: 0,
+                ..good.clone()
+            }),
+            "op"
+        );
+        assert_eq!(
+            field(AccessEvent {
+                op: 99,
+                ..good.clone()
+            }),
+            "op"
+        );
+        assert_eq!(
+            field(AccessEvent {
+                size_bytes: MAX_SIZE_BYTES + 1,
+                ..good.clone()
+            }),
+            "size_bytes"
+        );
+        assert_eq!(
+            field(AccessEvent {
+                ts: Some(time::from_millis(0)),
+                ..good.clone()
+            }),
+            "ts"
+        );
+        assert_eq!(
+            field(AccessEvent {
+                tier: "no/slash".into(),
+                ..good.clone()
+            }),
+            "tier"
+        );
+        assert_eq!(
+            field(AccessEvent {
+                object_key: "../x".into(),
+                ..good
+            }),
+            "object_key"
+        );
     }
 
     #[test]

@@ -38,6 +38,11 @@ pub struct CommonArgs {
     #[arg(long, env = "STRATA_TOPIC_MIGRATION_STATUS", default_value = topics::MIGRATION_STATUS)]
     pub topic_migration_status: String,
 
+    /// Create missing topics at start (admin API). Off where the broker
+    /// does not offer it or an operator manages topics.
+    #[arg(long, env = "STRATA_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub create_topics: bool,
+
     /// Partitions of the topics a daemon creates when they are missing.
     #[arg(long, env = "STRATA_TOPIC_PARTITIONS", default_value_t = 3)]
     pub topic_partitions: i32,
@@ -58,7 +63,11 @@ pub struct CommonArgs {
 impl CommonArgs {
     /// The three topics and their dead-letter topics.
     pub fn all_topics(&self) -> Vec<String> {
-        let base = [&self.topic_access_events, &self.topic_migration_jobs, &self.topic_migration_status];
+        let base = [
+            &self.topic_access_events,
+            &self.topic_migration_jobs,
+            &self.topic_migration_status,
+        ];
         base.iter()
             .flat_map(|t| [t.to_string(), topics::dlq(t)])
             .collect()

@@ -38,13 +38,19 @@ impl Readiness {
 /// token is given, requires `Authorization: Bearer <token>`).
 pub fn router(api: Router, token: Option<String>, ready: Readiness) -> Router {
     let api = match token {
-        Some(token) => api.layer(middleware::from_fn_with_state(Arc::new(token), require_bearer)),
+        Some(token) => api.layer(middleware::from_fn_with_state(
+            Arc::new(token),
+            require_bearer,
+        )),
         None => api,
     };
     let basics = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(|| async { crate::telemetry::prometheus().render() }))
+        .route(
+            "/metrics",
+            get(|| async { crate::telemetry::prometheus().render() }),
+        )
         .with_state(ready);
     basics.merge(api)
 }
@@ -73,17 +79,28 @@ async fn require_bearer(State(token): State<Arc<String>>, req: Request, next: Ne
 
 /// A JSON error body `{"error": ...}` with `status`.
 pub fn error_response(status: StatusCode, error: impl Into<String>) -> Response {
-    (status, axum::Json(serde_json::json!({"error": error.into()}))).into_response()
+    (
+        status,
+        axum::Json(serde_json::json!({"error": error.into()})),
+    )
+        .into_response()
 }
 
-/// Binds `addr` and serves `app` until `stop` is cancelled.
-pub async fn serve(addr: SocketAddr, app: Router, stop: CancellationToken) -> anyhow::Result<()> {
+/// Binds `addr` (failing at once when it is taken) and returns the task
+/// serving `app` until `stop` is cancelled.
+pub async fn spawn_server(
+    addr: SocketAddr,
+    app: Router,
+    stop: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("bind http {addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, "http listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .context("serve http")
+    Ok(tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+            .context("serve http")
+    }))
 }

@@ -56,18 +56,38 @@ pub fn consumer_config(brokers: &str, group_id: &str) -> ClientConfig {
 /// Creates `topics` when missing (idempotent). A broker that refuses the
 /// admin API is logged and tolerated: the topics may exist already.
 pub async fn ensure_topics(args: &CommonArgs, topics: &[String]) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> =
-        client_config(&args.brokers).create().context("create kafka admin client")?;
+    if !args.create_topics {
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> = client_config(&args.brokers)
+        .create()
+        .context("create kafka admin client")?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|t| NewTopic::new(t, args.topic_partitions, TopicReplication::Fixed(args.topic_replication)))
+        .map(|t| {
+            NewTopic::new(
+                t,
+                args.topic_partitions,
+                TopicReplication::Fixed(args.topic_replication),
+            )
+        })
         .collect();
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let results = admin.create_topics(&new, &opts).await.context("create topics")?;
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(15)));
+    let results = match admin.create_topics(&new, &opts).await {
+        Ok(results) => results,
+        Err(e) => {
+            tracing::warn!(error = %e, "broker refused to create topics; assuming they exist");
+            return Ok(());
+        }
+    };
     for result in results {
         match result {
             Ok(topic) => tracing::info!(topic, "created topic"),
-            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => tracing::debug!(topic, "topic exists"),
+            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                tracing::debug!(topic, "topic exists")
+            }
             Err((topic, code)) => tracing::warn!(topic, error = %code, "could not create topic"),
         }
     }
@@ -91,7 +111,10 @@ impl Publisher {
             .set("message.timeout.ms", "30000")
             .create()
             .context("create kafka producer")?;
-        Ok(Self { producer, timeout: Duration::from_secs(30) })
+        Ok(Self {
+            producer,
+            timeout: Duration::from_secs(30),
+        })
     }
 
     /// Encodes `msg` and sends it keyed by `key`; returns once acknowledged.
@@ -103,9 +126,12 @@ impl Publisher {
         encoding: Encoding,
     ) -> anyhow::Result<()> {
         let payload = codec::encode(msg, encoding);
-        let headers = OwnedHeaders::new()
-            .insert(Header { key: CONTENT_TYPE_HEADER, value: Some(encoding.content_type()) });
-        self.send_raw(topic, Some(key.as_bytes()), &payload, headers).await
+        let headers = OwnedHeaders::new().insert(Header {
+            key: CONTENT_TYPE_HEADER,
+            value: Some(encoding.content_type()),
+        });
+        self.send_raw(topic, Some(key.as_bytes()), &payload, headers)
+            .await
     }
 
     /// Sends bytes as they are; returns once acknowledged.
@@ -139,7 +165,10 @@ impl Publisher {
         let mut headers = OwnedHeaders::new();
         if let Some(original) = msg.headers() {
             for h in original.iter() {
-                headers = headers.insert(Header { key: h.key, value: h.value });
+                headers = headers.insert(Header {
+                    key: h.key,
+                    value: h.value,
+                });
             }
         }
         let partition = msg.partition().to_string();
@@ -151,11 +180,16 @@ impl Publisher {
             (DLQ_SOURCE_PARTITION_HEADER, partition.as_str()),
             (DLQ_SOURCE_OFFSET_HEADER, offset.as_str()),
         ] {
-            headers = headers.insert(Header { key, value: Some(value) });
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
         }
         let dlq = strata_proto::topics::dlq(msg.topic());
-        metrics::counter!("strata_dead_letters_total", "topic" => msg.topic().to_owned()).increment(1);
-        self.send_raw(&dlq, msg.key(), msg.payload().unwrap_or_default(), headers).await
+        metrics::counter!("strata_dead_letters_total", "topic" => msg.topic().to_owned())
+            .increment(1);
+        self.send_raw(&dlq, msg.key(), msg.payload().unwrap_or_default(), headers)
+            .await
     }
 
     /// Waits until every queued message is delivered or `timeout` passes.

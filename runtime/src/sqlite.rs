@@ -17,11 +17,16 @@ pub enum Durability {
 
 /// Opens (creating) the database at `path` and applies `migrations` in order:
 /// migration `i` (0-based) runs once, when `user_version` is `i`.
-pub fn open(path: &Path, durability: Durability, migrations: &[&str]) -> anyhow::Result<Connection> {
+pub fn open(
+    path: &Path,
+    durability: Durability,
+    migrations: &[&str],
+) -> anyhow::Result<Connection> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
-    let mut conn = Connection::open(path).with_context(|| format!("open sqlite {}", path.display()))?;
+    let mut conn =
+        Connection::open(path).with_context(|| format!("open sqlite {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     let sync = match durability {
@@ -38,7 +43,8 @@ fn migrate(conn: &mut Connection, migrations: &[&str]) -> anyhow::Result<()> {
     let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (i, sql) in migrations.iter().enumerate().skip(version) {
         let tx = conn.transaction()?;
-        tx.execute_batch(sql).with_context(|| format!("apply migration {}", i + 1))?;
+        tx.execute_batch(sql)
+            .with_context(|| format!("apply migration {}", i + 1))?;
         tx.pragma_update(None, "user_version", i + 1)?;
         tx.commit()?;
         tracing::info!(version = i + 1, "applied schema migration");
@@ -57,10 +63,16 @@ mod tests {
         let first = ["CREATE TABLE a (x INTEGER);"];
         drop(open(&path, Durability::Normal, &first).unwrap());
         // Reopening must not re-run migration 1 (CREATE TABLE would fail).
-        let both = ["CREATE TABLE a (x INTEGER);", "ALTER TABLE a ADD COLUMN y TEXT;"];
+        let both = [
+            "CREATE TABLE a (x INTEGER);",
+            "ALTER TABLE a ADD COLUMN y TEXT;",
+        ];
         let conn = open(&path, Durability::Full, &both).unwrap();
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(version, 2);
-        conn.execute("INSERT INTO a (x, y) VALUES (1, 'z')", []).unwrap();
+        conn.execute("INSERT INTO a (x, y) VALUES (1, 'z')", [])
+            .unwrap();
     }
 }

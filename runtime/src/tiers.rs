@@ -89,7 +89,8 @@ impl TierConfig {
             if !seen.insert(tier.name.as_str()) {
                 bail!("tier {:?} is configured twice", tier.name);
             }
-            Url::parse(&tier.url).with_context(|| format!("tier {}: url {:?}", tier.name, tier.url))?;
+            Url::parse(&tier.url)
+                .with_context(|| format!("tier {}: url {:?}", tier.name, tier.url))?;
         }
         Ok(config)
     }
@@ -130,7 +131,11 @@ impl TierStore {
     /// The object key of a location listed from this tier, if it is one.
     pub fn key_of(&self, location: &Path) -> Option<String> {
         let rest: Vec<_> = location.prefix_match(&self.prefix)?.collect();
-        let key = rest.iter().map(|p| p.as_ref()).collect::<Vec<_>>().join("/");
+        let key = rest
+            .iter()
+            .map(|p| p.as_ref())
+            .collect::<Vec<_>>()
+            .join("/");
         strata_proto::validate::object_key(&key).ok().map(|_| key)
     }
 
@@ -148,9 +153,9 @@ impl Tier {
         let prefix = Path::from_url_path(url.path()).unwrap_or_default();
         let (store, prefix): (Arc<dyn ObjectStore>, Path) = match url.scheme() {
             "file" => {
-                let dir = url
-                    .to_file_path()
-                    .map_err(|()| anyhow::anyhow!("tier {}: {} is not a local path", self.name, url))?;
+                let dir = url.to_file_path().map_err(|()| {
+                    anyhow::anyhow!("tier {}: {} is not a local path", self.name, url)
+                })?;
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("create tier folder {}", dir.display()))?;
                 let fs = LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true);
@@ -160,7 +165,9 @@ impl Tier {
             "s3" | "s3a" => {
                 let mut builder = AmazonS3Builder::from_env().with_url(self.url.as_str());
                 for (k, v) in &self.options {
-                    let key = k.parse().with_context(|| format!("tier {} option {k:?}", self.name))?;
+                    let key = k
+                        .parse()
+                        .with_context(|| format!("tier {} option {k:?}", self.name))?;
                     builder = builder.with_config(key, v);
                 }
                 (Arc::new(builder.build()?), prefix)
@@ -172,7 +179,12 @@ impl Tier {
             }
             other => bail!("tier {}: unsupported url scheme {other:?}", self.name),
         };
-        Ok(TierStore { name: self.name.clone(), store, prefix, url: self.url.clone() })
+        Ok(TierStore {
+            name: self.name.clone(),
+            store,
+            prefix,
+            url: self.url.clone(),
+        })
     }
 }
 
@@ -238,10 +250,16 @@ mod tests {
     fn locations_stay_inside_the_tier() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("file://{}/t", dir.path().display());
-        let tier = Tier { url, ..serde_json::from_str(r#"{"name":"t","url":""}"#).unwrap() };
+        let tier = Tier {
+            url,
+            ..serde_json::from_str(r#"{"name":"t","url":""}"#).unwrap()
+        };
         let store = tier.open().unwrap();
         assert_eq!(store.location("a/b.txt").unwrap().as_ref(), "a/b.txt");
-        assert_eq!(store.key_of(&Path::from("a/b.txt")).as_deref(), Some("a/b.txt"));
+        assert_eq!(
+            store.key_of(&Path::from("a/b.txt")).as_deref(),
+            Some("a/b.txt")
+        );
         for bad in ["../x", "/etc/passwd", "a/../../b", "a\0b"] {
             assert!(store.location(bad).is_err(), "{bad:?}");
         }

@@ -1,0 +1,333 @@
+//! mover-svc in-process against librdkafka's mock cluster and real `file://`
+//! tiers in a temporary folder: moves, duplicates, stale jobs, poison
+//! messages and recovery of a job interrupted mid-copy.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{path::Path, time::Duration};
+
+use clap::Parser;
+use rdkafka::{
+    ClientConfig, Message,
+    consumer::{Consumer, StreamConsumer},
+    message::{Header, Headers, OwnedHeaders},
+    mocking::MockCluster,
+    producer::{FutureProducer, FutureRecord, Producer},
+};
+use sha2::{Digest, Sha256};
+use strata_proto::{MigrationJob, MigrationStatus, State, codec};
+use tokio::sync::oneshot;
+
+const TOPICS: [&str; 4] = [
+    "migration_jobs",
+    "migration_status",
+    "migration_jobs.dlq",
+    "access_events",
+];
+
+struct Harness {
+    brokers: String,
+    dir: tempfile::TempDir,
+    producer: FutureProducer,
+    statuses: StreamConsumer,
+    stop_tx: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Declared last so it is dropped last: clients close against a live cluster.
+    _cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+}
+
+fn sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Harness {
+    async fn new() -> Self {
+        strata_runtime::telemetry::init_tracing(strata_runtime::telemetry::LogFormat::Text);
+        let cluster = MockCluster::new(1).unwrap();
+        for topic in TOPICS {
+            cluster.create_topic(topic, 1, 1).unwrap();
+        }
+        let brokers = cluster.bootstrap_servers();
+        let dir = tempfile::tempdir().unwrap();
+        let mut tiers = String::new();
+        for name in ["hot", "warm", "cold"] {
+            tiers.push_str(&format!(
+                "[[tiers]]\nname = '{name}'\nurl = 'file://{}/{name}'\n",
+                dir.path().display()
+            ));
+        }
+        std::fs::write(dir.path().join("tiers.toml"), tiers).unwrap();
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .unwrap();
+        let statuses: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", "test-observer")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        statuses.subscribe(&["migration_status"]).unwrap();
+        let mut h = Harness {
+            brokers,
+            dir,
+            producer,
+            statuses,
+            stop_tx: None,
+            task: None,
+            _cluster: cluster,
+        };
+        h.start();
+        h
+    }
+
+    fn start(&mut self) {
+        let root = self.dir.path().display().to_string();
+        let cli = mover_svc::config::Cli::try_parse_from([
+            "mover-svc",
+            "--brokers",
+            &self.brokers,
+            "--tiers",
+            &format!("{root}/tiers.toml"),
+            "--data-dir",
+            &root,
+            "--http-addr",
+            "127.0.0.1:0",
+            "--retry-min-ms",
+            "10",
+            "--max-attempts",
+            "2",
+            // The mock cluster does not answer CreateTopics; the test made them.
+            "--create-topics",
+            "false",
+        ])
+        .unwrap();
+        let (stop_tx, stop_rx) = oneshot::channel();
+        self.stop_tx = Some(stop_tx);
+        self.task = Some(tokio::spawn(mover_svc::run(cli.config, async move {
+            let _ = stop_rx.await;
+        })));
+    }
+
+    async fn stop(&mut self) {
+        if let Some(tx) = self.stop_tx.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    fn path(&self, tier: &str, key: &str) -> std::path::PathBuf {
+        self.dir.path().join(tier).join(key)
+    }
+
+    fn put(&self, tier: &str, key: &str, bytes: &[u8]) {
+        let path = self.path(tier, key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    async fn send_raw(&self, key: &str, value: &[u8]) {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "content-type",
+            value: Some("application/json"),
+        });
+        let record = FutureRecord::to("migration_jobs")
+            .key(key)
+            .payload(value)
+            .headers(headers);
+        self.producer
+            .send(record, Duration::from_secs(5))
+            .await
+            .unwrap();
+    }
+
+    async fn send_job(&self, key: &str, from: &str, to: &str, generation: u64) -> String {
+        let job = MigrationJob {
+            job_key: strata_proto::job_key(key, from, to, generation),
+            object_key: key.into(),
+            from_tier: from.into(),
+            to_tier: to.into(),
+            generation,
+            ..Default::default()
+        };
+        self.send_raw(key, &codec::encode(&job, codec::Encoding::Json))
+            .await;
+        job.job_key
+    }
+
+    /// Statuses of `job_key` until one in a terminal state (and `extra` more terminal ones).
+    async fn until_terminal(&self, job_key: &str, terminal_count: usize) -> Vec<MigrationStatus> {
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while seen
+            .iter()
+            .filter(|s: &&MigrationStatus| s.state().is_terminal())
+            .count()
+            < terminal_count
+        {
+            let msg = tokio::time::timeout_at(deadline, self.statuses.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no terminal status for {job_key}; saw {seen:?}"))
+                .unwrap();
+            let status: MigrationStatus = codec::decode(msg.payload().unwrap(), None).unwrap();
+            if status.job_key == job_key {
+                seen.push(status);
+            }
+        }
+        seen
+    }
+}
+
+fn states(statuses: &[MigrationStatus]) -> Vec<State> {
+    statuses.iter().map(|s| s.state()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moves_once_and_answers_a_repeat_with_duplicate() {
+    let mut h = Harness::new().await;
+    let bytes = vec![7u8; 300_000];
+    h.put("hot", "a/b.bin", &bytes);
+    let job = h.send_job("a/b.bin", "hot", "cold", 0).await;
+    h.send_job("a/b.bin", "hot", "cold", 0).await;
+    let seen = h.until_terminal(&job, 2).await;
+    assert_eq!(
+        states(&seen),
+        [
+            State::Accepted,
+            State::Copying,
+            State::Verifying,
+            State::Switched,
+            State::Completed,
+            State::Duplicate
+        ]
+    );
+    let completed = &seen[4];
+    assert_eq!((completed.generation, completed.bytes), (1, 300_000));
+    assert_eq!(completed.sha256, sha(&bytes));
+    assert_eq!(seen[5].result(), State::Completed);
+    assert_eq!(std::fs::read(h.path("cold", "a/b.bin")).unwrap(), bytes);
+    assert!(
+        !h.path("hot", "a/b.bin").exists(),
+        "source deleted after the switch"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_and_missing_jobs_are_rejected_without_touching_anything() {
+    let mut h = Harness::new().await;
+    h.put("hot", "k", b"payload");
+    let first = h.send_job("k", "hot", "warm", 0).await;
+    assert_eq!(
+        h.until_terminal(&first, 1).await.last().unwrap().state(),
+        State::Completed
+    );
+    // The object is now at warm, generation 1: a job that saw generation 0 is stale.
+    let stale = h.send_job("k", "warm", "cold", 0).await;
+    let seen = h.until_terminal(&stale, 1).await;
+    let rejected = seen.last().unwrap();
+    assert_eq!(states(&seen), [State::Rejected]);
+    assert_eq!(rejected.error.as_ref().unwrap().class, "stale");
+    assert_eq!(
+        (rejected.current_tier.as_str(), rejected.generation),
+        ("warm", 1)
+    );
+    assert!(h.path("warm", "k").exists() && !h.path("cold", "k").exists());
+    // An object that is nowhere: rejected at once, no retries.
+    let missing = h.send_job("ghost", "hot", "cold", 0).await;
+    let seen = h.until_terminal(&missing, 1).await;
+    assert_eq!(states(&seen), [State::Rejected]);
+    assert_eq!(seen[0].error.as_ref().unwrap().class, "not_found");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_job_is_dead_lettered_and_the_next_job_runs() {
+    let mut h = Harness::new().await;
+    h.send_raw("bad", b"{\"objectKey\": 12").await;
+    h.send_raw(
+        "../etc/passwd",
+        br#"{"objectKey":"../etc/passwd","fromTier":"hot","toTier":"cold"}"#,
+    )
+    .await;
+    h.put("hot", "after", b"x");
+    let job = h.send_job("after", "hot", "cold", 0).await;
+    assert_eq!(
+        h.until_terminal(&job, 1).await.last().unwrap().state(),
+        State::Completed
+    );
+
+    let dlq: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &h.brokers)
+        .set("group.id", "test-dlq")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    dlq.subscribe(&["migration_jobs.dlq"]).unwrap();
+    let mut classes = Vec::new();
+    for _ in 0..2 {
+        let msg = tokio::time::timeout(Duration::from_secs(10), dlq.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let header = |name: &str| {
+            let headers = msg.headers().unwrap();
+            let h = headers.iter().find(|h| h.key == name).unwrap();
+            String::from_utf8(h.value.unwrap().to_vec()).unwrap()
+        };
+        assert_eq!(header("x-strata-source-topic"), "migration_jobs");
+        classes.push(header("x-strata-error-class"));
+    }
+    assert_eq!(classes, ["decode", "validate"]);
+    assert!(!Path::new("/etc/passwd.strata-test").exists());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_resumes_a_job_interrupted_mid_copy() {
+    let mut h = Harness::new().await;
+    h.stop().await;
+    // What a kill -9 during COPYING leaves: the ledger says COPYING, the
+    // catalog still names the source, and a torn copy sits at the destination.
+    let bytes: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    h.put("hot", "big.bin", &bytes);
+    h.put("cold", "big.bin", &bytes[..1000]);
+    let job = MigrationJob {
+        job_key: strata_proto::job_key("big.bin", "hot", "cold", 0),
+        object_key: "big.bin".into(),
+        from_tier: "hot".into(),
+        to_tier: "cold".into(),
+        generation: 0,
+        size_bytes: bytes.len() as u64,
+        ..Default::default()
+    };
+    {
+        let db = mover_svc::db::Db::open(&h.dir.path().join("state/mover.db")).unwrap();
+        db.accept(&job, Some(bytes.len() as u64)).await.unwrap();
+        db.set_state(&job.job_key, State::Copying, 1, None)
+            .await
+            .unwrap();
+    }
+    h.start();
+    let seen = h.until_terminal(&job.job_key, 1).await;
+    let last = seen.last().unwrap();
+    assert_eq!(last.state(), State::Completed);
+    assert_eq!(last.attempt, 2, "the interrupted attempt counts");
+    assert_eq!(last.sha256, sha(&bytes));
+    assert_eq!(std::fs::read(h.path("cold", "big.bin")).unwrap(), bytes);
+    assert!(!h.path("hot", "big.bin").exists());
+    // The job arriving now (a redelivery) is a duplicate, not a second move.
+    h.send_job("big.bin", "hot", "cold", 0).await;
+    assert_eq!(
+        states(&h.until_terminal(&job.job_key, 1).await),
+        [State::Duplicate]
+    );
+    h.stop().await;
+    h.producer.flush(Duration::from_secs(1)).unwrap();
+}
