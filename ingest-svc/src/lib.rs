@@ -74,7 +74,7 @@ pub async fn run(
     }
     let ready = Readiness::default();
     let tiers = open_tiers(&config.common)?;
-    let publisher = Publisher::try_new(&config.common.brokers)?;
+    let publisher = Publisher::try_new(&config.common)?;
     let state = AppState {
         publisher: publisher.clone(),
         topic: config.common.topic_access_events.clone().into(),

@@ -8,12 +8,14 @@
 //! - [`db`]: the catalog and the ledger in SQLite.
 //! - [`transfer`]: streaming copy, read-back and delete on object stores.
 //! - [`mover`]: the protocol in action.
+//! - [`fault`]: crash points for the crash harness (test builds only).
 //! - [`api`]: HTTP lookups.
 //! - [`tail`]: the `tail-status` subcommand.
 
 pub mod api;
 pub mod config;
 pub mod db;
+pub mod fault;
 pub mod mover;
 pub mod protocol;
 pub mod tail;
@@ -81,7 +83,7 @@ pub async fn run(
 
     let tiers = open_tiers(&config.common)?;
     let db = db::Db::open(&config.db_path())?;
-    let publisher = Publisher::try_new(&config.common.brokers)?;
+    let publisher = Publisher::try_new(&config.common)?;
     let state = AppState {
         db: db.clone(),
         tiers: Arc::new(tiers.clone()),
@@ -113,7 +115,7 @@ pub async fn run(
     let resumed = mover.recover().await.context("resume unfinished jobs")?;
     tracing::info!(resumed, "recovery done");
 
-    let consumer: StreamConsumer = kafka::consumer_config(&config.common.brokers, &config.group_id)
+    let consumer: StreamConsumer = kafka::consumer_config(&config.common, &config.group_id)
         .create()
         .context("create kafka consumer")?;
     consumer.subscribe(&[config.common.topic_migration_jobs.as_str()])?;

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::{
     db::Db,
+    fault,
     protocol::{self, Arrival, LedgerRow, Resume, VerifyError},
     transfer::{self, Digest256, MoveError},
 };
@@ -134,6 +135,7 @@ impl Mover {
             }
         };
         self.db.accept(&job, register_size).await?;
+        fault::point("accepted");
         self.publish(&job, State::Accepted, started, |s| {
             s.current_tier = job.from_tier.clone()
         })
@@ -228,6 +230,7 @@ impl Mover {
                 )
                 .await;
         };
+        fault::point("switched");
         self.publish(job, State::Switched, started, |s| {
             s.generation = generation;
             s.sha256 = digest.sha256.clone();
@@ -251,6 +254,7 @@ impl Mover {
         self.db
             .set_state(&job.job_key, State::Copying, attempt, None)
             .await?;
+        fault::point("copying");
         self.publish(job, State::Copying, started, |s| {
             s.attempt = attempt;
             s.current_tier = job.from_tier.clone();
@@ -264,9 +268,10 @@ impl Mover {
             &before,
             self.settings.part_size,
             self.settings.parts_in_flight,
-            |_| {},
+            |_| fault::point("mid-copy"),
         )
         .await?;
+        fault::point("copied");
         metrics::counter!("strata_mover_bytes_copied_total").increment(copied.bytes);
         let after = transfer::head(src, &job.object_key).await?;
         if (after.size, &after.e_tag, after.last_modified)
@@ -287,6 +292,7 @@ impl Mover {
                 Some((&copied.sha256, copied.bytes)),
             )
             .await?;
+        fault::point("verifying");
         self.publish(job, State::Verifying, started, |s| {
             s.attempt = attempt;
             s.sha256 = copied.sha256.clone();
@@ -306,6 +312,7 @@ impl Mover {
             VerifyError::Catalog { .. } => MoveError::SourceChanged(e.to_string()),
             other => MoveError::VerifyMismatch(other.to_string()),
         })?;
+        fault::point("verified");
         Ok(copied)
     }
 
@@ -330,9 +337,11 @@ impl Mover {
         if let Err(e) = transfer::delete(&self.tiers[&job.from_tier], &job.object_key).await {
             return Err(anyhow::Error::new(e).context("delete source"));
         }
+        fault::point("deleted");
         self.db
             .set_state(&job.job_key, State::Completed, attempt, None)
             .await?;
+        fault::point("completed");
         metrics::counter!("strata_mover_jobs_total", "state" => "COMPLETED").increment(1);
         metrics::histogram!("strata_mover_job_seconds").record(started.elapsed().as_secs_f64());
         tracing::info!(job_key = %job.job_key, object_key = %job.object_key, from = %job.from_tier, to = %job.to_tier, generation, "job completed");
@@ -353,10 +362,19 @@ impl Mover {
         if catalog.is_some_and(|c| c.tier == job.to_tier) {
             return Ok(());
         }
-        transfer::delete(&self.tiers[&job.to_tier], &job.object_key)
+        let dst = &self.tiers[&job.to_tier];
+        transfer::delete(dst, &job.object_key)
             .await
             .map_err(anyhow::Error::new)
-            .context("discard destination copy")
+            .context("discard destination copy")?;
+        let staged = transfer::remove_staged(dst, &job.object_key)
+            .await
+            .map_err(anyhow::Error::new)
+            .context("remove staged upload")?;
+        if staged > 0 {
+            tracing::info!(job_key = %job.job_key, staged, "removed interrupted upload");
+        }
+        Ok(())
     }
 
     async fn fail(

@@ -18,7 +18,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let group = format!("strata-tail-{}", std::process::id());
-    let mut config = kafka::consumer_config(&common.brokers, &group);
+    let mut config = kafka::consumer_config(common, &group);
     config.set("enable.auto.commit", "false").set(
         "auto.offset.reset",
         if from_beginning { "earliest" } else { "latest" },

@@ -204,6 +204,50 @@ pub async fn read_digest(tier: &TierStore, key: &str) -> Result<Digest256, MoveE
     })
 }
 
+/// Removes what an interrupted upload of `key` left on a `file://` tier:
+/// object_store stages uploads as `<object>#<digits>` beside the object and
+/// renames on completion, so a crash mid-upload leaves such a file behind.
+/// Other stores abort or expire incomplete uploads themselves.
+pub async fn remove_staged(tier: &TierStore, key: &str) -> Result<usize, MoveError> {
+    let Some(root) = &tier.local_root else {
+        return Ok(0);
+    };
+    let path = root.join(key);
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Ok(0);
+    };
+    let prefix = format!("{name}#");
+    let mut removed = 0;
+    let mut entries = match tokio::fs::read_dir(dir).await {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(MoveError::Transient(format!("list {}: {e}", dir.display()))),
+    };
+    while let Some(entry) = entries
+        .next_entry()
+        .await
+        .map_err(|e| MoveError::Transient(e.to_string()))?
+    {
+        let file_name = entry.file_name();
+        let Some(staged) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        if !staged.is_empty() && staged.bytes().all(|b| b.is_ascii_digit()) {
+            match tokio::fs::remove_file(entry.path()).await {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(MoveError::Transient(format!(
+                        "remove {}: {e}",
+                        entry.path().display()
+                    )));
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// Deletes `key` from `tier`; a missing object counts as deleted.
 pub async fn delete(tier: &TierStore, key: &str) -> Result<(), MoveError> {
     let location = tier

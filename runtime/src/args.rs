@@ -38,6 +38,11 @@ pub struct CommonArgs {
     #[arg(long, env = "STRATA_TOPIC_MIGRATION_STATUS", default_value = topics::MIGRATION_STATUS)]
     pub topic_migration_status: String,
 
+    /// Extra librdkafka settings for every client, `key=value` separated by
+    /// commas (e.g. `security.protocol=SASL_SSL,sasl.mechanism=PLAIN`).
+    #[arg(long, env = "STRATA_KAFKA_OPTIONS", value_delimiter = ',', value_parser = parse_kafka_option)]
+    pub kafka_options: Vec<(String, String)>,
+
     /// Create missing topics at start (admin API). Off where the broker
     /// does not offer it or an operator manages topics.
     #[arg(long, env = "STRATA_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
@@ -58,6 +63,11 @@ pub struct CommonArgs {
     /// How long a graceful stop may take before the daemon exits anyway.
     #[arg(long, env = "STRATA_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+}
+
+fn parse_kafka_option(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s.split_once('=').ok_or_else(|| format!("{s:?} is not key=value"))?;
+    Ok((key.trim().to_owned(), value.trim().to_owned()))
 }
 
 impl CommonArgs {

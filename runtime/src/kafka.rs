@@ -28,20 +28,23 @@ pub const DLQ_SOURCE_PARTITION_HEADER: &str = "x-strata-source-partition";
 /// Header naming the offset the message had.
 pub const DLQ_SOURCE_OFFSET_HEADER: &str = "x-strata-source-offset";
 
-/// A base client config for `brokers`.
-pub fn client_config(brokers: &str) -> ClientConfig {
+/// A base client config: the brokers, then the operator's extra options.
+pub fn client_config(args: &CommonArgs) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
-        .set("bootstrap.servers", brokers)
+        .set("bootstrap.servers", &args.brokers)
         .set("socket.keepalive.enable", "true")
         .set("log_level", "4");
+    for (key, value) in &args.kafka_options {
+        config.set(key, value);
+    }
     config
 }
 
 /// Config of an at-least-once consumer: offsets are *stored* by the daemon
 /// only once the message's effect is durable, and auto-committed from there.
-pub fn consumer_config(brokers: &str, group_id: &str) -> ClientConfig {
-    let mut config = client_config(brokers);
+pub fn consumer_config(args: &CommonArgs, group_id: &str) -> ClientConfig {
+    let mut config = client_config(args);
     config
         .set("group.id", group_id)
         .set("enable.auto.commit", "true")
@@ -59,7 +62,7 @@ pub async fn ensure_topics(args: &CommonArgs, topics: &[String]) -> anyhow::Resu
     if !args.create_topics {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> = client_config(&args.brokers)
+    let admin: AdminClient<DefaultClientContext> = client_config(args)
         .create()
         .context("create kafka admin client")?;
     let new: Vec<NewTopic<'_>> = topics
@@ -103,9 +106,9 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// A publisher on `brokers` with acks from all in-sync replicas.
-    pub fn try_new(brokers: &str) -> anyhow::Result<Self> {
-        let producer = client_config(brokers)
+    /// A publisher with acks from all in-sync replicas.
+    pub fn try_new(args: &CommonArgs) -> anyhow::Result<Self> {
+        let producer = client_config(args)
             .set("acks", "all")
             .set("linger.ms", "5")
             .set("message.timeout.ms", "30000")

@@ -117,6 +117,9 @@ pub struct TierStore {
     pub prefix: Path,
     /// The tier's URL, for people.
     pub url: String,
+    /// The folder of a `file://` tier, where interrupted uploads leave
+    /// staging files (`<object>#<n>`) that recovery must remove.
+    pub local_root: Option<std::path::PathBuf>,
 }
 
 impl TierStore {
@@ -151,6 +154,7 @@ impl Tier {
     pub fn open(&self) -> anyhow::Result<TierStore> {
         let url = Url::parse(&self.url).with_context(|| format!("tier {} url", self.name))?;
         let prefix = Path::from_url_path(url.path()).unwrap_or_default();
+        let mut local_root = None;
         let (store, prefix): (Arc<dyn ObjectStore>, Path) = match url.scheme() {
             "file" => {
                 let dir = url.to_file_path().map_err(|()| {
@@ -159,6 +163,7 @@ impl Tier {
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("create tier folder {}", dir.display()))?;
                 let fs = LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true);
+                local_root = Some(dir);
                 (Arc::new(fs), Path::default())
             }
             "memory" => (Arc::new(InMemory::new()), prefix),
@@ -184,6 +189,7 @@ impl Tier {
             store,
             prefix,
             url: self.url.clone(),
+            local_root,
         })
     }
 }
