@@ -69,7 +69,7 @@ pub async fn run(
         min_object_bytes: config.min_object_bytes,
     };
     let store = Store::open(&config.db_path())?;
-    let publisher = Publisher::try_new(&config.common.brokers)?;
+    let publisher = Publisher::try_new(&config.common)?;
     let state = AppState {
         store: store.clone(),
         tiers: tiers.clone(),
@@ -83,7 +83,7 @@ pub async fn run(
     let http_task = http::spawn_server(config.http_addr, app, stop.clone()).await?;
 
     kafka::ensure_topics(&config.common, &config.common.all_topics()).await?;
-    let consumer: StreamConsumer = kafka::consumer_config(&config.common.brokers, &config.group_id)
+    let consumer: StreamConsumer = kafka::consumer_config(&config.common, &config.group_id)
         .create()
         .context("create kafka consumer")?;
     let topics = [
