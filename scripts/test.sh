@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# All of Strata's tests: unit and integration tests of the workspace, then the
+# end-to-end test (tests/e2e) against a real broker and the three daemons.
+#
+#   scripts/test.sh
+#
+# Stages:
+#   1. broker        scripts/ensure-broker.sh (installs tansu once, ~12 min)
+#   2. python deps   confluent-kafka and pytest, installed only when missing
+#   3. build         cargo build --workspace --bins
+#   4. rust tests    cargo nextest run --workspace (+ doc tests), or
+#                    cargo test --workspace without nextest
+#   5. end to end    python3 -m pytest -q tests/e2e
+# Stops at the first failing stage and exits non-zero.
+# Environment: PYTHON (default python3); CARGO_TARGET_DIR is honoured (the
+# e2e test then runs the daemons from $CARGO_TARGET_DIR/debug).
+
+set -euo pipefail
+STRATA_SCRIPT="test"
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$STRATA_ROOT"
+
+PYTHON="${PYTHON:-python3}"
+STAGE=
+STAGE_START=
+ALL_START=$(date +%s)
+
+stage() {
+    STAGE=$1
+    STAGE_START=$(date +%s)
+    printf '\n==> %s\n' "$STAGE"
+}
+stage_done() {
+    printf '==> %s: ok (%ss)\n' "$STAGE" "$(($(date +%s) - STAGE_START))"
+}
+on_exit() {
+    local rc=$?
+    if [ "$rc" != 0 ] && [ -n "$STAGE" ]; then
+        printf '\n==> FAILED at stage "%s" (exit status %s)\n' "$STAGE" "$rc" >&2
+    fi
+}
+trap on_exit EXIT
+
+stage "1/5 broker (tansu)"
+scripts/ensure-broker.sh
+stage_done
+
+stage "2/5 python deps (tests/e2e/requirements.txt)"
+command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found: install Python 3"
+if "$PYTHON" -c 'import confluent_kafka, pytest' 2>/dev/null; then
+    say "confluent-kafka and pytest present"
+else
+    "$PYTHON" -m pip --version >/dev/null 2>&1 ||
+        die "pip missing for $PYTHON (Debian: apt-get install python3-pip)"
+    say "installing: $PYTHON -m pip install -q -r tests/e2e/requirements.txt"
+    if ! "$PYTHON" -m pip install -q -r tests/e2e/requirements.txt; then
+        # A distribution's Python refuses system-wide installs (PEP 668):
+        # install for this user instead.
+        say "retrying as a user install"
+        "$PYTHON" -m pip install -q --user --break-system-packages -r tests/e2e/requirements.txt
+    fi
+    "$PYTHON" -c 'import confluent_kafka, pytest' ||
+        die "confluent-kafka or pytest still not importable by $PYTHON"
+fi
+stage_done
+
+stage "3/5 build (cargo build --workspace --bins)"
+cargo build --workspace --bins
+stage_done
+
+stage "4/5 rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace
+    # nextest does not run doc tests.
+    cargo test --workspace --doc
+else
+    say "cargo-nextest not installed: using cargo test"
+    cargo test --workspace
+fi
+stage_done
+
+stage "5/5 end to end (pytest tests/e2e)"
+if [ -n "${CARGO_TARGET_DIR:-}" ] && [ -z "${STRATA_BIN_DIR:-}" ]; then
+    export STRATA_BIN_DIR
+    STRATA_BIN_DIR="$(abs_path "$CARGO_TARGET_DIR")/debug"
+fi
+"$PYTHON" -m pytest -q tests/e2e
+stage_done
+
+STAGE=
+printf '\n==> all tests passed in %ss\n' "$(($(date +%s) - ALL_START))"
