@@ -4,14 +4,19 @@
 //!
 //! # Layout
 //! - [`config`]: flags and environment.
-//! - [`rules`]: the decision, a pure function.
+//! - [`rules`]: the first decision rule (idle days, promote on reads), pure.
+//! - [`cost`], [`presets`]: the cost model and the clouds' price presets.
+//! - [`placement`]: the cost-based decision, pure, shared with the simulator.
 //! - [`store`]: the SQLite state, the clock and the job outbox.
 //! - [`engine`]: applying messages and running a decision cycle.
 //! - [`api`]: explain and summary over HTTP.
 
 pub mod api;
 pub mod config;
+pub mod cost;
 pub mod engine;
+pub mod placement;
+pub mod presets;
 pub mod rules;
 pub mod store;
 

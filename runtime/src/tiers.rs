@@ -65,6 +65,27 @@ pub struct Tier {
     /// Typical time to first byte, milliseconds.
     #[serde(default)]
     pub first_byte_ms: f64,
+    /// A price preset (`aws-s3-standard-ia`, `azure-cool`, `gcs-nearline`, ...)
+    /// that policy-svc fills the prices from; fields written in the file win.
+    #[serde(default)]
+    pub preset: Option<String>,
+    /// Who hosts the tier (`aws`, `azure`, `gcp`, `local`, ...): a move
+    /// between two providers pays the source's egress.
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// Egress price, USD per GB leaving this tier's provider.
+    #[serde(default)]
+    pub egress_usd_per_gb: f64,
+    /// Smallest size billed for storage (S3 IA and Glacier IR: 128 KB).
+    #[serde(default)]
+    pub min_billable_bytes: u64,
+    /// Bytes billed on top of each object (S3 Glacier: 40 KB of metadata).
+    #[serde(default)]
+    pub overhead_bytes: u64,
+    /// The fields written in the file for this tier (filled by
+    /// [`TierConfig::parse`]), so that a preset never overrides them.
+    #[serde(skip)]
+    pub explicit: std::collections::BTreeSet<String>,
 }
 
 impl TierConfig {
@@ -79,7 +100,15 @@ impl TierConfig {
     /// Parses tier-file text; see [`TierConfig::load`].
     pub fn parse(raw: &str, vars: &[(&str, String)]) -> anyhow::Result<Self> {
         let expanded = expand_vars(raw, vars)?;
-        let config: TierConfig = toml::from_str(&expanded)?;
+        let mut config: TierConfig = toml::from_str(&expanded)?;
+        let table: toml::Table = toml::from_str(&expanded)?;
+        if let Some(toml::Value::Array(raw_tiers)) = table.get("tiers") {
+            for (tier, raw) in config.tiers.iter_mut().zip(raw_tiers) {
+                if let toml::Value::Table(fields) = raw {
+                    tier.explicit = fields.keys().cloned().collect();
+                }
+            }
+        }
         if config.tiers.is_empty() {
             bail!("no tiers configured");
         }
@@ -241,6 +270,10 @@ mod tests {
         assert_eq!(config.tiers[0].url, "file:///tmp/x/hot");
         assert_eq!(config.get("cold").unwrap().storage_usd_per_gb_month, 0.004);
         assert_eq!(config.rank("cold"), Some(1));
+        let cold = config.get("cold").unwrap();
+        assert!(cold.explicit.contains("storage_usd_per_gb_month"));
+        assert!(!cold.explicit.contains("retrieval_usd_per_gb"));
+        assert_eq!(cold.preset, None);
         assert!(TierConfig::parse(FILE, &[]).is_err_and(|e| format!("{e:#}").contains("${DATA}")));
     }
 

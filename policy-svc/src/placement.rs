@@ -1,0 +1,504 @@
+//! The cost-based decision (design §6), a pure function shared by the daemon
+//! (`--rule cost`) and the simulator: predict reads, price every eligible
+//! tier, and move to the best one only when the saving over the horizon
+//! repays the move's one-time cost.
+//!
+//! Guards against churn: a tier must beat the current one by `hysteresis`
+//! (a fraction of the current monthly cost) and repay the move within the
+//! horizon, and an object stays `min_residency_days` after a move. The
+//! latency SLO of the key's prefix and pins are hard constraints.
+
+use std::fmt::Write as _;
+
+use strata_runtime::tiers::{Tier, TierConfig};
+
+use crate::cost::{self, MONTH_DAYS};
+
+/// Milliseconds in a day.
+const DAY: f64 = 86_400_000.0;
+
+/// Knobs of the cost decision.
+#[derive(Debug, Clone)]
+pub struct CostParams {
+    /// Days over which a move's saving must repay its one-time cost.
+    pub horizon_days: f64,
+    /// A better tier must save at least this fraction of the current
+    /// monthly cost (hysteresis: no ping-pong around a break-even point).
+    pub hysteresis: f64,
+    /// Days an object stays after a move before it may move again by choice.
+    pub min_residency_days: f64,
+    /// Objects smaller than this never move.
+    pub min_object_bytes: u64,
+    /// Longest-prefix latency SLOs: (key prefix, max first-byte ms).
+    pub slos: Vec<(String, f64)>,
+    /// The SLO of keys no prefix matches; `None`: any latency.
+    pub default_slo_ms: Option<f64>,
+    /// Longest-prefix pins: (key prefix, tier name).
+    pub pins: Vec<(String, String)>,
+    /// Reads per 30 days assumed of a new object before evidence arrives;
+    /// it fades as the object ages without reads.
+    pub prior_reads_30d: f64,
+    /// Days over which the prior halves its weight.
+    pub prior_days: f64,
+    /// Days between re-evaluations of an object that stays.
+    pub recheck_days: f64,
+}
+
+impl Default for CostParams {
+    fn default() -> Self {
+        CostParams {
+            horizon_days: 60.0,
+            hysteresis: 0.2,
+            min_residency_days: 7.0,
+            min_object_bytes: 0,
+            slos: Vec::new(),
+            default_slo_ms: None,
+            pins: Vec::new(),
+            prior_reads_30d: 1.0,
+            prior_days: 7.0,
+            recheck_days: 7.0,
+        }
+    }
+}
+
+impl CostParams {
+    /// The SLO (max first-byte ms) for `key`, longest prefix first.
+    pub fn slo_ms(&self, key: &str) -> Option<f64> {
+        longest_prefix(&self.slos, key)
+            .copied()
+            .or(self.default_slo_ms)
+    }
+
+    /// The tier `key` is pinned to by prefix.
+    pub fn pin(&self, key: &str) -> Option<&str> {
+        longest_prefix(&self.pins, key).map(String::as_str)
+    }
+}
+
+fn longest_prefix<'a, T>(rules: &'a [(String, T)], key: &str) -> Option<&'a T> {
+    rules
+        .iter()
+        .filter(|(prefix, _)| key.starts_with(prefix.as_str()))
+        .max_by_key(|(prefix, _)| prefix.len())
+        .map(|(_, v)| v)
+}
+
+/// Parses `prefix=value` pairs separated by commas (flags `--slo`, `--pin`).
+pub fn parse_pairs(raw: &str) -> anyhow::Result<Vec<(String, String)>> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .ok_or_else(|| anyhow::anyhow!("{pair:?} is not prefix=value"))
+        })
+        .collect()
+}
+
+/// What the decision knows of one object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostView<'a> {
+    pub key: &'a str,
+    pub size: u64,
+    /// Index of its tier in the tier list.
+    pub tier: usize,
+    pub first_seen_ms: i64,
+    pub tier_since_ms: i64,
+    pub last_move_ms: Option<i64>,
+    /// Predicted reads over the next 30 days ([`predict_reads_30d`]).
+    pub reads_30d: f64,
+    /// Typical bytes per read (the whole object unless ranges were seen).
+    pub bytes_per_read: u64,
+    /// A pin set on the object itself (index), before prefix pins.
+    pub pinned: Option<usize>,
+}
+
+/// Predicted reads over the next 30 days: the 30-day decayed read count
+/// as a rate (a count decayed with half-life H estimates H / ln 2 days of
+/// reads), or, for a young object, a prior that fades with age.
+pub fn predict_reads_30d(
+    rate_30d: f64,
+    decay_ts_ms: i64,
+    first_seen_ms: i64,
+    now_ms: i64,
+    params: &CostParams,
+) -> f64 {
+    let since_decay = (now_ms - decay_ts_ms).max(0) as f64 / DAY;
+    let observed = rate_30d * 0.5f64.powf(since_decay / 30.0) * std::f64::consts::LN_2;
+    let age = (now_ms - first_seen_ms).max(0) as f64 / DAY;
+    let prior = params.prior_reads_30d * 0.5f64.powf(age / params.prior_days.max(1e-9));
+    observed.max(prior)
+}
+
+/// The full evaluation of one object: what the daemon decides on and what
+/// `/explain` and a job's reason show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Monthly cost on each tier at the predicted reads; `None`: ineligible.
+    pub monthly_usd: Vec<Option<f64>>,
+    /// The move, if one is decided.
+    pub target: Option<usize>,
+    /// The rule that decided (`cost`, `slo`, `pin`, `stay`).
+    pub rule: &'static str,
+    /// One-time cost of the best candidate move (transition + early delete).
+    pub one_time_usd: f64,
+    pub early_delete_usd: f64,
+    /// Monthly saving of the best candidate over the current tier.
+    pub saving_per_month: f64,
+    pub break_even_days: Option<f64>,
+    pub why: String,
+    /// When to look again if nothing happens; `None`: only on news.
+    pub next_due_ms: Option<i64>,
+}
+
+/// Evaluates `obj` at `now_ms` against the ordered `tiers`.
+pub fn evaluate(
+    obj: &CostView<'_>,
+    tiers: &[Tier],
+    params: &CostParams,
+    now_ms: i64,
+) -> Evaluation {
+    let slo = params.slo_ms(obj.key);
+    let eligible = |t: &Tier| slo.is_none_or(|s| t.first_byte_ms <= s);
+    let monthly: Vec<Option<f64>> = tiers
+        .iter()
+        .map(|t| {
+            eligible(t).then(|| cost::monthly_usd(t, obj.size, obj.reads_30d, obj.bytes_per_read))
+        })
+        .collect();
+    let resident_days = (now_ms - obj.tier_since_ms).max(0) as f64 / DAY;
+    let current = &tiers[obj.tier];
+    let mut eval = Evaluation {
+        monthly_usd: monthly.clone(),
+        target: None,
+        rule: "stay",
+        one_time_usd: 0.0,
+        early_delete_usd: 0.0,
+        saving_per_month: 0.0,
+        break_even_days: Some(0.0),
+        why: String::new(),
+        next_due_ms: None,
+    };
+    let cost_of_move = |to: usize| cost::move_usd(current, &tiers[to], obj.size, resident_days);
+    let forced = |eval: &mut Evaluation, to: usize, rule: &'static str, why: String| {
+        let (transition, early) = cost_of_move(to);
+        eval.target = (to != obj.tier).then_some(to);
+        eval.rule = if to == obj.tier { "stay" } else { rule };
+        eval.one_time_usd = transition + early;
+        eval.early_delete_usd = early;
+        eval.why = why;
+    };
+    // Pins first: the object's own, then its prefix's.
+    let pin = obj.pinned.or_else(|| {
+        params
+            .pin(obj.key)
+            .and_then(|name| tiers.iter().position(|t| t.name == name))
+    });
+    if let Some(pin) = pin {
+        let why = format!("pinned to {}", tiers[pin].name);
+        forced(&mut eval, pin, "pin", why);
+        return eval;
+    }
+    if obj.size < params.min_object_bytes {
+        eval.why = format!(
+            "{} bytes < minimum {} bytes: never moved",
+            obj.size, params.min_object_bytes
+        );
+        return eval;
+    }
+    let cheapest = (0..tiers.len())
+        .filter(|&i| monthly[i].is_some())
+        .min_by(|&a, &b| {
+            monthly[a]
+                .partial_cmp(&monthly[b])
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+    let Some(cheapest) = cheapest else {
+        eval.why = format!("no tier meets the {} ms SLO", slo.unwrap_or_default());
+        return eval;
+    };
+    let Some(current_monthly) = monthly[obj.tier] else {
+        // The current tier breaks the SLO: move now, to the cheapest that meets it.
+        let why = format!(
+            "{} ({} ms) breaks the {} ms SLO of this prefix: move to {}",
+            current.name,
+            current.first_byte_ms,
+            slo.unwrap_or_default(),
+            tiers[cheapest].name
+        );
+        forced(&mut eval, cheapest, "slo", why);
+        return eval;
+    };
+    // The best candidate: the largest net saving over the horizon.
+    let horizon_months = params.horizon_days / MONTH_DAYS;
+    let mut best: Option<(usize, f64, f64, f64)> = None; // (tier, net, transition, early)
+    for (to, m) in monthly.iter().enumerate() {
+        let Some(m) = m else { continue };
+        if to == obj.tier {
+            continue;
+        }
+        let saving = current_monthly - m;
+        let (transition, early) = cost_of_move(to);
+        let net = saving * horizon_months - transition - early;
+        if best.is_none_or(|(_, n, _, _)| net > n) {
+            best = Some((to, net, transition, early));
+        }
+    }
+    let Some((to, net, transition, early)) = best else {
+        eval.why = format!("{} is the only eligible tier", current.name);
+        return eval;
+    };
+    let saving = current_monthly - monthly[to].unwrap_or(current_monthly);
+    eval.one_time_usd = transition + early;
+    eval.early_delete_usd = early;
+    eval.saving_per_month = saving;
+    eval.break_even_days = cost::break_even_days(transition + early, saving);
+    let recheck = now_ms + (params.recheck_days * DAY) as i64;
+    let mut why = format!(
+        "{:.2} reads/30d predicted; {} ${:.6}/month",
+        obj.reads_30d, current.name, current_monthly
+    );
+    let _ = write!(
+        why,
+        ", best {} ${:.6}/month, move ${:.6}",
+        tiers[to].name,
+        monthly[to].unwrap_or_default(),
+        transition + early
+    );
+    let since_move = obj.last_move_ms.map(|t| (now_ms - t) as f64 / DAY);
+    if net <= 0.0 || saving < params.hysteresis * current_monthly {
+        let _ = write!(
+            why,
+            ": saving under the horizon's repay or the hysteresis margin; stay"
+        );
+        eval.why = why;
+        // Nothing left to gain on the cheapest tier while reads only fade.
+        eval.next_due_ms = (cheapest != obj.tier || obj.reads_30d > 0.0).then_some(recheck);
+        return eval;
+    }
+    if let Some(days) = since_move.filter(|&d| d < params.min_residency_days) {
+        let _ = write!(why, ": moved {days:.1} days ago, minimum residency; stay");
+        eval.why = why;
+        eval.next_due_ms = obj
+            .last_move_ms
+            .map(|t| t + (params.min_residency_days * DAY) as i64);
+        return eval;
+    }
+    let be = eval.break_even_days.unwrap_or(f64::INFINITY);
+    let _ = write!(
+        why,
+        ": pays back in {be:.1} days; move {} -> {}",
+        current.name, tiers[to].name
+    );
+    eval.why = why;
+    eval.target = Some(to);
+    eval.rule = "cost";
+    eval
+}
+
+/// Adds one read at `ts_ms` to a count decayed with a 30-day half-life
+/// (as of `decay_ts_ms`, which moves forward); a late read weighs by its age.
+pub fn observe_read(rate_30d: &mut f64, decay_ts_ms: &mut i64, ts_ms: i64) {
+    let decay = |ms: i64| 0.5f64.powf(ms as f64 / DAY / 30.0);
+    if ts_ms >= *decay_ts_ms {
+        *rate_30d = *rate_30d * decay(ts_ms - *decay_ts_ms) + 1.0;
+        *decay_ts_ms = ts_ms;
+    } else {
+        *rate_30d += decay(*decay_ts_ms - ts_ms);
+    }
+}
+
+/// The daemon's view of the tiers: the evaluation by tier name.
+pub fn tier_names(tiers: &TierConfig) -> Vec<&str> {
+    tiers.tiers.iter().map(|t| t.name.as_str()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::presets;
+
+    const GB: u64 = 1_000_000_000;
+    const NOW: i64 = 1000 * 86_400_000;
+
+    fn days(d: f64) -> i64 {
+        (d * DAY) as i64
+    }
+
+    fn obj(tier: usize, reads_30d: f64) -> CostView<'static> {
+        CostView {
+            key: "data/x",
+            size: GB,
+            tier,
+            first_seen_ms: NOW - days(400.0),
+            tier_since_ms: NOW - days(200.0),
+            last_move_ms: None,
+            reads_30d,
+            bytes_per_read: GB,
+            pinned: None,
+        }
+    }
+
+    fn instant() -> CostParams {
+        CostParams {
+            default_slo_ms: Some(1000.0),
+            ..CostParams::default()
+        }
+    }
+
+    fn target(o: &CostView<'_>, params: &CostParams) -> Option<usize> {
+        evaluate(o, &presets::aws_s3().tiers, params, NOW).target
+    }
+
+    #[test]
+    fn unread_objects_go_to_the_cheapest_tier_the_slo_allows() {
+        assert_eq!(target(&obj(0, 0.0), &instant()), Some(2), "glacier-ir");
+        assert_eq!(
+            target(&obj(0, 0.0), &CostParams::default()),
+            Some(4),
+            "deep archive"
+        );
+        // Read about twice a month: Standard stays cheapest.
+        assert_eq!(target(&obj(0, 2.0), &instant()), None);
+        // Half a read a month: Standard-IA.
+        assert_eq!(target(&obj(0, 0.5), &instant()), Some(1));
+    }
+
+    #[test]
+    fn reads_bring_an_object_up_when_the_saving_repays_the_retrieval() {
+        assert_eq!(target(&obj(2, 5.0), &instant()), Some(0));
+        let e = evaluate(&obj(2, 5.0), &presets::aws_s3().tiers, &instant(), NOW);
+        assert_eq!(e.rule, "cost");
+        assert!(e.break_even_days.unwrap() < 60.0);
+        assert!(e.why.contains("glacier-ir -> standard"), "{}", e.why);
+    }
+
+    #[test]
+    fn a_move_must_repay_its_one_time_cost_within_the_horizon() {
+        // Barely worth it per month, but the retrieval of the move is not
+        // repaid over a short horizon.
+        let short = CostParams {
+            horizon_days: 10.0,
+            hysteresis: 0.0,
+            ..instant()
+        };
+        assert_eq!(target(&obj(2, 0.9), &short), None);
+        let long = CostParams {
+            horizon_days: 365.0,
+            ..short
+        };
+        assert_eq!(target(&obj(2, 0.9), &long), Some(1));
+    }
+
+    #[test]
+    fn early_delete_charges_keep_young_objects_in_place() {
+        // Ten days on Standard-IA (30-day minimum): Glacier IR saves
+        // $0.0085/month, but leaving now also pays 20 days of Standard-IA.
+        let young = CostView {
+            tier_since_ms: NOW - days(10.0),
+            ..obj(1, 0.0)
+        };
+        let tiers = presets::aws_s3().tiers;
+        let e = evaluate(&young, &tiers, &instant(), NOW);
+        assert_eq!(e.target, None, "{}", e.why);
+        assert!(e.early_delete_usd > 0.008, "{e:?}");
+        let settled = CostView {
+            tier_since_ms: NOW - days(40.0),
+            ..young
+        };
+        let e = evaluate(&settled, &tiers, &instant(), NOW);
+        assert_eq!((e.target, e.early_delete_usd), (Some(2), 0.0), "{}", e.why);
+    }
+
+    #[test]
+    fn small_objects_stay_where_billed_minimums_make_moving_dearer() {
+        let small = CostView {
+            size: 1000,
+            bytes_per_read: 1000,
+            ..obj(0, 0.0)
+        };
+        // 1 KB is billed as 128 KB on IA and Glacier IR: Standard is cheapest.
+        assert_eq!(target(&small, &instant()), None);
+        let floor = CostParams {
+            min_object_bytes: 2 * GB,
+            ..instant()
+        };
+        assert_eq!(target(&obj(0, 0.0), &floor), None);
+    }
+
+    #[test]
+    fn slo_and_pins_are_hard_constraints() {
+        let slo = CostParams {
+            slos: vec![("db/".into(), 100.0)],
+            ..CostParams::default()
+        };
+        let db = CostView {
+            key: "db/table",
+            ..obj(4, 0.0)
+        };
+        let e = evaluate(&db, &presets::aws_s3().tiers, &slo, NOW);
+        assert_eq!((e.target, e.rule), (Some(2), "slo"), "{}", e.why);
+        assert_eq!(e.monthly_usd[3], None, "glacier flexible is too slow");
+        let pinned = CostParams {
+            pins: vec![("data/".into(), "standard".into())],
+            ..instant()
+        };
+        assert_eq!(target(&obj(0, 0.0), &pinned), None);
+        assert_eq!(target(&obj(3, 0.0), &pinned), Some(0));
+        let own_pin = CostView {
+            pinned: Some(1),
+            ..obj(0, 0.0)
+        };
+        assert_eq!(target(&own_pin, &instant()), Some(1));
+    }
+
+    #[test]
+    fn minimum_residency_after_a_move() {
+        let moved = CostView {
+            last_move_ms: Some(NOW - days(2.0)),
+            tier_since_ms: NOW - days(2.0),
+            ..obj(0, 0.0)
+        };
+        let e = evaluate(&moved, &presets::aws_s3().tiers, &instant(), NOW);
+        assert_eq!(e.target, None);
+        assert_eq!(e.next_due_ms, Some(NOW + days(5.0)));
+    }
+
+    #[test]
+    fn no_ping_pong_on_an_object_read_about_once_a_month() {
+        let tiers = presets::aws_s3().tiers;
+        let params = instant();
+        let (mut tier, mut since, mut last_move) = (0usize, 0i64, None);
+        let (mut rate, mut decay_ts, mut moves) = (0.0, 0i64, Vec::new());
+        // Two years, a read every 28 to 32 days, decided every day.
+        let mut next_read = days(30.0);
+        for day in 0..730 {
+            let now = days(day as f64);
+            if now >= next_read {
+                observe_read(&mut rate, &mut decay_ts, now);
+                next_read += days(28.0 + (day % 5) as f64);
+            }
+            let view = CostView {
+                key: "reports/monthly.csv",
+                size: GB,
+                tier,
+                first_seen_ms: 0,
+                tier_since_ms: since,
+                last_move_ms: last_move,
+                reads_30d: predict_reads_30d(rate, decay_ts, 0, now, &params),
+                bytes_per_read: GB,
+                pinned: None,
+            };
+            if let Some(to) = evaluate(&view, &tiers, &params, now).target {
+                tier = to;
+                since = now;
+                last_move = Some(now);
+                moves.push(day);
+            }
+        }
+        // It learns the rate within a few months, then stays put.
+        assert!(moves.len() <= 3, "moves on days {moves:?}");
+        assert!(moves.iter().all(|&d| d < 120), "moves on days {moves:?}");
+    }
+}
