@@ -11,6 +11,8 @@
 #   4. rust tests    cargo nextest run --workspace (+ doc tests), or
 #                    cargo test --workspace without nextest
 #   5. end to end    python3 -m pytest -q tests/e2e
+#   6. crash harness mover-svc built with fault points, killed at every step
+#                    and at random over 200 jobs (a few minutes)
 # Stops at the first failing stage and exits non-zero.
 # Environment: PYTHON (default python3); CARGO_TARGET_DIR is honoured (the
 # e2e test then runs the daemons from $CARGO_TARGET_DIR/debug).
@@ -42,11 +44,11 @@ on_exit() {
 }
 trap on_exit EXIT
 
-stage "1/5 broker (tansu)"
+stage "1/6 broker (tansu)"
 scripts/ensure-broker.sh
 stage_done
 
-stage "2/5 python deps (tests/e2e/requirements.txt)"
+stage "2/6 python deps (tests/e2e/requirements.txt)"
 command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found: install Python 3"
 if "$PYTHON" -c 'import confluent_kafka, pytest' 2>/dev/null; then
     say "confluent-kafka and pytest present"
@@ -65,11 +67,11 @@ else
 fi
 stage_done
 
-stage "3/5 build (cargo build --workspace --bins)"
+stage "3/6 build (cargo build --workspace --bins)"
 cargo build --workspace --bins
 stage_done
 
-stage "4/5 rust tests"
+stage "4/6 rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace
     # nextest does not run doc tests.
@@ -80,12 +82,21 @@ else
 fi
 stage_done
 
-stage "5/5 end to end (pytest tests/e2e)"
+stage "5/6 end to end (pytest tests/e2e)"
 if [ -n "${CARGO_TARGET_DIR:-}" ] && [ -z "${STRATA_BIN_DIR:-}" ]; then
     export STRATA_BIN_DIR
     STRATA_BIN_DIR="$(abs_path "$CARGO_TARGET_DIR")/debug"
 fi
 "$PYTHON" -m pytest -q tests/e2e
+stage_done
+
+# Last: it rebuilds mover-svc with its fault points compiled in.
+stage "6/6 crash harness (mover-svc killed at every step and at random)"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run -p mover-svc --features fault-injection --test crash --no-capture
+else
+    cargo test -p mover-svc --features fault-injection --test crash -- --nocapture
+fi
 stage_done
 
 STAGE=
