@@ -2,13 +2,118 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use strata_proto::codec::Encoding;
 use strata_runtime::args::CommonArgs;
 
+use crate::placement::{self, CostParams};
+
 /// Strata's policy: aggregates access per object and decides placements.
-#[derive(Debug, Clone, Parser)]
+#[derive(Debug, Parser)]
 #[command(name = "policy-svc", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// What to run; the daemon when none is given.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (the default).
+    Serve,
+    /// Replay a trace file through the decision code and price Strata
+    /// beside the baselines (always-hot, age rules, Intelligent-Tiering,
+    /// the offline optimum).
+    Simulate(Box<crate::sim::SimulateArgs>),
+    /// Write a synthetic trace (Zipf hot set, cold tail, monthly reports,
+    /// bursts after a quiet year) as CSV.
+    Synth(crate::sim::SynthArgs),
+}
+
+/// Which decision the daemon applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuleKind {
+    /// Idle days demote, reads within a window promote (the first rule).
+    Idle,
+    /// The cost model: cheapest eligible tier when the move repays itself.
+    Cost,
+}
+
+/// Knobs of the cost decision, shared by the daemon and the simulator.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CostArgs {
+    /// Objects smaller than this never move.
+    #[arg(long, env = "STRATA_MIN_OBJECT_BYTES", default_value_t = 0)]
+    pub min_object_bytes: u64,
+
+    /// Days over which a move's saving must repay its one-time cost.
+    #[arg(long, env = "STRATA_HORIZON_DAYS", default_value_t = 60.0)]
+    pub horizon_days: f64,
+
+    /// A better tier must save this fraction of the current monthly cost.
+    #[arg(long, env = "STRATA_HYSTERESIS", default_value_t = 0.2)]
+    pub hysteresis: f64,
+
+    /// Days an object stays after a move before it may move again by choice.
+    #[arg(long, env = "STRATA_MIN_RESIDENCY_DAYS", default_value_t = 7.0)]
+    pub min_residency_days: f64,
+
+    /// Latency SLOs by key prefix, `prefix=max_first_byte_ms,...`.
+    #[arg(long, env = "STRATA_LATENCY_SLO", default_value = "")]
+    pub slo: String,
+
+    /// The SLO (max first-byte ms) of keys no `--slo` prefix matches; unset: any.
+    #[arg(long, env = "STRATA_DEFAULT_SLO_MS")]
+    pub default_slo_ms: Option<f64>,
+
+    /// Pins by key prefix, `prefix=tier,...`.
+    #[arg(long, env = "STRATA_PINS", default_value = "")]
+    pub pins: String,
+
+    /// Reads per 30 days assumed of a new object until reads are seen.
+    #[arg(long, env = "STRATA_PRIOR_READS_30D", default_value_t = 1.0)]
+    pub prior_reads_30d: f64,
+
+    /// Days over which that prior halves.
+    #[arg(long, env = "STRATA_PRIOR_DAYS", default_value_t = 7.0)]
+    pub prior_days: f64,
+
+    /// Days between re-evaluations of an object that stays.
+    #[arg(long, env = "STRATA_RECHECK_DAYS", default_value_t = 7.0)]
+    pub recheck_days: f64,
+}
+
+impl CostArgs {
+    /// The decision's parameters.
+    pub fn params(&self) -> anyhow::Result<CostParams> {
+        let slos = placement::parse_pairs(&self.slo)?
+            .into_iter()
+            .map(|(prefix, ms)| {
+                let ms: f64 = ms
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("slo {prefix:?}={ms:?}: {e}"))?;
+                Ok((prefix, ms))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(CostParams {
+            horizon_days: self.horizon_days,
+            hysteresis: self.hysteresis,
+            min_residency_days: self.min_residency_days,
+            min_object_bytes: self.min_object_bytes,
+            slos,
+            default_slo_ms: self.default_slo_ms,
+            pins: placement::parse_pairs(&self.pins)?,
+            prior_reads_30d: self.prior_reads_30d,
+            prior_days: self.prior_days,
+            recheck_days: self.recheck_days,
+        })
+    }
+}
+
+/// The daemon's settings.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -37,9 +142,12 @@ pub struct Config {
     #[arg(long, env = "STRATA_PROMOTE_WINDOW_DAYS", default_value_t = 7.0)]
     pub promote_window_days: f64,
 
-    /// Objects smaller than this never move.
-    #[arg(long, env = "STRATA_MIN_OBJECT_BYTES", default_value_t = 0)]
-    pub min_object_bytes: u64,
+    /// The decision: `idle` (the first rule) or `cost` (the cost model).
+    #[arg(long, env = "STRATA_POLICY_RULE", value_enum, default_value = "idle")]
+    pub rule: RuleKind,
+
+    #[command(flatten)]
+    pub cost: CostArgs,
 
     /// Jobs emitted at most per cycle.
     #[arg(long, env = "STRATA_MAX_JOBS_PER_CYCLE", default_value_t = 100)]
@@ -73,6 +181,6 @@ mod tests {
 
     #[test]
     fn cli_is_well_formed() {
-        super::Config::command().debug_assert();
+        super::Cli::command().debug_assert();
     }
 }

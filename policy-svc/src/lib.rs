@@ -10,6 +10,7 @@
 //! - [`store`]: the SQLite state, the clock and the job outbox.
 //! - [`engine`]: applying messages and running a decision cycle.
 //! - [`api`]: explain and summary over HTTP.
+//! - [`sim`]: `policy-svc simulate`, the trace replay against baselines.
 
 pub mod api;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod engine;
 pub mod placement;
 pub mod presets;
 pub mod rules;
+pub mod sim;
 pub mod store;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -71,7 +73,7 @@ pub async fn run(
     let params = RuleParams {
         promote_reads: config.promote_reads,
         promote_window_ms: (config.promote_window_days * DAY_MS as f64) as i64,
-        min_object_bytes: config.min_object_bytes,
+        min_object_bytes: config.cost.min_object_bytes,
     };
     let store = Store::open(&config.db_path())?;
     let publisher = Publisher::try_new(&config.common)?;

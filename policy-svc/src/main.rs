@@ -1,11 +1,17 @@
 //! policy-svc binary: parse flags, start tracing, run until SIGINT/SIGTERM.
 
 use clap::Parser;
+use policy_svc::config::Command;
 use strata_runtime::{shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = policy_svc::Config::parse();
-    telemetry::init_tracing(config.common.log_format);
-    policy_svc::run(config, shutdown::signal_received()).await
+    let cli = policy_svc::config::Cli::parse();
+    match &cli.command {
+        Some(Command::Simulate(args)) => return policy_svc::sim::run(args),
+        Some(Command::Synth(args)) => return policy_svc::sim::run_synth(args),
+        Some(Command::Serve) | None => {}
+    }
+    telemetry::init_tracing(cli.config.common.log_format);
+    policy_svc::run(cli.config, shutdown::signal_received()).await
 }

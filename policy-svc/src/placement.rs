@@ -131,6 +131,19 @@ pub fn predict_reads_30d(
     observed.max(prior)
 }
 
+/// Why an evaluation ended as it did; [`Evaluation::describe`] words it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Why {
+    Pinned,
+    TooSmall { min_bytes: u64 },
+    NoTierMeetsSlo { slo_ms: f64 },
+    BreaksSlo { slo_ms: f64 },
+    OnlyEligible,
+    NotWorthIt,
+    Residency { days: f64 },
+    Saves,
+}
+
 /// The full evaluation of one object: what the daemon decides on and what
 /// `/explain` and a job's reason show.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,17 +152,69 @@ pub struct Evaluation {
     pub monthly_usd: Vec<Option<f64>>,
     /// The move, if one is decided.
     pub target: Option<usize>,
+    /// The best candidate tier (the target, or the one not worth moving to).
+    pub candidate: Option<usize>,
     /// The rule that decided (`cost`, `slo`, `pin`, `stay`).
     pub rule: &'static str,
-    /// One-time cost of the best candidate move (transition + early delete).
+    /// One-time cost of the candidate move (transition + early delete).
     pub one_time_usd: f64,
     pub early_delete_usd: f64,
-    /// Monthly saving of the best candidate over the current tier.
+    /// Monthly saving of the candidate over the current tier.
     pub saving_per_month: f64,
     pub break_even_days: Option<f64>,
-    pub why: String,
+    pub why: Why,
     /// When to look again if nothing happens; `None`: only on news.
     pub next_due_ms: Option<i64>,
+}
+
+impl Evaluation {
+    /// The evaluation in words, for job reasons, `/explain` and logs.
+    pub fn describe(&self, obj: &CostView<'_>, tiers: &[Tier]) -> String {
+        let name = |i: usize| tiers.get(i).map_or("?", |t| t.name.as_str());
+        let current = name(obj.tier);
+        let candidate = self.candidate.map_or("-", name);
+        let mut s = format!("{:.2} reads/30d predicted", obj.reads_30d);
+        if let Some(Some(m)) = self.monthly_usd.get(obj.tier) {
+            let _ = write!(s, "; {current} ${m:.6}/month");
+        }
+        if let Some(Some(m)) = self.candidate.and_then(|c| self.monthly_usd.get(c)) {
+            let _ = write!(
+                s,
+                ", best {candidate} ${m:.6}/month, move ${:.6}",
+                self.one_time_usd
+            );
+        }
+        let _ = match self.why {
+            Why::Pinned => write!(s, ": pinned to {candidate}"),
+            Why::TooSmall { min_bytes } => write!(
+                s,
+                ": {} bytes < minimum {min_bytes} bytes, never moved",
+                obj.size
+            ),
+            Why::NoTierMeetsSlo { slo_ms } => write!(s, ": no tier meets the {slo_ms} ms SLO"),
+            Why::BreaksSlo { slo_ms } => write!(
+                s,
+                ": {current} breaks the {slo_ms} ms SLO of this prefix; move {current} -> {candidate}"
+            ),
+            Why::OnlyEligible => write!(s, ": {current} is the only eligible tier"),
+            Why::NotWorthIt => write!(
+                s,
+                ": the saving does not repay the move within the horizon or is under the hysteresis margin; stay"
+            ),
+            Why::Residency { days } => {
+                write!(
+                    s,
+                    ": moved {days:.1} days ago, under the minimum residency; stay"
+                )
+            }
+            Why::Saves => write!(
+                s,
+                ": pays back in {:.1} days; move {current} -> {candidate}",
+                self.break_even_days.unwrap_or(f64::INFINITY)
+            ),
+        };
+        s
+    }
 }
 
 /// Evaluates `obj` at `now_ms` against the ordered `tiers`.
@@ -170,20 +235,23 @@ pub fn evaluate(
     let resident_days = (now_ms - obj.tier_since_ms).max(0) as f64 / DAY;
     let current = &tiers[obj.tier];
     let mut eval = Evaluation {
-        monthly_usd: monthly.clone(),
+        monthly_usd: monthly,
         target: None,
+        candidate: None,
         rule: "stay",
         one_time_usd: 0.0,
         early_delete_usd: 0.0,
         saving_per_month: 0.0,
         break_even_days: Some(0.0),
-        why: String::new(),
+        why: Why::NotWorthIt,
         next_due_ms: None,
     };
+    let monthly = &eval.monthly_usd.clone();
     let cost_of_move = |to: usize| cost::move_usd(current, &tiers[to], obj.size, resident_days);
-    let forced = |eval: &mut Evaluation, to: usize, rule: &'static str, why: String| {
+    let forced = |eval: &mut Evaluation, to: usize, rule: &'static str, why: Why| {
         let (transition, early) = cost_of_move(to);
         eval.target = (to != obj.tier).then_some(to);
+        eval.candidate = Some(to);
         eval.rule = if to == obj.tier { "stay" } else { rule };
         eval.one_time_usd = transition + early;
         eval.early_delete_usd = early;
@@ -196,15 +264,13 @@ pub fn evaluate(
             .and_then(|name| tiers.iter().position(|t| t.name == name))
     });
     if let Some(pin) = pin {
-        let why = format!("pinned to {}", tiers[pin].name);
-        forced(&mut eval, pin, "pin", why);
+        forced(&mut eval, pin, "pin", Why::Pinned);
         return eval;
     }
     if obj.size < params.min_object_bytes {
-        eval.why = format!(
-            "{} bytes < minimum {} bytes: never moved",
-            obj.size, params.min_object_bytes
-        );
+        eval.why = Why::TooSmall {
+            min_bytes: params.min_object_bytes,
+        };
         return eval;
     }
     let cheapest = (0..tiers.len())
@@ -215,18 +281,16 @@ pub fn evaluate(
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
     let Some(cheapest) = cheapest else {
-        eval.why = format!("no tier meets the {} ms SLO", slo.unwrap_or_default());
+        eval.why = Why::NoTierMeetsSlo {
+            slo_ms: slo.unwrap_or_default(),
+        };
         return eval;
     };
     let Some(current_monthly) = monthly[obj.tier] else {
         // The current tier breaks the SLO: move now, to the cheapest that meets it.
-        let why = format!(
-            "{} ({} ms) breaks the {} ms SLO of this prefix: move to {}",
-            current.name,
-            current.first_byte_ms,
-            slo.unwrap_or_default(),
-            tiers[cheapest].name
-        );
+        let why = Why::BreaksSlo {
+            slo_ms: slo.unwrap_or_default(),
+        };
         forced(&mut eval, cheapest, "slo", why);
         return eval;
     };
@@ -246,52 +310,31 @@ pub fn evaluate(
         }
     }
     let Some((to, net, transition, early)) = best else {
-        eval.why = format!("{} is the only eligible tier", current.name);
+        eval.why = Why::OnlyEligible;
         return eval;
     };
     let saving = current_monthly - monthly[to].unwrap_or(current_monthly);
+    eval.candidate = Some(to);
     eval.one_time_usd = transition + early;
     eval.early_delete_usd = early;
     eval.saving_per_month = saving;
     eval.break_even_days = cost::break_even_days(transition + early, saving);
-    let recheck = now_ms + (params.recheck_days * DAY) as i64;
-    let mut why = format!(
-        "{:.2} reads/30d predicted; {} ${:.6}/month",
-        obj.reads_30d, current.name, current_monthly
-    );
-    let _ = write!(
-        why,
-        ", best {} ${:.6}/month, move ${:.6}",
-        tiers[to].name,
-        monthly[to].unwrap_or_default(),
-        transition + early
-    );
-    let since_move = obj.last_move_ms.map(|t| (now_ms - t) as f64 / DAY);
     if net <= 0.0 || saving < params.hysteresis * current_monthly {
-        let _ = write!(
-            why,
-            ": saving under the horizon's repay or the hysteresis margin; stay"
-        );
-        eval.why = why;
+        eval.why = Why::NotWorthIt;
         // Nothing left to gain on the cheapest tier while reads only fade.
+        let recheck = now_ms + (params.recheck_days * DAY) as i64;
         eval.next_due_ms = (cheapest != obj.tier || obj.reads_30d > 0.0).then_some(recheck);
         return eval;
     }
+    let since_move = obj.last_move_ms.map(|t| (now_ms - t) as f64 / DAY);
     if let Some(days) = since_move.filter(|&d| d < params.min_residency_days) {
-        let _ = write!(why, ": moved {days:.1} days ago, minimum residency; stay");
-        eval.why = why;
+        eval.why = Why::Residency { days };
         eval.next_due_ms = obj
             .last_move_ms
             .map(|t| t + (params.min_residency_days * DAY) as i64);
         return eval;
     }
-    let be = eval.break_even_days.unwrap_or(f64::INFINITY);
-    let _ = write!(
-        why,
-        ": pays back in {be:.1} days; move {} -> {}",
-        current.name, tiers[to].name
-    );
-    eval.why = why;
+    eval.why = Why::Saves;
     eval.target = Some(to);
     eval.rule = "cost";
     eval
@@ -371,7 +414,8 @@ mod tests {
         let e = evaluate(&obj(2, 5.0), &presets::aws_s3().tiers, &instant(), NOW);
         assert_eq!(e.rule, "cost");
         assert!(e.break_even_days.unwrap() < 60.0);
-        assert!(e.why.contains("glacier-ir -> standard"), "{}", e.why);
+        let words = e.describe(&obj(2, 5.0), &presets::aws_s3().tiers);
+        assert!(words.contains("glacier-ir -> standard"), "{words}");
     }
 
     #[test]
@@ -401,14 +445,19 @@ mod tests {
         };
         let tiers = presets::aws_s3().tiers;
         let e = evaluate(&young, &tiers, &instant(), NOW);
-        assert_eq!(e.target, None, "{}", e.why);
+        assert_eq!(e.target, None, "{:?}", e.why);
         assert!(e.early_delete_usd > 0.008, "{e:?}");
         let settled = CostView {
             tier_since_ms: NOW - days(40.0),
             ..young
         };
         let e = evaluate(&settled, &tiers, &instant(), NOW);
-        assert_eq!((e.target, e.early_delete_usd), (Some(2), 0.0), "{}", e.why);
+        assert_eq!(
+            (e.target, e.early_delete_usd),
+            (Some(2), 0.0),
+            "{:?}",
+            e.why
+        );
     }
 
     #[test]
@@ -438,7 +487,7 @@ mod tests {
             ..obj(4, 0.0)
         };
         let e = evaluate(&db, &presets::aws_s3().tiers, &slo, NOW);
-        assert_eq!((e.target, e.rule), (Some(2), "slo"), "{}", e.why);
+        assert_eq!((e.target, e.rule), (Some(2), "slo"), "{:?}", e.why);
         assert_eq!(e.monthly_usd[3], None, "glacier flexible is too slow");
         let pinned = CostParams {
             pins: vec![("data/".into(), "standard".into())],

@@ -1,0 +1,297 @@
+//! `policy-svc simulate`: replays a trace through the same decision code as
+//! the daemon, without Kafka, and prices Strata beside the baselines.
+//!
+//! # Layout
+//! - [`trace`]: trace formats and object lifetimes.
+//! - [`ledger`]: what a policy's placements cost.
+//! - [`policies`]: Strata and the baselines, per object.
+//! - [`optimum`]: the offline optimum by dynamic programming.
+//! - [`chart`]: cumulative cost per policy as SVG.
+//! - [`synth`]: synthetic traces of known structure.
+
+pub mod chart;
+pub mod ledger;
+pub mod optimum;
+pub mod policies;
+pub mod synth;
+pub mod trace;
+
+use std::{
+    fmt::Write as _,
+    io::{IsTerminal, Write as _},
+    path::PathBuf,
+};
+
+use anyhow::Context;
+use serde_json::json;
+use strata_runtime::tiers::TierConfig;
+
+use crate::{config::CostArgs, placement::CostParams, presets};
+use ledger::Ledger;
+use policies::Policy;
+use trace::{Format, Trace};
+
+/// Flags of `policy-svc simulate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    /// The trace file.
+    #[arg(long)]
+    pub trace: PathBuf,
+    /// Its format; by default from the extension (.csv, .ndjson/.jsonl, else ibm).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Stretches the trace's times by this factor (from its first event).
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// A tier file (presets allowed); default the five AWS S3 classes.
+    #[arg(long)]
+    pub tiers: Option<PathBuf>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Draw the cumulative cost per policy to this SVG file.
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub cost: CostArgs,
+}
+
+/// Flags of `policy-svc synth`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SynthArgs {
+    /// Where to write the CSV trace.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Multiplies the object and read counts of the sample mix (about
+    /// 60,000 events at 1).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+}
+
+/// Runs `synth`: writes a synthetic trace.
+pub fn run_synth(args: &SynthArgs) -> anyhow::Result<()> {
+    let m = synth::Mix::SAMPLE;
+    let scaled = |n: usize| (n as f64 * args.scale).round() as usize;
+    let mix = synth::Mix {
+        hot: scaled(m.hot),
+        hot_reads: scaled(m.hot_reads),
+        cold: scaled(m.cold),
+        reports: scaled(m.reports),
+        bursts: scaled(m.bursts),
+        ..m
+    };
+    let trace = synth::generate(mix, args.seed);
+    let file = std::fs::File::create(&args.out)
+        .with_context(|| format!("create {}", args.out.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    synth::write_csv(&trace, &mut out)?;
+    out.flush()?;
+    eprintln!(
+        "{} events, {} keys -> {}",
+        trace.events.len(),
+        trace.keys.len(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// The outcome of a simulation.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub events: usize,
+    pub objects: usize,
+    pub span_days: f64,
+    pub tiers: Vec<String>,
+    pub policies: Vec<(Policy, Ledger)>,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+impl Report {
+    /// The ledger of `policy`.
+    pub fn ledger(&self, policy: Policy) -> &Ledger {
+        self.policies
+            .iter()
+            .find(|(p, _)| *p == policy)
+            .map(|(_, l)| l)
+            .unwrap_or_else(|| unreachable!("every policy runs"))
+    }
+
+    /// Total cost of `policy`, USD.
+    pub fn total(&self, policy: Policy) -> f64 {
+        self.ledger(policy).cost.total()
+    }
+}
+
+/// Replays `trace` under every policy. `progress` is called with the share done.
+pub fn simulate(
+    trace: &Trace,
+    tiers: &TierConfig,
+    params: &CostParams,
+    chart_buckets: usize,
+    mut progress: impl FnMut(f64),
+) -> Report {
+    let objects = trace::objects(trace);
+    let start_ms = trace.events.first().map_or(0, |e| e.ts_ms);
+    let end_ms = trace.events.last().map_or(0, |e| e.ts_ms);
+    let charted =
+        (chart_buckets > 0).then_some((start_ms, end_ms.max(start_ms + 1), chart_buckets));
+    let mut ledgers: Vec<Ledger> = Policy::ALL.iter().map(|_| Ledger::new(charted)).collect();
+    let step = (objects.len() / 200).max(1);
+    for (i, obj) in objects.iter().enumerate() {
+        let key = &trace.keys[obj.key as usize];
+        for (policy, ledger) in Policy::ALL.iter().zip(&mut ledgers) {
+            policies::run(*policy, obj, key, &tiers.tiers, params, end_ms, ledger);
+        }
+        if i % step == 0 {
+            progress(i as f64 / objects.len() as f64);
+        }
+    }
+    progress(1.0);
+    Report {
+        events: trace.events.len(),
+        objects: objects.len(),
+        span_days: (end_ms - start_ms) as f64 / 86_400_000.0,
+        tiers: tiers.tiers.iter().map(|t| t.name.clone()).collect(),
+        policies: Policy::ALL.into_iter().zip(ledgers).collect(),
+        start_ms,
+        end_ms,
+    }
+}
+
+/// The report as a text table.
+pub fn table(report: &Report) -> String {
+    let optimum = report.total(Policy::Optimum);
+    let mut out = format!(
+        "{} events, {} objects, {:.1} days; tiers: {}\n\n",
+        report.events,
+        report.objects,
+        report.span_days,
+        report.tiers.join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "| policy | total $ | storage $ | retrieval $ | requests $ | early delete $ | transitions $ | moves | SLO violations | vs optimum |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (policy, l) in &report.policies {
+        let c = &l.cost;
+        let ratio = if optimum > 0.0 {
+            c.total() / optimum
+        } else {
+            1.0
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {} | {} | {:.3}x |",
+            policy.name(),
+            c.total(),
+            c.storage,
+            c.retrieval,
+            c.requests,
+            c.early_delete,
+            c.transitions,
+            l.moves,
+            l.slo_violations,
+            ratio
+        );
+    }
+    out
+}
+
+/// The report as one JSON object: `policies.<name>.total_usd` and the parts.
+pub fn to_json(report: &Report) -> serde_json::Value {
+    let policies: serde_json::Map<String, serde_json::Value> = report
+        .policies
+        .iter()
+        .map(|(p, l)| {
+            let c = &l.cost;
+            (
+                p.name().to_owned(),
+                json!({
+                    "total_usd": c.total(),
+                    "storage_usd": c.storage,
+                    "retrieval_usd": c.retrieval,
+                    "requests_usd": c.requests,
+                    "early_delete_usd": c.early_delete,
+                    "transitions_usd": c.transitions,
+                    "moves": l.moves,
+                    "slo_violations": l.slo_violations,
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "events": report.events,
+        "objects": report.objects,
+        "span_days": report.span_days,
+        "tiers": report.tiers,
+        "policies": policies,
+    })
+}
+
+/// Runs the subcommand: read, simulate, print.
+pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
+    let tiers = match &args.tiers {
+        Some(path) => {
+            let mut config = TierConfig::load(path, &[("STRATA_DATA_DIR", "/tmp".into())])?;
+            presets::resolve(&mut config)?;
+            config
+        }
+        None => presets::aws_s3(),
+    };
+    let params = args.cost.params()?;
+    let format =
+        args.format
+            .unwrap_or_else(|| match args.trace.extension().and_then(|e| e.to_str()) {
+                Some("csv") => Format::Csv,
+                Some("ndjson" | "jsonl" | "json") => Format::Ndjson,
+                _ => Format::Ibm,
+            });
+    let file = std::fs::File::open(&args.trace)
+        .with_context(|| format!("open trace {}", args.trace.display()))?;
+    let trace = trace::read(file, format, args.time_scale)
+        .with_context(|| format!("read trace {}", args.trace.display()))?;
+    let bar = !args.quiet && std::io::stderr().is_terminal();
+    let report = simulate(
+        &trace,
+        &tiers,
+        &params,
+        if args.chart.is_some() { 200 } else { 0 },
+        |share| {
+            if bar {
+                let filled = (share * 40.0) as usize;
+                eprint!(
+                    "\r[{}{}] {:5.1}%",
+                    "#".repeat(filled),
+                    " ".repeat(40 - filled.min(40)),
+                    share * 100.0
+                );
+                if share >= 1.0 {
+                    eprintln!();
+                }
+            }
+        },
+    );
+    if let Some(path) = &args.chart {
+        std::fs::write(path, chart::svg(&report))
+            .with_context(|| format!("write chart {}", path.display()))?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string_pretty(&to_json(&report))?
+        )?;
+    } else {
+        write!(stdout, "{}", table(&report))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! The offline optimum: for one object whose whole future is known, the
+//! cheapest sequence of moves under the same cost model, by dynamic
+//! programming over (tier, arrival time) at each decision point.
+//!
+//! Decision points are the object's creation, each read (a move may come
+//! just before or just after it), and the moment the minimum storage
+//! duration of the tier it is on runs out (moving earlier prepays the same
+//! days, moving later pays more storage). The arrival time matters only
+//! while the early-delete charge runs; states are pruned to the Pareto
+//! front of (arrival, cost) per tier, which keeps the search small.
+
+use strata_runtime::tiers::Tier;
+
+use crate::cost;
+
+use super::trace::Object;
+
+const DAY: f64 = 86_400_000.0;
+/// Arrival of a state past its tier's minimum duration: no charge pending.
+const SETTLED: i64 = i64::MIN;
+
+/// One step of a plan, replayed by the simulator.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Step {
+    Move { at_ms: i64, to: usize },
+    Read { at_ms: i64, bytes: u64 },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    tier: usize,
+    arrival: i64,
+    cost: f64,
+    parent: u32,
+    /// A move made on the edge into this node (time, tier).
+    moved: Option<(i64, usize)>,
+    /// On a read edge: whether the read came before the move.
+    read_first: bool,
+}
+
+fn arrival_key(tier: &Tier, arrival: i64, now: i64) -> i64 {
+    if arrival == SETTLED || (now - arrival) as f64 >= tier.min_storage_days * DAY {
+        SETTLED
+    } else {
+        arrival
+    }
+}
+
+fn resident_days(arrival: i64, now: i64) -> f64 {
+    if arrival == SETTLED {
+        f64::INFINITY
+    } else {
+        (now - arrival) as f64 / DAY
+    }
+}
+
+/// Keeps, per tier, the states not dominated by an earlier arrival at no
+/// greater cost (an earlier arrival never owes more early-delete charge).
+fn prune(states: &mut Vec<usize>, arena: &[Node]) {
+    states.sort_by(|&a, &b| {
+        let (a, b) = (&arena[a], &arena[b]);
+        (a.tier, a.arrival)
+            .cmp(&(b.tier, b.arrival))
+            .then(a.cost.total_cmp(&b.cost))
+    });
+    let mut kept = Vec::with_capacity(states.len());
+    let mut best: Option<(usize, f64)> = None;
+    for &s in states.iter() {
+        let node = &arena[s];
+        match best {
+            Some((tier, cost)) if tier == node.tier && node.cost >= cost => continue,
+            _ => {}
+        }
+        best = Some((node.tier, node.cost));
+        kept.push(s);
+    }
+    *states = kept;
+}
+
+/// The cheapest plan for `obj`, which ends at `end_ms` (deleted or not);
+/// only tiers with `eligible[i]` are used (the first tier is where it starts).
+/// Returns the plan and its cost.
+pub fn plan(
+    obj: &Object,
+    tiers: &[Tier],
+    eligible: &[bool],
+    end_ms: i64,
+    deleted: bool,
+) -> (Vec<Step>, f64) {
+    let size = obj.size;
+    let targets: Vec<usize> = (0..tiers.len()).filter(|&i| eligible[i]).collect();
+    let mut arena = vec![Node {
+        tier: 0,
+        arrival: obj.created_ms,
+        cost: 0.0,
+        parent: u32::MAX,
+        moved: None,
+        read_first: false,
+    }];
+    // Moves at creation.
+    let mut layer: Vec<usize> = vec![0];
+    for &b in targets.iter().filter(|&&b| b != 0) {
+        let (t, e) = cost::move_usd(&tiers[0], &tiers[b], size, 0.0);
+        arena.push(Node {
+            tier: b,
+            arrival: obj.created_ms,
+            cost: t + e,
+            parent: 0,
+            moved: Some((obj.created_ms, b)),
+            read_first: false,
+        });
+        layer.push(arena.len() - 1);
+    }
+    let mut t0 = obj.created_ms;
+    let boundaries = obj
+        .reads
+        .iter()
+        .map(|&(t, b)| (t, Some(b)))
+        .chain([(end_ms, None)]);
+    for (t1, read) in boundaries {
+        let t1 = t1.clamp(t0, end_ms.max(t0));
+        // The interval [t0, t1): stay, or move when the minimum duration ends.
+        let mut next = Vec::with_capacity(layer.len() * 2);
+        for &s in &layer {
+            let n = arena[s];
+            let here = &tiers[n.tier];
+            let stay = cost::storage_usd(here, size, (t1 - t0) as f64 / DAY);
+            arena.push(Node {
+                cost: n.cost + stay,
+                parent: s as u32,
+                moved: None,
+                arrival: arrival_key(here, n.arrival, t1),
+                ..n
+            });
+            next.push(arena.len() - 1);
+            if n.arrival == SETTLED || here.min_storage_days <= 0.0 {
+                continue;
+            }
+            let expiry = n.arrival + (here.min_storage_days * DAY).ceil() as i64;
+            if expiry <= t0 || expiry >= t1 {
+                continue;
+            }
+            let before = cost::storage_usd(here, size, (expiry - t0) as f64 / DAY);
+            for &b in targets.iter().filter(|&&b| b != n.tier) {
+                let (t, e) = cost::move_usd(here, &tiers[b], size, here.min_storage_days);
+                let after = cost::storage_usd(&tiers[b], size, (t1 - expiry) as f64 / DAY);
+                arena.push(Node {
+                    tier: b,
+                    arrival: arrival_key(&tiers[b], expiry, t1),
+                    cost: n.cost + before + t + e + after,
+                    parent: s as u32,
+                    moved: Some((expiry, b)),
+                    read_first: false,
+                });
+                next.push(arena.len() - 1);
+            }
+        }
+        prune(&mut next, &arena);
+        layer = next;
+        t0 = t1;
+        let Some(bytes) = read else { break };
+        // The read at t1, with an optional move just before or after it.
+        let mut next = Vec::with_capacity(layer.len() * targets.len());
+        for &s in &layer {
+            let n = arena[s];
+            let here = &tiers[n.tier];
+            let read_here = cost::read_usd(here, bytes);
+            arena.push(Node {
+                cost: n.cost + read_here,
+                parent: s as u32,
+                moved: None,
+                ..n
+            });
+            next.push(arena.len() - 1);
+            for &b in targets.iter().filter(|&&b| b != n.tier) {
+                let (t, e) = cost::move_usd(here, &tiers[b], size, resident_days(n.arrival, t1));
+                let read_there = cost::read_usd(&tiers[b], bytes);
+                arena.push(Node {
+                    tier: b,
+                    arrival: arrival_key(&tiers[b], t1, t1),
+                    cost: n.cost + t + e + read_here.min(read_there),
+                    parent: s as u32,
+                    moved: Some((t1, b)),
+                    read_first: read_here <= read_there,
+                });
+                next.push(arena.len() - 1);
+            }
+        }
+        prune(&mut next, &arena);
+        layer = next;
+    }
+    let final_cost = |s: usize| {
+        let n = &arena[s];
+        let early = if deleted {
+            cost::early_delete_usd(&tiers[n.tier], size, resident_days(n.arrival, end_ms))
+        } else {
+            0.0
+        };
+        n.cost + early
+    };
+    let best = layer
+        .iter()
+        .copied()
+        .min_by(|&a, &b| final_cost(a).total_cmp(&final_cost(b)))
+        .unwrap_or(0);
+    let total = final_cost(best);
+    // Walk back, then lay the moves out between the reads.
+    let mut moves = Vec::new();
+    let mut at = best;
+    while at != 0 && at != u32::MAX as usize {
+        let n = &arena[at];
+        if let Some((t, to)) = n.moved {
+            moves.push((t, to, n.read_first));
+        }
+        at = n.parent as usize;
+    }
+    moves.reverse();
+    let mut steps = Vec::with_capacity(obj.reads.len() + moves.len());
+    let mut moves = moves.into_iter().peekable();
+    for &(t, bytes) in &obj.reads {
+        while let Some(&(mt, to, read_first)) = moves.peek() {
+            if mt < t || (mt == t && !read_first) {
+                steps.push(Step::Move { at_ms: mt, to });
+                moves.next();
+            } else {
+                break;
+            }
+        }
+        steps.push(Step::Read { at_ms: t, bytes });
+    }
+    steps.extend(moves.map(|(at_ms, to, _)| Step::Move { at_ms, to }));
+    (steps, total)
+}

@@ -1,0 +1,179 @@
+//! The policies the simulator compares, each replayed over one object's
+//! lifetime: Strata (the daemon's cost decision, [`placement::evaluate`]),
+//! always-hot, fixed age rules, S3 Intelligent-Tiering's rule, and the
+//! offline optimum ([`super::optimum`]).
+
+use strata_runtime::tiers::Tier;
+
+use crate::placement::{self, CostParams, CostView};
+
+use super::{
+    ledger::{Account, Billing, IT_MIN_BYTES, Ledger},
+    optimum::{self, Step},
+    trace::Object,
+};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// A policy under comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Strata,
+    AlwaysHot,
+    Age,
+    IntelligentTiering,
+    Optimum,
+}
+
+impl Policy {
+    /// Every policy, in report order.
+    pub const ALL: [Policy; 5] = [
+        Policy::Strata,
+        Policy::AlwaysHot,
+        Policy::Age,
+        Policy::IntelligentTiering,
+        Policy::Optimum,
+    ];
+
+    /// The policy's name in reports and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Strata => "strata",
+            Policy::AlwaysHot => "always-hot",
+            Policy::Age => "age-30-90-180",
+            Policy::IntelligentTiering => "intelligent-tiering",
+            Policy::Optimum => "optimum",
+        }
+    }
+}
+
+/// Replays `obj` (key `key`) under `policy`, charging `ledger`; the trace
+/// ends at `end_ms`.
+pub fn run(
+    policy: Policy,
+    obj: &Object,
+    key: &str,
+    tiers: &[Tier],
+    params: &CostParams,
+    end_ms: i64,
+    ledger: &mut Ledger,
+) {
+    let slo = params.slo_ms(key);
+    let billing = match policy {
+        Policy::IntelligentTiering => Billing::IntelligentTiering,
+        _ => Billing::Tiers,
+    };
+    let end = obj.deleted_ms.unwrap_or(end_ms);
+    let deleted = obj.deleted_ms.is_some();
+    let mut acct = Account::open(
+        tiers,
+        ledger,
+        billing,
+        obj.size,
+        slo,
+        obj.created_ms,
+        obj.put,
+    );
+    match policy {
+        Policy::Strata => strata(&mut acct, obj, key, params, end),
+        Policy::AlwaysHot => {
+            for &(t, bytes) in &obj.reads {
+                acct.read(t, bytes);
+            }
+        }
+        Policy::Age => {
+            let last = tiers.len() - 1;
+            let rules = [(30, 1.min(last)), (90, 2.min(last)), (180, last)];
+            let mut reads = obj.reads.iter().peekable();
+            for (days, to) in rules {
+                let at = obj.created_ms + days * DAY_MS;
+                while let Some(&&(t, bytes)) = reads.peek().filter(|r| r.0 < at) {
+                    acct.read(t, bytes);
+                    reads.next();
+                }
+                if at < end {
+                    acct.move_to(at, to);
+                }
+            }
+            for &(t, bytes) in reads {
+                acct.read(t, bytes);
+            }
+        }
+        Policy::IntelligentTiering => {
+            let movable = obj.size >= IT_MIN_BYTES;
+            let ladder = [(30, 1.min(tiers.len() - 1)), (90, 2.min(tiers.len() - 1))];
+            let mut last_access = obj.created_ms;
+            let idle_moves = |acct: &mut Account<'_>, last_access: i64, until: i64| {
+                for (days, to) in ladder {
+                    let at = last_access + days * DAY_MS;
+                    if movable && at < until && acct.tier < to {
+                        acct.move_to(at, to);
+                    }
+                }
+            };
+            for &(t, bytes) in &obj.reads {
+                idle_moves(&mut acct, last_access, t);
+                acct.read(t, bytes);
+                acct.move_to(t, 0);
+                last_access = t;
+            }
+            idle_moves(&mut acct, last_access, end);
+        }
+        Policy::Optimum => {
+            let eligible: Vec<bool> = tiers
+                .iter()
+                .map(|t| slo.is_none_or(|s| t.first_byte_ms <= s))
+                .collect();
+            let (steps, _) = optimum::plan(obj, tiers, &eligible, end, deleted);
+            for step in steps {
+                match step {
+                    Step::Move { at_ms, to } => acct.move_to(at_ms, to),
+                    Step::Read { at_ms, bytes } => acct.read(at_ms, bytes),
+                }
+            }
+        }
+    }
+    acct.close(end, deleted);
+}
+
+/// Strata: the daemon's decision, evaluated at creation, after each read
+/// and whenever the evaluation asks to look again.
+fn strata(acct: &mut Account<'_>, obj: &Object, key: &str, params: &CostParams, end: i64) {
+    let mut rate = 0.0;
+    let mut decay_ts = obj.created_ms;
+    let mut last_move: Option<i64> = None;
+    let mut bytes_per_read = obj.size;
+    let mut decide = |acct: &mut Account<'_>, rate: f64, decay_ts: i64, bytes: u64, now: i64| {
+        let view = CostView {
+            key,
+            size: obj.size,
+            tier: acct.tier,
+            first_seen_ms: obj.created_ms,
+            tier_since_ms: acct.since_ms,
+            last_move_ms: last_move,
+            reads_30d: placement::predict_reads_30d(rate, decay_ts, obj.created_ms, now, params),
+            bytes_per_read: bytes,
+            pinned: None,
+        };
+        let eval = placement::evaluate(&view, acct.tiers, params, now);
+        if let Some(to) = eval.target {
+            acct.move_to(now, to);
+            last_move = Some(now);
+            return Some(now + ((params.min_residency_days * DAY_MS as f64) as i64).max(DAY_MS));
+        }
+        eval.next_due_ms.map(|d| d.max(now + 1))
+    };
+    let mut due = decide(acct, rate, decay_ts, bytes_per_read, obj.created_ms);
+    for &(t, bytes) in &obj.reads {
+        while let Some(d) = due.filter(|&d| d < t) {
+            due = decide(acct, rate, decay_ts, bytes_per_read, d);
+        }
+        acct.read(t, bytes);
+        placement::observe_read(&mut rate, &mut decay_ts, t);
+        bytes_per_read = bytes.max(1);
+        due = decide(acct, rate, decay_ts, bytes_per_read, t);
+    }
+    while let Some(d) = due.filter(|&d| d < end) {
+        due = decide(acct, rate, decay_ts, bytes_per_read, d);
+    }
+}
