@@ -52,6 +52,14 @@ pub struct Config {
     #[arg(long, env = "STRATA_MOVER_DB")]
     pub db: Option<PathBuf>,
 
+    /// Jobs run at once (never two on one object).
+    #[arg(long, env = "STRATA_MOVER_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: usize,
+
+    /// Seconds between COPYING progress statuses of a long copy; 0 for none.
+    #[arg(long, env = "STRATA_MOVER_PROGRESS_SECS", default_value_t = 2.0)]
+    pub progress_secs: f64,
+
     /// Multipart part size in MiB; objects up to this size are one PUT.
     #[arg(long, env = "STRATA_MOVER_PART_MIB", default_value_t = 8)]
     pub part_mib: usize,

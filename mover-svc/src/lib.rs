@@ -8,6 +8,7 @@
 //! - [`db`]: the catalog and the ledger in SQLite.
 //! - [`transfer`]: streaming copy, read-back and delete on object stores.
 //! - [`mover`]: the protocol in action.
+//! - [`jobs`]: the Kafka job loop: concurrency, ordering per object, offsets.
 //! - [`fault`]: crash points for the crash harness (test builds only).
 //! - [`api`]: HTTP lookups.
 //! - [`tail`]: the `tail-status` subcommand.
@@ -16,6 +17,7 @@ pub mod api;
 pub mod config;
 pub mod db;
 pub mod fault;
+pub mod jobs;
 pub mod mover;
 pub mod protocol;
 pub mod tail;
@@ -24,11 +26,7 @@ pub mod transfer;
 use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use rdkafka::{
-    Message,
-    consumer::{CommitMode, Consumer, StreamConsumer},
-};
-use strata_proto::{MigrationJob, validate};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use strata_runtime::{
     http::{self, Readiness},
     kafka::{self, Publisher},
@@ -110,6 +108,8 @@ pub async fn run(
             max_attempts: config.max_attempts.max(1),
             max_retry_elapsed: Duration::from_secs(config.retry_max_secs),
             min_retry_delay: Duration::from_millis(config.retry_min_ms),
+            progress_every: (config.progress_secs > 0.0)
+                .then(|| Duration::from_secs_f64(config.progress_secs)),
         },
     };
     let resumed = mover.recover().await.context("resume unfinished jobs")?;
@@ -123,7 +123,13 @@ pub async fn run(
     tracing::info!(topic = %config.common.topic_migration_jobs, group = %config.group_id, "mover ready");
 
     let grace = Duration::from_secs(config.common.shutdown_grace_secs);
-    let job_loop = consume(&consumer, &mover, &publisher, &stop);
+    let job_loop = jobs::run(
+        &consumer,
+        Arc::new(mover),
+        &publisher,
+        &stop,
+        config.concurrency,
+    );
     tokio::select! {
         result = job_loop => result?,
         () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
@@ -138,64 +144,4 @@ pub async fn run(
     http_task.await.context("http task")??;
     tracing::info!("mover stopped");
     Ok(())
-}
-
-/// The job loop: one message at a time, in partition order; an offset is
-/// stored only once its job's outcome is durable and reported (I6).
-async fn consume(
-    consumer: &StreamConsumer,
-    mover: &Mover,
-    publisher: &Publisher,
-    stop: &CancellationToken,
-) -> anyhow::Result<()> {
-    loop {
-        let msg = tokio::select! {
-            () = stop.cancelled() => return Ok(()),
-            msg = consumer.recv() => msg,
-        };
-        let msg = match msg {
-            Ok(msg) => msg,
-            Err(e) => {
-                tracing::warn!(error = %e, "kafka receive failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let job = kafka::decode::<MigrationJob>(&msg)
-            .map_err(|e| ("decode", e.to_string()))
-            .and_then(|job| {
-                validate::migration_job(&job)
-                    .map(|()| job)
-                    .map_err(|e| ("validate", e.to_string()))
-            });
-        match job {
-            Err((class, error)) => {
-                tracing::warn!(
-                    partition = msg.partition(),
-                    offset = msg.offset(),
-                    error,
-                    "rejected migration job"
-                );
-                while let Err(e) = publisher.dead_letter(&msg, class, &error).await {
-                    tracing::error!(error = %e, "dead-letter failed; retrying");
-                    if stop.is_cancelled() {
-                        return Ok(());
-                    }
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-            }
-            Ok(job) => {
-                while let Err(e) = mover.handle(job.clone()).await {
-                    tracing::error!(job_key = %job.job_key, error = format!("{e:#}"), "job interrupted; retrying");
-                    if stop.is_cancelled() {
-                        return Ok(());
-                    }
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-            }
-        }
-        consumer
-            .store_offset_from_message(&msg)
-            .context("store offset")?;
-    }
 }

@@ -31,6 +31,8 @@ pub struct Settings {
     pub max_retry_elapsed: Duration,
     /// First retry delay; doubles with jitter.
     pub min_retry_delay: Duration,
+    /// How often a long copy reports COPYING with the bytes done; `None`: never.
+    pub progress_every: Option<Duration>,
 }
 
 /// Where statuses go.
@@ -261,16 +263,44 @@ impl Mover {
         })
         .await?;
         let before = transfer::head(src, &job.object_key).await?;
-        let copied = transfer::copy(
+        // The copy reports bytes done through a watch; a ticker beside it
+        // publishes them, so a long copy shows progress.
+        let (done_tx, done_rx) = tokio::sync::watch::channel(0u64);
+        let copy = transfer::copy(
             src,
             dst,
             &job.object_key,
             &before,
             self.settings.part_size,
             self.settings.parts_in_flight,
-            |_| fault::point("mid-copy"),
-        )
-        .await?;
+            |done| {
+                fault::point("mid-copy");
+                done_tx.send_replace(done);
+            },
+        );
+        tokio::pin!(copy);
+        // Without progress reports the ticker never fires (a year away).
+        let every = self
+            .settings
+            .progress_every
+            .unwrap_or(Duration::from_secs(365 * 86_400));
+        let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
+        // A slow publish must not be followed by a burst of catch-up ticks.
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let copied = loop {
+            tokio::select! {
+                result = &mut copy => break result?,
+                _ = ticker.tick(), if self.settings.progress_every.is_some() => {
+                    let done = *done_rx.borrow();
+                    self.publish(job, State::Copying, started, |s| {
+                        s.attempt = attempt;
+                        s.bytes = done;
+                        s.current_tier = job.from_tier.clone();
+                    })
+                    .await?;
+                }
+            }
+        };
         fault::point("copied");
         metrics::counter!("strata_mover_bytes_copied_total").increment(copied.bytes);
         let after = transfer::head(src, &job.object_key).await?;

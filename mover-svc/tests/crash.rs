@@ -47,12 +47,16 @@ fn spawn_mover(brokers: &str, root: &Path, fault: Option<(&str, u32)>) -> Child 
         .env("STRATA_MOVER_PART_MIB", "5")
         .env("STRATA_MOVER_RETRY_MIN_MS", "10")
         // A restarted member should not wait out its dead predecessor's session.
-        .env("STRATA_KAFKA_OPTIONS", "session.timeout.ms=3000,heartbeat.interval.ms=500")
+        .env(
+            "STRATA_KAFKA_OPTIONS",
+            "session.timeout.ms=3000,heartbeat.interval.ms=500",
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     if let Some((point, hit)) = fault {
-        cmd.env("STRATA_FAULT_POINT", point).env("STRATA_FAULT_HIT", hit.to_string());
+        cmd.env("STRATA_FAULT_POINT", point)
+            .env("STRATA_FAULT_HIT", hit.to_string());
     }
     cmd.spawn().unwrap()
 }
@@ -72,16 +76,24 @@ fn wait_or_kill(child: &mut Child, limit: Duration) -> bool {
 }
 
 fn completed_jobs(db: &Path) -> usize {
-    let Ok(conn) = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+    let Ok(conn) =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
         return 0;
     };
-    conn.query_row("SELECT COUNT(*) FROM ledger WHERE state = 'COMPLETED'", [], |r| r.get::<_, i64>(0))
-        .map(|n| n as usize)
-        .unwrap_or(0)
+    conn.query_row(
+        "SELECT COUNT(*) FROM ledger WHERE state = 'COMPLETED'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as usize)
+    .unwrap_or(0)
 }
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries {
         let path = entry.unwrap().path();
         if path.is_dir() {
@@ -94,7 +106,10 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_every_step_and_at_random_nothing_is_lost_or_orphaned() {
-    let jobs: usize = std::env::var("STRATA_CRASH_JOBS").ok().and_then(|n| n.parse().ok()).unwrap_or(200);
+    let jobs: usize = std::env::var("STRATA_CRASH_JOBS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200);
     let mut rng = StdRng::seed_from_u64(7);
     let cluster = MockCluster::new(1).unwrap();
     for topic in ["migration_jobs", "migration_status", "migration_jobs.dlq"] {
@@ -105,14 +120,21 @@ async fn killed_at_every_step_and_at_random_nothing_is_lost_or_orphaned() {
     let root = dir.path();
     let mut tiers = String::new();
     for name in TIERS {
-        tiers.push_str(&format!("[[tiers]]\nname = '{name}'\nurl = 'file://{}/{name}'\n", root.display()));
+        tiers.push_str(&format!(
+            "[[tiers]]\nname = '{name}'\nurl = 'file://{}/{name}'\n",
+            root.display()
+        ));
     }
     std::fs::write(root.join("tiers.toml"), tiers).unwrap();
 
     // Objects: mostly small, every 25th larger than a part (multipart).
     let mut objects = Vec::new();
     for i in 0..jobs {
-        let size = if i % 25 == 0 { 11 << 20 } else { rng.random_range(1..64 << 10) };
+        let size = if i % 25 == 0 {
+            11 << 20
+        } else {
+            rng.random_range(1..64 << 10)
+        };
         let mut bytes = vec![0u8; size];
         rng.fill(&mut bytes[..]);
         let key = format!("obj/{:02}/{i:05}.bin", i % 17);
@@ -120,9 +142,16 @@ async fn killed_at_every_step_and_at_random_nothing_is_lost_or_orphaned() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &bytes).unwrap();
         let to = if i % 2 == 0 { "warm" } else { "cold" };
-        objects.push(Object { key, sha256: hex::encode(Sha256::digest(&bytes)), to });
+        objects.push(Object {
+            key,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            to,
+        });
     }
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
     for (i, o) in objects.iter().enumerate() {
         let job = MigrationJob {
             object_key: o.key.clone(),
@@ -134,7 +163,9 @@ async fn killed_at_every_step_and_at_random_nothing_is_lost_or_orphaned() {
         let value = codec::encode(&job, codec::Encoding::Protobuf);
         // Every tenth job is published twice: a duplicate must not move twice.
         for _ in 0..if i % 10 == 0 { 2 } else { 1 } {
-            let record = FutureRecord::to("migration_jobs").key(&o.key).payload(&value);
+            let record = FutureRecord::to("migration_jobs")
+                .key(&o.key)
+                .payload(&value);
             producer.send(record, Duration::from_secs(5)).await.unwrap();
         }
     }
@@ -167,7 +198,10 @@ async fn killed_at_every_step_and_at_random_nothing_is_lost_or_orphaned() {
     }
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(wait_or_kill(&mut child, Duration::from_secs(30)), "mover did not stop on SIGTERM");
+    assert!(
+        wait_or_kill(&mut child, Duration::from_secs(30)),
+        "mover did not stop on SIGTERM"
+    );
 
     // I1: every catalog key is whole at its tier with its SHA-256 (and the
     // tier is the job's destination); I3: moved once (generation 1).
@@ -175,7 +209,12 @@ async fn killed_at_every_step_and_at_random_nothing_is_lost_or_orphaned() {
     let catalog: BTreeMap<String, (String, u64, Option<String>)> = conn
         .prepare("SELECT object_key, tier, generation, sha256 FROM catalog")
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get::<_, i64>(2)? as u64, r.get(3)?))))
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                (r.get(1)?, r.get::<_, i64>(2)? as u64, r.get(3)?),
+            ))
+        })
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
@@ -185,12 +224,21 @@ async fn killed_at_every_step_and_at_random_nothing_is_lost_or_orphaned() {
         let whole = catalog.get(&o.key).is_some_and(|(tier, generation, sha)| {
             let path = root.join(tier).join(&o.key);
             expected_files.insert(path.clone());
-            let on_disk = std::fs::read(&path).map(|b| hex::encode(Sha256::digest(b))).ok();
-            tier == o.to && *generation == 1 && sha.as_deref() == Some(&o.sha256) && on_disk.as_deref() == Some(&o.sha256)
+            let on_disk = std::fs::read(&path)
+                .map(|b| hex::encode(Sha256::digest(b)))
+                .ok();
+            tier == o.to
+                && *generation == 1
+                && sha.as_deref() == Some(&o.sha256)
+                && on_disk.as_deref() == Some(&o.sha256)
         });
         if !whole {
             lost += 1;
-            eprintln!("lost or misplaced: {} (catalog {:?})", o.key, catalog.get(&o.key));
+            eprintln!(
+                "lost or misplaced: {} (catalog {:?})",
+                o.key,
+                catalog.get(&o.key)
+            );
         }
     }
     // No orphans: nothing on any tier but the catalog's copies (staged
@@ -199,13 +247,22 @@ async fn killed_at_every_step_and_at_random_nothing_is_lost_or_orphaned() {
     for tier in TIERS {
         files_under(&root.join(tier), &mut files);
     }
-    let orphans: Vec<_> = files.iter().filter(|f| !expected_files.contains(*f)).collect();
+    let orphans: Vec<_> = files
+        .iter()
+        .filter(|f| !expected_files.contains(*f))
+        .collect();
     for orphan in &orphans {
         eprintln!("orphan: {}", orphan.display());
     }
     let completed = completed_jobs(&db);
     println!("crashes={crashes} random_kills={random_kills}");
-    println!("lost={lost} orphans={} completed={completed}/{jobs}", orphans.len());
-    assert!(crashes >= mover_svc::fault::POINTS.len(), "fault points were not reached: {crashes} crashes");
+    println!(
+        "lost={lost} orphans={} completed={completed}/{jobs}",
+        orphans.len()
+    );
+    assert!(
+        crashes >= mover_svc::fault::POINTS.len(),
+        "fault points were not reached: {crashes} crashes"
+    );
     assert_eq!((lost, orphans.len(), completed), (0, 0, jobs));
 }

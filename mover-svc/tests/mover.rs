@@ -30,6 +30,8 @@ struct Harness {
     dir: tempfile::TempDir,
     producer: FutureProducer,
     statuses: StreamConsumer,
+    /// Every status read so far, in order.
+    seen: std::sync::Mutex<Vec<MigrationStatus>>,
     stop_tx: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// Declared last so it is dropped last: clients close against a live cluster.
@@ -73,6 +75,7 @@ impl Harness {
             dir,
             producer,
             statuses,
+            seen: std::sync::Mutex::default(),
             stop_tx: None,
             task: None,
             _cluster: cluster,
@@ -82,25 +85,33 @@ impl Harness {
     }
 
     fn start(&mut self) {
+        self.start_with(&[]);
+    }
+
+    fn start_with(&mut self, extra: &[&str]) {
         let root = self.dir.path().display().to_string();
-        let cli = mover_svc::config::Cli::try_parse_from([
-            "mover-svc",
-            "--brokers",
-            &self.brokers,
-            "--tiers",
-            &format!("{root}/tiers.toml"),
-            "--data-dir",
-            &root,
-            "--http-addr",
-            "127.0.0.1:0",
-            "--retry-min-ms",
-            "10",
-            "--max-attempts",
-            "2",
-            // The mock cluster does not answer CreateTopics; the test made them.
-            "--create-topics",
-            "false",
-        ])
+        let cli = mover_svc::config::Cli::try_parse_from(
+            [
+                "mover-svc",
+                "--brokers",
+                &self.brokers,
+                "--tiers",
+                &format!("{root}/tiers.toml"),
+                "--data-dir",
+                &root,
+                "--http-addr",
+                "127.0.0.1:0",
+                "--retry-min-ms",
+                "10",
+                "--max-attempts",
+                "2",
+                // The mock cluster does not answer CreateTopics; the test made them.
+                "--create-topics",
+                "false",
+            ]
+            .into_iter()
+            .chain(extra.iter().copied()),
+        )
         .unwrap();
         let (stop_tx, stop_rx) = oneshot::channel();
         self.stop_tx = Some(stop_tx);
@@ -161,26 +172,29 @@ impl Harness {
         job.job_key
     }
 
-    /// Statuses of `job_key` until one in a terminal state (and `extra` more terminal ones).
+    /// Every status of `job_key` seen so far, reading on until there are
+    /// `terminal_count` terminal ones. Statuses of other jobs read on the
+    /// way are kept for later calls.
     async fn until_terminal(&self, job_key: &str, terminal_count: usize) -> Vec<MigrationStatus> {
-        let mut seen = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while seen
-            .iter()
-            .filter(|s: &&MigrationStatus| s.state().is_terminal())
-            .count()
-            < terminal_count
-        {
+        loop {
+            let seen: Vec<MigrationStatus> = {
+                let all = self.seen.lock().unwrap();
+                all.iter()
+                    .filter(|s| s.job_key == job_key)
+                    .cloned()
+                    .collect()
+            };
+            if seen.iter().filter(|s| s.state().is_terminal()).count() >= terminal_count {
+                return seen;
+            }
             let msg = tokio::time::timeout_at(deadline, self.statuses.recv())
                 .await
                 .unwrap_or_else(|_| panic!("no terminal status for {job_key}; saw {seen:?}"))
                 .unwrap();
             let status: MigrationStatus = codec::decode(msg.payload().unwrap(), None).unwrap();
-            if status.job_key == job_key {
-                seen.push(status);
-            }
+            self.seen.lock().unwrap().push(status);
         }
-        seen
     }
 }
 
@@ -325,9 +339,51 @@ async fn restart_resumes_a_job_interrupted_mid_copy() {
     // The job arriving now (a redelivery) is a duplicate, not a second move.
     h.send_job("big.bin", "hot", "cold", 0).await;
     assert_eq!(
-        states(&h.until_terminal(&job.job_key, 1).await),
+        states(&h.until_terminal(&job.job_key, 2).await)[seen.len()..],
         [State::Duplicate]
     );
     h.stop().await;
     h.producer.flush(Duration::from_secs(1)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_jobs_keep_each_objects_order_and_report_progress() {
+    let mut h = Harness::new().await;
+    h.stop().await;
+    h.start_with(&[
+        "--concurrency",
+        "4",
+        "--progress-secs",
+        "0.001",
+        "--part-mib",
+        "5",
+    ]);
+    let big: Vec<u8> = (0..12_000_000u32).map(|i| (i % 253) as u8).collect();
+    h.put("hot", "big", &big);
+    let mut singles = Vec::new();
+    for i in 0..12 {
+        let key = format!("small/{i}");
+        h.put("hot", &key, key.as_bytes());
+        singles.push(h.send_job(&key, "hot", "warm", 0).await);
+    }
+    // Two jobs on one object, back to back: the second needs the first's
+    // generation, so it only succeeds if they run in order.
+    let first = h.send_job("big", "hot", "warm", 0).await;
+    let second = h.send_job("big", "warm", "cold", 1).await;
+    let mut all = Vec::new();
+    for job in singles.iter().chain([&first, &second]) {
+        let seen = h.until_terminal(job, 1).await;
+        assert_eq!(seen.last().unwrap().state(), State::Completed, "{seen:?}");
+        all.extend(seen);
+    }
+    assert_eq!(std::fs::read(h.path("cold", "big")).unwrap(), big);
+    assert!(!h.path("warm", "big").exists() && !h.path("hot", "big").exists());
+    let progress: Vec<u64> = all
+        .iter()
+        .filter(|s| s.job_key == first && s.state() == State::Copying && s.bytes > 0)
+        .map(|s| s.bytes)
+        .collect();
+    assert!(!progress.is_empty(), "a 12 MB copy reported no progress");
+    assert!(progress.iter().all(|&b| b <= big.len() as u64));
+    h.stop().await;
 }

@@ -66,7 +66,9 @@ pub struct CommonArgs {
 }
 
 fn parse_kafka_option(s: &str) -> Result<(String, String), String> {
-    let (key, value) = s.split_once('=').ok_or_else(|| format!("{s:?} is not key=value"))?;
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not key=value"))?;
     Ok((key.trim().to_owned(), value.trim().to_owned()))
 }
 

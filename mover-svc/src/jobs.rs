@@ -1,0 +1,220 @@
+//! The job loop: reads `migration_jobs`, runs up to N jobs at once (never
+//! two on one object, so each object's jobs keep their order), dead-letters
+//! what it cannot decode, and stores an offset only when every message of
+//! its partition up to it has a durable, reported outcome (I6).
+
+use std::{
+    collections::{BTreeSet, HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::Context;
+use rdkafka::{
+    Message, Offset, TopicPartitionList,
+    consumer::{Consumer, StreamConsumer},
+    message::OwnedMessage,
+};
+use strata_proto::{MigrationJob, validate};
+use strata_runtime::kafka::{self, Publisher};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::mover::Mover;
+
+/// Offsets in flight per partition, and how far each partition may commit.
+#[derive(Debug, Default)]
+pub struct OffsetTracker {
+    partitions: HashMap<(String, i32), Partition>,
+}
+
+#[derive(Debug, Default)]
+struct Partition {
+    in_flight: BTreeSet<i64>,
+    /// One past the highest offset started.
+    next: i64,
+}
+
+impl OffsetTracker {
+    /// Records that the message at `offset` started.
+    pub fn start(&mut self, topic: &str, partition: i32, offset: i64) {
+        let p = self
+            .partitions
+            .entry((topic.to_owned(), partition))
+            .or_default();
+        p.in_flight.insert(offset);
+        p.next = p.next.max(offset + 1);
+    }
+
+    /// Records that the message at `offset` is done; returns the offset to
+    /// store for its partition: the next one to read, which is the lowest
+    /// still in flight, or one past the highest started when none is.
+    pub fn finish(&mut self, topic: &str, partition: i32, offset: i64) -> Option<i64> {
+        let p = self.partitions.get_mut(&(topic.to_owned(), partition))?;
+        p.in_flight.remove(&offset);
+        Some(p.in_flight.first().copied().unwrap_or(p.next))
+    }
+}
+
+/// What a finished task reports back.
+struct Done {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    object_key: String,
+    /// False when the job was interrupted by shutdown: its offset stays open.
+    finished: bool,
+}
+
+/// Runs the loop until `stop`, then waits for the jobs in flight.
+pub async fn run(
+    consumer: &StreamConsumer,
+    mover: Arc<Mover>,
+    publisher: &Publisher,
+    stop: &CancellationToken,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let concurrency = concurrency.max(1);
+    let mut tasks: JoinSet<Done> = JoinSet::new();
+    let mut busy: HashSet<String> = HashSet::new();
+    let mut tracker = OffsetTracker::default();
+    // A job whose object is busy waits here; nothing more is read meanwhile.
+    let mut parked: Option<(OwnedMessage, MigrationJob)> = None;
+    loop {
+        if let Some((_, job)) = &parked
+            && !busy.contains(&job.object_key)
+            && tasks.len() < concurrency
+            && let Some((msg, job)) = parked.take()
+        {
+            dispatch(&mut tasks, &mut busy, &mut tracker, &mover, stop, msg, job);
+        }
+        let can_read = parked.is_none() && tasks.len() < concurrency;
+        tokio::select! {
+            () = stop.cancelled() => break,
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                finish(consumer, &mut busy, &mut tracker, done.context("job task panicked")?);
+            }
+            msg = consumer.recv(), if can_read => {
+                let msg = match msg {
+                    Ok(msg) => msg.detach(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "kafka receive failed");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                match decode(&msg) {
+                    Ok(job) if busy.contains(&job.object_key) => parked = Some((msg, job)),
+                    Ok(job) => dispatch(&mut tasks, &mut busy, &mut tracker, &mover, stop, msg, job),
+                    Err((class, error)) => {
+                        tracing::warn!(partition = msg.partition(), offset = msg.offset(), error, "rejected migration job");
+                        while let Err(e) = publisher.dead_letter(&msg, class, &error).await {
+                            tracing::error!(error = %e, "dead-letter failed; retrying");
+                            if stop.is_cancelled() {
+                                return Ok(());
+                            }
+                            tokio::time::sleep(Duration::from_secs(2)).await;
+                        }
+                        tracker.start(msg.topic(), msg.partition(), msg.offset());
+                        if let Some(next) = tracker.finish(msg.topic(), msg.partition(), msg.offset()) {
+                            store(consumer, msg.topic(), msg.partition(), next);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Shutdown: finish the jobs in hand (the caller bounds this with a grace period).
+    while let Some(done) = tasks.join_next().await {
+        finish(
+            consumer,
+            &mut busy,
+            &mut tracker,
+            done.context("job task panicked")?,
+        );
+    }
+    Ok(())
+}
+
+fn decode(msg: &OwnedMessage) -> Result<MigrationJob, (&'static str, String)> {
+    let job: MigrationJob = kafka::decode(msg).map_err(|e| ("decode", e.to_string()))?;
+    validate::migration_job(&job).map_err(|e| ("validate", e.to_string()))?;
+    Ok(job)
+}
+
+fn dispatch(
+    tasks: &mut JoinSet<Done>,
+    busy: &mut HashSet<String>,
+    tracker: &mut OffsetTracker,
+    mover: &Arc<Mover>,
+    stop: &CancellationToken,
+    msg: OwnedMessage,
+    job: MigrationJob,
+) {
+    tracker.start(msg.topic(), msg.partition(), msg.offset());
+    busy.insert(job.object_key.clone());
+    let (mover, stop) = (mover.clone(), stop.clone());
+    let (topic, partition, offset) = (msg.topic().to_owned(), msg.partition(), msg.offset());
+    tasks.spawn(async move {
+        let object_key = job.object_key.clone();
+        let mut finished = true;
+        while let Err(e) = mover.handle(job.clone()).await {
+            tracing::error!(job_key = %job.job_key, error = format!("{e:#}"), "job interrupted; retrying");
+            if stop.is_cancelled() {
+                finished = false;
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        Done { topic, partition, offset, object_key, finished }
+    });
+}
+
+fn finish(
+    consumer: &StreamConsumer,
+    busy: &mut HashSet<String>,
+    tracker: &mut OffsetTracker,
+    done: Done,
+) {
+    busy.remove(&done.object_key);
+    if !done.finished {
+        return; // Its offset stays in flight: nothing after it is committed.
+    }
+    if let Some(next) = tracker.finish(&done.topic, done.partition, done.offset) {
+        store(consumer, &done.topic, done.partition, next);
+    }
+}
+
+fn store(consumer: &StreamConsumer, topic: &str, partition: i32, next: i64) {
+    let mut tpl = TopicPartitionList::new();
+    // A stored offset is the next one to read, not the last one processed.
+    if let Err(e) = tpl
+        .add_partition_offset(topic, partition, Offset::Offset(next))
+        .and_then(|()| consumer.store_offsets(&tpl))
+    {
+        // After a revoke the partition is another member's: it re-reads
+        // from the last commit and the ledger answers DUPLICATE.
+        tracing::debug!(topic, partition, next, error = %e, "could not store offset");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_commit_only_past_a_contiguous_finished_prefix() {
+        let mut t = OffsetTracker::default();
+        for offset in 10..13 {
+            t.start("jobs", 0, offset);
+        }
+        t.start("jobs", 1, 5);
+        // 11 finishes first: 10 is still running, so 10 is the next to read.
+        assert_eq!(t.finish("jobs", 0, 11), Some(10));
+        assert_eq!(t.finish("jobs", 0, 10), Some(12));
+        assert_eq!(t.finish("jobs", 0, 12), Some(13));
+        // Partitions are independent.
+        assert_eq!(t.finish("jobs", 1, 5), Some(6));
+        assert_eq!(t.finish("jobs", 7, 0), None);
+    }
+}
