@@ -53,7 +53,7 @@ pub struct CostArgs {
     pub horizon_days: f64,
 
     /// A better tier must save this fraction of the current monthly cost.
-    #[arg(long, env = "STRATA_HYSTERESIS", default_value_t = 0.2)]
+    #[arg(long, env = "STRATA_HYSTERESIS", default_value_t = 0.3)]
     pub hysteresis: f64,
 
     /// Days an object stays after a move before it may move again by choice.
@@ -77,11 +77,11 @@ pub struct CostArgs {
     pub prior_reads_30d: f64,
 
     /// Days over which that prior halves.
-    #[arg(long, env = "STRATA_PRIOR_DAYS", default_value_t = 7.0)]
+    #[arg(long, env = "STRATA_PRIOR_DAYS", default_value_t = 2.0)]
     pub prior_days: f64,
 
     /// Days between re-evaluations of an object that stays.
-    #[arg(long, env = "STRATA_RECHECK_DAYS", default_value_t = 7.0)]
+    #[arg(long, env = "STRATA_RECHECK_DAYS", default_value_t = 2.0)]
     pub recheck_days: f64,
 }
 

@@ -48,15 +48,15 @@ impl Default for CostParams {
     fn default() -> Self {
         CostParams {
             horizon_days: 60.0,
-            hysteresis: 0.2,
+            hysteresis: 0.3,
             min_residency_days: 7.0,
             min_object_bytes: 0,
             slos: Vec::new(),
             default_slo_ms: None,
             pins: Vec::new(),
             prior_reads_30d: 1.0,
-            prior_days: 7.0,
-            recheck_days: 7.0,
+            prior_days: 2.0,
+            recheck_days: 2.0,
         }
     }
 }
@@ -405,7 +405,13 @@ mod tests {
         // Read about twice a month: Standard stays cheapest.
         assert_eq!(target(&obj(0, 2.0), &instant()), None);
         // Half a read a month: Standard-IA.
-        assert_eq!(target(&obj(0, 0.5), &instant()), Some(1));
+        let loose = CostParams {
+            hysteresis: 0.2,
+            ..instant()
+        };
+        assert_eq!(target(&obj(0, 0.5), &loose), Some(1));
+        // Under the default 30% margin, a 24% saving is not worth a move.
+        assert_eq!(target(&obj(0, 0.5), &instant()), None);
     }
 
     #[test]

@@ -231,3 +231,150 @@ pub fn plan(
     steps.extend(moves.map(|(at_ms, to, _)| Step::Move { at_ms, to }));
     (steps, total)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::presets;
+
+    /// Every plan that moves only at the decision points: per interval, the
+    /// tier after the boundary and the tier after the minimum duration ends.
+    fn brute_force(obj: &Object, tiers: &[Tier], end: i64, deleted: bool) -> f64 {
+        let n = obj.reads.len() + 1;
+        let t = tiers.len();
+        let mut best = f64::INFINITY;
+        let combos = (t * t).pow(n as u32);
+        for mut code in 0..combos {
+            let mut choice = Vec::with_capacity(n);
+            for _ in 0..n {
+                choice.push((code % t, (code / t) % t));
+                code /= t * t;
+            }
+            if let Some(c) = evaluate(obj, tiers, end, deleted, &choice) {
+                best = best.min(c);
+            }
+        }
+        best
+    }
+
+    fn evaluate(
+        obj: &Object,
+        tiers: &[Tier],
+        end: i64,
+        deleted: bool,
+        choice: &[(usize, usize)],
+    ) -> Option<f64> {
+        let size = obj.size;
+        let (mut tier, mut arrival, mut cost) = (0usize, obj.created_ms, 0.0);
+        let starts: Vec<i64> = std::iter::once(obj.created_ms)
+            .chain(obj.reads.iter().map(|r| r.0))
+            .collect();
+        for (i, &(first, second)) in choice.iter().enumerate() {
+            let t0 = starts[i];
+            let t1 = if i + 1 < starts.len() {
+                starts[i + 1]
+            } else {
+                end
+            };
+            // The boundary at t0: a read (except at creation), maybe a move.
+            let read = (i > 0).then(|| obj.reads[i - 1].1);
+            if first != tier {
+                let (tr, e) = cost::move_usd(
+                    &tiers[tier],
+                    &tiers[first],
+                    size,
+                    (t0 - arrival) as f64 / DAY,
+                );
+                cost += tr + e;
+                if let Some(b) = read {
+                    cost += cost::read_usd(&tiers[tier], b).min(cost::read_usd(&tiers[first], b));
+                }
+                tier = first;
+                arrival = t0;
+            } else if let Some(b) = read {
+                cost += cost::read_usd(&tiers[tier], b);
+            }
+            if second != tier {
+                let min = tiers[tier].min_storage_days;
+                let expiry = arrival + (min * DAY).ceil() as i64;
+                if min <= 0.0 || expiry <= t0 || expiry >= t1 {
+                    return None;
+                }
+                cost += cost::storage_usd(&tiers[tier], size, (expiry - t0) as f64 / DAY);
+                let (tr, e) = cost::move_usd(&tiers[tier], &tiers[second], size, min);
+                cost +=
+                    tr + e + cost::storage_usd(&tiers[second], size, (t1 - expiry) as f64 / DAY);
+                tier = second;
+                arrival = expiry;
+            } else {
+                cost += cost::storage_usd(&tiers[tier], size, (t1 - t0) as f64 / DAY);
+            }
+        }
+        if deleted {
+            cost += cost::early_delete_usd(&tiers[tier], size, (end - arrival) as f64 / DAY);
+        }
+        Some(cost)
+    }
+
+    #[test]
+    fn the_dynamic_program_matches_brute_force_on_small_cases() {
+        let all = presets::aws_s3().tiers;
+        let tiers = [all[0].clone(), all[1].clone(), all[2].clone()];
+        let day = DAY as i64;
+        let mut seed = 11u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for case in 0..60 {
+            let reads = (next() % 4) as usize;
+            let mut t = 0;
+            let mut obj = Object {
+                key: 0,
+                size: 1_000_000 + next() % 2_000_000_000,
+                created_ms: 0,
+                put: true,
+                reads: Vec::new(),
+                deleted_ms: None,
+            };
+            for _ in 0..reads {
+                t += (next() % 120) as i64 * day + (next() % day as u64) as i64;
+                obj.reads.push((t, obj.size));
+            }
+            let end = t + (next() % 200) as i64 * day + 1;
+            let deleted = case % 2 == 0;
+            let (steps, dp) = plan(&obj, &tiers, &[true; 3], end, deleted);
+            let brute = brute_force(&obj, &tiers, end, deleted);
+            // The plan, replayed by the simulator's accounting, costs the same.
+            let mut ledger = crate::sim::ledger::Ledger::default();
+            let mut acct = crate::sim::ledger::Account::open(
+                &tiers,
+                &mut ledger,
+                crate::sim::ledger::Billing::Tiers,
+                obj.size,
+                None,
+                0,
+                true,
+            );
+            for step in &steps {
+                match *step {
+                    Step::Move { at_ms, to } => acct.move_to(at_ms, to),
+                    Step::Read { at_ms, bytes } => acct.read(at_ms, bytes),
+                }
+            }
+            acct.close(end, deleted);
+            let put = cost::put_request_usd(&tiers[0]);
+            assert!(
+                (ledger.cost.total() - put - dp).abs() <= 1e-9 * dp.max(1e-9),
+                "case {case}: replay {} dp {dp}",
+                ledger.cost.total() - put
+            );
+            assert!(
+                (dp - brute).abs() <= 1e-9 * brute.max(1e-9),
+                "case {case}: dp {dp} brute {brute} {obj:?} {steps:?}"
+            );
+        }
+    }
+}
