@@ -6,7 +6,7 @@
 #
 # Stages:
 #   1. broker        scripts/ensure-broker.sh (installs tansu once, ~12 min)
-#   2. python deps   confluent-kafka and pytest, installed only when missing
+#   2. python deps   confluent-kafka, pytest and moto, installed only when missing
 #   3. build         cargo build --workspace --bins
 #   4. rust tests    cargo nextest run --workspace (+ doc tests), or
 #                    cargo test --workspace without nextest
@@ -50,8 +50,8 @@ stage_done
 
 stage "2/6 python deps (tests/e2e/requirements.txt)"
 command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found: install Python 3"
-if "$PYTHON" -c 'import confluent_kafka, pytest' 2>/dev/null; then
-    say "confluent-kafka and pytest present"
+if "$PYTHON" -c 'import confluent_kafka, pytest, moto.server' 2>/dev/null; then
+    say "confluent-kafka, pytest and moto present"
 else
     "$PYTHON" -m pip --version >/dev/null 2>&1 ||
         die "pip missing for $PYTHON (Debian: apt-get install python3-pip)"
@@ -62,8 +62,8 @@ else
         say "retrying as a user install"
         "$PYTHON" -m pip install -q --user --break-system-packages -r tests/e2e/requirements.txt
     fi
-    "$PYTHON" -c 'import confluent_kafka, pytest' ||
-        die "confluent-kafka or pytest still not importable by $PYTHON"
+    "$PYTHON" -c 'import confluent_kafka, pytest, moto.server' ||
+        die "confluent-kafka, pytest or moto still not importable by $PYTHON"
 fi
 stage_done
 
@@ -71,6 +71,7 @@ stage "3/6 build (cargo build --workspace --bins)"
 cargo build --workspace --bins
 stage_done
 
+export STRATA_TEST_PYTHON="$PYTHON"  # mover-svc's S3 tests start moto with it
 stage "4/6 rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace

@@ -387,3 +387,54 @@ async fn concurrent_jobs_keep_each_objects_order_and_report_progress() {
     assert!(progress.iter().all(|&b| b <= big.len() as u64));
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consuming_the_whole_topic_again_copies_and_deletes_nothing() {
+    let mut h = Harness::new().await;
+    let mut jobs = Vec::new();
+    for i in 0..5 {
+        let key = format!("replay/{i}");
+        h.put("hot", &key, key.as_bytes());
+        jobs.push(h.send_job(&key, "hot", "warm", 0).await);
+    }
+    for job in &jobs {
+        assert_eq!(
+            h.until_terminal(job, 1).await.last().unwrap().state(),
+            State::Completed
+        );
+    }
+    h.stop().await;
+    let before: Vec<_> = (0..5)
+        .map(|i| {
+            std::fs::metadata(h.path("warm", &format!("replay/{i}")))
+                .unwrap()
+                .modified()
+                .unwrap()
+        })
+        .collect();
+    // A new consumer group reads migration_jobs from the beginning.
+    h.start_with(&["--group-id", "strata-mover-replay"]);
+    for job in &jobs {
+        let seen = h.until_terminal(job, 2).await;
+        let replayed: Vec<State> = seen
+            .iter()
+            .skip_while(|s| s.state() != State::Completed)
+            .skip(1)
+            .map(|s| s.state())
+            .collect();
+        assert_eq!(replayed, [State::Duplicate], "replay did more than answer");
+    }
+    for (i, modified) in before.iter().enumerate() {
+        let key = format!("replay/{i}");
+        assert_eq!(
+            std::fs::metadata(h.path("warm", &key))
+                .unwrap()
+                .modified()
+                .unwrap(),
+            *modified,
+            "{key} rewritten"
+        );
+        assert!(!h.path("hot", &key).exists());
+    }
+    h.stop().await;
+}

@@ -1,0 +1,496 @@
+//! One backend-generic suite for the move protocol, run on `file://`,
+//! `memory://` and a real S3-compatible server (moto, started by the test):
+//! single-PUT and multipart moves, a destination that reads back corrupted,
+//! a source that changes during the copy, hostile keys. The protocol runs
+//! for real (`Mover::handle`); statuses go to librdkafka's mock cluster.
+//!
+//! The S3 leg needs moto (`pip install 'moto[server]'`, which scripts/test.sh
+//! does); `STRATA_TEST_PYTHON` names the Python that has it (default python3).
+
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    collections::HashMap,
+    fmt,
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use clap::Parser;
+use futures::{StreamExt, stream::BoxStream};
+use mover_svc::{
+    db::Db,
+    mover::{Mover, Settings, StatusSink},
+};
+use object_store::{
+    GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult, path::Path,
+};
+use rdkafka::mocking::MockCluster;
+use sha2::{Digest, Sha256};
+use strata_proto::{MigrationJob, State, codec::Encoding};
+use strata_runtime::{
+    args::CommonArgs,
+    kafka::Publisher,
+    tiers::{Tier, TierStore},
+};
+
+/// What a [`Faulty`] store does wrong.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    /// Reads return the stored bytes with the first one flipped.
+    CorruptReads,
+    /// The first GET (not HEAD) rewrites the object first: a writer racing the copy.
+    ChangeOnFirstRead,
+}
+
+/// A store that misbehaves on reads, delegating everything else.
+#[derive(Debug)]
+struct Faulty {
+    inner: Arc<dyn ObjectStore>,
+    fault: Fault,
+    fired: AtomicBool,
+}
+
+impl fmt::Display for Faulty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Faulty({:?}, {})", self.fault, self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for Faulty {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        match self.fault {
+            // The first read of the bytes (not a HEAD) finds a newer version.
+            Fault::ChangeOnFirstRead
+                if !options.head && !self.fired.swap(true, Ordering::SeqCst) =>
+            {
+                self.inner
+                    .put(
+                        location,
+                        PutPayload::from_static(b"a new version, written mid-copy"),
+                    )
+                    .await?;
+                self.inner.get_opts(location, options).await
+            }
+            Fault::ChangeOnFirstRead => self.inner.get_opts(location, options).await,
+            Fault::CorruptReads => {
+                let mut result = self.inner.get_opts(location, options).await?;
+                let payload = std::mem::replace(
+                    &mut result.payload,
+                    GetResultPayload::Stream(futures::stream::empty().boxed()),
+                );
+                let bytes = match payload {
+                    GetResultPayload::Stream(s) => {
+                        let chunks: Vec<Bytes> = s
+                            .collect::<Vec<_>>()
+                            .await
+                            .into_iter()
+                            .collect::<Result<_, _>>()?;
+                        chunks.concat()
+                    }
+                    GetResultPayload::File(_, path) => std::fs::read(path).unwrap(),
+                };
+                let mut bytes = bytes;
+                if let Some(b) = bytes.first_mut() {
+                    *b ^= 0xff;
+                }
+                result.payload = GetResultPayload::Stream(
+                    futures::stream::once(async move { Ok(Bytes::from(bytes)) }).boxed(),
+                );
+                Ok(result)
+            }
+        }
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// moto's S3 server on a free loopback port, killed on drop.
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let python = std::env::var("STRATA_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let child = Command::new(&python)
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {python} -m moto.server ({e}): pip install 'moto[server]' (scripts/test.sh does)"));
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let mut moto = Moto { child, endpoint };
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return moto;
+            }
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                panic!(
+                    "{python} -m moto.server exited ({status}): pip install 'moto[server]' (scripts/test.sh does)"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("moto did not listen on {port} within 30 s");
+    }
+
+    /// Creates a bucket with a plain HTTP PUT (moto accepts unsigned requests).
+    fn create_bucket(&self, bucket: &str) {
+        use std::io::{Read, Write};
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        write!(conn, "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        conn.read_to_string(&mut response).unwrap();
+        assert!(
+            response.starts_with("HTTP/1.1 200"),
+            "create bucket {bucket}: {response}"
+        );
+    }
+}
+
+fn tier(name: &str, url: String, options: &[(&str, &str)]) -> TierStore {
+    let mut tier: Tier = toml::from_str(&format!("name = '{name}'\nurl = '{url}'")).unwrap();
+    tier.options = options
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    tier.open().unwrap()
+}
+
+/// A source and destination tier pair on one backend.
+struct Backend {
+    name: &'static str,
+    src: TierStore,
+    dst: TierStore,
+    _guards: (Option<tempfile::TempDir>, Option<Moto>),
+}
+
+fn backends() -> Vec<Backend> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = Backend {
+        name: "file",
+        src: tier("src", format!("file://{}/src", dir.path().display()), &[]),
+        dst: tier("dst", format!("file://{}/dst", dir.path().display()), &[]),
+        _guards: (Some(dir), None),
+    };
+    let memory = Backend {
+        name: "memory",
+        src: tier("src", "memory://".into(), &[]),
+        dst: tier("dst", "memory://".into(), &[]),
+        _guards: (None, None),
+    };
+    let moto = Moto::start();
+    moto.create_bucket("strata-src");
+    moto.create_bucket("strata-dst");
+    // Test credentials for moto; real deployments take them from AWS_* variables.
+    let opts = [
+        ("endpoint", moto.endpoint.as_str()),
+        ("allow_http", "true"),
+        ("region", "us-east-1"),
+        ("access_key_id", "test"),
+        ("secret_access_key", "test"),
+    ];
+    let s3 = Backend {
+        name: "s3",
+        src: tier("src", "s3://strata-src/tier".into(), &opts),
+        dst: tier("dst", "s3://strata-dst".into(), &opts),
+        _guards: (None, Some(moto)),
+    };
+    vec![file, memory, s3]
+}
+
+struct Setup {
+    mover: Mover,
+    _dir: tempfile::TempDir,
+    _cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+}
+
+fn mover(
+    src: &TierStore,
+    dst: &TierStore,
+    dst_override: Option<Arc<dyn ObjectStore>>,
+    src_override: Option<Arc<dyn ObjectStore>>,
+) -> Setup {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("migration_status", 1, 1).unwrap();
+    let args = Args::try_parse_from(["t", "--brokers", &cluster.bootstrap_servers()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = src.clone();
+    let mut dst = dst.clone();
+    if let Some(store) = src_override {
+        src.store = store;
+    }
+    if let Some(store) = dst_override {
+        dst.store = store;
+    }
+    let mover = Mover {
+        db: Db::open(&dir.path().join("mover.db")).unwrap(),
+        tiers: HashMap::from([("src".to_string(), src), ("dst".to_string(), dst)]),
+        status: StatusSink {
+            publisher: Publisher::try_new(&args.common).unwrap(),
+            topic: "migration_status".into(),
+            encoding: Encoding::Json,
+        },
+        settings: Settings {
+            part_size: 5 << 20,
+            parts_in_flight: 2,
+            max_attempts: 3,
+            max_retry_elapsed: Duration::from_secs(10),
+            min_retry_delay: Duration::from_millis(5),
+            progress_every: None,
+        },
+    };
+    Setup {
+        mover,
+        _dir: dir,
+        _cluster: cluster,
+    }
+}
+
+fn job(key: &str) -> MigrationJob {
+    MigrationJob {
+        job_key: strata_proto::job_key(key, "src", "dst", 0),
+        object_key: key.into(),
+        from_tier: "src".into(),
+        to_tier: "dst".into(),
+        generation: 0,
+        ..Default::default()
+    }
+}
+
+async fn put(t: &TierStore, key: &str, bytes: &[u8]) {
+    t.store
+        .put(&t.location(key).unwrap(), PutPayload::from(bytes.to_vec()))
+        .await
+        .unwrap();
+}
+
+async fn read(t: &TierStore, key: &str) -> Option<Vec<u8>> {
+    match t.store.get(&t.location(key).unwrap()).await {
+        Ok(r) => Some(r.bytes().await.unwrap().to_vec()),
+        Err(object_store::Error::NotFound { .. }) => None,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_protocol_holds_on_every_backend() {
+    for b in backends() {
+        let name = b.name;
+        // A single-PUT object and a multipart one (12 MB, 5 MB parts).
+        for (key, size) in [("small/a.bin", 70_000usize), ("big/b.bin", 12 << 20)] {
+            let bytes: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+            put(&b.src, key, &bytes).await;
+            let s = mover(&b.src, &b.dst, None, None);
+            s.mover.handle(job(key)).await.unwrap();
+            let row = s.mover.db.ledger(&job(key).job_key).await.unwrap().unwrap();
+            assert_eq!(row.state, State::Completed, "{name} {key}: {row:?}");
+            assert_eq!(
+                row.sha256.as_deref(),
+                Some(hex::encode(Sha256::digest(&bytes)).as_str()),
+                "{name}"
+            );
+            assert_eq!(
+                read(&b.dst, key).await.as_deref(),
+                Some(&bytes[..]),
+                "{name} {key}: destination"
+            );
+            assert_eq!(
+                read(&b.src, key).await,
+                None,
+                "{name} {key}: source deleted"
+            );
+            let catalog = s.mover.db.catalog(key).await.unwrap().unwrap();
+            assert_eq!(
+                (catalog.tier.as_str(), catalog.generation),
+                ("dst", 1),
+                "{name}"
+            );
+        }
+
+        // The destination reads back corrupted: every attempt fails verify,
+        // the job FAILS, and the source is never deleted.
+        let bytes = b"precious bytes".repeat(1000);
+        put(&b.src, "c/corrupt", &bytes).await;
+        let faulty: Arc<dyn ObjectStore> = Arc::new(Faulty {
+            inner: b.dst.store.clone(),
+            fault: Fault::CorruptReads,
+            fired: AtomicBool::new(false),
+        });
+        let s = mover(&b.src, &b.dst, Some(faulty), None);
+        s.mover.handle(job("c/corrupt")).await.unwrap();
+        let row = s
+            .mover
+            .db
+            .ledger(&job("c/corrupt").job_key)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.state, State::Failed, "{name}: {row:?}");
+        assert_eq!(
+            row.error.as_ref().map(|e| e.0.as_str()),
+            Some("verify_mismatch"),
+            "{name}"
+        );
+        assert_eq!(row.attempt, 3, "{name}: retried up to max attempts");
+        assert_eq!(
+            read(&b.src, "c/corrupt").await.as_deref(),
+            Some(&bytes[..]),
+            "{name}: source intact"
+        );
+        assert_eq!(
+            read(&b.dst, "c/corrupt").await,
+            None,
+            "{name}: bad copy removed"
+        );
+        assert_eq!(
+            s.mover.db.catalog("c/corrupt").await.unwrap().unwrap().tier,
+            "src",
+            "{name}"
+        );
+
+        // The source changes while it is copied: fails at once, nothing lost.
+        put(&b.src, "c/racing", &bytes).await;
+        let racing: Arc<dyn ObjectStore> = Arc::new(Faulty {
+            inner: b.src.store.clone(),
+            fault: Fault::ChangeOnFirstRead,
+            fired: AtomicBool::new(false),
+        });
+        let s = mover(&b.src, &b.dst, None, Some(racing));
+        s.mover.handle(job("c/racing")).await.unwrap();
+        let row = s
+            .mover
+            .db
+            .ledger(&job("c/racing").job_key)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.state, State::Failed, "{name}: {row:?}");
+        assert_eq!(
+            row.error.as_ref().map(|e| e.0.as_str()),
+            Some("source_changed"),
+            "{name}"
+        );
+        assert_eq!(row.attempt, 1, "{name}: no retry storm");
+        assert_eq!(
+            read(&b.src, "c/racing").await.as_deref(),
+            Some(&b"a new version, written mid-copy"[..]),
+            "{name}"
+        );
+        assert_eq!(read(&b.dst, "c/racing").await, None, "{name}");
+
+        // A source that is not there: rejected at once, nothing written.
+        let s = mover(&b.src, &b.dst, None, None);
+        s.mover.handle(job("c/ghost")).await.unwrap();
+        let row = s
+            .mover
+            .db
+            .ledger(&job("c/ghost").job_key)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (row.state, row.error.map(|e| e.0)),
+            (State::Rejected, Some("not_found".into())),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn hostile_keys_never_name_anything_outside_a_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tier");
+    let t = tier("t", format!("file://{}", root.display()), &[]);
+    let long = "k".repeat(10 * 1024);
+    for key in [
+        "..",
+        "../escape",
+        "a/../../escape",
+        "/etc/passwd",
+        "nul\0key",
+        long.as_str(),
+        "a//b",
+        "./x",
+    ] {
+        assert!(t.location(key).is_err(), "{key:?} was accepted");
+    }
+    // Nothing was created beside the tier's folder.
+    let siblings: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(siblings, ["tier"]);
+}
