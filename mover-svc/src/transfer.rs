@@ -2,8 +2,18 @@
 //! the bytes flow, and a read-back that hashes the destination. Memory stays
 //! bounded by the part size times the parts in flight, whatever the size.
 
-use futures::StreamExt;
-use object_store::{ObjectMeta, ObjectStoreExt, PutPayload, WriteMultipart};
+use std::{
+    fs::File,
+    io::{Read, Seek, SeekFrom},
+    ops::Range,
+    path::PathBuf,
+};
+
+use bytes::Bytes;
+use futures::{StreamExt, stream::BoxStream};
+use object_store::{
+    GetResult, GetResultPayload, ObjectMeta, ObjectStoreExt, PutPayload, WriteMultipart,
+};
 use sha2::{Digest, Sha256};
 use strata_runtime::tiers::TierStore;
 
@@ -69,11 +79,78 @@ pub struct Digest256 {
     pub bytes: u64,
 }
 
+/// Bytes read per chunk from a local file. object_store's own stream reads
+/// 8 KiB per blocking task, which caps local copies far below the disk.
+const LOCAL_CHUNK: usize = 1 << 20;
+
+/// Chunks at least this large are hashed on a blocking thread, so that
+/// hashing never stalls the async workers.
+const HASH_OFF_THREAD: usize = 256 << 10;
+
+/// The bytes of a GET: local files in large chunks read ahead on a
+/// blocking thread (two chunks buffered), other stores as they stream.
+fn byte_stream(got: GetResult) -> BoxStream<'static, object_store::Result<Bytes>> {
+    match got.payload {
+        GetResultPayload::File(file, path) => local_chunks(file, path, got.range),
+        GetResultPayload::Stream(stream) => stream,
+    }
+}
+
+fn local_chunks(
+    mut file: File,
+    path: PathBuf,
+    range: Range<u64>,
+) -> BoxStream<'static, object_store::Result<Bytes>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::task::spawn_blocking(move || {
+        let mut read = || -> std::io::Result<()> {
+            file.seek(SeekFrom::Start(range.start))?;
+            let mut left = range.end - range.start;
+            while left > 0 {
+                let n = left.min(LOCAL_CHUNK as u64) as usize;
+                let mut buf = vec![0u8; n];
+                file.read_exact(&mut buf)?;
+                left -= n as u64;
+                if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                    return Ok(()); // The reader went away.
+                }
+            }
+            Ok(())
+        };
+        if let Err(e) = read() {
+            let error = object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: format!("read {}: {e}", path.display()).into(),
+            };
+            let _ = tx.blocking_send(Err(error));
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
+}
+
+/// Adds `chunk` to `hasher`, off the async threads when it is large.
+async fn hash(mut hasher: Sha256, chunk: Bytes) -> Result<(Sha256, Bytes), MoveError> {
+    if chunk.len() < HASH_OFF_THREAD {
+        hasher.update(&chunk);
+        return Ok((hasher, chunk));
+    }
+    tokio::task::spawn_blocking(move || {
+        hasher.update(&chunk);
+        (hasher, chunk)
+    })
+    .await
+    .map_err(|e| MoveError::Transient(format!("hashing task failed: {e}")))
+}
+
 /// HEAD of `key` on `tier`.
 pub async fn head(tier: &TierStore, key: &str) -> Result<ObjectMeta, MoveError> {
     let location = tier
         .location(key)
         .map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
+    tier.limits.op().await;
     tier.store
         .head(&location)
         .await
@@ -97,6 +174,7 @@ pub async fn copy(
     let to = dst.location(key).map_err(permanent)?;
     let get_ctx = format!("get {}", src.url_of(key));
     let put_ctx = format!("put {}", dst.url_of(key));
+    src.limits.op().await;
     let got = src
         .store
         .get(&from)
@@ -112,7 +190,7 @@ pub async fn copy(
             got.meta.e_tag
         )));
     }
-    let mut stream = got.into_stream();
+    let mut stream = byte_stream(got);
     let mut hasher = Sha256::new();
     let mut done: u64 = 0;
 
@@ -120,28 +198,42 @@ pub async fn copy(
         let mut parts = Vec::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| MoveError::from_store(&get_ctx, e))?;
-            hasher.update(&chunk);
+            src.limits.bytes(chunk.len()).await;
+            let (h, chunk) = hash(hasher, chunk).await?;
+            hasher = h;
             done += chunk.len() as u64;
             parts.push(chunk);
         }
         let payload: PutPayload = parts.into_iter().collect();
+        dst.limits.op().await;
+        dst.limits.bytes(done as usize).await;
         dst.store
             .put(&to, payload)
             .await
             .map_err(|e| MoveError::from_store(&put_ctx, e))?;
         on_progress(done);
     } else {
+        dst.limits.op().await;
         let upload = dst
             .store
             .put_multipart(&to)
             .await
             .map_err(|e| MoveError::from_store(&put_ctx, e))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
-        let result: Result<(), MoveError> = async {
+        let result: Result<Sha256, MoveError> = async {
+            let mut hasher = hasher;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| MoveError::from_store(&get_ctx, e))?;
-                hasher.update(&chunk);
+                src.limits.bytes(chunk.len()).await;
+                dst.limits.bytes(chunk.len()).await;
+                let (h, chunk) = hash(hasher, chunk).await?;
+                hasher = h;
+                let before = done;
                 done += chunk.len() as u64;
+                // One request per part written.
+                if done / part_size as u64 > before / part_size as u64 {
+                    dst.limits.op().await;
+                }
                 writer
                     .wait_for_capacity(max_parts_in_flight)
                     .await
@@ -149,22 +241,23 @@ pub async fn copy(
                 writer.put(chunk);
                 on_progress(done);
             }
-            Ok(())
+            Ok(hasher)
         }
         .await;
-        match result {
-            Ok(()) => {
+        hasher = match result {
+            Ok(hasher) => {
                 writer
                     .finish()
                     .await
                     .map_err(|e| MoveError::from_store(&put_ctx, e))?;
+                hasher
             }
             Err(e) => {
                 // Abort so no partial upload lingers; the copy failed anyway.
                 let _ = writer.abort().await;
                 return Err(e);
             }
-        }
+        };
     }
     if done != expected.size {
         return Err(MoveError::SourceChanged(format!(
@@ -185,17 +278,20 @@ pub async fn read_digest(tier: &TierStore, key: &str) -> Result<Digest256, MoveE
         .location(key)
         .map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
     let ctx = format!("read back {}", tier.url_of(key));
+    tier.limits.op().await;
     let got = tier
         .store
         .get(&location)
         .await
         .map_err(|e| MoveError::from_store(&ctx, e))?;
-    let mut stream = got.into_stream();
+    let mut stream = byte_stream(got);
     let mut hasher = Sha256::new();
     let mut bytes = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| MoveError::from_store(&ctx, e))?;
-        hasher.update(&chunk);
+        tier.limits.bytes(chunk.len()).await;
+        let (h, chunk) = hash(hasher, chunk).await?;
+        hasher = h;
         bytes += chunk.len() as u64;
     }
     Ok(Digest256 {
@@ -253,6 +349,7 @@ pub async fn delete(tier: &TierStore, key: &str) -> Result<(), MoveError> {
     let location = tier
         .location(key)
         .map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
+    tier.limits.op().await;
     match tier.store.delete(&location).await {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
         Err(e) => Err(MoveError::from_store(

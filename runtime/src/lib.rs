@@ -8,6 +8,7 @@
 //! - [`tiers`]: the tier file (TOML) and the object store of each tier.
 //! - [`kafka`]: client configs, topic creation, [`kafka::Publisher`], dead letters.
 //! - [`http`]: the base router and `serve` with graceful shutdown.
+//! - [`limits`]: per-tier caps on operations and bytes per second.
 //! - [`telemetry`]: tracing and the Prometheus recorder.
 //! - [`shutdown`]: the SIGINT/SIGTERM future.
 //! - [`sqlite`]: opening a daemon's database with WAL and numbered migrations.
@@ -15,6 +16,7 @@
 pub mod args;
 pub mod http;
 pub mod kafka;
+pub mod limits;
 pub mod shutdown;
 pub mod sqlite;
 pub mod telemetry;

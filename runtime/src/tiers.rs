@@ -65,6 +65,12 @@ pub struct Tier {
     /// Typical time to first byte, milliseconds.
     #[serde(default)]
     pub first_byte_ms: f64,
+    /// mover-svc's cap on requests per second to this tier (all jobs together).
+    #[serde(default)]
+    pub max_ops_per_sec: Option<u32>,
+    /// mover-svc's cap on bytes per second read from or written to this tier.
+    #[serde(default)]
+    pub max_bytes_per_sec: Option<u64>,
     /// A price preset (`aws-s3-standard-ia`, `azure-cool`, `gcs-nearline`, ...)
     /// that policy-svc fills the prices from; fields written in the file win.
     #[serde(default)]
@@ -146,6 +152,9 @@ pub struct TierStore {
     pub prefix: Path,
     /// The tier's URL, for people.
     pub url: String,
+    /// The tier's caps on operations and bytes per second, shared by every
+    /// job that touches it.
+    pub limits: Arc<crate::limits::Limits>,
     /// The folder of a `file://` tier, where interrupted uploads leave
     /// staging files (`<object>#<n>`) that recovery must remove.
     pub local_root: Option<std::path::PathBuf>,
@@ -191,7 +200,13 @@ impl Tier {
                 })?;
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("create tier folder {}", dir.display()))?;
-                let fs = LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true);
+                // fsync: a copy the catalog switches to must survive power
+                // loss, not only a crash. Option `fsync = "false"` trades
+                // that away for speed.
+                let fsync = self.options.get("fsync").is_none_or(|v| v != "false");
+                let fs = LocalFileSystem::new_with_prefix(&dir)?
+                    .with_automatic_cleanup(true)
+                    .with_fsync(fsync);
                 local_root = Some(dir);
                 (Arc::new(fs), Path::default())
             }
@@ -218,6 +233,10 @@ impl Tier {
             store,
             prefix,
             url: self.url.clone(),
+            limits: Arc::new(crate::limits::Limits::new(
+                self.max_ops_per_sec,
+                self.max_bytes_per_sec,
+            )),
             local_root,
         })
     }
