@@ -80,6 +80,10 @@ pub struct CostArgs {
     #[arg(long, env = "STRATA_PRIOR_DAYS", default_value_t = 2.0)]
     pub prior_days: f64,
 
+    /// Weight of the prior against an object's own reads, days.
+    #[arg(long, env = "STRATA_PRIOR_WEIGHT_DAYS", default_value_t = 15.0)]
+    pub prior_weight_days: f64,
+
     /// Days between re-evaluations of an object that stays.
     #[arg(long, env = "STRATA_RECHECK_DAYS", default_value_t = 2.0)]
     pub recheck_days: f64,
@@ -107,6 +111,7 @@ impl CostArgs {
             pins: placement::parse_pairs(&self.pins)?,
             prior_reads_30d: self.prior_reads_30d,
             prior_days: self.prior_days,
+            prior_weight_days: self.prior_weight_days,
             recheck_days: self.recheck_days,
         })
     }

@@ -10,6 +10,7 @@ use strata_proto::{AccessEvent, MigrationJob, MigrationStatus, Op, Reason, State
 use strata_runtime::tiers::TierConfig;
 
 use crate::{
+    cost,
     rules::{self, DAY_MS, Decision, ObjectView, RuleParams},
     store::{self, Clock, NEVER, ObjectRow},
 };
@@ -231,6 +232,16 @@ pub struct Budget {
 /// The view of an object the rule sees.
 pub fn view(o: &ObjectRow) -> ObjectView {
     ObjectView {
+        key: o.object_key.clone(),
+        first_seen_ms: o.first_seen_ms,
+        tier_since_ms: o.tier_since_ms,
+        last_move_ms: o.last_move_ms,
+        evidence: crate::predict::Evidence {
+            c30: o.rates[2],
+            c1: o.rates[0],
+            ts_ms: o.decay_ts_ms,
+        },
+        bytes_per_read: o.bytes_per_read(),
         size: o.size,
         tier: o.tier.clone(),
         last_access_ms: o.last_access_ms,
@@ -248,35 +259,30 @@ pub fn reason(
     tiers: &TierConfig,
     now_ms: i64,
 ) -> Reason {
-    let gb = o.size as f64 / 1e9;
+    let predicted = o.predicted_reads_30d(now_ms);
     let monthly: HashMap<String, f64> = tiers
         .tiers
         .iter()
-        .map(|t| (t.name.clone(), gb * t.storage_usd_per_gb_month))
+        .map(|t| {
+            let usd = cost::monthly_usd(t, o.size, predicted, o.bytes_per_read());
+            (t.name.clone(), usd)
+        })
         .collect();
-    let from = tiers.get(&o.tier);
-    let dest = tiers.get(to);
-    let early_delete_days = from.map_or(0.0, |f| {
-        (f.min_storage_days - (now_ms - o.tier_since_ms) as f64 / DAY_MS as f64).max(0.0)
-    });
-    let move_cost = from.map_or(0.0, |f| {
-        gb * f.retrieval_usd_per_gb
-            + f.get_usd_per_1k / 1000.0
-            + gb * f.storage_usd_per_gb_month * early_delete_days / 30.0
-    }) + dest.map_or(0.0, |d| d.put_usd_per_1k / 1000.0);
-    let saving_per_day = (monthly.get(&o.tier).copied().unwrap_or(0.0)
-        - monthly.get(to).copied().unwrap_or(0.0))
-        / 30.0;
-    let break_even_days = if move_cost <= 0.0 {
-        0.0
-    } else if saving_per_day > 0.0 {
-        move_cost / saving_per_day
-    } else {
-        f64::INFINITY
+    let resident_days = (now_ms - o.tier_since_ms) as f64 / DAY_MS as f64;
+    let move_cost = match (tiers.get(&o.tier), tiers.get(to)) {
+        (Some(from), Some(dest)) if from.name != dest.name => {
+            let (transition, early) = cost::move_usd(from, dest, o.size, resident_days);
+            transition + early
+        }
+        _ => 0.0,
     };
+    let saving_per_month =
+        monthly.get(&o.tier).copied().unwrap_or(0.0) - monthly.get(to).copied().unwrap_or(0.0);
+    let break_even_days =
+        cost::break_even_days(move_cost, saving_per_month).unwrap_or(f64::INFINITY);
     Reason {
         summary: why.to_owned(),
-        predicted_reads_30d: o.predicted_reads_30d(now_ms),
+        predicted_reads_30d: predicted,
         monthly_cost_usd: monthly,
         move_cost_usd: move_cost,
         break_even_days: if break_even_days.is_finite() {

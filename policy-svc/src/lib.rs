@@ -6,6 +6,7 @@
 //! - [`config`]: flags and environment.
 //! - [`rules`]: the first decision rule (idle days, promote on reads), pure.
 //! - [`cost`], [`presets`]: the cost model and the clouds' price presets.
+//! - [`predict`]: predicted reads from decayed counts and a prefix prior.
 //! - [`placement`]: the cost-based decision, pure, shared with the simulator.
 //! - [`store`]: the SQLite state, the clock and the job outbox.
 //! - [`engine`]: applying messages and running a decision cycle.
@@ -17,6 +18,7 @@ pub mod config;
 pub mod cost;
 pub mod engine;
 pub mod placement;
+pub mod predict;
 pub mod presets;
 pub mod rules;
 pub mod sim;
@@ -66,15 +68,22 @@ pub async fn run(
     }
     let ready = Readiness::default();
     let data_dir = std::path::absolute(&config.common.data_dir).context("resolve data dir")?;
-    let tiers = Arc::new(TierConfig::load(
+    let mut tiers = TierConfig::load(
         &config.common.tiers,
         &[("STRATA_DATA_DIR", data_dir.display().to_string())],
-    )?);
+    )?;
+    presets::resolve(&mut tiers)?;
+    let tiers = Arc::new(tiers);
     let params = RuleParams {
         promote_reads: config.promote_reads,
         promote_window_ms: (config.promote_window_days * DAY_MS as f64) as i64,
         min_object_bytes: config.cost.min_object_bytes,
+        cost: match config.rule {
+            config::RuleKind::Idle => None,
+            config::RuleKind::Cost => Some(config.cost.params()?),
+        },
     };
+    tracing::info!(rule = ?config.rule, "decision rule");
     let store = Store::open(&config.db_path())?;
     let publisher = Publisher::try_new(&config.common)?;
     let state = AppState {

@@ -40,6 +40,9 @@ pub struct CostParams {
     pub prior_reads_30d: f64,
     /// Days over which the prior halves its weight.
     pub prior_days: f64,
+    /// Weight of the prior against an object's own reads, in days of
+    /// observation (see [`crate::predict`]).
+    pub prior_weight_days: f64,
     /// Days between re-evaluations of an object that stays.
     pub recheck_days: f64,
 }
@@ -56,6 +59,7 @@ impl Default for CostParams {
             pins: Vec::new(),
             prior_reads_30d: 1.0,
             prior_days: 2.0,
+            prior_weight_days: 15.0,
             recheck_days: 2.0,
         }
     }
@@ -106,29 +110,12 @@ pub struct CostView<'a> {
     pub first_seen_ms: i64,
     pub tier_since_ms: i64,
     pub last_move_ms: Option<i64>,
-    /// Predicted reads over the next 30 days ([`predict_reads_30d`]).
+    /// Predicted reads per 30 days ([`crate::predict::reads_30d`]).
     pub reads_30d: f64,
     /// Typical bytes per read (the whole object unless ranges were seen).
     pub bytes_per_read: u64,
     /// A pin set on the object itself (index), before prefix pins.
     pub pinned: Option<usize>,
-}
-
-/// Predicted reads over the next 30 days: the 30-day decayed read count
-/// as a rate (a count decayed with half-life H estimates H / ln 2 days of
-/// reads), or, for a young object, a prior that fades with age.
-pub fn predict_reads_30d(
-    rate_30d: f64,
-    decay_ts_ms: i64,
-    first_seen_ms: i64,
-    now_ms: i64,
-    params: &CostParams,
-) -> f64 {
-    let since_decay = (now_ms - decay_ts_ms).max(0) as f64 / DAY;
-    let observed = rate_30d * 0.5f64.powf(since_decay / 30.0) * std::f64::consts::LN_2;
-    let age = (now_ms - first_seen_ms).max(0) as f64 / DAY;
-    let prior = params.prior_reads_30d * 0.5f64.powf(age / params.prior_days.max(1e-9));
-    observed.max(prior)
 }
 
 /// Why an evaluation ended as it did; [`Evaluation::describe`] words it.
@@ -340,18 +327,6 @@ pub fn evaluate(
     eval
 }
 
-/// Adds one read at `ts_ms` to a count decayed with a 30-day half-life
-/// (as of `decay_ts_ms`, which moves forward); a late read weighs by its age.
-pub fn observe_read(rate_30d: &mut f64, decay_ts_ms: &mut i64, ts_ms: i64) {
-    let decay = |ms: i64| 0.5f64.powf(ms as f64 / DAY / 30.0);
-    if ts_ms >= *decay_ts_ms {
-        *rate_30d = *rate_30d * decay(ts_ms - *decay_ts_ms) + 1.0;
-        *decay_ts_ms = ts_ms;
-    } else {
-        *rate_30d += decay(*decay_ts_ms - ts_ms);
-    }
-}
-
 /// The daemon's view of the tiers: the evaluation by tier name.
 pub fn tier_names(tiers: &TierConfig) -> Vec<&str> {
     tiers.tiers.iter().map(|t| t.name.as_str()).collect()
@@ -525,13 +500,13 @@ mod tests {
         let tiers = presets::aws_s3().tiers;
         let params = instant();
         let (mut tier, mut since, mut last_move) = (0usize, 0i64, None);
-        let (mut rate, mut decay_ts, mut moves) = (0.0, 0i64, Vec::new());
+        let (mut evidence, mut moves) = (crate::predict::Evidence::default(), Vec::new());
         // Two years, a read every 28 to 32 days, decided every day.
         let mut next_read = days(30.0);
         for day in 0..730 {
             let now = days(day as f64);
             if now >= next_read {
-                observe_read(&mut rate, &mut decay_ts, now);
+                evidence.observe(now);
                 next_read += days(28.0 + (day % 5) as f64);
             }
             let view = CostView {
@@ -541,7 +516,7 @@ mod tests {
                 first_seen_ms: 0,
                 tier_since_ms: since,
                 last_move_ms: last_move,
-                reads_30d: predict_reads_30d(rate, decay_ts, 0, now, &params),
+                reads_30d: crate::predict::reads_30d(&evidence, 0, now, None, &params),
                 bytes_per_read: GB,
                 pinned: None,
             };

@@ -7,8 +7,16 @@
 //! - Otherwise an object idle at least a slower tier's `idle_days` moves down
 //!   to the slowest such tier.
 //! - Objects below `min_object_bytes` stay; a pinned object goes to its pin.
+//!
+//! With `cost` set (`--rule cost`), [`decide`] applies the cost model
+//! instead ([`crate::placement::evaluate`]), the same code the simulator runs.
 
 use strata_runtime::tiers::TierConfig;
+
+use crate::{
+    placement::{self, CostParams, CostView},
+    predict::{self, Evidence},
+};
 
 /// Milliseconds in a day.
 pub const DAY_MS: i64 = 86_400_000;
@@ -19,12 +27,21 @@ pub struct RuleParams {
     pub promote_reads: u32,
     pub promote_window_ms: i64,
     pub min_object_bytes: u64,
+    /// The cost decision's knobs; `Some` selects it over the idle rule.
+    pub cost: Option<CostParams>,
 }
 
 /// What the rule needs to know about one object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectView {
+    pub key: String,
     pub size: u64,
+    pub first_seen_ms: i64,
+    pub tier_since_ms: i64,
+    pub last_move_ms: Option<i64>,
+    /// Decayed read counts, for the cost decision's prediction.
+    pub evidence: Evidence,
+    pub bytes_per_read: u64,
     pub tier: String,
     /// Event time of the last access (or first sighting).
     pub last_access_ms: i64,
@@ -57,8 +74,50 @@ pub fn reads_in_window(obj: &ObjectView, params: &RuleParams, now_ms: i64) -> us
         .count()
 }
 
+/// The cost decision on `obj`, in the rule's terms.
+pub fn decide_cost(
+    obj: &ObjectView,
+    tiers: &TierConfig,
+    params: &CostParams,
+    now_ms: i64,
+) -> Decision {
+    let Some(tier) = tiers.rank(&obj.tier) else {
+        return Decision::Stay {
+            why: format!("tier {:?} is not configured", obj.tier),
+            next_due_ms: None,
+        };
+    };
+    let view = CostView {
+        key: &obj.key,
+        size: obj.size,
+        tier,
+        first_seen_ms: obj.first_seen_ms,
+        tier_since_ms: obj.tier_since_ms,
+        last_move_ms: obj.last_move_ms,
+        reads_30d: predict::reads_30d(&obj.evidence, obj.first_seen_ms, now_ms, None, params),
+        bytes_per_read: obj.bytes_per_read,
+        pinned: obj.pinned.as_deref().and_then(|p| tiers.rank(p)),
+    };
+    let eval = placement::evaluate(&view, &tiers.tiers, params, now_ms);
+    let why = eval.describe(&view, &tiers.tiers);
+    match eval.target {
+        Some(to) => Decision::Move {
+            to: tiers.tiers[to].name.clone(),
+            why,
+            rule: eval.rule,
+        },
+        None => Decision::Stay {
+            why,
+            next_due_ms: eval.next_due_ms,
+        },
+    }
+}
+
 /// Decides where `obj` belongs at `now_ms`.
 pub fn decide(obj: &ObjectView, tiers: &TierConfig, params: &RuleParams, now_ms: i64) -> Decision {
+    if let Some(cost) = &params.cost {
+        return decide_cost(obj, tiers, cost, now_ms);
+    }
     let stay = |why: String, next_due_ms| Decision::Stay { why, next_due_ms };
     if let Some(pin) = &obj.pinned {
         return if *pin == obj.tier {
@@ -148,12 +207,19 @@ mod tests {
             promote_reads: 3,
             promote_window_ms: 7 * DAY_MS,
             min_object_bytes: 1024,
+            cost: None,
         }
     }
 
     fn obj(tier: &str, idle_days: i64, reads: &[i64]) -> ObjectView {
         let now = 1000 * DAY_MS;
         ObjectView {
+            key: "k".into(),
+            first_seen_ms: 0,
+            tier_since_ms: 0,
+            last_move_ms: None,
+            evidence: Evidence::default(),
+            bytes_per_read: 1 << 20,
             size: 1 << 20,
             tier: tier.into(),
             last_access_ms: now - idle_days * DAY_MS,
@@ -205,6 +271,30 @@ mod tests {
             ..obj("hot", 0, &[])
         };
         assert_eq!(target(&pinned_elsewhere).as_deref(), Some("cold"));
+    }
+
+    #[test]
+    fn the_cost_rule_is_selectable_and_explains_itself() {
+        let mut tiers = tiers();
+        for (t, price) in tiers.tiers.iter_mut().zip([0.08, 0.03, 0.01, 0.002]) {
+            t.storage_usd_per_gb_month = price;
+            t.first_byte_ms = price.recip();
+        }
+        let params = RuleParams {
+            cost: Some(CostParams {
+                default_slo_ms: Some(200.0),
+                ..CostParams::default()
+            }),
+            ..params()
+        };
+        // Idle for months: down to the cheapest tier within the 200 ms SLO.
+        match decide(&obj("hot", 100, &[]), &tiers, &params, 1000 * DAY_MS) {
+            Decision::Move { to, why, rule } => {
+                assert_eq!((to.as_str(), rule), ("cold", "cost"), "{why}");
+                assert!(why.contains("hot -> cold"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -97,6 +97,13 @@ impl ObjectRow {
         self.last_access_ms = self.last_access_ms.max(ts_ms);
     }
 
+    /// Bytes per read on average (the whole object before any read).
+    pub fn bytes_per_read(&self) -> u64 {
+        self.bytes_read
+            .checked_div(self.reads_total)
+            .unwrap_or(self.size)
+    }
+
     /// Reads expected over the next 30 days, from the 30-day decayed rate
     /// (a decayed count with half-life H approximates reads over H / ln 2).
     pub fn predicted_reads_30d(&self, now_ms: i64) -> f64 {

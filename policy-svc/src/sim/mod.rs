@@ -6,6 +6,7 @@
 //! - [`ledger`]: what a policy's placements cost.
 //! - [`policies`]: Strata and the baselines, per object.
 //! - [`optimum`]: the offline optimum by dynamic programming.
+//! - [`prefix`]: per-prefix statistics for the prediction's prior.
 //! - [`chart`]: cumulative cost per policy as SVG.
 //! - [`synth`]: synthetic traces of known structure.
 
@@ -13,6 +14,7 @@ pub mod chart;
 pub mod ledger;
 pub mod optimum;
 pub mod policies;
+pub mod prefix;
 pub mod synth;
 pub mod trace;
 
@@ -144,10 +146,22 @@ pub fn simulate(
         (chart_buckets > 0).then_some((start_ms, end_ms.max(start_ms + 1), chart_buckets));
     let mut ledgers: Vec<Ledger> = Policy::ALL.iter().map(|_| Ledger::new(charted)).collect();
     let step = (objects.len() / 200).max(1);
+    let stats = prefix::PrefixStats::build(&objects, &trace.keys, start_ms, end_ms);
     for (i, obj) in objects.iter().enumerate() {
         let key = &trace.keys[obj.key as usize];
+        let id = stats.id(key);
+        let prior = |now: i64| id.and_then(|id| stats.prior(id, now));
         for (policy, ledger) in Policy::ALL.iter().zip(&mut ledgers) {
-            policies::run(*policy, obj, key, &tiers.tiers, params, end_ms, ledger);
+            policies::run(
+                *policy,
+                obj,
+                key,
+                &tiers.tiers,
+                params,
+                end_ms,
+                &prior,
+                ledger,
+            );
         }
         if i % step == 0 {
             progress(i as f64 / objects.len() as f64);

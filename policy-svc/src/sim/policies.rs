@@ -5,7 +5,10 @@
 
 use strata_runtime::tiers::Tier;
 
-use crate::placement::{self, CostParams, CostView};
+use crate::{
+    placement::{self, CostParams, CostView},
+    predict::{self, Evidence, PrefixPrior},
+};
 
 use super::{
     ledger::{Account, Billing, IT_MIN_BYTES, Ledger},
@@ -48,7 +51,8 @@ impl Policy {
 }
 
 /// Replays `obj` (key `key`) under `policy`, charging `ledger`; the trace
-/// ends at `end_ms`.
+/// ends at `end_ms`. `prior` gives Strata its prefix prior at a time.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     policy: Policy,
     obj: &Object,
@@ -56,6 +60,7 @@ pub fn run(
     tiers: &[Tier],
     params: &CostParams,
     end_ms: i64,
+    prior: &dyn Fn(i64) -> Option<PrefixPrior>,
     ledger: &mut Ledger,
 ) {
     let slo = params.slo_ms(key);
@@ -75,7 +80,7 @@ pub fn run(
         obj.put,
     );
     match policy {
-        Policy::Strata => strata(&mut acct, obj, key, params, end),
+        Policy::Strata => strata(&mut acct, obj, key, params, end, prior),
         Policy::AlwaysHot => {
             for &(t, bytes) in &obj.reads {
                 acct.read(t, bytes);
@@ -138,12 +143,21 @@ pub fn run(
 
 /// Strata: the daemon's decision, evaluated at creation, after each read
 /// and whenever the evaluation asks to look again.
-fn strata(acct: &mut Account<'_>, obj: &Object, key: &str, params: &CostParams, end: i64) {
-    let mut rate = 0.0;
-    let mut decay_ts = obj.created_ms;
+fn strata(
+    acct: &mut Account<'_>,
+    obj: &Object,
+    key: &str,
+    params: &CostParams,
+    end: i64,
+    prior: &dyn Fn(i64) -> Option<PrefixPrior>,
+) {
+    let mut evidence = Evidence {
+        ts_ms: obj.created_ms,
+        ..Evidence::default()
+    };
     let mut last_move: Option<i64> = None;
     let mut bytes_per_read = obj.size;
-    let mut decide = |acct: &mut Account<'_>, rate: f64, decay_ts: i64, bytes: u64, now: i64| {
+    let mut decide = |acct: &mut Account<'_>, evidence: &Evidence, bytes: u64, now: i64| {
         let view = CostView {
             key,
             size: obj.size,
@@ -151,7 +165,7 @@ fn strata(acct: &mut Account<'_>, obj: &Object, key: &str, params: &CostParams, 
             first_seen_ms: obj.created_ms,
             tier_since_ms: acct.since_ms,
             last_move_ms: last_move,
-            reads_30d: placement::predict_reads_30d(rate, decay_ts, obj.created_ms, now, params),
+            reads_30d: predict::reads_30d(evidence, obj.created_ms, now, prior(now), params),
             bytes_per_read: bytes,
             pinned: None,
         };
@@ -163,17 +177,17 @@ fn strata(acct: &mut Account<'_>, obj: &Object, key: &str, params: &CostParams, 
         }
         eval.next_due_ms.map(|d| d.max(now + 1))
     };
-    let mut due = decide(acct, rate, decay_ts, bytes_per_read, obj.created_ms);
+    let mut due = decide(acct, &evidence, bytes_per_read, obj.created_ms);
     for &(t, bytes) in &obj.reads {
         while let Some(d) = due.filter(|&d| d < t) {
-            due = decide(acct, rate, decay_ts, bytes_per_read, d);
+            due = decide(acct, &evidence, bytes_per_read, d);
         }
         acct.read(t, bytes);
-        placement::observe_read(&mut rate, &mut decay_ts, t);
+        evidence.observe(t);
         bytes_per_read = bytes.max(1);
-        due = decide(acct, rate, decay_ts, bytes_per_read, t);
+        due = decide(acct, &evidence, bytes_per_read, t);
     }
     while let Some(d) = due.filter(|&d| d < end) {
-        due = decide(acct, rate, decay_ts, bytes_per_read, d);
+        due = decide(acct, &evidence, bytes_per_read, d);
     }
 }

@@ -1,0 +1,132 @@
+//! Prediction of an object's reads (design §6): its own decayed read counts
+//! shrunk toward a prior, plus the reads that tend to follow a recent read.
+//!
+//! - Long-run rate, per day: `(c30 + λ0 k) / (E + k)`, where `c30` is the
+//!   read count decayed with a 30-day half-life, `E` the same decay's
+//!   exposure in days for the object's age, `λ0` the prior rate and `k`
+//!   the prior's weight in days (a gamma-Poisson posterior mean).
+//! - Bursts: `c1 β` more reads, where `c1` is the count decayed with a
+//!   1-day half-life and `β` the follow-up reads per read seen in the
+//!   object's prefix (how bursty its neighbours are).
+//!
+//! The prior comes from the object's prefix when known (its neighbours'
+//! recent read rate, [`PrefixPrior`]); otherwise a default that fades as
+//! the object ages without reads.
+
+use crate::placement::CostParams;
+
+const DAY: f64 = 86_400_000.0;
+
+/// What an object's prefix says about it, from its neighbours' recent past.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PrefixPrior {
+    /// Reads per object and 30 days in the prefix.
+    pub reads_30d: f64,
+    /// Reads that followed a read of the same object within a few days, per read.
+    pub followups: f64,
+}
+
+/// An object's own read history, as decayed counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Evidence {
+    /// Reads decayed with a 30-day half-life, as of `ts_ms`.
+    pub c30: f64,
+    /// Reads decayed with a 1-day half-life, as of `ts_ms`.
+    pub c1: f64,
+    pub ts_ms: i64,
+}
+
+fn decay(ms: i64, half_life_days: f64) -> f64 {
+    0.5f64.powf(ms.max(0) as f64 / DAY / half_life_days)
+}
+
+impl Evidence {
+    /// Counts a read at `ts_ms` (a late read weighs by its age).
+    pub fn observe(&mut self, ts_ms: i64) {
+        if ts_ms >= self.ts_ms {
+            let dt = ts_ms - self.ts_ms;
+            self.c30 = self.c30 * decay(dt, 30.0) + 1.0;
+            self.c1 = self.c1 * decay(dt, 1.0) + 1.0;
+            self.ts_ms = ts_ms;
+        } else {
+            self.c30 += decay(self.ts_ms - ts_ms, 30.0);
+            self.c1 += decay(self.ts_ms - ts_ms, 1.0);
+        }
+    }
+
+    /// The decayed counts at `now_ms`: (30-day, 1-day).
+    pub fn at(&self, now_ms: i64) -> (f64, f64) {
+        let dt = now_ms - self.ts_ms;
+        (self.c30 * decay(dt, 30.0), self.c1 * decay(dt, 1.0))
+    }
+}
+
+/// Predicted reads per 30 days over the decision horizon.
+pub fn reads_30d(
+    evidence: &Evidence,
+    first_seen_ms: i64,
+    now_ms: i64,
+    prior: Option<PrefixPrior>,
+    params: &CostParams,
+) -> f64 {
+    let age = (now_ms - first_seen_ms).max(0) as f64 / DAY;
+    let (c30, c1) = evidence.at(now_ms);
+    let exposure = 30.0 / std::f64::consts::LN_2 * (1.0 - 0.5f64.powf(age / 30.0));
+    let (prior_per_day, followups) = match prior {
+        Some(p) => (p.reads_30d / 30.0, p.followups),
+        None => (
+            params.prior_reads_30d / 30.0 * 0.5f64.powf(age / params.prior_days.max(1e-9)),
+            0.0,
+        ),
+    };
+    let k = params.prior_weight_days.max(1e-9);
+    let per_day = (c30 + prior_per_day * k) / (exposure + k);
+    let horizon = params.horizon_days.max(1.0);
+    (per_day * horizon + c1 * followups) * 30.0 / horizon
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: i64 = 86_400_000;
+
+    #[test]
+    fn evidence_decays_and_takes_late_reads() {
+        let mut e = Evidence::default();
+        e.observe(0);
+        e.observe(D);
+        assert!((e.c1 - 1.5).abs() < 1e-9);
+        e.observe(0);
+        assert!((e.c1 - 2.0).abs() < 1e-9);
+        let (c30, c1) = e.at(31 * D);
+        assert!(c30 < 1.5 && c1 < 1e-8);
+    }
+
+    #[test]
+    fn own_reads_shrink_toward_the_prefix_prior() {
+        let params = CostParams::default();
+        let cold = Some(PrefixPrior {
+            reads_30d: 0.0,
+            followups: 0.0,
+        });
+        let fresh = Evidence::default();
+        assert_eq!(reads_30d(&fresh, 0, 0, cold, &params), 0.0);
+        // A steady read a month for a year: about one predicted.
+        let mut monthly = Evidence::default();
+        for m in 0..12 {
+            monthly.observe(m * 30 * D);
+        }
+        let r = reads_30d(&monthly, 0, 345 * D, cold, &params);
+        assert!((0.5..1.5).contains(&r), "{r}");
+        // A read in a bursty prefix predicts its follow-ups.
+        let bursty = Some(PrefixPrior {
+            reads_30d: 0.1,
+            followups: 20.0,
+        });
+        let mut one = Evidence::default();
+        one.observe(400 * D);
+        assert!(reads_30d(&one, 0, 400 * D, bursty, &params) > 5.0);
+        assert!(reads_30d(&one, 0, 400 * D, cold, &params) < 1.0);
+    }
+}
