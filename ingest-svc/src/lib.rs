@@ -27,12 +27,10 @@ use axum::{
 use serde_json::json;
 use strata_proto::codec::Encoding;
 use strata_runtime::{
-    args::CommonArgs,
     http::{self, Readiness, error_response},
     kafka::{self, Publisher},
-    tiers::{TierConfig, TierStore},
+    shutdown,
 };
-use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 
@@ -45,35 +43,14 @@ struct AppState {
     max_batch: usize,
 }
 
-/// Opens every configured tier's store.
-pub fn open_tiers(common: &CommonArgs) -> anyhow::Result<Vec<TierStore>> {
-    let data_dir = std::path::absolute(&common.data_dir).context("resolve data dir")?;
-    let config = TierConfig::load(
-        &common.tiers,
-        &[("STRATA_DATA_DIR", data_dir.display().to_string())],
-    )?;
-    config
-        .tiers
-        .iter()
-        .map(|t| t.open().with_context(|| format!("open tier {}", t.name)))
-        .collect()
-}
-
 /// Runs the daemon until `shutdown` resolves.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let stop = CancellationToken::new();
-    {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            stop.cancel();
-        });
-    }
+    let stop = shutdown::token(shutdown);
     let ready = Readiness::default();
-    let tiers = open_tiers(&config.common)?;
+    let tiers = config.common.open_tiers()?;
     let publisher = Publisher::try_new(&config.common)?;
     let state = AppState {
         publisher: publisher.clone(),

@@ -13,7 +13,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         None | Some(Command::Serve) => ingest_svc::run(config, shutdown::signal_received()).await,
         Some(Command::Demo(args)) => {
-            let tiers = ingest_svc::open_tiers(&config.common)?;
+            let tiers = config.common.open_tiers()?;
             let publisher = kafka::Publisher::try_new(&config.common)?;
             kafka::ensure_topics(&config.common, &config.common.all_topics()).await?;
             let topic = &config.common.topic_access_events;

@@ -30,9 +30,9 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use strata_runtime::{
     http::{self, Readiness},
     kafka::{self, Publisher},
-    tiers::{TierConfig, TierStore},
+    shutdown,
+    tiers::TierStore,
 };
-use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 use mover::{Mover, Settings, StatusSink};
@@ -44,42 +44,21 @@ pub struct AppState {
     pub tiers: Arc<HashMap<String, TierStore>>,
 }
 
-/// Opens every configured tier's store.
-pub fn open_tiers(
-    config: &strata_runtime::args::CommonArgs,
-) -> anyhow::Result<HashMap<String, TierStore>> {
-    let data_dir = std::path::absolute(&config.data_dir).context("resolve data dir")?;
-    let vars = [("STRATA_DATA_DIR", data_dir.display().to_string())];
-    let tiers = TierConfig::load(&config.tiers, &vars)?;
-    tiers
-        .tiers
-        .iter()
-        .map(|t| {
-            Ok((
-                t.name.clone(),
-                t.open().with_context(|| format!("open tier {}", t.name))?,
-            ))
-        })
-        .collect()
-}
-
 /// Runs the mover until `shutdown` resolves: recovery of unfinished jobs,
 /// then the job loop, with the HTTP API alongside.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let stop = CancellationToken::new();
+    let stop = shutdown::token(shutdown);
     let ready = Readiness::default();
-    {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            stop.cancel();
-        });
-    }
 
-    let tiers = open_tiers(&config.common)?;
+    let tiers: HashMap<String, TierStore> = config
+        .common
+        .open_tiers()?
+        .into_iter()
+        .map(|t| (t.name.clone(), t))
+        .collect();
     let db = db::Db::open(&config.db_path())?;
     let publisher = Publisher::try_new(&config.common)?;
     let state = AppState {

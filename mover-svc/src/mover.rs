@@ -82,6 +82,21 @@ fn job_of(row: &LedgerRow) -> MigrationJob {
     }
 }
 
+/// Fills a status of a job whose catalog switch is done (SWITCHED, COMPLETED).
+fn switched(
+    s: &mut MigrationStatus,
+    job: &MigrationJob,
+    generation: u64,
+    digest: &Digest256,
+    attempt: u32,
+) {
+    s.generation = generation;
+    s.sha256 = digest.sha256.clone();
+    s.bytes = digest.bytes;
+    s.attempt = attempt;
+    s.current_tier = job.to_tier.clone();
+}
+
 fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -234,11 +249,7 @@ impl Mover {
         };
         fault::point("switched");
         self.publish(job, State::Switched, started, |s| {
-            s.generation = generation;
-            s.sha256 = digest.sha256.clone();
-            s.bytes = digest.bytes;
-            s.attempt = attempt;
-            s.current_tier = job.to_tier.clone();
+            switched(s, job, generation, &digest, attempt)
         })
         .await?;
         self.finish(job, attempt, generation, &digest, started)
@@ -376,11 +387,7 @@ impl Mover {
         metrics::histogram!("strata_mover_job_seconds").record(started.elapsed().as_secs_f64());
         tracing::info!(job_key = %job.job_key, object_key = %job.object_key, from = %job.from_tier, to = %job.to_tier, generation, "job completed");
         self.publish(job, State::Completed, started, |s| {
-            s.generation = generation;
-            s.sha256 = digest.sha256.clone();
-            s.bytes = digest.bytes;
-            s.attempt = attempt;
-            s.current_tier = job.to_tier.clone();
+            switched(s, job, generation, digest, attempt)
         })
         .await
     }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Args;
 use strata_proto::topics;
 
@@ -82,6 +83,26 @@ impl CommonArgs {
         ];
         base.iter()
             .flat_map(|t| [t.to_string(), topics::dlq(t)])
+            .collect()
+    }
+
+    /// The tier file, with `${STRATA_DATA_DIR}` expanded to the data
+    /// directory made absolute.
+    pub fn load_tiers(&self) -> anyhow::Result<crate::tiers::TierConfig> {
+        let data_dir = std::path::absolute(&self.data_dir)
+            .with_context(|| format!("resolve data dir {}", self.data_dir.display()))?;
+        crate::tiers::TierConfig::load(
+            &self.tiers,
+            &[("STRATA_DATA_DIR", data_dir.display().to_string())],
+        )
+    }
+
+    /// Every configured tier's store, fastest first.
+    pub fn open_tiers(&self) -> anyhow::Result<Vec<crate::tiers::TierStore>> {
+        self.load_tiers()?
+            .tiers
+            .iter()
+            .map(|t| t.open().with_context(|| format!("open tier {}", t.name)))
             .collect()
     }
 

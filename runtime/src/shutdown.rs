@@ -1,7 +1,10 @@
 //! The future that resolves on SIGINT or SIGTERM, which starts a graceful
 //! stop. A second signal during the stop exits at once.
 
+use std::future::Future;
+
 use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
 
 /// Resolves on the first SIGINT or SIGTERM; afterwards a second signal ends
 /// the process immediately with status 130.
@@ -26,4 +29,16 @@ pub async fn signal_received() {
         tracing::warn!("second signal: exiting without finishing work in flight");
         std::process::exit(130);
     });
+}
+
+/// A token cancelled when `shutdown` resolves: the one stop signal every
+/// task of a daemon watches.
+pub fn token(shutdown: impl Future<Output = ()> + Send + 'static) -> CancellationToken {
+    let stop = CancellationToken::new();
+    let on_shutdown = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        on_shutdown.cancel();
+    });
+    stop
 }
