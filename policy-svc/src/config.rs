@@ -30,6 +30,10 @@ pub enum Command {
     /// Write a synthetic trace (Zipf hot set, cold tail, monthly reports,
     /// bursts after a quiet year) as CSV.
     Synth(crate::sim::SynthArgs),
+    /// Produce synthetic access events to a topic, or consume one at the
+    /// raw client rate (for scripts/bench-policy.sh).
+    #[command(hide = true)]
+    BenchKafka(crate::bench::BenchKafkaArgs),
 }
 
 /// Which decision the daemon applies.

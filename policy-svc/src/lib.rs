@@ -12,8 +12,10 @@
 //! - [`engine`]: applying messages and running a decision cycle.
 //! - [`api`]: explain and summary over HTTP.
 //! - [`sim`]: `policy-svc simulate`, the trace replay against baselines.
+//! - [`bench`]: Kafka produce and raw-consume helpers for the benchmark.
 
 pub mod api;
+pub mod bench;
 pub mod config;
 pub mod cost;
 pub mod engine;

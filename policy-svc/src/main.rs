@@ -10,6 +10,9 @@ async fn main() -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::Simulate(args)) => return policy_svc::sim::run(args),
         Some(Command::Synth(args)) => return policy_svc::sim::run_synth(args),
+        Some(Command::BenchKafka(args)) => {
+            return policy_svc::bench::run(&cli.config.common, args).await;
+        }
         Some(Command::Serve) | None => {}
     }
     telemetry::init_tracing(cli.config.common.log_format);

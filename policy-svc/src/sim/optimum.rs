@@ -54,27 +54,62 @@ fn resident_days(arrival: i64, now: i64) -> f64 {
     }
 }
 
-/// Keeps, per tier, the states not dominated by an earlier arrival at no
-/// greater cost (an earlier arrival never owes more early-delete charge).
-fn prune(states: &mut Vec<usize>, arena: &[Node]) {
-    states.sort_by(|&a, &b| {
-        let (a, b) = (&arena[a], &arena[b]);
+/// At most this many states per tier survive a step (those with the least
+/// cost plus pending early-delete charge); exact whenever fewer are on the
+/// Pareto front, which holds in every test and nearly every object.
+const MAX_STATES_PER_TIER: usize = 48;
+
+/// Keeps, per tier, the Pareto front of (arrival, cost): a state is dropped
+/// when an earlier arrival costs no more (it never owes more early-delete
+/// charge), or when a later one costs no more even after paying its whole
+/// pending charge now. `scratch` holds the candidates; survivors move to
+/// `arena`, and their indices are returned.
+fn prune(
+    scratch: &mut Vec<Node>,
+    arena: &mut Vec<Node>,
+    tiers: &[Tier],
+    size: u64,
+    now: i64,
+) -> Vec<usize> {
+    let pending =
+        |n: &Node| cost::early_delete_usd(&tiers[n.tier], size, resident_days(n.arrival, now));
+    scratch.sort_by(|a, b| {
         (a.tier, a.arrival)
             .cmp(&(b.tier, b.arrival))
             .then(a.cost.total_cmp(&b.cost))
     });
-    let mut kept = Vec::with_capacity(states.len());
-    let mut best: Option<(usize, f64)> = None;
-    for &s in states.iter() {
-        let node = &arena[s];
-        match best {
-            Some((tier, cost)) if tier == node.tier && node.cost >= cost => continue,
-            _ => {}
+    let mut kept: Vec<usize> = Vec::new();
+    let mut start = 0;
+    while start < scratch.len() {
+        let tier = scratch[start].tier;
+        let end = start
+            + scratch[start..]
+                .iter()
+                .take_while(|n| n.tier == tier)
+                .count();
+        // Earliest arrival first: keep strictly decreasing costs.
+        let mut front: Vec<Node> = Vec::new();
+        for n in &scratch[start..end] {
+            if front.last().is_some_and(|f| n.cost >= f.cost) {
+                continue;
+            }
+            // A later, cheaper state with its charge paid dominates earlier ones.
+            let with_charge = n.cost + pending(n);
+            front.retain(|f| f.cost + pending(f) < with_charge);
+            front.push(*n);
         }
-        best = Some((node.tier, node.cost));
-        kept.push(s);
+        if front.len() > MAX_STATES_PER_TIER {
+            front.sort_by(|a, b| (a.cost + pending(a)).total_cmp(&(b.cost + pending(b))));
+            front.truncate(MAX_STATES_PER_TIER);
+        }
+        for n in front {
+            arena.push(n);
+            kept.push(arena.len() - 1);
+        }
+        start = end;
     }
-    *states = kept;
+    scratch.clear();
+    kept
 }
 
 /// The cheapest plan for `obj`, which ends at `end_ms` (deleted or not);
@@ -97,6 +132,7 @@ pub fn plan(
         moved: None,
         read_first: false,
     }];
+    let mut scratch: Vec<Node> = Vec::new();
     // Moves at creation.
     let mut layer: Vec<usize> = vec![0];
     for &b in targets.iter().filter(|&&b| b != 0) {
@@ -120,19 +156,17 @@ pub fn plan(
     for (t1, read) in boundaries {
         let t1 = t1.clamp(t0, end_ms.max(t0));
         // The interval [t0, t1): stay, or move when the minimum duration ends.
-        let mut next = Vec::with_capacity(layer.len() * 2);
         for &s in &layer {
             let n = arena[s];
             let here = &tiers[n.tier];
             let stay = cost::storage_usd(here, size, (t1 - t0) as f64 / DAY);
-            arena.push(Node {
+            scratch.push(Node {
                 cost: n.cost + stay,
                 parent: s as u32,
                 moved: None,
                 arrival: arrival_key(here, n.arrival, t1),
                 ..n
             });
-            next.push(arena.len() - 1);
             if n.arrival == SETTLED || here.min_storage_days <= 0.0 {
                 continue;
             }
@@ -144,7 +178,7 @@ pub fn plan(
             for &b in targets.iter().filter(|&&b| b != n.tier) {
                 let (t, e) = cost::move_usd(here, &tiers[b], size, here.min_storage_days);
                 let after = cost::storage_usd(&tiers[b], size, (t1 - expiry) as f64 / DAY);
-                arena.push(Node {
+                scratch.push(Node {
                     tier: b,
                     arrival: arrival_key(&tiers[b], expiry, t1),
                     cost: n.cost + before + t + e + after,
@@ -152,30 +186,26 @@ pub fn plan(
                     moved: Some((expiry, b)),
                     read_first: false,
                 });
-                next.push(arena.len() - 1);
             }
         }
-        prune(&mut next, &arena);
-        layer = next;
+        layer = prune(&mut scratch, &mut arena, tiers, size, t1);
         t0 = t1;
         let Some(bytes) = read else { break };
         // The read at t1, with an optional move just before or after it.
-        let mut next = Vec::with_capacity(layer.len() * targets.len());
         for &s in &layer {
             let n = arena[s];
             let here = &tiers[n.tier];
             let read_here = cost::read_usd(here, bytes);
-            arena.push(Node {
+            scratch.push(Node {
                 cost: n.cost + read_here,
                 parent: s as u32,
                 moved: None,
                 ..n
             });
-            next.push(arena.len() - 1);
             for &b in targets.iter().filter(|&&b| b != n.tier) {
                 let (t, e) = cost::move_usd(here, &tiers[b], size, resident_days(n.arrival, t1));
                 let read_there = cost::read_usd(&tiers[b], bytes);
-                arena.push(Node {
+                scratch.push(Node {
                     tier: b,
                     arrival: arrival_key(&tiers[b], t1, t1),
                     cost: n.cost + t + e + read_here.min(read_there),
@@ -183,11 +213,9 @@ pub fn plan(
                     moved: Some((t1, b)),
                     read_first: read_here <= read_there,
                 });
-                next.push(arena.len() - 1);
             }
         }
-        prune(&mut next, &arena);
-        layer = next;
+        layer = prune(&mut scratch, &mut arena, tiers, size, t1);
     }
     let final_cost = |s: usize| {
         let n = &arena[s];

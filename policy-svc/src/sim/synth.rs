@@ -56,11 +56,11 @@ pub struct Mix {
 }
 
 impl Mix {
-    /// The mix of the shipped sample: two years, about 60,000 events.
+    /// The mix of the shipped sample: two years, about 40,000 events.
     pub const SAMPLE: Mix = Mix {
         days: 730,
         hot: 200,
-        hot_reads: 40_000,
+        hot_reads: 20_000,
         cold: 3000,
         reports: 400,
         bursts: 300,
