@@ -24,6 +24,8 @@ pub struct PrefixPrior {
     pub reads_30d: f64,
     /// Reads that followed a read of the same object within a few days, per read.
     pub followups: f64,
+    /// From young objects only: it may raise the default prior, not lower it.
+    pub provisional: bool,
 }
 
 /// An object's own read history, as decayed counts.
@@ -72,12 +74,11 @@ pub fn reads_30d(
     let age = (now_ms - first_seen_ms).max(0) as f64 / DAY;
     let (c30, c1) = evidence.at(now_ms);
     let exposure = 30.0 / std::f64::consts::LN_2 * (1.0 - 0.5f64.powf(age / 30.0));
+    let default = params.prior_reads_30d / 30.0 * 0.5f64.powf(age / params.prior_days.max(1e-9));
     let (prior_per_day, followups) = match prior {
+        Some(p) if p.provisional => ((p.reads_30d / 30.0).max(default), p.followups),
         Some(p) => (p.reads_30d / 30.0, p.followups),
-        None => (
-            params.prior_reads_30d / 30.0 * 0.5f64.powf(age / params.prior_days.max(1e-9)),
-            0.0,
-        ),
+        None => (default, 0.0),
     };
     let k = params.prior_weight_days.max(1e-9);
     let per_day = (c30 + prior_per_day * k) / (exposure + k);
@@ -109,6 +110,7 @@ mod tests {
         let cold = Some(PrefixPrior {
             reads_30d: 0.0,
             followups: 0.0,
+            provisional: false,
         });
         let fresh = Evidence::default();
         assert_eq!(reads_30d(&fresh, 0, 0, cold, &params), 0.0);
@@ -123,6 +125,7 @@ mod tests {
         let bursty = Some(PrefixPrior {
             reads_30d: 0.1,
             followups: 20.0,
+            provisional: false,
         });
         let mut one = Evidence::default();
         one.observe(400 * D);

@@ -73,7 +73,7 @@ fn zipf_hot_set() {
             ..NONE
         },
         &[Policy::Age],
-        1.2,
+        1.05,
     );
 }
 
@@ -91,7 +91,7 @@ fn monthly_reports() {
             ..NONE
         },
         &[],
-        1.2,
+        1.15,
     );
 }
 
@@ -104,11 +104,11 @@ fn burst_after_a_quiet_year() {
             ..NONE
         },
         &[Policy::AlwaysHot, Policy::Age],
-        2.2,
+        1.9,
     );
 }
 
 #[test]
 fn the_sample_mix() {
-    check("sample", Mix::SAMPLE, &ONLINE, 1.15);
+    check("sample", Mix::SAMPLE, &ONLINE, 1.12);
 }

@@ -57,7 +57,7 @@ fn resident_days(arrival: i64, now: i64) -> f64 {
 /// At most this many states per tier survive a step (those with the least
 /// cost plus pending early-delete charge); exact whenever fewer are on the
 /// Pareto front, which holds in every test and nearly every object.
-const MAX_STATES_PER_TIER: usize = 48;
+const MAX_STATES_PER_TIER: usize = 8;
 
 /// Keeps, per tier, the Pareto front of (arrival, cost): a state is dropped
 /// when an earlier arrival costs no more (it never owes more early-delete
