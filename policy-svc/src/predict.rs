@@ -1,10 +1,11 @@
 //! Prediction of an object's reads (design §6): its own decayed read counts
 //! shrunk toward a prior, plus the reads that tend to follow a recent read.
 //!
-//! - Long-run rate, per day: `(c30 + λ0 k) / (E + k)`, where `c30` is the
-//!   read count decayed with a 30-day half-life, `E` the same decay's
-//!   exposure in days for the object's age, `λ0` the prior rate and `k`
-//!   the prior's weight in days (a gamma-Poisson posterior mean).
+//! - Long-run rate, per day: `(c30 / (1 + β) + λ0 k) / (E + k)`, where
+//!   `c30` is the read count decayed with a 30-day half-life (less the
+//!   share that were follow-ups of a burst), `E` the same decay's exposure
+//!   in days for the object's age, `λ0` the prior rate and `k` the prior's
+//!   weight in days (a gamma-Poisson posterior mean).
 //! - Bursts: `c1 β` more reads, where `c1` is the count decayed with a
 //!   1-day half-life and `β` the follow-up reads per read seen in the
 //!   object's prefix (how bursty its neighbours are).
@@ -81,7 +82,10 @@ pub fn reads_30d(
         None => (default, 0.0),
     };
     let k = params.prior_weight_days.max(1e-9);
-    let per_day = (c30 + prior_per_day * k) / (exposure + k);
+    // Reads that were follow-ups of a burst are predicted by the burst term,
+    // not as a steady rate: the steady part of c30 is c30 / (1 + β).
+    let steady = c30 / (1.0 + followups);
+    let per_day = (steady + prior_per_day * k) / (exposure + k);
     let horizon = params.horizon_days.max(1.0);
     (per_day * horizon + c1 * followups) * 30.0 / horizon
 }
