@@ -1,6 +1,6 @@
 //! The first decision rule, a pure function of one object's state, the
-//! ordered tiers and the event-time clock (design §6). The cost model of a
-//! later release plugs in here, behind the same [`decide`] signature.
+//! ordered tiers and the event-time clock (design §6), and the switch to the
+//! cost model behind the same [`decide`] signature.
 //!
 //! - An object with at least `promote_reads` reads within `promote_window`
 //!   moves to the fastest tier.
