@@ -38,6 +38,7 @@ use strata_proto::{AccessEvent, MigrationJob, MigrationStatus, codec, time, vali
 use strata_runtime::{
     http::{self, Readiness},
     kafka::{self, Publisher},
+    shutdown,
     tiers::TierConfig,
 };
 use tokio_util::sync::CancellationToken;
@@ -60,20 +61,9 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let stop = CancellationToken::new();
-    {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            stop.cancel();
-        });
-    }
+    let stop = shutdown::token(shutdown);
     let ready = Readiness::default();
-    let data_dir = std::path::absolute(&config.common.data_dir).context("resolve data dir")?;
-    let mut tiers = TierConfig::load(
-        &config.common.tiers,
-        &[("STRATA_DATA_DIR", data_dir.display().to_string())],
-    )?;
+    let mut tiers = config.common.load_tiers()?;
     presets::resolve(&mut tiers)?;
     let tiers = Arc::new(tiers);
     let params = RuleParams {
