@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# mover-svc benchmark (issue 3): the real daemon against rclone and cp.
+#
+#   scripts/bench-mover.sh [--big] [--quick]
+#
+# From one run, prints throughput (MiB/s, objects/s) and peak RSS of:
+#   - mover-svc, the real daemon against a tansu broker: the jobs are
+#     published on its jobs topic, timed from the first publish to the last
+#     COMPLETED status; peak RSS is the process's VmHWM;
+#   - `rclone copy --checksum` with --transfers N --checkers N equal to the
+#     mover's concurrency, and `rclone move --checksum` (deletes the source,
+#     as the mover does) on local->S3 (local->local, on one file system,
+#     rclone move is a rename);
+#   - `cp` then `sha256sum` of both sides (local->local only);
+# for (a) one 1 GiB object and (b) 10,000 objects of 4 KiB, on two paths:
+# local->local (two file:// folders on one disk) and local->S3 (a moto S3
+# server on loopback). Also the one-core SHA-256 rate (openssl, sha256sum),
+# and the mover's "fraction of SHA-256 speed" (it hashes each byte twice).
+# rclone and cp peak RSS come from /usr/bin/time -v.
+#
+#   --big     also move one 10 GiB sparse object local->local and report the
+#             mover's peak RSS (bounded memory); same as BENCH_BIG=1
+#   --big-only  only the --big run (and the SHA-256 rate)
+#   --quick   small sizes to try the script out (64 MiB, 500 objects)
+#
+# The last line is exactly
+#   mover/rclone 1GiB=X small=Y
+# X, Y = mover-svc throughput / rclone copy throughput, local->local, at equal
+# concurrency.
+#
+# Installs what is missing: tansu (scripts/ensure-broker.sh), the Debian
+# packages rclone and time (apt-get), moto[server], boto3 and confluent-kafka
+# (pip). Builds target/release/mover-svc. Everything runs in a temp dir
+# (under BENCH_TMPDIR or $TMPDIR) that is removed at the end, with everything
+# the script started stopped.
+#
+# Environment (all optional):
+#   BENCH_CONCURRENCY   N, default 4: STRATA_MOVER_CONCURRENCY when mover-svc
+#                       has it (`mover-svc --help`), and rclone's --transfers
+#   BENCH_SMALL_N       small objects, default 10000
+#   BENCH_LARGE_MIB     large object in MiB, default 1024
+#   BENCH_BIG_GIB       the sparse object of --big in GiB, default 10
+#   BENCH_MOVER_TIMEOUT seconds one mover run may take, default 600; a run
+#                       cut there reports the rate of the jobs done (ok=cap)
+#   BENCH_NO_S3=1       skip the local->S3 path
+#   BENCH_NO_MOVE=1     skip the rclone move rows
+#   BENCH_BROKER_PORT / BENCH_MOVER_PORT / BENCH_MOTO_PORT
+#                       default 39092 / 39083 / 39000 (a free port is
+#                       taken instead when busy)
+#   BENCH_KEEP=1        keep the temp dir (logs) at the end
+#   STRATA_MOVER_PART_MIB, STRATA_MOVER_PARTS_IN_FLIGHT, RUST_LOG  passed on
+
+set -euo pipefail
+STRATA_SCRIPT=bench-mover
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() { sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+
+BIG="${BENCH_BIG:-0}"
+QUICK=0
+BIG_ONLY=0
+for arg in "$@"; do
+    case "$arg" in
+        --big) BIG=1 ;;
+        --quick) QUICK=1 ;;
+        --big-only) BIG=1 BIG_ONLY=1 ;;
+        -h | --help) usage; exit 0 ;;
+        *) usage >&2; die "unknown argument: $arg" ;;
+    esac
+done
+cd "$STRATA_ROOT"
+
+# ---- what it needs
+SUDO=()
+[ "$(id -u)" = 0 ] || SUDO=(sudo)
+apt_install() {
+    say "installing Debian package(s) $* (apt-get)"
+    "${SUDO[@]}" apt-get install -y "$@" >/dev/null 2>&1 ||
+        { "${SUDO[@]}" apt-get update >/dev/null && "${SUDO[@]}" apt-get install -y "$@" >/dev/null; } ||
+        die "apt-get install $* failed"
+}
+command -v rclone >/dev/null 2>&1 || apt_install rclone
+[ -x /usr/bin/time ] || apt_install time
+command -v openssl >/dev/null 2>&1 || apt_install openssl
+command -v python3 >/dev/null 2>&1 || die "python3 is needed"
+if ! python3 -c 'import confluent_kafka, boto3, moto.server' >/dev/null 2>&1; then
+    say "installing Python packages: moto[server] boto3 confluent-kafka (pip)"
+    python3 -m pip install --quiet 'moto[server]' boto3 confluent-kafka ||
+        die "pip install 'moto[server]' boto3 confluent-kafka failed"
+fi
+"$STRATA_ROOT/scripts/ensure-broker.sh"
+
+say "building mover-svc (cargo build --release -p mover-svc)"
+cargo build --release -p mover-svc
+BIN_DIR="$(abs_path "${CARGO_TARGET_DIR:-target}")/release"
+MOVER_BIN="$BIN_DIR/mover-svc"
+[ -x "$MOVER_BIN" ] || die "$MOVER_BIN missing after the build"
+
+CONC="${BENCH_CONCURRENCY:-4}"
+HAS_CONC=()
+if "$MOVER_BIN" --help 2>/dev/null | grep -q STRATA_MOVER_CONCURRENCY; then
+    HAS_CONC=(--mover-has-concurrency)
+    say "mover-svc has STRATA_MOVER_CONCURRENCY: all contenders at concurrency $CONC"
+else
+    warn "mover-svc has no STRATA_MOVER_CONCURRENCY (one job at a time): rclone is run at 1 (equal) and at $CONC"
+fi
+
+# ---- temp dir, cleanup
+TMP="$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/strata-bench.XXXXXX")"
+HELPER_PID=
+# shellcheck disable=SC2317 # run by the EXIT trap
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [ -n "$HELPER_PID" ] && kill -0 "$HELPER_PID" 2>/dev/null; then
+        kill -TERM "$HELPER_PID" 2>/dev/null || true
+        for _ in $(seq 1 300); do kill -0 "$HELPER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$HELPER_PID" 2>/dev/null || true
+        wait "$HELPER_PID" 2>/dev/null || true
+    fi
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then
+        say "kept $TMP (logs in $TMP/logs)"
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+ARGS=(--tmp "$TMP" --mover-bin "$MOVER_BIN" --concurrency "$CONC" "${HAS_CONC[@]}"
+    --broker-port "${BENCH_BROKER_PORT:-39092}" --mover-port "${BENCH_MOVER_PORT:-39083}"
+    --moto-port "${BENCH_MOTO_PORT:-39000}" --rust-log "${RUST_LOG:-info}" --mover-timeout "${BENCH_MOVER_TIMEOUT:-600}")
+if [ "$QUICK" = 1 ]; then
+    ARGS+=(--large-mib 64 --small-n 500)
+else
+    ARGS+=(--large-mib "${BENCH_LARGE_MIB:-1024}" --small-n "${BENCH_SMALL_N:-10000}")
+fi
+[ "$BIG" = 1 ] && ARGS+=(--big-gib "${BENCH_BIG_GIB:-10}")
+[ "$BIG_ONLY" = 1 ] && ARGS+=(--only-big)
+[ "${BENCH_NO_S3:-0}" = 1 ] && ARGS+=(--no-s3)
+[ "${BENCH_NO_MOVE:-0}" = 1 ] && ARGS+=(--no-move)
+
+say "uptime: $(uptime)"
+# In the background and waited for, so that a signal reaches the trap at once.
+python3 -u "$STRATA_ROOT/scripts/bench/bench_mover.py" "${ARGS[@]}" &
+HELPER_PID=$!
+rc=0
+wait "$HELPER_PID" || rc=$?
+HELPER_PID=
+exit "$rc"

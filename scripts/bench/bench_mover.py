@@ -1,0 +1,724 @@
+#!/usr/bin/env python3
+"""mover-svc benchmark (issue 3), driven by scripts/bench-mover.sh.
+
+Contenders, at equal concurrency where they have one:
+  mover   the real mover-svc daemon against a tansu broker: jobs published on
+          its jobs topic, timed from the first publish to the last COMPLETED
+          status (the status's own `ts`); peak RSS = VmHWM of the process.
+  rclone  `rclone copy --checksum` (and `rclone move --checksum`, which also
+          deletes the source as the mover does; local->S3 only, since
+          local->local on one file system it is a rename); peak RSS from /usr/bin/time -v.
+  cp      `cp` then `sha256sum` of both sides (local->local only).
+
+Workloads: one large object (1 GiB random bytes) and many small ones
+(10,000 x 4 KiB random bytes); paths local->local (two file:// folders on the
+same disk) and local->S3 (a moto server on loopback). Optional: one 10 GiB
+sparse object local->local through the mover, for its peak RSS.
+
+Everything it starts (broker, moto, daemons) it stops again; the shell script
+removes the temp dir. The last line printed is
+
+  mover/rclone 1GiB=X small=Y
+
+with X, Y = mover throughput / rclone copy throughput, local->local, at the
+mover's concurrency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+MIB = 1 << 20
+_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+PROCS: list[subprocess.Popen] = []
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {time.strftime('%H:%M:%S')} {msg}", flush=True)
+
+
+# ---------------------------------------------------------------- processes
+def spawn(argv, logfile: Path, env=None, cwd=None) -> subprocess.Popen:
+    with open(logfile, "ab") as out:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                             env=env, cwd=cwd, start_new_session=True)
+    PROCS.append(p)
+    return p
+
+
+def stop(p: subprocess.Popen, grace: float = 20.0) -> int | None:
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
+    if p in PROCS:
+        PROCS.remove(p)
+    return p.returncode
+
+
+def stop_all() -> None:
+    for p in reversed(list(PROCS)):
+        stop(p, 10)
+
+
+def on_signal(signum, _frame):
+    stop_all()
+    sys.exit(128 + signum)
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def pick_port(preferred: int) -> int:
+    if preferred and not port_open(preferred):
+        try:
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            pass
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, secs: float, what: str, proc: subprocess.Popen | None = None, logf: Path | None = None):
+    deadline = time.monotonic() + secs
+    while not pred():
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what}: process exited {proc.returncode}\n{tail(logf)}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: not within {secs}s\n{tail(logf)}")
+        time.sleep(0.1)
+
+
+def tail(path: Path | None, n: int = 30) -> str:
+    if path is None or not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with _HTTP.open(url, timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def proc_status(pid: int, field: str) -> int:
+    """A kB field of /proc/<pid>/status (VmHWM, VmRSS), in bytes."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_secs(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError):
+        return 0.0
+
+
+def loadavg() -> str:
+    return Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__()
+
+
+# ---------------------------------------------------------------- data
+def make_random_file(path: Path, size: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    chunk = 64 * MIB
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(chunk, left)
+            f.write(os.urandom(n))
+            left -= n
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(8 * MIB):
+            h.update(b)
+    return h.hexdigest()
+
+
+def link_tree(src: Path, dst: Path) -> None:
+    """Hard-links every file of src under dst (the same bytes, new names:
+    a contender that deletes its source leaves the golden copy alone)."""
+    for root, _dirs, files in os.walk(src):
+        rel = Path(root).relative_to(src)
+        (dst / rel).mkdir(parents=True, exist_ok=True)
+        for f in files:
+            os.link(Path(root) / f, dst / rel / f)
+
+
+def count_files(d: Path) -> int:
+    return sum(len(files) for _r, _d, files in os.walk(d)) if d.exists() else 0
+
+
+# ---------------------------------------------------------------- S3 (moto)
+class Moto:
+    def __init__(self, root: Path, port: int):
+        self.port = port
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.logf = root / "logs" / "moto.log"
+        exe = shutil.which("moto_server")
+        argv = [exe, "-H", "127.0.0.1", "-p", str(port)] if exe else \
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        self.proc = spawn(argv, self.logf)
+        wait_until(lambda: port_open(port), 60, "moto server", self.proc, self.logf)
+        import boto3
+        self.s3 = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                               aws_access_key_id="bench", aws_secret_access_key="bench")
+
+    def make_bucket(self, name: str) -> None:
+        self.s3.create_bucket(Bucket=name)
+
+    def objects(self, bucket: str) -> list[tuple[str, int]]:
+        out = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            out += [(o["Key"], o["Size"]) for o in page.get("Contents", [])]
+        return out
+
+    def empty(self, bucket: str) -> None:
+        keys = [k for k, _ in self.objects(bucket)]
+        for i in range(0, len(keys), 1000):
+            self.s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]]})
+
+
+# ---------------------------------------------------------------- results
+class Result:
+    def __init__(self, contender, workload, path, conc, secs, nbytes, nobjs, rss, ok, note=""):
+        self.contender, self.workload, self.path, self.conc = contender, workload, path, conc
+        self.secs, self.nbytes, self.nobjs, self.rss, self.ok, self.note = secs, nbytes, nobjs, rss, ok, note
+
+    @property
+    def mibps(self) -> float:
+        return self.nbytes / MIB / self.secs if self.secs else 0.0
+
+    @property
+    def objps(self) -> float:
+        return self.nobjs / self.secs if self.secs else 0.0
+
+
+RESULTS: list[Result] = []
+
+
+def record(r: Result) -> Result:
+    RESULTS.append(r)
+    log(f"{r.contender:<14} {r.workload:<6} {r.path:<12} c={r.conc} {r.secs:8.2f}s "
+        f"{r.mibps:9.1f} MiB/s {r.objps:9.1f} obj/s  peakRSS {r.rss / MIB:7.1f} MiB  "
+        f"{'ok' if r.ok else 'NOT OK'} {r.note}")
+    return r
+
+
+# ---------------------------------------------------------------- timed commands
+def timed(argv: list[str], env=None, cwd=None) -> tuple[float, int, str]:
+    """Runs argv under /usr/bin/time -v: (wall seconds, max RSS bytes, output)."""
+    t0 = time.monotonic()
+    p = subprocess.run(["/usr/bin/time", "-v", *argv], env=env, cwd=cwd, capture_output=True, text=True)
+    secs = time.monotonic() - t0
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
+    rss = int(m.group(1)) * 1024 if m else 0
+    if p.returncode != 0:
+        raise RuntimeError(f"{argv[0]} exited {p.returncode}:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
+    return secs, rss, p.stdout + p.stderr
+
+
+# ---------------------------------------------------------------- the mover
+class Broker:
+    """A fresh tansu (own SQLite file) for one mover run: a broker that has
+    already taken tens of thousands of records answers slower, and an earlier
+    run must not weigh on a later one."""
+
+    def __init__(self, root: Path, port: int, name: str):
+        self.port = port
+        self.brokers = f"127.0.0.1:{port}"
+        d = root / f"broker-{name}"
+        d.mkdir(parents=True)
+        self.logf = root / "logs" / f"tansu-{name}.log"
+        tansu = shutil.which("tansu") or str(Path.home() / ".cargo/bin/tansu")
+        listen = f"tcp://{self.brokers}"
+        self.proc = spawn([tansu, "broker", "--storage-engine", "sqlite://tansu.db",
+                           "--listener-url", listen, "--advertised-listener-url", listen],
+                          self.logf, env=dict(os.environ, RUST_LOG="warn", NO_COLOR="1"), cwd=d)
+        wait_until(lambda: port_open(port), 30, "tansu", self.proc, self.logf)
+
+
+def iso_ms(ts: str) -> float:
+    return dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000.0
+
+
+class MoverRun:
+    """One fresh mover-svc (own data dir, catalog, topics, group) doing N jobs."""
+
+    def __init__(self, a, moto: Moto | None, name: str, to_tier: str,
+                 golden: Path, keys: list[str], nbytes: int, timeout: float, expect_sha: dict | None = None):
+        self.a, self.moto, self.name = a, moto, name
+        self.to_tier, self.golden, self.keys, self.nbytes = to_tier, golden, keys, nbytes
+        self.timeout, self.expect_sha = timeout, expect_sha or {}
+        self.root = Path(a.tmp) / f"mover-{name}"
+        self.data = self.root / "data"
+        self.bucket = f"mover-{name}".replace("_", "-").lower()
+
+    def tiers_file(self) -> Path:
+        text = (f'[[tiers]]\nname = "src"\nurl = "file://{self.data}/src"\n\n'
+                f'[[tiers]]\nname = "dst"\nurl = "file://{self.data}/dst"\n')
+        if self.moto is not None:
+            text += (f'\n[[tiers]]\nname = "s3"\nurl = "s3://{self.bucket}"\n'
+                     f'[tiers.options]\nendpoint = "{self.moto.endpoint}"\nallow_http = "true"\n'
+                     f'region = "us-east-1"\n')
+        p = self.root / "tiers.toml"
+        p.write_text(text)
+        return p
+
+    def run(self) -> Result:
+        self.broker = Broker(Path(self.a.tmp), pick_port(self.a.broker_port), self.name)
+        try:
+            return self._run()
+        finally:
+            stop(self.broker.proc, 10)
+
+    def _run(self) -> Result:
+        from confluent_kafka import Consumer, Producer
+
+        a = self.a
+        (self.data / "dst").mkdir(parents=True)
+        link_tree(self.golden, self.data / "src")
+        # A warm-up job, done before the clock starts: the consumer group join
+        # and the first connections are not part of the throughput.
+        warm_key = f"warmup/{self.name}.bin"
+        (self.data / "src" / "warmup").mkdir(parents=True)
+        (self.data / "src" / warm_key).write_bytes(os.urandom(4096))
+        if self.to_tier == "s3":
+            self.moto.make_bucket(self.bucket)
+        topic_jobs, topic_status = f"bench.{self.name}.jobs", f"bench.{self.name}.status"
+        env = dict(os.environ,
+                   KAFKA_BROKERS=self.broker.brokers, STRATA_TIERS=str(self.tiers_file()),
+                   STRATA_DATA_DIR=str(self.data), STRATA_MOVER_ADDR=f"127.0.0.1:{a.mover_port}",
+                   STRATA_TOPIC_MIGRATION_JOBS=topic_jobs, STRATA_TOPIC_MIGRATION_STATUS=topic_status,
+                   STRATA_TOPIC_ACCESS_EVENTS=f"bench.{self.name}.events",
+                   STRATA_MOVER_GROUP=f"bench-mover-{self.name}", RUST_LOG=a.rust_log, NO_COLOR="1",
+                   AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1")
+        for k in [k for k in env if k.startswith("STRATA_HTTP_TOKEN")]:
+            del env[k]
+        if a.mover_has_concurrency:
+            env["STRATA_MOVER_CONCURRENCY"] = str(a.concurrency)
+        logf = Path(a.tmp) / "logs" / f"mover-{self.name}.log"
+        log(f"mover {self.name}: tansu on {self.broker.brokers}")
+        proc = spawn([a.mover_bin], logf, env=env)
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{a.mover_port}/readyz"), 60,
+                   f"mover-svc ({self.name}) /readyz", proc, logf)
+
+        n = len(self.keys)
+        states: dict[str, dict[str, dict]] = {}
+        done = {"completed": 0, "bad": 0, "last_ts": 0.0, "last_recv": 0.0}
+        finished = threading.Event()
+        warm_done = threading.Event()
+        stop_consumer = threading.Event()
+        peak = {"rss": 0}
+
+        def consume():
+            c = Consumer({"bootstrap.servers": self.broker.brokers, "group.id": f"bench-status-{self.name}",
+                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
+            c.subscribe([topic_status])
+            try:
+                while not stop_consumer.is_set():
+                    for m in c.consume(1000, 0.2):
+                        if m.error():
+                            continue
+                        s = json.loads(m.value())
+                        st = s.get("state")
+                        if s.get("objectKey") == warm_key:
+                            if st == "COMPLETED":
+                                warm_done.set()
+                            elif st in ("FAILED", "REJECTED"):
+                                log(f"mover {self.name}: warm-up job {st}: {s.get('error')}")
+                            continue
+                        # The first status of each state (COPYING repeats as progress).
+                        states.setdefault(s.get("objectKey"), {}).setdefault(st, s)
+                        if st == "COMPLETED":
+                            done["completed"] += 1
+                            done["last_ts"] = max(done["last_ts"], iso_ms(s["ts"]))
+                            done["last_recv"] = time.time() * 1000
+                        elif st in ("FAILED", "REJECTED", "DUPLICATE"):
+                            done["bad"] += 1
+                            log(f"mover {self.name}: {st} {s.get('objectKey')} {s.get('error')}")
+                        if done["completed"] + done["bad"] >= n:
+                            finished.set()
+            finally:
+                c.close()
+
+        def sample_rss():
+            while not stop_consumer.is_set() and proc.poll() is None:
+                peak["rss"] = max(peak["rss"], proc_status(proc.pid, "VmRSS"))
+                time.sleep(0.1)
+
+        th = threading.Thread(target=consume, daemon=True)
+        th.start()
+        rs = threading.Thread(target=sample_rss, daemon=True)
+        rs.start()
+        p = Producer({"bootstrap.servers": self.broker.brokers, "linger.ms": 50})
+        t_warm = time.monotonic()
+        p.produce(topic_jobs, key=warm_key, headers={"content-type": "application/json"},
+                  value=json.dumps({"objectKey": warm_key, "fromTier": "src", "toTier": self.to_tier,
+                                    "generation": "0"}))
+        p.flush(30)
+        if not warm_done.wait(120):
+            raise RuntimeError(f"mover {self.name}: warm-up job not COMPLETED within 120s\n{tail(logf)}")
+        self.warmup_secs = time.monotonic() - t_warm
+        cpu0_m, cpu0_b = cpu_secs(proc.pid), cpu_secs(self.broker.proc.pid)
+        t0 = time.time() * 1000
+        for k in self.keys:
+            job = {"objectKey": k, "fromTier": "src", "toTier": self.to_tier, "generation": "0"}
+            while True:
+                try:
+                    p.produce(topic_jobs, key=k, value=json.dumps(job),
+                              headers={"content-type": "application/json"})
+                    break
+                except BufferError:
+                    p.poll(0.05)
+            p.poll(0)
+        p.flush(30)
+        t_published = time.time() * 1000
+        ok_wait = finished.wait(self.timeout)
+        hwm = proc_status(proc.pid, "VmHWM")
+        cpu_m, cpu_b = cpu_secs(proc.pid) - cpu0_m, cpu_secs(self.broker.proc.pid) - cpu0_b
+        stop_consumer.set()
+        th.join(10)
+        rc = stop(proc, 30)
+        completed = done["completed"]
+        end_ms = done["last_ts"] or time.time() * 1000
+        secs = max(end_ms - t0, 1.0) / 1000.0
+        # Checks: every object at the destination, none left at the source, digests.
+        # A run cut by the time cap still counts: its rate is the jobs that
+        # completed over the time to the last of them (marked "partial").
+        ok = completed > 0 and done["bad"] == 0
+        left = count_files(self.data / "src")
+        if self.to_tier == "dst":
+            arrived = count_files(self.data / "dst")
+        else:
+            arrived = len(self.moto.objects(self.bucket))
+        arrived -= 1  # the warm-up object
+        # A job cut mid-copy by the stop may leave its copy behind: +-1 job.
+        ok = ok and abs(left - (n - completed)) <= a.concurrency and abs(arrived - completed) <= a.concurrency
+        self.partial = not ok_wait
+        for k, want in self.expect_sha.items():
+            got = states.get(k, {}).get("COMPLETED", {}).get("sha256")
+            if got != want:
+                ok = False
+                log(f"mover {self.name}: {k} sha256 {got} != {want}")
+        # Where the time went, from the statuses' elapsedMs.
+        phases = {"copy": [], "verify": [], "switch": [], "finish": [], "job": [], "accept": []}
+        for st in states.values():
+            e = {k: int(v.get("elapsedMs", 0)) for k, v in st.items()}
+            if {"COPYING", "VERIFYING", "SWITCHED", "COMPLETED"} <= e.keys():
+                phases["accept"].append(e["COPYING"])
+                phases["copy"].append(e["VERIFYING"] - e["COPYING"])
+                phases["verify"].append(e["SWITCHED"] - e["VERIFYING"])
+                phases["finish"].append(e["COMPLETED"] - e["SWITCHED"])
+                phases["job"].append(e["COMPLETED"])
+        ph = {k: (sum(v) / len(v) if v else 0.0) for k, v in phases.items()}
+        maxjob = max(phases["job"]) if phases["job"] else 0
+        note = (f"jobs {completed}/{n}; per job avg {ph['job']:.1f} ms (to COPYING {ph['accept']:.1f}, "
+                f"copy {ph['copy']:.1f}, verify {ph['verify']:.1f}, switch+delete {ph['finish']:.1f}), "
+                f"max elapsedMs {maxjob}; publish took {(t_published - t0) / 1000:.2f}s; "
+                f"CPU mover {cpu_m:.1f}s tansu {cpu_b:.1f}s; sampled peak VmRSS {peak['rss'] / MIB:.1f} MiB; "
+                f"warm-up job (group join etc., not timed) {self.warmup_secs:.1f}s; exit {rc}")
+        if self.partial:
+            note = f"PARTIAL (time cap {self.timeout:.0f}s): " + note
+        if not ok:
+            note += f"; NOT OK: src left {left}, arrived {arrived}, bad {done['bad']}"
+            log(tail(logf, 20))
+        self.extra = {"phases": ph, "maxjob": maxjob, "cpu_mover": cpu_m, "cpu_tansu": cpu_b}
+        # Free the space / memory for the next run.
+        shutil.rmtree(self.data / "dst", ignore_errors=True)
+        if self.to_tier == "s3":
+            self.moto.empty(self.bucket)
+        if completed == 0:
+            secs = float("nan")
+        r = Result("mover-svc", "", "", a.mover_conc_label, secs, self.nbytes * completed // n,
+                   completed, hwm, ok, note)
+        r.partial = self.partial
+        return r
+
+
+# ---------------------------------------------------------------- rclone, cp
+def rclone_run(a, moto: Moto | None, golden: Path, name: str, to_s3: bool, verb: str, conc: int,
+               nbytes: int, nobjs: int) -> Result:
+    root = Path(a.tmp) / f"rclone-{name}"
+    src, dst = root / "src", root / "dst"
+    link_tree(golden, src)
+    env = dict(os.environ, RCLONE_CONFIG=str(Path(a.tmp) / "rclone.conf"))
+    if to_s3:
+        bucket = f"rclone-{name}".replace("_", "-").lower()
+        moto.make_bucket(bucket)
+        env.update(RCLONE_CONFIG_BENCHS3_TYPE="s3", RCLONE_CONFIG_BENCHS3_PROVIDER="Other",
+                   RCLONE_CONFIG_BENCHS3_ENDPOINT=moto.endpoint, RCLONE_CONFIG_BENCHS3_ACCESS_KEY_ID="bench",
+                   RCLONE_CONFIG_BENCHS3_SECRET_ACCESS_KEY="bench", RCLONE_CONFIG_BENCHS3_REGION="us-east-1",
+                   RCLONE_CONFIG_BENCHS3_FORCE_PATH_STYLE="true")
+        target = f"benchs3:{bucket}"
+    else:
+        dst.mkdir(parents=True)
+        target = str(dst)
+    argv = ["rclone", verb, "--checksum", "--transfers", str(conc), "--checkers", str(conc), str(src), target]
+    secs, rss, _out = timed(argv, env=env)
+    if to_s3:
+        objs = moto.objects(bucket)
+        ok = len(objs) == nobjs and sum(s for _, s in objs) == nbytes
+        moto.empty(bucket)
+    else:
+        ok = count_files(dst) == nobjs
+    if verb == "move":
+        ok = ok and count_files(src) == 0
+    shutil.rmtree(root, ignore_errors=True)
+    note = "deletes source" if verb == "move" else "source kept"
+    return Result(f"rclone {verb}", "", "", str(conc), secs, nbytes, nobjs, rss, ok, note)
+
+
+def cp_run(a, golden: Path, name: str, conc: int, nbytes: int, nobjs: int) -> Result:
+    root = Path(a.tmp) / f"cp-{name}"
+    src, dst = root / "src", root / "dst"
+    link_tree(golden, src)
+    dst.mkdir(parents=True)
+    # cp, then sha256sum of both sides (in batches, `conc` at a time), compared.
+    script = (
+        'set -e; cp -r "$1"/. "$2"/; '
+        'for side in "$1" "$2"; do (cd "$side" && find . -type f -print0 | '
+        'xargs -0 -n 256 -P "$3" sha256sum | sort -k2) > "$side.sums"; done; '
+        'cmp "$1.sums" "$2.sums"'
+    )
+    secs, rss, _ = timed(["sh", "-c", script, "sh", str(src), str(dst), str(conc)])
+    ok = count_files(dst) == nobjs
+    shutil.rmtree(root, ignore_errors=True)
+    return Result("cp+sha256sum", "", "", str(conc), secs, nbytes, nobjs, rss, ok, "source kept; cp is 1 process")
+
+
+# ---------------------------------------------------------------- SHA-256 speed
+def sha_speed(a) -> dict:
+    out = {}
+    p = subprocess.run(["openssl", "speed", "-evp", "sha256", "-bytes", "8192", "-seconds", "3"],
+                       capture_output=True, text=True)
+    m = re.search(r"^sha256\s+([\d.]+)k", p.stdout, re.M)
+    if m:
+        out["openssl"] = float(m.group(1)) * 1000 / MIB
+    shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(a.tmp)
+    f = shm / f"bench-sha-{os.getpid()}.bin"
+    try:
+        make_random_file(f, 512 * MIB)
+        subprocess.run(["sha256sum", str(f)], capture_output=True)  # warm
+        t0 = time.monotonic()
+        subprocess.run(["sha256sum", str(f)], capture_output=True, check=True)
+        out["sha256sum"] = 512 / (time.monotonic() - t0)
+        t0 = time.monotonic()
+        sha256_file(f)
+        out["python hashlib"] = 512 / (time.monotonic() - t0)
+    finally:
+        f.unlink(missing_ok=True)
+    return out
+
+
+# ---------------------------------------------------------------- main
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tmp", required=True)
+    ap.add_argument("--mover-bin", required=True)
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--mover-has-concurrency", action="store_true")
+    ap.add_argument("--large-mib", type=int, default=1024)
+    ap.add_argument("--small-n", type=int, default=10000)
+    ap.add_argument("--small-kib", type=int, default=4)
+    ap.add_argument("--big-gib", type=int, default=0, help="sparse object for the RSS run; 0: skip")
+    ap.add_argument("--broker-port", type=int, default=39092)
+    ap.add_argument("--mover-port", type=int, default=39083)
+    ap.add_argument("--moto-port", type=int, default=39000)
+    ap.add_argument("--only-big", action="store_true", help="only the --big-gib run (and SHA speed)")
+    ap.add_argument("--no-s3", action="store_true")
+    ap.add_argument("--no-move", action="store_true", help="skip the rclone move rows")
+    ap.add_argument("--mover-timeout", type=float, default=600)
+    ap.add_argument("--rust-log", default="info")
+    a = ap.parse_args()
+    # Everything is on loopback over plain HTTP: no proxy, no CA bundle (rclone
+    # refuses to start with AWS_CA_BUNDLE set: "unsupported transport").
+    os.environ.pop("AWS_CA_BUNDLE", None)
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    atexit.register(stop_all)
+    tmp = Path(a.tmp)
+    (tmp / "logs").mkdir(parents=True, exist_ok=True)
+    (tmp / "rclone.conf").write_text("")
+    a.broker_port, a.mover_port = pick_port(a.broker_port), pick_port(a.mover_port)
+    conc = a.concurrency
+    mover_conc = conc if a.mover_has_concurrency else 1
+    a.mover_conc_label = str(mover_conc) if a.mover_has_concurrency else "1*"
+    started = time.monotonic()
+    loads = [("start", loadavg())]
+
+    log(f"load average at start {loadavg()}; {os.cpu_count()} CPUs; temp dir {tmp}")
+    log("SHA-256 on one core ...")
+    sha = sha_speed(a)
+    log("SHA-256 one core: " + ", ".join(f"{k} {v:.0f} MiB/s" for k, v in sha.items()))
+
+    if a.only_big:
+        a.small_n, a.large_mib = 0, 0
+    large_bytes = a.large_mib * MIB
+    large_name = f"{a.large_mib}MiB" if a.large_mib != 1024 else "1GiB"
+    small_bytes = a.small_kib * 1024
+    log(f"making the data: one {large_name} random object, {a.small_n} x {a.small_kib} KiB random objects")
+    g_large, g_small = tmp / "golden-large", tmp / "golden-small"
+    (g_large / "large").mkdir(parents=True)
+    make_random_file(g_large / "large" / "object.bin", large_bytes)
+    large_sha = sha256_file(g_large / "large" / "object.bin")
+    width = len(str(a.small_n - 1))
+    small_keys = []
+    for i in range(a.small_n):
+        k = f"small/{i // 1000:03d}/{i:0{width}d}.bin"
+        p = g_small / k
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(os.urandom(small_bytes))
+        small_keys.append(k)
+    workloads = [
+        (large_name, g_large, ["large/object.bin"], large_bytes, 1, {"large/object.bin": large_sha}),
+        ("small", g_small, small_keys, small_bytes * a.small_n, a.small_n, {}),
+    ]
+
+    moto = None
+    if not a.no_s3 and not a.only_big:
+        moto = Moto(tmp, pick_port(a.moto_port))
+        log(f"moto S3 server on {moto.endpoint}")
+    paths = [("local->local", False)] + ([("local->S3", True)] if moto else [])
+    rclone_concs = [mover_conc] if a.mover_has_concurrency or conc == 1 else [mover_conc, conc]
+
+    for path, to_s3 in ([] if a.only_big else paths):
+        for wname, golden, keys, nbytes, nobjs, shas in workloads:
+            tag = f"{wname}-{'s3' if to_s3 else 'local'}".lower()
+            loads.append((f"{tag} begin", loadavg()))
+            log(f"--- {wname} {path}; load {loadavg()}")
+            try:
+                r = MoverRun(a, moto, tag, "s3" if to_s3 else "dst", golden, keys, nbytes,
+                             a.mover_timeout, shas).run()
+            except RuntimeError as e:
+                log(f"mover {tag} failed: {e}")
+                r = Result("mover-svc", "", "", a.mover_conc_label, float("nan"), 0, 0, 0, False,
+                           f"FAILED: {str(e).splitlines()[0]}")
+            r.workload, r.path = wname, path
+            record(r)
+            for c in rclone_concs:
+                # rclone move local->local on one file system renames (no copy,
+                # no hash): only the S3 path has a meaningful move figure.
+                for verb in ["copy"] + ([] if a.no_move or not to_s3 else ["move"]):
+                    r = rclone_run(a, moto, golden, f"{tag}-{verb}-{c}", to_s3, verb, c, nbytes, nobjs)
+                    r.workload, r.path = wname, path
+                    record(r)
+            if not to_s3:
+                r = cp_run(a, golden, tag, mover_conc, nbytes, nobjs)
+                r.workload, r.path = wname, path
+                record(r)
+    loads.append(("after main runs", loadavg()))
+
+    big = None
+    if a.big_gib:
+        log(f"--- bounded memory: one {a.big_gib} GiB sparse object local->local; load {loadavg()}")
+        g_big = tmp / "golden-big"
+        (g_big / "big").mkdir(parents=True)
+        with open(g_big / "big" / "sparse.bin", "wb") as f:
+            f.truncate(a.big_gib << 30)
+        big = MoverRun(a, None, "big-local", "dst", g_big, ["big/sparse.bin"], a.big_gib << 30,
+                       max(a.mover_timeout, 1800)).run()
+        big.workload, big.path = f"{a.big_gib}GiB sparse", "local->local"
+        record(big)
+        shutil.rmtree(g_big, ignore_errors=True)
+        loads.append(("after big run", loadavg()))
+
+    stop_all()
+
+    # ------------------------------------------------------------ report
+    one_core = sha.get("openssl", 0.0)
+    print()
+    print(f"mover-svc benchmark  {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%SZ}  "
+          f"{os.cpu_count()} CPUs  run took {time.monotonic() - started:.0f}s")
+    print("load averages (1/5/15 min): " + "; ".join(f"{w} {l}" for w, l in loads))
+    print("SHA-256, one core: " + ", ".join(f"{k} {v:.0f} MiB/s" for k, v in sha.items()))
+    if not a.mover_has_concurrency:
+        print("mover-svc has no STRATA_MOVER_CONCURRENCY yet: it runs jobs one at a time (c=1*); "
+              f"rclone is shown at c=1 (equal) and c={conc}.")
+    print(f"mover: STRATA_MOVER_PART_MIB={os.environ.get('STRATA_MOVER_PART_MIB', '8')} "
+          f"PARTS_IN_FLIGHT={os.environ.get('STRATA_MOVER_PARTS_IN_FLIGHT', '4')}; "
+          "page cache warm (sources just written), no fsync by any contender's data path")
+    print()
+    hdr = f"{'workload':<14} {'path':<13} {'contender':<14} {'c':>3} {'seconds':>9} {'MiB/s':>9} {'obj/s':>9} " \
+          f"{'peak RSS MiB':>12} {'SHA frac':>8} {'ok':>4}"
+    print(hdr)
+    print("-" * len(hdr))
+    def okcol(r: Result) -> str:
+        return ("cap" if getattr(r, "partial", False) else "yes") if r.ok else "NO"
+
+    for r in RESULTS:
+        frac = f"{r.mibps / (one_core / 2):.2f}" if r.contender == "mover-svc" and one_core else ""
+        print(f"{r.workload:<14} {r.path:<13} {r.contender:<14} {r.conc:>3} {r.secs:9.2f} {r.mibps:9.1f} "
+              f"{r.objps:9.1f} {r.rss / MIB:12.1f} {frac:>8} {okcol(r):>4}")
+    print()
+    print("SHA frac = mover MiB/s / (one-core openssl SHA-256 / 2): the mover hashes every byte twice "
+          "(copy, then read-back verify), so 1.00 = as fast as one core can hash twice.")
+    print("rclone --checksum verifies with MD5 (local, S3 ETag/Content-MD5), not SHA-256, and does not read "
+          "the destination back; rclone copy and cp keep the source, mover-svc and rclone move delete it.")
+    print()
+    if any(getattr(r, "partial", False) for r in RESULTS):
+        print("ok = cap: the mover run hit its time cap (BENCH_MOVER_TIMEOUT); its rate is the jobs completed "
+              "by then over the time to the last COMPLETED.")
+    print("mover-svc details:")
+    for r in RESULTS:
+        if r.contender == "mover-svc":
+            print(f"  {r.workload} {r.path}: {r.note}")
+    print()
+
+    def ratio(wname: str) -> str:
+        m = next((r for r in RESULTS if r.contender == "mover-svc" and r.workload == wname
+                  and r.path == "local->local"), None)
+        rc = next((r for r in RESULTS if r.contender == "rclone copy" and r.workload == wname
+                   and r.path == "local->local" and r.conc == str(mover_conc)), None)
+        if not m or not rc or not rc.mibps or m.mibps != m.mibps:
+            return "nan"
+        return f"{m.mibps / rc.mibps:.2f}"
+
+    all_ok = all(r.ok for r in RESULTS)
+    if not all_ok:
+        print("WARNING: some runs did not check out (ok = NO above)")
+    print(f"mover/rclone 1GiB={ratio(large_name)} small={ratio('small')}", flush=True)
+    return 0 if all_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
