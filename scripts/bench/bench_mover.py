@@ -676,7 +676,7 @@ def main() -> int:
               f"rclone is shown at c=1 (equal) and c={conc}.")
     print(f"mover: STRATA_MOVER_PART_MIB={os.environ.get('STRATA_MOVER_PART_MIB', '8')} "
           f"PARTS_IN_FLIGHT={os.environ.get('STRATA_MOVER_PARTS_IN_FLIGHT', '4')}; "
-          "page cache warm (sources just written), no fsync by any contender's data path")
+          "page cache warm (sources just written), mover-svc fsyncs what it writes to file tiers, rclone and cp do not")
     print()
     hdr = f"{'workload':<14} {'path':<13} {'contender':<14} {'c':>3} {'seconds':>9} {'MiB/s':>9} {'obj/s':>9} " \
           f"{'peak RSS MiB':>12} {'SHA frac':>8} {'ok':>4}"
