@@ -60,7 +60,9 @@ pub async fn run(
         .map(|t| (t.name.clone(), t))
         .collect();
     let db = db::Db::open(&config.db_path())?;
-    let publisher = Publisher::try_new(&config.common)?;
+    // Ordered: progress statuses are queued, and the acknowledged final
+    // status of a job vouches for them.
+    let publisher = Publisher::try_new_ordered(&config.common)?;
     let state = AppState {
         db: db.clone(),
         tiers: Arc::new(tiers.clone()),

@@ -516,15 +516,18 @@ impl Mover {
             ..Default::default()
         };
         fill(&mut status);
-        self.status
-            .publisher
-            .publish(
-                &self.status.topic,
-                &job.object_key,
-                &status,
-                self.status.encoding,
-            )
-            .await
-            .with_context(|| format!("publish {} status", state.as_str_name()))
+        let sink = &self.status;
+        if state.is_terminal() {
+            // A job's outcome: acknowledged before its offset may be stored.
+            sink.publisher
+                .publish(&sink.topic, &job.object_key, &status, sink.encoding)
+                .await
+        } else {
+            // A step on the way: queued in order; the terminal status's ack
+            // comes after it on the same partition.
+            sink.publisher
+                .enqueue(&sink.topic, &job.object_key, &status, sink.encoding)
+        }
+        .with_context(|| format!("publish {} status", state.as_str_name()))
     }
 }

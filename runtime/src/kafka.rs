@@ -108,16 +108,72 @@ pub struct Publisher {
 impl Publisher {
     /// A publisher with acks from all in-sync replicas.
     pub fn try_new(args: &CommonArgs) -> anyhow::Result<Self> {
-        let producer = client_config(args)
+        Self::create(args, false)
+    }
+
+    /// A publisher that keeps every partition's messages in the order they
+    /// were sent even across retries (one request in flight per broker),
+    /// so that [`Publisher::enqueue`]d messages can be followed by an
+    /// acknowledged one that vouches for them.
+    pub fn try_new_ordered(args: &CommonArgs) -> anyhow::Result<Self> {
+        Self::create(args, true)
+    }
+
+    fn create(args: &CommonArgs, ordered: bool) -> anyhow::Result<Self> {
+        let mut config = client_config(args);
+        config
             .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000")
-            .create()
-            .context("create kafka producer")?;
+            .set("linger.ms", if ordered { "1" } else { "5" })
+            .set("message.timeout.ms", "30000");
+        if ordered {
+            config.set("max.in.flight.requests.per.connection", "1");
+        }
+        // The operator's options win over these defaults.
+        for (key, value) in &args.kafka_options {
+            config.set(key, value);
+        }
+        let producer = config.create().context("create kafka producer")?;
         Ok(Self {
             producer,
             timeout: Duration::from_secs(30),
         })
+    }
+
+    /// Encodes `msg` and queues it keyed by `key` without waiting for the
+    /// broker's ack; a failed delivery is logged. For messages whose loss a
+    /// later acknowledged message makes harmless (progress statuses).
+    pub fn enqueue<T: WireMessage>(
+        &self,
+        topic: &str,
+        key: &str,
+        msg: &T,
+        encoding: Encoding,
+    ) -> anyhow::Result<()> {
+        let payload = codec::encode(msg, encoding);
+        let headers = OwnedHeaders::new().insert(Header {
+            key: CONTENT_TYPE_HEADER,
+            value: Some(encoding.content_type()),
+        });
+        let record = FutureRecord::to(topic)
+            .payload(&payload)
+            .key(key)
+            .headers(headers);
+        let delivery = self
+            .producer
+            .send_result(record)
+            .map_err(|(e, _)| anyhow::Error::new(e))
+            .with_context(|| format!("queue for {topic}"))?;
+        let topic = topic.to_owned();
+        tokio::spawn(async move {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => {
+                    tracing::warn!(topic, error = %e, "queued message not delivered")
+                }
+                Err(_) => tracing::warn!(topic, "queued message dropped with the producer"),
+            }
+        });
+        Ok(())
     }
 
     /// Encodes `msg` and sends it keyed by `key`; returns once acknowledged.
