@@ -149,11 +149,7 @@ impl Publisher {
         msg: &T,
         encoding: Encoding,
     ) -> anyhow::Result<()> {
-        let payload = codec::encode(msg, encoding);
-        let headers = OwnedHeaders::new().insert(Header {
-            key: CONTENT_TYPE_HEADER,
-            value: Some(encoding.content_type()),
-        });
+        let (payload, headers) = encoded(msg, encoding);
         let record = FutureRecord::to(topic)
             .payload(&payload)
             .key(key)
@@ -184,11 +180,7 @@ impl Publisher {
         msg: &T,
         encoding: Encoding,
     ) -> anyhow::Result<()> {
-        let payload = codec::encode(msg, encoding);
-        let headers = OwnedHeaders::new().insert(Header {
-            key: CONTENT_TYPE_HEADER,
-            value: Some(encoding.content_type()),
-        });
+        let (payload, headers) = encoded(msg, encoding);
         self.send_raw(topic, Some(key.as_bytes()), &payload, headers)
             .await
     }
@@ -258,6 +250,15 @@ impl Publisher {
             tracing::warn!(error = %e, "producer flush incomplete");
         }
     }
+}
+
+/// `msg` encoded, with the `content-type` header naming the encoding.
+fn encoded<T: WireMessage>(msg: &T, encoding: Encoding) -> (Vec<u8>, OwnedHeaders) {
+    let headers = OwnedHeaders::new().insert(Header {
+        key: CONTENT_TYPE_HEADER,
+        value: Some(encoding.content_type()),
+    });
+    (codec::encode(msg, encoding), headers)
 }
 
 /// The `content-type` header of a consumed message, if any.
