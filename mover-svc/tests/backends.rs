@@ -319,6 +319,20 @@ fn mover(
     }
 }
 
+/// A store over `inner` that misbehaves as `fault` says.
+fn faulty(inner: Arc<dyn ObjectStore>, fault: Fault) -> Arc<dyn ObjectStore> {
+    Arc::new(Faulty {
+        inner,
+        fault,
+        fired: AtomicBool::new(false),
+    })
+}
+
+/// The ledger row of `key`'s job, which must exist.
+async fn ledger(s: &Setup, key: &str) -> mover_svc::protocol::LedgerRow {
+    s.mover.db.ledger(&job(key).job_key).await.unwrap().unwrap()
+}
+
 fn job(key: &str) -> MigrationJob {
     MigrationJob {
         job_key: strata_proto::job_key(key, "src", "dst", 0),
@@ -355,7 +369,7 @@ async fn the_protocol_holds_on_every_backend() {
             put(&b.src, key, &bytes).await;
             let s = mover(&b.src, &b.dst, None, None);
             s.mover.handle(job(key)).await.unwrap();
-            let row = s.mover.db.ledger(&job(key).job_key).await.unwrap().unwrap();
+            let row = ledger(&s, key).await;
             assert_eq!(row.state, State::Completed, "{name} {key}: {row:?}");
             assert_eq!(
                 row.sha256.as_deref(),
@@ -384,20 +398,10 @@ async fn the_protocol_holds_on_every_backend() {
         // the job FAILS, and the source is never deleted.
         let bytes = b"precious bytes".repeat(1000);
         put(&b.src, "c/corrupt", &bytes).await;
-        let faulty: Arc<dyn ObjectStore> = Arc::new(Faulty {
-            inner: b.dst.store.clone(),
-            fault: Fault::CorruptReads,
-            fired: AtomicBool::new(false),
-        });
-        let s = mover(&b.src, &b.dst, Some(faulty), None);
+        let corrupting = faulty(b.dst.store.clone(), Fault::CorruptReads);
+        let s = mover(&b.src, &b.dst, Some(corrupting), None);
         s.mover.handle(job("c/corrupt")).await.unwrap();
-        let row = s
-            .mover
-            .db
-            .ledger(&job("c/corrupt").job_key)
-            .await
-            .unwrap()
-            .unwrap();
+        let row = ledger(&s, "c/corrupt").await;
         assert_eq!(row.state, State::Failed, "{name}: {row:?}");
         assert_eq!(
             row.error.as_ref().map(|e| e.0.as_str()),
@@ -423,20 +427,10 @@ async fn the_protocol_holds_on_every_backend() {
 
         // The source changes while it is copied: fails at once, nothing lost.
         put(&b.src, "c/racing", &bytes).await;
-        let racing: Arc<dyn ObjectStore> = Arc::new(Faulty {
-            inner: b.src.store.clone(),
-            fault: Fault::ChangeOnFirstRead,
-            fired: AtomicBool::new(false),
-        });
+        let racing = faulty(b.src.store.clone(), Fault::ChangeOnFirstRead);
         let s = mover(&b.src, &b.dst, None, Some(racing));
         s.mover.handle(job("c/racing")).await.unwrap();
-        let row = s
-            .mover
-            .db
-            .ledger(&job("c/racing").job_key)
-            .await
-            .unwrap()
-            .unwrap();
+        let row = ledger(&s, "c/racing").await;
         assert_eq!(row.state, State::Failed, "{name}: {row:?}");
         assert_eq!(
             row.error.as_ref().map(|e| e.0.as_str()),
@@ -454,13 +448,7 @@ async fn the_protocol_holds_on_every_backend() {
         // A source that is not there: rejected at once, nothing written.
         let s = mover(&b.src, &b.dst, None, None);
         s.mover.handle(job("c/ghost")).await.unwrap();
-        let row = s
-            .mover
-            .db
-            .ledger(&job("c/ghost").job_key)
-            .await
-            .unwrap()
-            .unwrap();
+        let row = ledger(&s, "c/ghost").await;
         assert_eq!(
             (row.state, row.error.map(|e| e.0)),
             (State::Rejected, Some("not_found".into())),

@@ -311,10 +311,8 @@ pub fn decide_cycle(
              ORDER BY due_ms LIMIT ?2",
         )?;
         let limit = (budget.max_jobs * 8).max(1000) as i64;
-        let keys = stmt.query_map(params![now, limit], |r| r.get::<_, String>("object_key"))?;
-        let keys: Vec<String> = keys.collect::<Result<_, _>>()?;
-        keys.iter()
-            .filter_map(|k| store::load(tx, k).transpose())
+        // One query reads the due rows whole; no second lookup per key.
+        stmt.query_map(params![now, limit], store::object_row)?
             .collect::<Result<_, _>>()?
     };
     let (mut jobs, mut bytes) = (Vec::new(), 0u64);

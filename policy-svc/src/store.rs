@@ -113,7 +113,8 @@ impl ObjectRow {
     }
 }
 
-fn object_row(r: &Row<'_>) -> rusqlite::Result<ObjectRow> {
+/// Reads one `objects` row selected with `SELECT *`.
+pub fn object_row(r: &Row<'_>) -> rusqlite::Result<ObjectRow> {
     let recent: String = r.get("recent_reads")?;
     Ok(ObjectRow {
         object_key: r.get("object_key")?,
