@@ -240,6 +240,8 @@ pub fn view(o: &ObjectRow) -> ObjectView {
             c30: o.rates[2],
             c1: o.rates[0],
             ts_ms: o.decay_ts_ms,
+            reads: o.reads_total as f64,
+            last_read_ms: o.recent_reads.last().copied(),
         },
         bytes_per_read: o.bytes_per_read(),
         size: o.size,

@@ -186,7 +186,7 @@ impl Evaluation {
             Why::OnlyEligible => write!(s, ": {current} is the only eligible tier"),
             Why::NotWorthIt => write!(
                 s,
-                ": the saving does not repay the move within the horizon or is under the hysteresis margin; stay"
+                ": the saving does not repay the move and one surprise read within the horizon, or is under the hysteresis margin; stay"
             ),
             Why::Residency { days } => {
                 write!(
@@ -202,6 +202,17 @@ impl Evaluation {
         };
         s
     }
+}
+
+/// A tier a move could go to, and what the move would gain and cost.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    to: usize,
+    /// Saving over the horizon less the move's one-time cost.
+    net: f64,
+    saving: f64,
+    transition: f64,
+    early: f64,
 }
 
 /// Evaluates `obj` at `now_ms` against the ordered `tiers`.
@@ -281,9 +292,12 @@ pub fn evaluate(
         forced(&mut eval, cheapest, "slo", why);
         return eval;
     };
-    // The best candidate: the largest net saving over the horizon.
+    // The best candidate: the largest net saving over the horizon among the
+    // tiers that clear both margins (else the largest net saving, reported
+    // as not worth it).
     let horizon_months = params.horizon_days / MONTH_DAYS;
-    let mut best: Option<(usize, f64, f64, f64)> = None; // (tier, net, transition, early)
+    let mut best: Option<Candidate> = None;
+    let mut best_ok: Option<Candidate> = None;
     for (to, m) in monthly.iter().enumerate() {
         let Some(m) = m else { continue };
         if to == obj.tier {
@@ -292,27 +306,47 @@ pub fn evaluate(
         let saving = current_monthly - m;
         let (transition, early) = cost_of_move(to);
         let net = saving * horizon_months - transition - early;
-        if best.is_none_or(|(_, n, _, _)| net > n) {
-            best = Some((to, net, transition, early));
+        // A read while the object is still within the target's minimum
+        // storage would most likely bring it back, paying the target's
+        // read-out on top of the reads priced above: a move to a tier whose
+        // reads cost more must also repay that return at the odds of a read
+        // in that window (Poisson at the predicted rate).
+        let target = &tiers[to];
+        let extra_read = cost::read_usd(target, obj.size) - cost::read_usd(current, obj.size);
+        let window_reads = obj.reads_30d.max(0.0) * target.min_storage_days / MONTH_DAYS;
+        let surprise = extra_read.max(0.0) * (1.0 - (-window_reads).exp());
+        let c = Candidate {
+            to,
+            net,
+            saving,
+            transition,
+            early,
+        };
+        let clears = net > surprise && saving >= params.hysteresis * current_monthly;
+        if best.is_none_or(|b| net > b.net) {
+            best = Some(c);
+        }
+        if clears && best_ok.is_none_or(|b| net > b.net) {
+            best_ok = Some(c);
         }
     }
-    let Some((to, net, transition, early)) = best else {
+    let Some(c) = best_ok.or(best) else {
         eval.why = Why::OnlyEligible;
         return eval;
     };
-    let saving = current_monthly - monthly[to].unwrap_or(current_monthly);
-    eval.candidate = Some(to);
-    eval.one_time_usd = transition + early;
-    eval.early_delete_usd = early;
-    eval.saving_per_month = saving;
-    eval.break_even_days = cost::break_even_days(transition + early, saving);
-    if net <= 0.0 || saving < params.hysteresis * current_monthly {
+    eval.candidate = Some(c.to);
+    eval.one_time_usd = c.transition + c.early;
+    eval.early_delete_usd = c.early;
+    eval.saving_per_month = c.saving;
+    eval.break_even_days = cost::break_even_days(c.transition + c.early, c.saving);
+    if best_ok.is_none() {
         eval.why = Why::NotWorthIt;
         // Nothing left to gain on the cheapest tier while reads only fade.
         let recheck = now_ms + (params.recheck_days * DAY) as i64;
         eval.next_due_ms = (cheapest != obj.tier || obj.reads_30d > 0.0).then_some(recheck);
         return eval;
     }
+    let to = c.to;
     let since_move = obj.last_move_ms.map(|t| (now_ms - t) as f64 / DAY);
     if let Some(days) = since_move.filter(|&d| d < params.min_residency_days) {
         eval.why = Why::Residency { days };

@@ -1,11 +1,14 @@
-//! Prediction of an object's reads (design §6): its own decayed read counts
+//! Prediction of an object's reads (design §6): its own read history
 //! shrunk toward a prior, plus the reads that tend to follow a recent read.
 //!
-//! - Long-run rate, per day: `(c30 / (1 + β) + λ0 k) / (E + k)`, where
-//!   `c30` is the read count decayed with a 30-day half-life (less the
-//!   share that were follow-ups of a burst), `E` the same decay's exposure
-//!   in days for the object's age, `λ0` the prior rate and `k` the prior's
-//!   weight in days (a gamma-Poisson posterior mean).
+//! - Long-run rate, per day: `(n / (1 + β) + λ0 k) / (A + k)`, where `n`
+//!   is the object's lifetime read count (less the share that were
+//!   follow-ups of a burst), `A` its age in days, `λ0` the prior rate and
+//!   `k` the prior's weight in days (a gamma-Poisson posterior mean). Once
+//!   the object has gone unread for several of its mean gaps, the recent
+//!   rate caps it: the same with `c30`, the count decayed with a 30-day
+//!   half-life, over that decay's exposure `E`. Before any read, the
+//!   recent rate alone.
 //! - Bursts: `c1 β` more reads, where `c1` is the count decayed with a
 //!   1-day half-life and `β` the follow-up reads per read seen in the
 //!   object's prefix (how bursty its neighbours are).
@@ -29,7 +32,7 @@ pub struct PrefixPrior {
     pub provisional: bool,
 }
 
-/// An object's own read history, as decayed counts.
+/// An object's own read history: decayed counts and its lifetime totals.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Evidence {
     /// Reads decayed with a 30-day half-life, as of `ts_ms`.
@@ -37,6 +40,10 @@ pub struct Evidence {
     /// Reads decayed with a 1-day half-life, as of `ts_ms`.
     pub c1: f64,
     pub ts_ms: i64,
+    /// Reads in the object's lifetime (not decayed).
+    pub reads: f64,
+    /// The newest read, if any.
+    pub last_read_ms: Option<i64>,
 }
 
 fn decay(ms: i64, half_life_days: f64) -> f64 {
@@ -55,6 +62,8 @@ impl Evidence {
             self.c30 += decay(self.ts_ms - ts_ms, 30.0);
             self.c1 += decay(self.ts_ms - ts_ms, 1.0);
         }
+        self.reads += 1.0;
+        self.last_read_ms = Some(self.last_read_ms.map_or(ts_ms, |t| t.max(ts_ms)));
     }
 
     /// The decayed counts at `now_ms`: (30-day, 1-day).
@@ -64,7 +73,19 @@ impl Evidence {
     }
 }
 
+/// An object counts as cooled off, and its lifetime rate gives way to its
+/// recent one, once it has gone unread for this many of its mean gaps
+/// between steady reads: a Poisson reader does so with odds e^-5 (0.7 %).
+const COOLED_GAPS: f64 = 5.0;
+
 /// Predicted reads per 30 days over the decision horizon.
+///
+/// The steady rate is the lifetime one (reads since first seen, a
+/// gamma-Poisson posterior over the object's whole age): a steady reader's
+/// estimate then neither swings between its reads nor forgets a quiet year
+/// after a burst. Once the object has been unread for [`COOLED_GAPS`] of
+/// its mean gaps, its behaviour has changed and the recent rate (the
+/// 30-day decayed count) caps it.
 pub fn reads_30d(
     evidence: &Evidence,
     first_seen_ms: i64,
@@ -83,9 +104,20 @@ pub fn reads_30d(
     };
     let k = params.prior_weight_days.max(1e-9);
     // Reads that were follow-ups of a burst are predicted by the burst term,
-    // not as a steady rate: the steady part of c30 is c30 / (1 + β).
-    let steady = c30 / (1.0 + followups);
-    let per_day = (steady + prior_per_day * k) / (exposure + k);
+    // not as a steady rate: the steady part of a count is count / (1 + β).
+    let recent = (c30 / (1.0 + followups) + prior_per_day * k) / (exposure + k);
+    let per_day = match evidence.last_read_ms {
+        None => recent,
+        Some(last) => {
+            let lifetime = (evidence.reads / (1.0 + followups) + prior_per_day * k) / (age + k);
+            let idle = (now_ms - last).max(0) as f64 / DAY;
+            if idle * lifetime > COOLED_GAPS {
+                lifetime.min(recent)
+            } else {
+                lifetime
+            }
+        }
+    };
     let horizon = params.horizon_days.max(1.0);
     (per_day * horizon + c1 * followups) * 30.0 / horizon
 }
