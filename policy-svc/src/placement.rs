@@ -565,4 +565,20 @@ mod tests {
         assert!(moves.len() <= 3, "moves on days {moves:?}");
         assert!(moves.iter().all(|&d| d < 120), "moves on days {moves:?}");
     }
+
+    #[test]
+    fn a_move_down_repays_the_likely_return() {
+        // 0.4 reads a month: Glacier IR is cheapest in expectation, but a
+        // read within its 90 days is likely and would pay its read-out
+        // twice; Standard-IA (looser margin) is where it may go.
+        let loose = CostParams {
+            hysteresis: 0.2,
+            ..instant()
+        };
+        assert_eq!(target(&obj(0, 0.4), &loose), Some(1));
+        let e = evaluate(&obj(0, 0.4), &presets::aws_s3().tiers, &loose, NOW);
+        assert!(e.monthly_usd[2] < e.monthly_usd[1], "{e:?}");
+        // Unread: nothing to return for.
+        assert_eq!(target(&obj(0, 0.0), &loose), Some(2));
+    }
 }

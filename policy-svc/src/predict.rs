@@ -168,4 +168,36 @@ mod tests {
         assert!(reads_30d(&one, 0, 400 * D, bursty, &params) > 5.0);
         assert!(reads_30d(&one, 0, 400 * D, cold, &params) < 1.0);
     }
+
+    #[test]
+    fn a_steady_reader_holds_its_rate_between_reads_and_a_burst_ends() {
+        let params = CostParams::default();
+        let mut monthly = Evidence::default();
+        for m in 1..=12 {
+            monthly.observe(m * 30 * D);
+        }
+        // Just after a read and just before the next: the same prediction
+        // within 10 % (the 30-day decayed count alone swings twofold).
+        let after = reads_30d(&monthly, 0, 360 * D + D / 2, None, &params);
+        let before = reads_30d(&monthly, 0, 389 * D, None, &params);
+        assert!((0.8..1.2).contains(&after), "{after}");
+        assert!((after - before).abs() < 0.1 * after, "{after} {before}");
+        // Thirty reads in three days after a quiet year, in a bursty prefix:
+        // two weeks later, far below a read a month.
+        let bursty = Some(PrefixPrior {
+            reads_30d: 0.1,
+            followups: 15.0,
+            provisional: false,
+        });
+        let mut burst = Evidence::default();
+        for i in 0..30 {
+            burst.observe(400 * D + i * D / 10);
+        }
+        assert!(reads_30d(&burst, 0, 403 * D, bursty, &params) > 5.0);
+        let later = reads_30d(&burst, 0, 417 * D, bursty, &params);
+        assert!(later < 0.3, "{later}");
+        // Unread for a long while after a steady year: the recent rate.
+        let cooled = reads_30d(&monthly, 0, 700 * D, None, &params);
+        assert!(cooled < 0.05, "{cooled}");
+    }
 }

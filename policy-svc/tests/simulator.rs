@@ -30,10 +30,11 @@ fn report(mix: Mix) -> sim::Report {
     sim::simulate(&trace, &presets::aws_s3(), &params, 0, |_| {})
 }
 
-/// Strata must cost no more than each of `beats` and at most `within`
-/// times the optimum. The goal is every online baseline and 1.10;
-/// the bounds below are what the current decision achieves (see
-/// docs/simulator.md), kept as regression guards.
+/// Strata must cost less than each of `beats` and at most `within` times
+/// the optimum. The goal is every online baseline and 1.10 on each
+/// workload; the bounds below are what the current decision achieves (see
+/// docs/simulator.md, "Where it stands"), kept as regression guards, with
+/// each workload's gap to the goal said where it is asserted.
 fn check(name: &str, mix: Mix, beats: &[Policy], within: f64) {
     let r = report(mix);
     let strata = r.total(Policy::Strata);
@@ -63,6 +64,12 @@ fn check(name: &str, mix: Mix, beats: &[Policy], within: f64) {
 
 const ONLINE: [Policy; 3] = [Policy::AlwaysHot, Policy::Age, Policy::IntelligentTiering];
 
+/// Every object here is read more than once a month (Zipf(1) over 100
+/// objects puts even the last at 1.6 reads a month), above Standard-IA's
+/// break-even, so the right online placement is Standard: Strata is
+/// always-hot plus a few moves. Intelligent-Tiering is cheaper because its
+/// moves down after 30 idle days cost nothing and reads pay no retrieval;
+/// under tier billing no online policy gets that for free (goal unmet).
 #[test]
 fn zipf_hot_set() {
     check(
@@ -73,15 +80,20 @@ fn zipf_hot_set() {
             ..NONE
         },
         &[Policy::Age],
-        1.05,
+        1.045,
     );
 }
 
 #[test]
 fn cold_tail_never_read_again() {
-    check("cold", Mix { cold: 500, ..NONE }, &ONLINE, 1.02);
+    check("cold", Mix { cold: 500, ..NONE }, &ONLINE, 1.015);
 }
 
+/// Reports written while their prefix has no history look like the cold
+/// tail until their first read (Glacier IR at 4 days), then come back once;
+/// after that, Strata's lifetime rate keeps them on Standard. Within the
+/// goal's 1.10, but 4 % above always-hot and Intelligent-Tiering (goal
+/// unmet).
 #[test]
 fn monthly_reports() {
     check(
@@ -90,11 +102,15 @@ fn monthly_reports() {
             reports: 200,
             ..NONE
         },
-        &[],
-        1.15,
+        &[Policy::Age],
+        1.08,
     );
 }
 
+/// No online policy reaches 1.10 here: the first read of each burst comes
+/// from Glacier IR (retrieval the optimum, moving up the day before, does
+/// not pay), about 0.29x of the optimum on its own. Intelligent-Tiering,
+/// which pays no retrieval at all, is 1.33x (goal unmet).
 #[test]
 fn burst_after_a_quiet_year() {
     check(
@@ -104,11 +120,12 @@ fn burst_after_a_quiet_year() {
             ..NONE
         },
         &[Policy::AlwaysHot, Policy::Age],
-        1.9,
+        1.47,
     );
 }
 
+/// The goal: every online baseline, and 1.10 of the optimum (met).
 #[test]
 fn the_sample_mix() {
-    check("sample", Mix::SAMPLE, &ONLINE, 1.12);
+    check("sample", Mix::SAMPLE, &ONLINE, 1.08);
 }
