@@ -4,9 +4,13 @@
 #   scripts/bench-mover.sh [--big] [--quick]
 #
 # From one run, prints throughput (MiB/s, objects/s) and peak RSS of:
-#   - mover-svc, the real daemon against a tansu broker: the jobs are
-#     published on its jobs topic, timed from the first publish to the last
-#     COMPLETED status; peak RSS is the process's VmHWM;
+#   - mover-svc, the real daemon, once per broker in BENCH_BROKERS: the jobs
+#     are published on its jobs topic, timed from the first publish to the
+#     last COMPLETED status; peak RSS is the process's VmHWM. Brokers:
+#     `mock` (librdkafka's in-memory mock cluster in its own process,
+#     runtime/examples/mock_broker.rs: measures the mover, not a broker's
+#     storage) and `tansu` (SQLite storage; on two cores its CPU competes
+#     with the mover's);
 #   - `rclone copy --checksum` with --transfers N --checkers N equal to the
 #     mover's concurrency, and `rclone move --checksum` (deletes the source,
 #     as the mover does) on local->S3 (local->local, on one file system,
@@ -26,7 +30,8 @@
 # The last line is exactly
 #   mover/rclone 1GiB=X small=Y
 # X, Y = mover-svc throughput / rclone copy throughput, local->local, at equal
-# concurrency.
+# concurrency, with the first broker of BENCH_BROKERS (the line before it
+# gives the others).
 #
 # Installs what is missing: tansu (scripts/ensure-broker.sh), the Debian
 # packages rclone and time (apt-get), moto[server], boto3 and confluent-kafka
@@ -37,6 +42,7 @@
 # Environment (all optional):
 #   BENCH_CONCURRENCY   N, default 4: STRATA_MOVER_CONCURRENCY when mover-svc
 #                       has it (`mover-svc --help`), and rclone's --transfers
+#   BENCH_BROKERS       brokers for the mover runs, default mock,tansu
 #   BENCH_SMALL_N       small objects, default 10000
 #   BENCH_LARGE_MIB     large object in MiB, default 1024
 #   BENCH_BIG_GIB       the sparse object of --big in GiB, default 10
@@ -91,11 +97,14 @@ if ! python3 -c 'import confluent_kafka, boto3, moto.server' >/dev/null 2>&1; th
 fi
 "$STRATA_ROOT/scripts/ensure-broker.sh"
 
-say "building mover-svc (cargo build --release -p mover-svc)"
+say "building mover-svc and the mock broker (cargo build --release)"
 cargo build --release -p mover-svc
+cargo build --release -p strata-runtime --example mock_broker
 BIN_DIR="$(abs_path "${CARGO_TARGET_DIR:-target}")/release"
 MOVER_BIN="$BIN_DIR/mover-svc"
+MOCK_BROKER_BIN="$BIN_DIR/examples/mock_broker"
 [ -x "$MOVER_BIN" ] || die "$MOVER_BIN missing after the build"
+[ -x "$MOCK_BROKER_BIN" ] || die "$MOCK_BROKER_BIN missing after the build"
 
 CONC="${BENCH_CONCURRENCY:-4}"
 HAS_CONC=()
@@ -130,7 +139,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-ARGS=(--tmp "$TMP" --mover-bin "$MOVER_BIN" --concurrency "$CONC" "${HAS_CONC[@]}"
+ARGS=(--tmp "$TMP" --mover-bin "$MOVER_BIN" --mock-broker-bin "$MOCK_BROKER_BIN"
+    --brokers "${BENCH_BROKERS:-mock,tansu}" --concurrency "$CONC" "${HAS_CONC[@]}"
     --broker-port "${BENCH_BROKER_PORT:-39092}" --mover-port "${BENCH_MOVER_PORT:-39083}"
     --moto-port "${BENCH_MOTO_PORT:-39000}" --rust-log "${RUST_LOG:-info}" --mover-timeout "${BENCH_MOVER_TIMEOUT:-600}")
 if [ "$QUICK" = 1 ]; then

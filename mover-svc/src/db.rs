@@ -63,10 +63,13 @@ fn catalog_row(r: &Row<'_>) -> rusqlite::Result<CatalogRow> {
 }
 
 impl Db {
-    /// Opens (creating) the database with full durability: a step recorded
-    /// here survives power loss, not just a crash.
+    /// Opens (creating) the database. A step recorded here survives a crash
+    /// of the process at once; the switch also survives power loss, and
+    /// takes every step recorded before it to the disk (see [`Db::switch`]).
+    /// The steps before a switch need no more: if power loss forgets one,
+    /// the source is untouched and the catalog unchanged, so nothing is lost.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let conn = sqlite::open(path, Durability::Full, MIGRATIONS)?;
+        let conn = sqlite::open(path, Durability::Normal, MIGRATIONS)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -93,6 +96,33 @@ impl Db {
         self.call(move |c| {
             c.query_row("SELECT * FROM ledger WHERE job_key = ?1", [key], ledger_row)
                 .optional()
+        })
+        .await
+    }
+
+    /// The ledger row of `job_key` and the catalog row of `object_key`, read together.
+    pub async fn lookup(
+        &self,
+        job_key: &str,
+        object_key: &str,
+    ) -> anyhow::Result<(Option<LedgerRow>, Option<CatalogRow>)> {
+        let (job_key, object_key) = (job_key.to_owned(), object_key.to_owned());
+        self.call(move |c| {
+            let ledger = c
+                .query_row(
+                    "SELECT * FROM ledger WHERE job_key = ?1",
+                    [job_key],
+                    ledger_row,
+                )
+                .optional()?;
+            let catalog = c
+                .query_row(
+                    "SELECT * FROM catalog WHERE object_key = ?1",
+                    [object_key],
+                    catalog_row,
+                )
+                .optional()?;
+            Ok((ledger, catalog))
         })
         .await
     }
@@ -197,6 +227,10 @@ impl Db {
     /// it still names `from_tier` at the job's generation, and marks the job
     /// SWITCHED. Returns the new generation, or `None` when the catalog had
     /// moved on (nothing changed).
+    ///
+    /// The one commit that waits for the disk (`synchronous=FULL`): the source
+    /// is deleted after it, so it must survive power loss. In WAL mode that
+    /// sync also makes every earlier commit durable.
     pub async fn switch(
         &self,
         job: &MigrationJob,
@@ -205,33 +239,10 @@ impl Db {
     ) -> anyhow::Result<Option<u64>> {
         let (job, sha) = (job.clone(), sha256.to_owned());
         self.call(move |c| {
-            let tx = c.transaction()?;
-            let now = now_ms();
-            let changed = tx.execute(
-                "UPDATE catalog SET tier = ?2, generation = generation + 1, sha256 = ?3, size = ?4,
-                    updated_at_ms = ?5
-                 WHERE object_key = ?1 AND tier = ?6 AND generation = ?7",
-                params![
-                    job.object_key,
-                    job.to_tier,
-                    sha,
-                    size as i64,
-                    now,
-                    job.from_tier,
-                    job.generation as i64
-                ],
-            )?;
-            if changed != 1 {
-                return Ok(None);
-            }
-            let new_generation = job.generation + 1;
-            tx.execute(
-                "UPDATE ledger SET state = 'SWITCHED', new_generation = ?2, updated_at_ms = ?3
-                 WHERE job_key = ?1",
-                params![job.job_key, new_generation as i64, now],
-            )?;
-            tx.commit()?;
-            Ok(Some(new_generation))
+            c.pragma_update(None, "synchronous", "FULL")?;
+            let switched = switch_tx(c, &job, &sha, size);
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            switched
         })
         .await
     }
@@ -247,6 +258,42 @@ impl Db {
         })
         .await
     }
+}
+
+/// The switch's transaction (see [`Db::switch`]).
+fn switch_tx(
+    c: &mut Connection,
+    job: &MigrationJob,
+    sha: &str,
+    size: u64,
+) -> rusqlite::Result<Option<u64>> {
+    let tx = c.transaction()?;
+    let now = now_ms();
+    let changed = tx.execute(
+        "UPDATE catalog SET tier = ?2, generation = generation + 1, sha256 = ?3, size = ?4,
+            updated_at_ms = ?5
+         WHERE object_key = ?1 AND tier = ?6 AND generation = ?7",
+        params![
+            job.object_key,
+            job.to_tier,
+            sha,
+            size as i64,
+            now,
+            job.from_tier,
+            job.generation as i64
+        ],
+    )?;
+    if changed != 1 {
+        return Ok(None);
+    }
+    let new_generation = job.generation + 1;
+    tx.execute(
+        "UPDATE ledger SET state = 'SWITCHED', new_generation = ?2, updated_at_ms = ?3
+         WHERE job_key = ?1",
+        params![job.job_key, new_generation as i64, now],
+    )?;
+    tx.commit()?;
+    Ok(Some(new_generation))
 }
 
 fn insert_ledger(

@@ -2,6 +2,10 @@
 //! two on one object, so each object's jobs keep their order), dead-letters
 //! what it cannot decode, and stores an offset only when every message of
 //! its partition up to it has a durable, reported outcome (I6).
+//!
+//! A job holds its slot until its outcome is in the ledger and its status
+//! queued; waiting for the broker's ack of that status happens beside the
+//! slots, so a slow ack does not idle the copies.
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
@@ -10,6 +14,7 @@ use std::{
 };
 
 use anyhow::Context;
+use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use rdkafka::{
     Message, Offset, TopicPartitionList,
     consumer::{Consumer, StreamConsumer},
@@ -20,7 +25,7 @@ use strata_runtime::kafka::{self, Publisher};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::mover::Mover;
+use crate::mover::{Mover, Outcome};
 
 /// Offsets in flight per partition, and how far each partition may commit.
 #[derive(Debug, Default)]
@@ -56,14 +61,27 @@ impl OffsetTracker {
     }
 }
 
-/// What a finished task reports back.
-struct Done {
+/// Where a job's message sits in its topic.
+#[derive(Debug, Clone)]
+struct Position {
     topic: String,
     partition: i32,
     offset: i64,
-    object_key: String,
-    /// False when the job was interrupted by shutdown: its offset stays open.
-    finished: bool,
+}
+
+/// What a finished task reports back.
+struct Done {
+    at: Position,
+    job: MigrationJob,
+    /// `None` when the job was interrupted by shutdown: its offset stays open.
+    outcome: Option<Outcome>,
+}
+
+/// An outcome's delivery, settled.
+struct Acked {
+    at: Position,
+    job: MigrationJob,
+    result: anyhow::Result<()>,
 }
 
 /// Runs the loop until `stop`, then waits for the jobs in flight.
@@ -76,6 +94,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let concurrency = concurrency.max(1);
     let mut tasks: JoinSet<Done> = JoinSet::new();
+    let mut acks: FuturesUnordered<BoxFuture<'static, Acked>> = FuturesUnordered::new();
     let mut busy: HashSet<String> = HashSet::new();
     let mut tracker = OffsetTracker::default();
     // A job whose object is busy waits here; nothing more is read meanwhile.
@@ -92,7 +111,14 @@ pub async fn run(
         tokio::select! {
             () = stop.cancelled() => break,
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                finish(consumer, &mut busy, &mut tracker, done.context("job task panicked")?);
+                let done = done.context("job task panicked")?;
+                busy.remove(&done.job.object_key);
+                if let Some(outcome) = done.outcome {
+                    acks.push(await_ack(done.at, done.job, outcome));
+                }
+            }
+            Some(acked) = acks.next(), if !acks.is_empty() => {
+                settle(consumer, &mut tracker, &mut acks, &mover, acked);
             }
             msg = consumer.recv(), if can_read => {
                 let msg = match msg {
@@ -124,16 +150,63 @@ pub async fn run(
             }
         }
     }
-    // Shutdown: finish the jobs in hand (the caller bounds this with a grace period).
+    // Shutdown: finish the jobs in hand and their acks (the caller bounds
+    // this with a grace period).
     while let Some(done) = tasks.join_next().await {
-        finish(
-            consumer,
-            &mut busy,
-            &mut tracker,
-            done.context("job task panicked")?,
-        );
+        let done = done.context("job task panicked")?;
+        if let Some(outcome) = done.outcome {
+            acks.push(await_ack(done.at, done.job, outcome));
+        }
+    }
+    while let Some(acked) = acks.next().await {
+        if acked.result.is_ok() {
+            settle(consumer, &mut tracker, &mut acks, &mover, acked);
+        }
     }
     Ok(())
+}
+
+fn await_ack(at: Position, job: MigrationJob, outcome: Outcome) -> BoxFuture<'static, Acked> {
+    async move {
+        let result = outcome.delivered().await;
+        Acked { at, job, result }
+    }
+    .boxed()
+}
+
+/// Stores the offset of a delivered outcome. An undelivered one is reported
+/// again: the ledger holds the outcome, so handling the job anew answers
+/// DUPLICATE with it, and touches no object.
+fn settle(
+    consumer: &StreamConsumer,
+    tracker: &mut OffsetTracker,
+    acks: &mut FuturesUnordered<BoxFuture<'static, Acked>>,
+    mover: &Arc<Mover>,
+    acked: Acked,
+) {
+    let Acked { at, job, result } = acked;
+    match result {
+        Ok(()) => {
+            if let Some(next) = tracker.finish(&at.topic, at.partition, at.offset) {
+                store(consumer, &at.topic, at.partition, next);
+            }
+        }
+        Err(e) => {
+            tracing::error!(job_key = %job.job_key, error = format!("{e:#}"), "outcome not delivered; reporting it again");
+            let mover = mover.clone();
+            acks.push(
+                async move {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    let result = match mover.handle(job.clone()).await {
+                        Ok(outcome) => outcome.delivered().await,
+                        Err(e) => Err(e),
+                    };
+                    Acked { at, job, result }
+                }
+                .boxed(),
+            );
+        }
+    }
 }
 
 fn decode(msg: &OwnedMessage) -> Result<MigrationJob, (&'static str, String)> {
@@ -154,35 +227,27 @@ fn dispatch(
     tracker.start(msg.topic(), msg.partition(), msg.offset());
     busy.insert(job.object_key.clone());
     let (mover, stop) = (mover.clone(), stop.clone());
-    let (topic, partition, offset) = (msg.topic().to_owned(), msg.partition(), msg.offset());
+    let at = Position {
+        topic: msg.topic().to_owned(),
+        partition: msg.partition(),
+        offset: msg.offset(),
+    };
     tasks.spawn(async move {
-        let object_key = job.object_key.clone();
-        let mut finished = true;
-        while let Err(e) = mover.handle(job.clone()).await {
-            tracing::error!(job_key = %job.job_key, error = format!("{e:#}"), "job interrupted; retrying");
-            if stop.is_cancelled() {
-                finished = false;
-                break;
+        let outcome = loop {
+            match mover.handle(job.clone()).await {
+                Ok(outcome) => break Some(outcome),
+                Err(e) => {
+                    tracing::error!(job_key = %job.job_key, error = format!("{e:#}"), "job interrupted; retrying");
+                    if stop.is_cancelled() {
+                        // Its offset stays in flight: nothing after it is committed.
+                        break None;
+                    }
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
             }
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
-        Done { topic, partition, offset, object_key, finished }
+        };
+        Done { at, job, outcome }
     });
-}
-
-fn finish(
-    consumer: &StreamConsumer,
-    busy: &mut HashSet<String>,
-    tracker: &mut OffsetTracker,
-    done: Done,
-) {
-    busy.remove(&done.object_key);
-    if !done.finished {
-        return; // Its offset stays in flight: nothing after it is committed.
-    }
-    if let Some(next) = tracker.finish(&done.topic, done.partition, done.offset) {
-        store(consumer, &done.topic, done.partition, next);
-    }
 }
 
 fn store(consumer: &StreamConsumer, topic: &str, partition: i32, next: i64) {

@@ -18,6 +18,7 @@ pub mod config;
 pub mod db;
 pub mod fault;
 pub mod jobs;
+pub mod local;
 pub mod mover;
 pub mod protocol;
 pub mod tail;

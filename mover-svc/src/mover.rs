@@ -8,7 +8,10 @@ use std::{collections::HashMap, time::Duration};
 use anyhow::Context;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use strata_proto::{MigrationJob, MigrationStatus, State, codec::Encoding, pb, time};
-use strata_runtime::{kafka::Publisher, tiers::TierStore};
+use strata_runtime::{
+    kafka::{Delivery, Publisher},
+    tiers::TierStore,
+};
 use tokio::time::Instant;
 
 use crate::{
@@ -41,6 +44,21 @@ pub struct StatusSink {
     pub publisher: Publisher,
     pub topic: String,
     pub encoding: Encoding,
+}
+
+/// A job's outcome: recorded in the ledger and queued on `migration_status`.
+/// Its offset may be stored once [`Outcome::delivered`] returns.
+#[must_use = "a job's offset may be stored only once its outcome is delivered"]
+pub struct Outcome(Option<Delivery>);
+
+impl Outcome {
+    /// Waits for the broker's ack of the outcome's status.
+    pub async fn delivered(self) -> anyhow::Result<()> {
+        match self.0 {
+            Some(delivery) => delivery.acked().await.context("deliver outcome status"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Performs jobs against the tiers' stores, recording each step.
@@ -106,20 +124,21 @@ fn now_millis() -> i64 {
 
 impl Mover {
     /// Handles one job from `migration_jobs`. `Ok` means the job's outcome
-    /// is durable and reported (its offset may be stored); `Err` means the
-    /// mover itself failed and the job should be handled again later.
-    pub async fn handle(&self, mut job: MigrationJob) -> anyhow::Result<()> {
+    /// is durable and its status queued (the offset may be stored once the
+    /// [`Outcome`] is delivered); `Err` means the mover itself failed and the
+    /// job should be handled again later.
+    pub async fn handle(&self, mut job: MigrationJob) -> anyhow::Result<Outcome> {
         if job.job_key.is_empty() {
-            job.job_key = strata_proto::job_key(
+            job.job_key = strata_proto::retry_job_key(
                 &job.object_key,
                 &job.from_tier,
                 &job.to_tier,
                 job.generation,
+                job.retry,
             );
         }
         let started = Instant::now();
-        let ledger = self.db.ledger(&job.job_key).await?;
-        let catalog = self.db.catalog(&job.object_key).await?;
+        let (ledger, catalog) = self.db.lookup(&job.job_key, &job.object_key).await?;
         if ledger.is_none()
             && (!self.tiers.contains_key(&job.from_tier) || !self.tiers.contains_key(&job.to_tier))
         {
@@ -153,10 +172,9 @@ impl Mover {
         };
         self.db.accept(&job, register_size).await?;
         fault::point("accepted");
-        self.publish(&job, State::Accepted, started, |s| {
+        self.step(&job, State::Accepted, started, |s| {
             s.current_tier = job.from_tier.clone()
-        })
-        .await?;
+        })?;
         self.execute(&job, 0, started).await
     }
 
@@ -166,12 +184,12 @@ impl Mover {
         let count = rows.len();
         for row in rows {
             tracing::info!(job_key = %row.job_key, object_key = %row.object_key, state = ?row.state, "resuming job");
-            self.resume(row).await?;
+            self.resume(row).await?.delivered().await?;
         }
         Ok(count)
     }
 
-    async fn resume(&self, row: LedgerRow) -> anyhow::Result<()> {
+    async fn resume(&self, row: LedgerRow) -> anyhow::Result<Outcome> {
         let job = job_of(&row);
         let started = Instant::now();
         match protocol::resume_from(row.state) {
@@ -188,7 +206,7 @@ impl Mover {
                 self.finish(&job, row.attempt, generation, &digest, started)
                     .await
             }
-            Resume::Nothing => Ok(()),
+            Resume::Nothing => Ok(Outcome(None)),
         }
     }
 
@@ -198,7 +216,7 @@ impl Mover {
         job: &MigrationJob,
         attempts_before: u32,
         started: Instant,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Outcome> {
         let catalog_sha = self
             .db
             .catalog(&job.object_key)
@@ -248,10 +266,9 @@ impl Mover {
                 .await;
         };
         fault::point("switched");
-        self.publish(job, State::Switched, started, |s| {
+        self.step(job, State::Switched, started, |s| {
             switched(s, job, generation, &digest, attempt)
-        })
-        .await?;
+        })?;
         self.finish(job, attempt, generation, &digest, started)
             .await
     }
@@ -268,11 +285,10 @@ impl Mover {
             .set_state(&job.job_key, State::Copying, attempt, None)
             .await?;
         fault::point("copying");
-        self.publish(job, State::Copying, started, |s| {
+        self.step(job, State::Copying, started, |s| {
             s.attempt = attempt;
             s.current_tier = job.from_tier.clone();
-        })
-        .await?;
+        })?;
         let before = transfer::head(src, &job.object_key).await?;
         // The copy reports bytes done through a watch; a ticker beside it
         // publishes them, so a long copy shows progress.
@@ -303,16 +319,19 @@ impl Mover {
                 result = &mut copy => break result?,
                 _ = ticker.tick(), if self.settings.progress_every.is_some() => {
                     let done = *done_rx.borrow();
-                    self.publish(job, State::Copying, started, |s| {
+                    self.step(job, State::Copying, started, |s| {
                         s.attempt = attempt;
                         s.bytes = done;
                         s.current_tier = job.from_tier.clone();
-                    })
-                    .await?;
+                    })?;
                 }
             }
         };
         fault::point("copied");
+        let transfer::Copied {
+            digest: copied,
+            read_back,
+        } = copied;
         metrics::counter!("strata_mover_bytes_copied_total").increment(copied.bytes);
         let after = transfer::head(src, &job.object_key).await?;
         if (after.size, &after.e_tag, after.last_modified)
@@ -334,14 +353,16 @@ impl Mover {
             )
             .await?;
         fault::point("verifying");
-        self.publish(job, State::Verifying, started, |s| {
+        self.step(job, State::Verifying, started, |s| {
             s.attempt = attempt;
             s.sha256 = copied.sha256.clone();
             s.bytes = copied.bytes;
             s.current_tier = job.from_tier.clone();
-        })
-        .await?;
-        let read_back = transfer::read_digest(dst, &job.object_key).await?;
+        })?;
+        let read_back = match read_back {
+            Some(read_back) => read_back,
+            None => transfer::read_digest(dst, &job.object_key).await?,
+        };
         protocol::verify(
             &copied.sha256,
             copied.bytes,
@@ -365,7 +386,7 @@ impl Mover {
         generation: u64,
         digest: &Digest256,
         started: Instant,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Outcome> {
         let catalog = self.db.catalog(&job.object_key).await?;
         // I2 guard: never delete the copy the catalog names.
         if catalog.as_ref().is_some_and(|c| c.tier == job.from_tier) {
@@ -386,10 +407,9 @@ impl Mover {
         metrics::counter!("strata_mover_jobs_total", "state" => "COMPLETED").increment(1);
         metrics::histogram!("strata_mover_job_seconds").record(started.elapsed().as_secs_f64());
         tracing::info!(job_key = %job.job_key, object_key = %job.object_key, from = %job.from_tier, to = %job.to_tier, generation, "job completed");
-        self.publish(job, State::Completed, started, |s| {
+        self.report(job, State::Completed, started, |s| {
             switched(s, job, generation, digest, attempt)
         })
-        .await
     }
 
     /// Removes a destination copy that never became the catalog's, unless
@@ -420,7 +440,7 @@ impl Mover {
         attempt: u32,
         error: &MoveError,
         started: Instant,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Outcome> {
         tracing::warn!(job_key = %job.job_key, object_key = %job.object_key, attempt, error = %error, "job failed");
         self.db
             .end(
@@ -432,7 +452,7 @@ impl Mover {
             )
             .await?;
         metrics::counter!("strata_mover_jobs_total", "state" => "FAILED").increment(1);
-        self.publish(job, State::Failed, started, |s| {
+        self.report(job, State::Failed, started, |s| {
             s.attempt = attempt;
             s.error = Some(pb::Error {
                 class: error.class().into(),
@@ -440,7 +460,6 @@ impl Mover {
             });
             s.current_tier = job.from_tier.clone();
         })
-        .await
     }
 
     async fn reject(
@@ -450,7 +469,7 @@ impl Mover {
         message: &str,
         catalog: Option<&protocol::CatalogRow>,
         started: Instant,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Outcome> {
         tracing::info!(job_key = %job.job_key, object_key = %job.object_key, class, message, "job rejected");
         if self.db.ledger(&job.job_key).await?.is_some() {
             self.db
@@ -460,7 +479,7 @@ impl Mover {
             self.db.reject(job, class, message).await?;
         }
         metrics::counter!("strata_mover_jobs_total", "state" => "REJECTED").increment(1);
-        self.publish(job, State::Rejected, started, |s| {
+        self.report(job, State::Rejected, started, |s| {
             s.error = Some(pb::Error {
                 class: class.into(),
                 message: message.into(),
@@ -470,7 +489,6 @@ impl Mover {
                 s.generation = c.generation;
             }
         })
-        .await
     }
 
     async fn report_duplicate(
@@ -478,11 +496,11 @@ impl Mover {
         job: &MigrationJob,
         row: &LedgerRow,
         started: Instant,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Outcome> {
         tracing::info!(job_key = %job.job_key, result = ?row.state, "duplicate job");
         metrics::counter!("strata_mover_jobs_total", "state" => "DUPLICATE").increment(1);
         let catalog = self.db.catalog(&job.object_key).await?;
-        self.publish(job, State::Duplicate, started, |s| {
+        self.report(job, State::Duplicate, started, |s| {
             s.result = row.state as i32;
             s.generation = row.new_generation.unwrap_or(row.generation);
             s.sha256 = row.sha256.clone().unwrap_or_default();
@@ -494,16 +512,48 @@ impl Mover {
             });
             s.current_tier = catalog.map(|c| c.tier).unwrap_or_default();
         })
-        .await
     }
 
-    async fn publish(
+    /// Queues the status of a step on the way. Not awaited: the outcome's
+    /// status follows it on the same partition, and its ack vouches for both.
+    fn step(
         &self,
         job: &MigrationJob,
         state: State,
         started: Instant,
         fill: impl FnOnce(&mut MigrationStatus),
     ) -> anyhow::Result<()> {
+        let status = self.status_of(job, state, started, fill);
+        let sink = &self.status;
+        sink.publisher
+            .enqueue(&sink.topic, &job.object_key, &status, sink.encoding)
+            .with_context(|| format!("publish {} status", state.as_str_name()))
+    }
+
+    /// Queues the status of a job's outcome; the caller awaits its delivery.
+    fn report(
+        &self,
+        job: &MigrationJob,
+        state: State,
+        started: Instant,
+        fill: impl FnOnce(&mut MigrationStatus),
+    ) -> anyhow::Result<Outcome> {
+        let status = self.status_of(job, state, started, fill);
+        let sink = &self.status;
+        let delivery = sink
+            .publisher
+            .send(&sink.topic, &job.object_key, &status, sink.encoding)
+            .with_context(|| format!("publish {} status", state.as_str_name()))?;
+        Ok(Outcome(Some(delivery)))
+    }
+
+    fn status_of(
+        &self,
+        job: &MigrationJob,
+        state: State,
+        started: Instant,
+        fill: impl FnOnce(&mut MigrationStatus),
+    ) -> MigrationStatus {
         let mut status = MigrationStatus {
             job_key: job.job_key.clone(),
             object_key: job.object_key.clone(),
@@ -516,18 +566,6 @@ impl Mover {
             ..Default::default()
         };
         fill(&mut status);
-        let sink = &self.status;
-        if state.is_terminal() {
-            // A job's outcome: acknowledged before its offset may be stored.
-            sink.publisher
-                .publish(&sink.topic, &job.object_key, &status, sink.encoding)
-                .await
-        } else {
-            // A step on the way: queued in order; the terminal status's ack
-            // comes after it on the same partition.
-            sink.publisher
-                .enqueue(&sink.topic, &job.object_key, &status, sink.encoding)
-        }
-        .with_context(|| format!("publish {} status", state.as_str_name()))
+        status
     }
 }

@@ -157,9 +157,20 @@ pub async fn head(tier: &TierStore, key: &str) -> Result<ObjectMeta, MoveError> 
         .map_err(|e| MoveError::from_store(&format!("head {}", tier.url_of(key)), e))
 }
 
-/// Streams `key` from `src` to `dst`, hashing as the bytes flow. Objects up
-/// to `part_size` are one PUT; larger ones a multipart upload with at most
-/// `max_parts_in_flight` parts buffered. `on_progress` sees bytes done.
+/// What a copy produced.
+#[derive(Debug, Clone)]
+pub struct Copied {
+    /// The digest of the bytes read from the source and written.
+    pub digest: Digest256,
+    /// The destination read back, when the copy did that itself (a copy
+    /// between two `file://` tiers reads back while it writes).
+    pub read_back: Option<Digest256>,
+}
+
+/// Streams `key` from `src` to `dst`, hashing as the bytes flow. Between two
+/// `file://` tiers the copy is direct ([`crate::local`]); otherwise objects
+/// up to `part_size` are one PUT and larger ones a multipart upload with at
+/// most `max_parts_in_flight` parts buffered. `on_progress` sees bytes done.
 pub async fn copy(
     src: &TierStore,
     dst: &TierStore,
@@ -168,7 +179,7 @@ pub async fn copy(
     part_size: usize,
     max_parts_in_flight: usize,
     mut on_progress: impl FnMut(u64),
-) -> Result<Digest256, MoveError> {
+) -> Result<Copied, MoveError> {
     let permanent = |e: anyhow::Error| MoveError::Permanent(format!("{e:#}"));
     let from = src.location(key).map_err(permanent)?;
     let to = dst.location(key).map_err(permanent)?;
@@ -189,6 +200,10 @@ pub async fn copy(
             got.meta.size,
             got.meta.e_tag
         )));
+    }
+    if let (GetResultPayload::File(..), Some(local)) = (&got.payload, &dst.local) {
+        let dest = local.file_of(&to).map_err(permanent)?;
+        return copy_files(src, dst, got, dest, local.fsync, on_progress).await;
     }
     let mut stream = byte_stream(got);
     let mut hasher = Sha256::new();
@@ -266,9 +281,64 @@ pub async fn copy(
             expected.size
         )));
     }
-    Ok(Digest256 {
-        sha256: hex::encode(hasher.finalize()),
-        bytes: done,
+    Ok(Copied {
+        digest: Digest256 {
+            sha256: hex::encode(hasher.finalize()),
+            bytes: done,
+        },
+        read_back: None,
+    })
+}
+
+/// The direct copy between two `file://` tiers, on a blocking thread; the
+/// tiers' byte caps are waited for there, progress comes back through a watch.
+async fn copy_files(
+    src: &TierStore,
+    dst: &TierStore,
+    got: GetResult,
+    dest: PathBuf,
+    fsync: bool,
+    mut on_progress: impl FnMut(u64),
+) -> Result<Copied, MoveError> {
+    let GetResultPayload::File(mut file, path) = got.payload else {
+        return Err(MoveError::Permanent(format!(
+            "{} is not a local file",
+            src.url
+        )));
+    };
+    let range = got.range;
+    let limits = [src.limits.clone(), dst.limits.clone()];
+    let (done_tx, mut done_rx) = tokio::sync::watch::channel(0u64);
+    let runtime = tokio::runtime::Handle::current();
+    dst.limits.op().await;
+    let mut task = tokio::task::spawn_blocking(move || {
+        file.seek(SeekFrom::Start(range.start))
+            .map_err(|e| MoveError::Transient(format!("seek {}: {e}", path.display())))?;
+        crate::local::copy(
+            file,
+            range.end - range.start,
+            &dest,
+            fsync,
+            |done, chunk| {
+                for limit in limits.iter().filter(|l| !l.is_unlimited()) {
+                    runtime.block_on(limit.bytes(chunk));
+                }
+                done_tx.send_replace(done);
+            },
+        )
+    });
+    let copied = loop {
+        tokio::select! {
+            joined = &mut task => {
+                break joined.map_err(|e| MoveError::Transient(format!("copy task failed: {e}")))??;
+            }
+            Ok(()) = done_rx.changed() => on_progress(*done_rx.borrow_and_update()),
+        }
+    };
+    on_progress(copied.copied.bytes);
+    Ok(Copied {
+        digest: copied.copied,
+        read_back: Some(copied.read_back),
     })
 }
 
@@ -305,10 +375,15 @@ pub async fn read_digest(tier: &TierStore, key: &str) -> Result<Digest256, MoveE
 /// renames on completion, so a crash mid-upload leaves such a file behind.
 /// Other stores abort or expire incomplete uploads themselves.
 pub async fn remove_staged(tier: &TierStore, key: &str) -> Result<usize, MoveError> {
-    let Some(root) = &tier.local_root else {
+    let Some(local) = &tier.local else {
         return Ok(0);
     };
-    let path = root.join(key);
+    let location = tier
+        .location(key)
+        .map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
+    let path = local
+        .file_of(&location)
+        .map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return Ok(0);
     };

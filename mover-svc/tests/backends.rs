@@ -291,9 +291,11 @@ fn mover(
     let mut dst = dst.clone();
     if let Some(store) = src_override {
         src.store = store;
+        src.local = None; // no longer the plain file system
     }
     if let Some(store) = dst_override {
         dst.store = store;
+        dst.local = None;
     }
     let mover = Mover {
         db: Db::open(&dir.path().join("mover.db")).unwrap(),
@@ -368,7 +370,13 @@ async fn the_protocol_holds_on_every_backend() {
             let bytes: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
             put(&b.src, key, &bytes).await;
             let s = mover(&b.src, &b.dst, None, None);
-            s.mover.handle(job(key)).await.unwrap();
+            s.mover
+                .handle(job(key))
+                .await
+                .unwrap()
+                .delivered()
+                .await
+                .unwrap();
             let row = ledger(&s, key).await;
             assert_eq!(row.state, State::Completed, "{name} {key}: {row:?}");
             assert_eq!(
@@ -400,7 +408,13 @@ async fn the_protocol_holds_on_every_backend() {
         put(&b.src, "c/corrupt", &bytes).await;
         let corrupting = faulty(b.dst.store.clone(), Fault::CorruptReads);
         let s = mover(&b.src, &b.dst, Some(corrupting), None);
-        s.mover.handle(job("c/corrupt")).await.unwrap();
+        s.mover
+            .handle(job("c/corrupt"))
+            .await
+            .unwrap()
+            .delivered()
+            .await
+            .unwrap();
         let row = ledger(&s, "c/corrupt").await;
         assert_eq!(row.state, State::Failed, "{name}: {row:?}");
         assert_eq!(
@@ -429,7 +443,13 @@ async fn the_protocol_holds_on_every_backend() {
         put(&b.src, "c/racing", &bytes).await;
         let racing = faulty(b.src.store.clone(), Fault::ChangeOnFirstRead);
         let s = mover(&b.src, &b.dst, None, Some(racing));
-        s.mover.handle(job("c/racing")).await.unwrap();
+        s.mover
+            .handle(job("c/racing"))
+            .await
+            .unwrap()
+            .delivered()
+            .await
+            .unwrap();
         let row = ledger(&s, "c/racing").await;
         assert_eq!(row.state, State::Failed, "{name}: {row:?}");
         assert_eq!(
@@ -447,7 +467,13 @@ async fn the_protocol_holds_on_every_backend() {
 
         // A source that is not there: rejected at once, nothing written.
         let s = mover(&b.src, &b.dst, None, None);
-        s.mover.handle(job("c/ghost")).await.unwrap();
+        s.mover
+            .handle(job("c/ghost"))
+            .await
+            .unwrap()
+            .delivered()
+            .await
+            .unwrap();
         let row = ledger(&s, "c/ghost").await;
         assert_eq!(
             (row.state, row.error.map(|e| e.0)),

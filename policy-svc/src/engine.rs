@@ -328,8 +328,17 @@ pub fn decide_cycle(
                 {
                     break; // Budget spent: the rest stay due for the next cycle.
                 }
+                // After FAILED outcomes the same decision is a retry with a
+                // key of its own: the failed key would only answer DUPLICATE.
                 let job = MigrationJob {
-                    job_key: strata_proto::job_key(&o.object_key, &o.tier, &to, o.generation),
+                    job_key: strata_proto::retry_job_key(
+                        &o.object_key,
+                        &o.tier,
+                        &to,
+                        o.generation,
+                        o.failures,
+                    ),
+                    retry: o.failures,
                     object_key: o.object_key.clone(),
                     from_tier: o.tier.clone(),
                     to_tier: to.clone(),

@@ -16,9 +16,39 @@ pub fn job_key(object_key: &str, from_tier: &str, to_tier: &str, generation: u64
     hex::encode(hasher.finalize())
 }
 
+/// The key of a decision's `retry`-th retry after FAILED outcomes: the
+/// [`job_key`] itself for retry 0, a new key for each retry after it.
+pub fn retry_job_key(
+    object_key: &str,
+    from_tier: &str,
+    to_tier: &str,
+    generation: u64,
+    retry: u32,
+) -> String {
+    if retry == 0 {
+        return job_key(object_key, from_tier, to_tier, generation);
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(job_key(object_key, from_tier, to_tier, generation).as_bytes());
+    hasher.update(b"/retry/");
+    hasher.update(retry.to_be_bytes());
+    hex::encode(hasher.finalize())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retry_is_a_new_key_and_retry_zero_is_the_decision_key() {
+        let key = job_key("a/b", "hot", "warm", 3);
+        assert_eq!(retry_job_key("a/b", "hot", "warm", 3, 0), key);
+        let first = retry_job_key("a/b", "hot", "warm", 3, 1);
+        assert_ne!(first, key);
+        assert_eq!(first, retry_job_key("a/b", "hot", "warm", 3, 1));
+        assert_ne!(first, retry_job_key("a/b", "hot", "warm", 3, 2));
+        assert_ne!(first, retry_job_key("a/b", "hot", "warm", 4, 1));
+    }
 
     #[test]
     fn same_decision_same_key_and_any_change_differs() {

@@ -16,7 +16,7 @@ pub mod topics;
 pub mod validate;
 
 mod job;
-pub use job::job_key;
+pub use job::{job_key, retry_job_key};
 
 /// Generated protobuf types, package `strata.v1`.
 #[allow(missing_docs, clippy::all)]

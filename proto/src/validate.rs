@@ -2,7 +2,7 @@
 //! these before acting; a value that fails goes to the dead-letter topic or
 //! gets a 4xx naming the field.
 
-use crate::{AccessEvent, MigrationJob, Op, job_key, time};
+use crate::{AccessEvent, MigrationJob, Op, job::retry_job_key, time};
 
 /// Longest object key accepted, in bytes of UTF-8.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -120,7 +120,8 @@ pub fn access_event(event: &AccessEvent) -> Result<(), ValidationError> {
 }
 
 /// Checks a migration job. An empty `job_key` (a job written by hand) is
-/// allowed and should be filled with [`job_key`]; a given one must match it.
+/// allowed and should be filled with [`retry_job_key`]; a given one must
+/// match it.
 pub fn migration_job(job: &MigrationJob) -> Result<(), ValidationError> {
     object_key(&job.object_key)?;
     tier_name("from_tier", &job.from_tier)?;
@@ -135,18 +136,22 @@ pub fn migration_job(job: &MigrationJob) -> Result<(), ValidationError> {
         return Err(ValidationError::new("size_bytes", "is more than 5 TiB"));
     }
     if !job.job_key.is_empty() {
-        let expected = job_key(
+        let expected = retry_job_key(
             &job.object_key,
             &job.from_tier,
             &job.to_tier,
             job.generation,
+            job.retry,
         );
         if job.job_key != expected {
+            let what = if job.retry == 0 {
+                "sha256(object_key, from_tier, to_tier, generation)"
+            } else {
+                "the key of this retry (see retry_job_key)"
+            };
             return Err(ValidationError::new(
                 "job_key",
-                format!(
-                    "does not match sha256(object_key, from_tier, to_tier, generation) = {expected}"
-                ),
+                format!("does not match {what} = {expected}"),
             ));
         }
     }
@@ -156,6 +161,7 @@ pub fn migration_job(job: &MigrationJob) -> Result<(), ValidationError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job_key;
 
     #[test]
     fn ordinary_keys_pass() {
@@ -264,6 +270,12 @@ mod tests {
         assert_eq!(migration_job(&job), Ok(()));
         job.job_key = job_key("a", "hot", "warm", 1);
         assert_eq!(migration_job(&job).unwrap_err().field, "job_key");
+        // A retry carries its own key; the decision's key no longer fits.
+        job.retry = 2;
+        job.job_key = job_key("a", "hot", "warm", 2);
+        assert_eq!(migration_job(&job).unwrap_err().field, "job_key");
+        job.job_key = crate::retry_job_key("a", "hot", "warm", 2, 2);
+        assert_eq!(migration_job(&job), Ok(()));
         job.job_key.clear();
         job.to_tier = "hot".into();
         assert_eq!(migration_job(&job).unwrap_err().field, "to_tier");

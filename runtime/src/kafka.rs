@@ -9,7 +9,7 @@ use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
     message::{Header, Headers, OwnedHeaders},
-    producer::{FutureProducer, FutureRecord},
+    producer::{DeliveryFuture, FutureProducer, FutureRecord},
     types::RDKafkaErrorCode,
     util::Timeout,
 };
@@ -123,7 +123,7 @@ impl Publisher {
         let mut config = client_config(args);
         config
             .set("acks", "all")
-            .set("linger.ms", if ordered { "1" } else { "5" })
+            .set("linger.ms", "5")
             .set("message.timeout.ms", "30000");
         if ordered {
             config.set("max.in.flight.requests.per.connection", "1");
@@ -139,6 +139,32 @@ impl Publisher {
         })
     }
 
+    /// Encodes `msg` and queues it keyed by `key`; the returned [`Delivery`]
+    /// resolves once the broker acknowledged it (or gave up). Queueing does
+    /// not wait: a caller may go on and await the ack later.
+    pub fn send<T: WireMessage>(
+        &self,
+        topic: &str,
+        key: &str,
+        msg: &T,
+        encoding: Encoding,
+    ) -> anyhow::Result<Delivery> {
+        let (payload, headers) = encoded(msg, encoding);
+        let record = FutureRecord::to(topic)
+            .payload(&payload)
+            .key(key)
+            .headers(headers);
+        let future = self
+            .producer
+            .send_result(record)
+            .map_err(|(e, _)| anyhow::Error::new(e))
+            .with_context(|| format!("queue for {topic}"))?;
+        Ok(Delivery {
+            topic: topic.to_owned(),
+            future,
+        })
+    }
+
     /// Encodes `msg` and queues it keyed by `key` without waiting for the
     /// broker's ack; a failed delivery is logged. For messages whose loss a
     /// later acknowledged message makes harmless (progress statuses).
@@ -149,24 +175,10 @@ impl Publisher {
         msg: &T,
         encoding: Encoding,
     ) -> anyhow::Result<()> {
-        let (payload, headers) = encoded(msg, encoding);
-        let record = FutureRecord::to(topic)
-            .payload(&payload)
-            .key(key)
-            .headers(headers);
-        let delivery = self
-            .producer
-            .send_result(record)
-            .map_err(|(e, _)| anyhow::Error::new(e))
-            .with_context(|| format!("queue for {topic}"))?;
-        let topic = topic.to_owned();
+        let delivery = self.send(topic, key, msg, encoding)?;
         tokio::spawn(async move {
-            match delivery.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => {
-                    tracing::warn!(topic, error = %e, "queued message not delivered")
-                }
-                Err(_) => tracing::warn!(topic, "queued message dropped with the producer"),
+            if let Err(e) = delivery.acked().await {
+                tracing::warn!(error = format!("{e:#}"), "queued message not delivered");
             }
         });
         Ok(())
@@ -248,6 +260,27 @@ impl Publisher {
         use rdkafka::producer::Producer;
         if let Err(e) = self.producer.flush(Timeout::After(timeout)) {
             tracing::warn!(error = %e, "producer flush incomplete");
+        }
+    }
+}
+
+/// A queued message on its way to the broker.
+#[must_use = "a delivery says whether the broker took the message"]
+pub struct Delivery {
+    topic: String,
+    future: DeliveryFuture,
+}
+
+impl Delivery {
+    /// Waits for the broker's ack; an error when it refused the message or
+    /// the producer gave up (`message.timeout.ms`).
+    pub async fn acked(self) -> anyhow::Result<()> {
+        match self.future.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((e, _))) => {
+                Err(anyhow::Error::new(e).context(format!("produce to {}", self.topic)))
+            }
+            Err(_) => anyhow::bail!("produce to {}: the producer was dropped", self.topic),
         }
     }
 }

@@ -155,9 +155,28 @@ pub struct TierStore {
     /// The tier's caps on operations and bytes per second, shared by every
     /// job that touches it.
     pub limits: Arc<crate::limits::Limits>,
-    /// The folder of a `file://` tier, where interrupted uploads leave
-    /// staging files (`<object>#<n>`) that recovery must remove.
-    pub local_root: Option<std::path::PathBuf>,
+    /// Set for a `file://` tier whose `store` is the plain local file system:
+    /// the mover copies between such tiers directly, and removes the staging
+    /// files (`<object>#<n>`) that interrupted uploads leave there.
+    pub local: Option<LocalTier>,
+}
+
+/// A `file://` tier's folder and its file system store.
+#[derive(Debug, Clone)]
+pub struct LocalTier {
+    /// The tier's folder.
+    pub root: std::path::PathBuf,
+    /// The store, for its mapping of object paths to files.
+    pub fs: Arc<LocalFileSystem>,
+    /// Whether writes are fsynced (the tier option `fsync`, on by default).
+    pub fsync: bool,
+}
+
+impl LocalTier {
+    /// The file that holds `location`.
+    pub fn file_of(&self, location: &Path) -> anyhow::Result<std::path::PathBuf> {
+        Ok(self.fs.path_to_filesystem(location)?)
+    }
 }
 
 impl TierStore {
@@ -192,7 +211,7 @@ impl Tier {
     pub fn open(&self) -> anyhow::Result<TierStore> {
         let url = Url::parse(&self.url).with_context(|| format!("tier {} url", self.name))?;
         let prefix = Path::from_url_path(url.path()).unwrap_or_default();
-        let mut local_root = None;
+        let mut local = None;
         let (store, prefix): (Arc<dyn ObjectStore>, Path) = match url.scheme() {
             "file" => {
                 let dir = url.to_file_path().map_err(|()| {
@@ -204,11 +223,17 @@ impl Tier {
                 // loss, not only a crash. Option `fsync = "false"` trades
                 // that away for speed.
                 let fsync = self.options.get("fsync").is_none_or(|v| v != "false");
-                let fs = LocalFileSystem::new_with_prefix(&dir)?
-                    .with_automatic_cleanup(true)
-                    .with_fsync(fsync);
-                local_root = Some(dir);
-                (Arc::new(fs), Path::default())
+                let fs = Arc::new(
+                    LocalFileSystem::new_with_prefix(&dir)?
+                        .with_automatic_cleanup(true)
+                        .with_fsync(fsync),
+                );
+                local = Some(LocalTier {
+                    root: dir,
+                    fs: fs.clone(),
+                    fsync,
+                });
+                (fs, Path::default())
             }
             "memory" => (Arc::new(InMemory::new()), prefix),
             "s3" | "s3a" => {
@@ -237,7 +262,7 @@ impl Tier {
                 self.max_ops_per_sec,
                 self.max_bytes_per_sec,
             )),
-            local_root,
+            local,
         })
     }
 }

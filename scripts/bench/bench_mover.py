@@ -244,8 +244,17 @@ def record(r: Result) -> Result:
 
 
 # ---------------------------------------------------------------- timed commands
+def settle_disk() -> None:
+    """Writes back what earlier steps left dirty (the data just made, the last
+    contender's copies), so that no contender's fsyncs or writes queue behind
+    another's."""
+    os.sync()
+
+
+
 def timed(argv: list[str], env=None, cwd=None) -> tuple[float, int, str]:
     """Runs argv under /usr/bin/time -v: (wall seconds, max RSS bytes, output)."""
+    settle_disk()
     t0 = time.monotonic()
     p = subprocess.run(["/usr/bin/time", "-v", *argv], env=env, cwd=cwd, capture_output=True, text=True)
     secs = time.monotonic() - t0
@@ -258,16 +267,29 @@ def timed(argv: list[str], env=None, cwd=None) -> tuple[float, int, str]:
 
 # ---------------------------------------------------------------- the mover
 class Broker:
-    """A fresh tansu (own SQLite file) for one mover run: a broker that has
-    already taken tens of thousands of records answers slower, and an earlier
-    run must not weigh on a later one."""
+    """A fresh broker for one mover run. `tansu`: the tansu broker with its own
+    SQLite file (a broker that has already taken tens of thousands of records
+    answers slower, and an earlier run must not weigh on a later one).
+    `mock`: librdkafka's in-memory mock cluster in a process of its own
+    (runtime/examples/mock_broker.rs), which measures the mover rather than a
+    broker's storage."""
 
-    def __init__(self, root: Path, port: int, name: str):
-        self.port = port
-        self.brokers = f"127.0.0.1:{port}"
+    def __init__(self, root: Path, port: int, name: str, kind: str, mock_bin: str | None):
+        self.kind = kind
         d = root / f"broker-{name}"
         d.mkdir(parents=True)
-        self.logf = root / "logs" / f"tansu-{name}.log"
+        self.logf = root / "logs" / f"{kind}-{name}.log"
+        if kind == "mock":
+            self.proc = spawn([mock_bin], self.logf, cwd=d)
+
+            def address() -> str:
+                lines = self.logf.read_text().splitlines() if self.logf.exists() else []
+                return lines[0].strip() if lines else ""
+            wait_until(lambda: address() != "", 30, "mock broker", self.proc, self.logf)
+            self.brokers = address()
+            return
+        self.port = port
+        self.brokers = f"127.0.0.1:{port}"
         tansu = shutil.which("tansu") or str(Path.home() / ".cargo/bin/tansu")
         listen = f"tcp://{self.brokers}"
         self.proc = spawn([tansu, "broker", "--storage-engine", "sqlite://tansu.db",
@@ -284,13 +306,14 @@ class MoverRun:
     """One fresh mover-svc (own data dir, catalog, topics, group) doing N jobs."""
 
     def __init__(self, a, moto: Moto | None, name: str, to_tier: str,
-                 golden: Path, keys: list[str], nbytes: int, timeout: float, expect_sha: dict | None = None):
-        self.a, self.moto, self.name = a, moto, name
+                 golden: Path, keys: list[str], nbytes: int, timeout: float, expect_sha: dict | None = None,
+                 broker: str = "tansu"):
+        self.a, self.moto, self.name, self.broker_kind = a, moto, f"{name}-{broker}", broker
         self.to_tier, self.golden, self.keys, self.nbytes = to_tier, golden, keys, nbytes
         self.timeout, self.expect_sha = timeout, expect_sha or {}
-        self.root = Path(a.tmp) / f"mover-{name}"
+        self.root = Path(a.tmp) / f"mover-{self.name}"
         self.data = self.root / "data"
-        self.bucket = f"mover-{name}".replace("_", "-").lower()
+        self.bucket = f"mover-{self.name}".replace("_", "-").lower()
 
     def tiers_file(self) -> Path:
         text = (f'[[tiers]]\nname = "src"\nurl = "file://{self.data}/src"\n\n'
@@ -304,7 +327,8 @@ class MoverRun:
         return p
 
     def run(self) -> Result:
-        self.broker = Broker(Path(self.a.tmp), pick_port(self.a.broker_port), self.name)
+        self.broker = Broker(Path(self.a.tmp), pick_port(self.a.broker_port), self.name,
+                             self.broker_kind, self.a.mock_broker_bin)
         try:
             return self._run()
         finally:
@@ -336,7 +360,7 @@ class MoverRun:
         if a.mover_has_concurrency:
             env["STRATA_MOVER_CONCURRENCY"] = str(a.concurrency)
         logf = Path(a.tmp) / "logs" / f"mover-{self.name}.log"
-        log(f"mover {self.name}: tansu on {self.broker.brokers}")
+        log(f"mover {self.name}: {self.broker_kind} broker on {self.broker.brokers}")
         proc = spawn([a.mover_bin], logf, env=env)
         wait_until(lambda: http_ok(f"http://127.0.0.1:{a.mover_port}/readyz"), 60,
                    f"mover-svc ({self.name}) /readyz", proc, logf)
@@ -374,7 +398,8 @@ class MoverRun:
                             done["last_recv"] = time.time() * 1000
                         elif st in ("FAILED", "REJECTED", "DUPLICATE"):
                             done["bad"] += 1
-                            log(f"mover {self.name}: {st} {s.get('objectKey')} {s.get('error')}")
+                            if done["bad"] <= 10:
+                                log(f"mover {self.name}: {st} {s.get('objectKey')} {s.get('error')}")
                         if done["completed"] + done["bad"] >= n:
                             finished.set()
             finally:
@@ -398,6 +423,7 @@ class MoverRun:
         if not warm_done.wait(120):
             raise RuntimeError(f"mover {self.name}: warm-up job not COMPLETED within 120s\n{tail(logf)}")
         self.warmup_secs = time.monotonic() - t_warm
+        settle_disk()
         cpu0_m, cpu0_b = cpu_secs(proc.pid), cpu_secs(self.broker.proc.pid)
         t0 = time.time() * 1000
         for k in self.keys:
@@ -454,7 +480,7 @@ class MoverRun:
         note = (f"jobs {completed}/{n}; per job avg {ph['job']:.1f} ms (to COPYING {ph['accept']:.1f}, "
                 f"copy {ph['copy']:.1f}, verify {ph['verify']:.1f}, switch+delete {ph['finish']:.1f}), "
                 f"max elapsedMs {maxjob}; publish took {(t_published - t0) / 1000:.2f}s; "
-                f"CPU mover {cpu_m:.1f}s tansu {cpu_b:.1f}s; sampled peak VmRSS {peak['rss'] / MIB:.1f} MiB; "
+                f"CPU mover {cpu_m:.1f}s broker {cpu_b:.1f}s; sampled peak VmRSS {peak['rss'] / MIB:.1f} MiB; "
                 f"warm-up job (group join etc., not timed) {self.warmup_secs:.1f}s; exit {rc}")
         if self.partial:
             note = f"PARTIAL (time cap {self.timeout:.0f}s): " + note
@@ -468,8 +494,8 @@ class MoverRun:
             self.moto.empty(self.bucket)
         if completed == 0:
             secs = float("nan")
-        r = Result("mover-svc", "", "", a.mover_conc_label, secs, self.nbytes * completed // n,
-                   completed, hwm, ok, note)
+        r = Result(f"mover-svc/{self.broker_kind}", "", "", a.mover_conc_label, secs,
+                   self.nbytes * completed // n, completed, hwm, ok, note)
         r.partial = self.partial
         return r
 
@@ -567,8 +593,17 @@ def main() -> int:
     ap.add_argument("--no-s3", action="store_true")
     ap.add_argument("--no-move", action="store_true", help="skip the rclone move rows")
     ap.add_argument("--mover-timeout", type=float, default=600)
+    ap.add_argument("--brokers", default="mock,tansu",
+                    help="comma-separated broker kinds for the mover runs (mock, tansu); the first one "
+                         "gives the last line's ratios")
+    ap.add_argument("--mock-broker-bin", default=None)
     ap.add_argument("--rust-log", default="info")
     a = ap.parse_args()
+    a.brokers = [b.strip() for b in a.brokers.split(",") if b.strip()]
+    if not a.brokers or any(b not in ("mock", "tansu") for b in a.brokers):
+        ap.error(f"--brokers: mock and/or tansu, not {a.brokers}")
+    if "mock" in a.brokers and not a.mock_broker_bin:
+        ap.error("--brokers mock needs --mock-broker-bin")
     # Everything is on loopback over plain HTTP: no proxy, no CA bundle (rclone
     # refuses to start with AWS_CA_BUNDLE set: "unsupported transport").
     os.environ.pop("AWS_CA_BUNDLE", None)
@@ -626,15 +661,16 @@ def main() -> int:
             tag = f"{wname}-{'s3' if to_s3 else 'local'}".lower()
             loads.append((f"{tag} begin", loadavg()))
             log(f"--- {wname} {path}; load {loadavg()}")
-            try:
-                r = MoverRun(a, moto, tag, "s3" if to_s3 else "dst", golden, keys, nbytes,
-                             a.mover_timeout, shas).run()
-            except RuntimeError as e:
-                log(f"mover {tag} failed: {e}")
-                r = Result("mover-svc", "", "", a.mover_conc_label, float("nan"), 0, 0, 0, False,
-                           f"FAILED: {str(e).splitlines()[0]}")
-            r.workload, r.path = wname, path
-            record(r)
+            for kind in a.brokers:
+                try:
+                    r = MoverRun(a, moto, tag, "s3" if to_s3 else "dst", golden, keys, nbytes,
+                                 a.mover_timeout, shas, kind).run()
+                except RuntimeError as e:
+                    log(f"mover {tag} ({kind}) failed: {e}")
+                    r = Result(f"mover-svc/{kind}", "", "", a.mover_conc_label, float("nan"), 0, 0, 0,
+                               False, f"FAILED: {str(e).splitlines()[0]}")
+                r.workload, r.path = wname, path
+                record(r)
             for c in rclone_concs:
                 # rclone move local->local on one file system renames (no copy,
                 # no hash): only the S3 path has a meaningful move figure.
@@ -656,7 +692,7 @@ def main() -> int:
         with open(g_big / "big" / "sparse.bin", "wb") as f:
             f.truncate(a.big_gib << 30)
         big = MoverRun(a, None, "big-local", "dst", g_big, ["big/sparse.bin"], a.big_gib << 30,
-                       max(a.mover_timeout, 1800)).run()
+                       max(a.mover_timeout, 1800), None, a.brokers[0]).run()
         big.workload, big.path = f"{a.big_gib}GiB sparse", "local->local"
         record(big)
         shutil.rmtree(g_big, ignore_errors=True)
@@ -686,7 +722,7 @@ def main() -> int:
         return ("cap" if getattr(r, "partial", False) else "yes") if r.ok else "NO"
 
     for r in RESULTS:
-        frac = f"{r.mibps / (one_core / 2):.2f}" if r.contender == "mover-svc" and one_core else ""
+        frac = f"{r.mibps / (one_core / 2):.2f}" if r.contender.startswith("mover-svc") and one_core else ""
         print(f"{r.workload:<14} {r.path:<13} {r.contender:<14} {r.conc:>3} {r.secs:9.2f} {r.mibps:9.1f} "
               f"{r.objps:9.1f} {r.rss / MIB:12.1f} {frac:>8} {okcol(r):>4}")
     print()
@@ -700,12 +736,12 @@ def main() -> int:
               "by then over the time to the last COMPLETED.")
     print("mover-svc details:")
     for r in RESULTS:
-        if r.contender == "mover-svc":
-            print(f"  {r.workload} {r.path}: {r.note}")
+        if r.contender.startswith("mover-svc"):
+            print(f"  {r.workload} {r.path} {r.contender}: {r.note}")
     print()
 
-    def ratio(wname: str) -> str:
-        m = next((r for r in RESULTS if r.contender == "mover-svc" and r.workload == wname
+    def ratio(wname: str, kind: str) -> str:
+        m = next((r for r in RESULTS if r.contender == f"mover-svc/{kind}" and r.workload == wname
                   and r.path == "local->local"), None)
         rc = next((r for r in RESULTS if r.contender == "rclone copy" and r.workload == wname
                    and r.path == "local->local" and r.conc == str(mover_conc)), None)
@@ -716,7 +752,12 @@ def main() -> int:
     all_ok = all(r.ok for r in RESULTS)
     if not all_ok:
         print("WARNING: some runs did not check out (ok = NO above)")
-    print(f"mover/rclone 1GiB={ratio(large_name)} small={ratio('small')}", flush=True)
+    for kind in a.brokers[1:]:
+        print(f"with the {kind} broker: mover/rclone 1GiB={ratio(large_name, kind)} "
+              f"small={ratio('small', kind)}")
+    print(f"the last line is with the {a.brokers[0]} broker (BENCH_BROKERS={','.join(a.brokers)})")
+    print(f"mover/rclone 1GiB={ratio(large_name, a.brokers[0])} small={ratio('small', a.brokers[0])}",
+          flush=True)
     return 0 if all_ok else 1
 
 

@@ -1,0 +1,414 @@
+//! Copies between two `file://` tiers without going through object_store's
+//! per-part tasks: one blocking call reads the source in chunks, hashes
+//! them, writes them to a staged file beside the destination, and reads the
+//! destination back and hashes it again.
+//!
+//! On a large object the work is spread over threads so that the two
+//! SHA-256 passes run on two cores at once: the reader hashes each chunk and
+//! hands it to a writer; a verifier reads every written range back through
+//! its own file handle and hashes it; a flusher syncs the staged file while
+//! the copy goes on, so the final fsync has little left to wait for.
+//!
+//! The staging (`<object>#<n>`, then a rename) and the fsyncs (file, then
+//! its folder) are those of object_store's `LocalFileSystem`, so
+//! [`crate::transfer::remove_staged`] cleans up after an interrupted copy
+//! either way.
+
+use std::{
+    fs::{File, OpenOptions},
+    io::{ErrorKind, Read, Write},
+    path::{Path, PathBuf},
+    sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel},
+    thread,
+};
+
+use sha2::{Digest, Sha256};
+
+use crate::transfer::{Digest256, MoveError};
+
+/// Bytes per read and write.
+const CHUNK: usize = 1 << 20;
+
+/// Chunks buffered between the reader and the writer: memory is
+/// `CHUNK × (BUFFERS + 1)` (the verifier's own buffer).
+const BUFFERS: usize = 8;
+
+/// Written bytes after which the flusher syncs the staged file.
+const FLUSH_EVERY: u64 = 64 << 20;
+
+/// What a direct copy produced: the digest of the bytes read from the
+/// source and written, and the digest of the destination read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copied {
+    pub copied: Digest256,
+    pub read_back: Digest256,
+}
+
+/// Copies `len` bytes of `source` (from where it is positioned) to the
+/// file `dest`, staged and renamed into place; `fsync` makes the result
+/// survive power loss. `on_chunk` is called with the bytes done after each
+/// chunk is read and hashed (progress, rate limits); it runs on the calling
+/// thread.
+pub fn copy(
+    mut source: File,
+    len: u64,
+    dest: &Path,
+    fsync: bool,
+    mut on_chunk: impl FnMut(u64, usize),
+) -> Result<Copied, MoveError> {
+    let (mut staged, staged_path) = create_staged(dest, fsync)?;
+    let result = if len <= CHUNK as u64 {
+        copy_inline(&mut source, len, &mut staged, &staged_path, &mut on_chunk)
+    } else {
+        copy_threaded(&mut source, len, &staged, &staged_path, &mut on_chunk)
+    }
+    .and_then(|copied| {
+        publish(staged, &staged_path, dest, fsync)?;
+        Ok(copied)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&staged_path);
+    }
+    result
+}
+
+/// An object of one chunk: read, hash, write, read back, all here.
+fn copy_inline(
+    source: &mut File,
+    len: u64,
+    staged: &mut File,
+    staged_path: &Path,
+    on_chunk: &mut impl FnMut(u64, usize),
+) -> Result<Copied, MoveError> {
+    let mut buf = Vec::with_capacity(len as usize);
+    source
+        .take(len + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| io_error("read source", e))?;
+    check_length(buf.len() as u64, len)?;
+    let copied = digest_of(&buf);
+    on_chunk(len, buf.len());
+    staged
+        .write_all(&buf)
+        .map_err(|e| io_error("write staged copy", e))?;
+    buf.clear();
+    File::open(staged_path)
+        .and_then(|mut f| f.read_to_end(&mut buf))
+        .map_err(|e| io_error("read back", e))?;
+    Ok(Copied {
+        copied,
+        read_back: digest_of(&buf),
+    })
+}
+
+/// A larger object: reader (this thread), writer, verifier and flusher.
+fn copy_threaded(
+    source: &mut File,
+    len: u64,
+    staged: &File,
+    staged_path: &Path,
+    on_chunk: &mut impl FnMut(u64, usize),
+) -> Result<Copied, MoveError> {
+    let writer_file = staged
+        .try_clone()
+        .map_err(|e| io_error("open staged copy", e))?;
+    let flusher_file = staged
+        .try_clone()
+        .map_err(|e| io_error("open staged copy", e))?;
+    let reader_file = File::open(staged_path).map_err(|e| io_error("open for read-back", e))?;
+
+    // Buffers go reader -> writer -> back to the reader.
+    let (full_tx, full_rx) = sync_channel::<Vec<u8>>(BUFFERS);
+    let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(BUFFERS);
+    for _ in 0..BUFFERS {
+        let _ = empty_tx.send(Vec::with_capacity(CHUNK));
+    }
+    // The writer tells the verifier how far the file is written, and nudges the flusher.
+    let (written_tx, written_rx) = sync_channel::<u64>(BUFFERS * 2);
+    let (flush_tx, flush_rx) = sync_channel::<()>(1);
+
+    thread::scope(|scope| {
+        let writer =
+            scope.spawn(move || write_chunks(writer_file, full_rx, empty_tx, written_tx, flush_tx));
+        let verifier = scope.spawn(move || read_back(reader_file, written_rx));
+        let flusher = scope.spawn(move || {
+            for () in flush_rx {
+                let _ = flusher_file.sync_data();
+            }
+        });
+
+        let copied = read_chunks(source, len, &full_tx, &empty_rx, on_chunk);
+        drop(full_tx); // The writer ends when the reader does.
+        let written = join(writer, "writer");
+        let read_back = join(verifier, "verifier");
+        let _ = flusher.join();
+        let copied = copied?;
+        written?;
+        Ok(Copied {
+            copied,
+            read_back: read_back?,
+        })
+    })
+}
+
+fn read_chunks(
+    source: &mut File,
+    len: u64,
+    full: &SyncSender<Vec<u8>>,
+    empty: &Receiver<Vec<u8>>,
+    on_chunk: &mut impl FnMut(u64, usize),
+) -> Result<Digest256, MoveError> {
+    let mut hasher = Sha256::new();
+    let mut done = 0u64;
+    while done < len {
+        let Ok(mut buf) = empty.recv() else {
+            break; // The writer stopped: its error is the one to report.
+        };
+        let n = (len - done).min(CHUNK as u64) as usize;
+        buf.resize(n, 0);
+        source
+            .read_exact(&mut buf)
+            .map_err(|e| io_error("read source", e))?;
+        hasher.update(&buf);
+        done += n as u64;
+        on_chunk(done, n);
+        if full.send(buf).is_err() {
+            break;
+        }
+    }
+    // More bytes than the HEAD said: the source grew while it was copied.
+    let mut probe = [0u8; 1];
+    if done == len
+        && source
+            .read(&mut probe)
+            .map_err(|e| io_error("read source", e))?
+            > 0
+    {
+        return Err(MoveError::SourceChanged(format!(
+            "the source has more than the {len} bytes it had at HEAD"
+        )));
+    }
+    Ok(Digest256 {
+        sha256: hex::encode(hasher.finalize()),
+        bytes: done,
+    })
+}
+
+fn write_chunks(
+    mut file: File,
+    full: Receiver<Vec<u8>>,
+    empty: SyncSender<Vec<u8>>,
+    written: SyncSender<u64>,
+    flush: SyncSender<()>,
+) -> Result<(), MoveError> {
+    let mut done = 0u64;
+    let mut flushed = 0u64;
+    for buf in full {
+        file.write_all(&buf)
+            .map_err(|e| io_error("write staged copy", e))?;
+        done += buf.len() as u64;
+        let _ = written.send(done);
+        if done - flushed >= FLUSH_EVERY {
+            flushed = done;
+            // A flush already pending covers this one too.
+            if let Err(TrySendError::Disconnected(())) = flush.try_send(()) {
+                return Err(MoveError::Transient("flusher stopped".into()));
+            }
+        }
+        let _ = empty.send(buf);
+    }
+    Ok(())
+}
+
+fn read_back(mut file: File, written: Receiver<u64>) -> Result<Digest256, MoveError> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut done = 0u64;
+    for upto in written {
+        while done < upto {
+            let n = (upto - done).min(CHUNK as u64) as usize;
+            file.read_exact(&mut buf[..n])
+                .map_err(|e| io_error("read back", e))?;
+            hasher.update(&buf[..n]);
+            done += n as u64;
+        }
+    }
+    // Whatever the file holds past what was written (nothing, unless
+    // something else wrote to it) counts against it too.
+    loop {
+        let n = file.read(&mut buf).map_err(|e| io_error("read back", e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        done += n as u64;
+    }
+    Ok(Digest256 {
+        sha256: hex::encode(hasher.finalize()),
+        bytes: done,
+    })
+}
+
+fn join<T>(
+    handle: thread::ScopedJoinHandle<'_, Result<T, MoveError>>,
+    what: &str,
+) -> Result<T, MoveError> {
+    handle
+        .join()
+        .unwrap_or_else(|_| Err(MoveError::Transient(format!("copy {what} thread panicked"))))
+}
+
+/// Creates `<dest>#<n>` for the first free `n`, making missing folders.
+fn create_staged(dest: &Path, fsync: bool) -> Result<(File, PathBuf), MoveError> {
+    let mut n = 1u32;
+    loop {
+        let mut name = dest.as_os_str().to_owned();
+        name.push(format!("#{n}"));
+        let path = PathBuf::from(name);
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(file) => return Ok((file, path)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => n += 1,
+            Err(e) if e.kind() == ErrorKind::NotFound => make_parents(dest, fsync)?,
+            Err(e) => return Err(io_error(&format!("create {}", path.display()), e)),
+        }
+    }
+}
+
+/// Creates the missing folders above `dest`; with `fsync`, syncs each new
+/// folder's parent so the new entries survive power loss.
+fn make_parents(dest: &Path, fsync: bool) -> Result<(), MoveError> {
+    let Some(parent) = dest.parent() else {
+        return Ok(());
+    };
+    let mut missing = Vec::new();
+    let mut dir = parent;
+    while !dir.exists() {
+        missing.push(dir);
+        match dir.parent() {
+            Some(up) => dir = up,
+            None => break,
+        }
+    }
+    std::fs::create_dir_all(parent)
+        .map_err(|e| io_error(&format!("create {}", parent.display()), e))?;
+    if fsync {
+        for created in missing.iter().rev() {
+            if let Some(up) = created.parent() {
+                sync_dir(up)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes the staged file the destination: fsync, rename, fsync the folder.
+fn publish(staged: File, staged_path: &Path, dest: &Path, fsync: bool) -> Result<(), MoveError> {
+    if fsync {
+        staged
+            .sync_all()
+            .map_err(|e| io_error("fsync staged copy", e))?;
+    }
+    drop(staged);
+    std::fs::rename(staged_path, dest)
+        .map_err(|e| io_error(&format!("rename to {}", dest.display()), e))?;
+    if fsync && let Some(dir) = dest.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), MoveError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_error(&format!("fsync {}", dir.display()), e))
+}
+
+fn digest_of(bytes: &[u8]) -> Digest256 {
+    Digest256 {
+        sha256: hex::encode(Sha256::digest(bytes)),
+        bytes: bytes.len() as u64,
+    }
+}
+
+fn check_length(read: u64, expected: u64) -> Result<(), MoveError> {
+    if read == expected {
+        return Ok(());
+    }
+    Err(MoveError::SourceChanged(format!(
+        "read {read} bytes from the source, HEAD said {expected}"
+    )))
+}
+
+/// A file system error, classed like object_store's: a missing file is
+/// permanent (the source is gone), the rest is worth another attempt.
+fn io_error(context: &str, e: std::io::Error) -> MoveError {
+    match e.kind() {
+        ErrorKind::NotFound => MoveError::NotFound(format!("{context}: {e}")),
+        ErrorKind::PermissionDenied => MoveError::Permanent(format!("{context}: {e}")),
+        ErrorKind::UnexpectedEof => MoveError::SourceChanged(format!("{context}: {e}")),
+        _ => MoveError::Transient(format!("{context}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha(bytes: &[u8]) -> String {
+        hex::encode(Sha256::digest(bytes))
+    }
+
+    fn run(len: usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 1000) as u8).collect();
+        let src = dir.path().join("src.bin");
+        std::fs::write(&src, &data).unwrap();
+        let dest = dir.path().join("a/b/dest.bin");
+        let mut progress = Vec::new();
+        let out = copy(
+            File::open(&src).unwrap(),
+            len as u64,
+            &dest,
+            true,
+            |done, _| progress.push(done),
+        )
+        .unwrap();
+        assert_eq!(out.copied.sha256, sha(&data));
+        assert_eq!(out.copied, out.read_back);
+        assert_eq!(std::fs::read(&dest).unwrap(), data);
+        assert_eq!(progress.last().copied(), Some(len as u64));
+        // Nothing staged is left beside it.
+        let names: Vec<_> = std::fs::read_dir(dest.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec!["dest.bin"]);
+    }
+
+    #[test]
+    fn copies_small_and_multi_chunk_objects_whole() {
+        run(0);
+        run(4096);
+        run(CHUNK);
+        run(3 * CHUNK + 12345);
+    }
+
+    #[test]
+    fn a_source_longer_or_shorter_than_its_head_is_a_changed_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.bin");
+        std::fs::write(&src, vec![1u8; 2 * CHUNK + 5]).unwrap();
+        for claimed in [2 * CHUNK as u64, 3 * CHUNK as u64, 100] {
+            let dest = dir.path().join(format!("dest-{claimed}"));
+            let err =
+                copy(File::open(&src).unwrap(), claimed, &dest, false, |_, _| {}).unwrap_err();
+            assert!(
+                matches!(err, MoveError::SourceChanged(_)),
+                "{claimed}: {err}"
+            );
+            assert!(!dest.exists());
+            // The staged file is removed too.
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! A job that ends FAILED is retried later, with backoff, under a key of
+//! its own: the failed key would only ever answer DUPLICATE.
+#![allow(clippy::unwrap_used)]
+
+use policy_svc::{
+    engine::{self, Budget, Input, Payload},
+    rules::RuleParams,
+    store::Store,
+};
+use strata_proto::{AccessEvent, MigrationJob, MigrationStatus, Op, State, pb, time, validate};
+use strata_runtime::tiers::TierConfig;
+
+const WALL: i64 = 1_800_000_000_000;
+const DAY: i64 = 86_400_000;
+const HOUR: i64 = 3_600_000;
+
+fn tiers() -> TierConfig {
+    TierConfig::parse(
+        "[[tiers]]\nname='hot'\nurl='memory://'\n[[tiers]]\nname='cold'\nurl='memory://'\nidle_days=30\n",
+        &[],
+    )
+    .unwrap()
+}
+
+fn params() -> RuleParams {
+    RuleParams {
+        promote_reads: 3,
+        promote_window_ms: 7 * DAY,
+        min_object_bytes: 0,
+        cost: None,
+    }
+}
+
+async fn apply(store: &Store, offset: i64, payload: Payload, wall: i64) {
+    let input = Input {
+        topic: "t".into(),
+        partition: 0,
+        offset,
+        payload,
+    };
+    store
+        .transaction(move |tx| engine::apply_batch(tx, &[input], &tiers(), wall))
+        .await
+        .unwrap();
+}
+
+async fn decide(store: &Store, wall: i64) -> Vec<MigrationJob> {
+    let budget = Budget {
+        max_jobs: 10,
+        max_bytes: u64::MAX,
+    };
+    store
+        .transaction(move |tx| engine::decide_cycle(tx, &tiers(), &params(), budget, wall))
+        .await
+        .unwrap()
+}
+
+fn failed(job: &MigrationJob) -> Payload {
+    Payload::Status(MigrationStatus {
+        job_key: job.job_key.clone(),
+        object_key: job.object_key.clone(),
+        state: State::Failed as i32,
+        from_tier: job.from_tier.clone(),
+        to_tier: job.to_tier.clone(),
+        generation: job.generation,
+        attempt: 5,
+        error: Some(pb::Error {
+            class: "transient".into(),
+            message: "store unreachable".into(),
+        }),
+        current_tier: job.from_tier.clone(),
+        ..Default::default()
+    })
+}
+
+#[tokio::test]
+async fn a_failed_job_is_retried_after_a_backoff_under_a_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("policy.db")).unwrap();
+    let put = AccessEvent {
+        object_key: "logs/a".into(),
+        op: Op::Put as i32,
+        size_bytes: 4096,
+        ts: Some(time::from_millis(WALL)),
+        ..Default::default()
+    };
+    apply(&store, 0, Payload::Event(put), WALL).await;
+
+    // Idle past 30 days: the first job, the decision's own key.
+    let later = WALL + 31 * DAY;
+    let first = decide(&store, later).await;
+    assert_eq!(first.len(), 1);
+    let first = &first[0];
+    assert_eq!((first.retry, first.to_tier.as_str()), (0, "cold"));
+    assert_eq!(
+        first.job_key,
+        strata_proto::job_key("logs/a", "hot", "cold", first.generation)
+    );
+
+    apply(&store, 1, failed(first), later).await;
+    // Backing off: not right away.
+    assert!(decide(&store, later + HOUR).await.is_empty());
+    // Then the same decision again, as retry 1 with a key of its own.
+    let second = decide(&store, later + 3 * HOUR).await;
+    assert_eq!(second.len(), 1);
+    let second = &second[0];
+    assert_eq!((second.retry, second.to_tier.as_str()), (1, "cold"));
+    assert_ne!(second.job_key, first.job_key);
+    assert_eq!(validate::migration_job(second), Ok(()));
+
+    // A second failure backs off longer, and the next retry is yet another key.
+    apply(&store, 2, failed(second), later + 3 * HOUR).await;
+    assert!(decide(&store, later + 6 * HOUR).await.is_empty());
+    let third = decide(&store, later + 8 * HOUR).await;
+    assert_eq!(third.len(), 1);
+    assert_eq!(third[0].retry, 2);
+    assert_ne!(third[0].job_key, second.job_key);
+}
