@@ -57,6 +57,7 @@ pub fn copy(
     mut on_chunk: impl FnMut(u64, usize),
 ) -> Result<Copied, MoveError> {
     let (mut staged, staged_path) = create_staged(dest, fsync)?;
+    preallocate(&staged, len);
     let result = if len <= CHUNK as u64 {
         copy_inline(&mut source, len, &mut staged, &staged_path, &mut on_chunk)
     } else {
@@ -273,6 +274,20 @@ fn create_staged(dest: &Path, fsync: bool) -> Result<(File, PathBuf), MoveError>
         }
     }
 }
+
+/// Reserves the file's blocks up front (one extent instead of one
+/// allocation per write). Best effort: a file system without it just
+/// allocates as the writes come.
+#[cfg(target_os = "linux")]
+fn preallocate(file: &File, len: u64) {
+    use rustix::fs::{FallocateFlags, fallocate};
+    if len > CHUNK as u64 {
+        let _ = fallocate(file, FallocateFlags::KEEP_SIZE, 0, len);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn preallocate(_file: &File, _len: u64) {}
 
 /// Creates the missing folders above `dest`; with `fsync`, syncs each new
 /// folder's parent so the new entries survive power loss.

@@ -171,6 +171,7 @@ mod tests {
                 ..Default::default()
             }),
             created_at: Some(time::from_millis(1)),
+            retry: 2,
         };
         let event = AccessEvent {
             object_key: "x".into(),
