@@ -14,7 +14,8 @@
 #    group is not part of either. Prints both and policy/raw (goal >= 0.50).
 #    BENCH_BROKER picks the broker: `mock` (default; librdkafka's in-memory
 #    mock cluster in its own process, runtime/examples/mock_broker.rs,
-#    N = 200,000) or `tansu` (N = 8,000: tansu 0.6 here stopped serving
+#    N = 100,000: it keeps at most 5 MiB per partition, so more events on
+#    the topic's 3 partitions would drop the oldest) or `tansu` (N = 8,000: tansu 0.6 here stopped serving
 #    fetches to new consumer groups on topics of about 10,000 messages and
 #    more). BENCH_EVENTS overrides N.
 # 2. simulate: a synthetic trace of about 10^7 events (`policy-svc synth
@@ -54,7 +55,7 @@ cd "$STRATA_ROOT"
 
 BROKER="${BENCH_BROKER:-mock}"
 case "$BROKER" in
-    mock) DEFAULT_N=200000 ;;
+    mock) DEFAULT_N=100000 ;;
     tansu) DEFAULT_N=8000 ;;
     *) die "BENCH_BROKER: mock or tansu, not $BROKER" ;;
 esac

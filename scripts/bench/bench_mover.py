@@ -372,7 +372,8 @@ class MoverRun:
 
         n = len(self.keys)
         states: dict[str, dict[str, dict]] = {}
-        done = {"completed": 0, "bad": 0, "last_ts": 0.0, "last_recv": 0.0}
+        done = {"completed": 0, "bad": 0, "redelivered": 0, "last_ts": 0.0, "last_recv": 0.0}
+        finished_keys: set[str] = set()
         finished = threading.Event()
         warm_done = threading.Event()
         stop_consumer = threading.Event()
@@ -396,8 +397,19 @@ class MoverRun:
                                 log(f"mover {self.name}: warm-up job {st}: {s.get('error')}")
                             continue
                         # The first status of each state (COPYING repeats as progress).
-                        states.setdefault(s.get("objectKey"), {}).setdefault(st, s)
+                        key = s.get("objectKey")
+                        states.setdefault(key, {}).setdefault(st, s)
+                        # A job the broker delivered again (after a rebalance)
+                        # is answered DUPLICATE with its result: a COMPLETED
+                        # one counts once, whichever status came first.
+                        if st == "DUPLICATE" and s.get("result") == "COMPLETED":
+                            done["redelivered"] += 1
+                            st = "COMPLETED"
                         if st == "COMPLETED":
+                            if key in finished_keys:
+                                continue
+                            finished_keys.add(key)
+                            states[key].setdefault("COMPLETED", s)
                             done["completed"] += 1
                             done["last_ts"] = max(done["last_ts"], iso_ms(s["ts"]))
                             done["last_recv"] = time.time() * 1000
@@ -474,7 +486,8 @@ class MoverRun:
         phases = {"copy": [], "verify": [], "switch": [], "finish": [], "job": [], "accept": []}
         for st in states.values():
             e = {k: int(v.get("elapsedMs", 0)) for k, v in st.items()}
-            if {"COPYING", "VERIFYING", "SWITCHED", "COMPLETED"} <= e.keys():
+            real = st.get("COMPLETED", {}).get("state") == "COMPLETED"
+            if real and {"COPYING", "VERIFYING", "SWITCHED", "COMPLETED"} <= e.keys():
                 phases["accept"].append(e["COPYING"])
                 phases["copy"].append(e["VERIFYING"] - e["COPYING"])
                 phases["verify"].append(e["SWITCHED"] - e["VERIFYING"])
@@ -482,7 +495,9 @@ class MoverRun:
                 phases["job"].append(e["COMPLETED"])
         ph = {k: (sum(v) / len(v) if v else 0.0) for k, v in phases.items()}
         maxjob = max(phases["job"]) if phases["job"] else 0
-        note = (f"jobs {completed}/{n}; per job avg {ph['job']:.1f} ms (to COPYING {ph['accept']:.1f}, "
+        redelivered = (f"; {done['redelivered']} jobs delivered again by the broker and answered "
+                       f"DUPLICATE(COMPLETED)" if done["redelivered"] else "")
+        note = (f"jobs {completed}/{n}{redelivered}; per job avg {ph['job']:.1f} ms (to COPYING {ph['accept']:.1f}, "
                 f"copy {ph['copy']:.1f}, verify {ph['verify']:.1f}, switch+delete {ph['finish']:.1f}), "
                 f"max elapsedMs {maxjob}; publish took {(t_published - t0) / 1000:.2f}s; "
                 f"CPU mover {cpu_m:.1f}s broker {cpu_b:.1f}s; sampled peak VmRSS {peak['rss'] / MIB:.1f} MiB; "
