@@ -3,7 +3,7 @@
 //! together with its offsets; a cycle's jobs commit together with the
 //! objects they mark in flight.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rusqlite::{OptionalExtension, Transaction, params};
 use strata_proto::{AccessEvent, MigrationJob, MigrationStatus, Op, Reason, State, codec, time};
@@ -42,6 +42,41 @@ pub struct Applied {
     pub replayed: usize,
 }
 
+/// The objects a batch touches: each read once and written once, when the
+/// batch ends, however many of its events name it (a hot object's reads
+/// cost one row write per batch, not one each).
+#[derive(Default)]
+struct Touched {
+    /// Rows as the batch left them; `None`: not in the table.
+    rows: BTreeMap<String, Option<ObjectRow>>,
+    changed: BTreeSet<String>,
+}
+
+impl Touched {
+    fn load(&mut self, tx: &Transaction<'_>, key: &str) -> rusqlite::Result<Option<ObjectRow>> {
+        if let Some(row) = self.rows.get(key) {
+            return Ok(row.clone());
+        }
+        let row = store::load(tx, key)?;
+        self.rows.insert(key.to_owned(), row.clone());
+        Ok(row)
+    }
+
+    fn save(&mut self, o: ObjectRow) {
+        self.changed.insert(o.object_key.clone());
+        self.rows.insert(o.object_key.clone(), Some(o));
+    }
+
+    fn write(self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        for key in &self.changed {
+            if let Some(Some(o)) = self.rows.get(key) {
+                store::save(tx, o)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Applies a batch, skipping messages whose offsets were already applied,
 /// and records the next offsets, all in `tx`.
 pub fn apply_batch(
@@ -53,6 +88,7 @@ pub fn apply_batch(
     let mut next: HashMap<(String, i32), i64> = HashMap::new();
     let mut clock = store::read_clock(tx)?;
     let mut applied = Applied::default();
+    let mut touched = Touched::default();
     for input in inputs {
         let pos = (input.topic.clone(), input.partition);
         let stored = match next.get(&pos) {
@@ -73,11 +109,11 @@ pub fn apply_batch(
         }
         match &input.payload {
             Payload::Event(event) => {
-                apply_event(tx, event, tiers, &mut clock, wall_ms)?;
+                apply_event(tx, &mut touched, event, tiers, &mut clock, wall_ms)?;
                 applied.events += 1;
             }
             Payload::Status(status) => {
-                apply_status(tx, status, clock.now(wall_ms))?;
+                apply_status(tx, &mut touched, status, clock.now(wall_ms))?;
                 applied.statuses += 1;
             }
             Payload::Skip => {}
@@ -85,6 +121,7 @@ pub fn apply_batch(
         // A stored offset is the next one to read: one past this message.
         next.insert(pos, input.offset + 1);
     }
+    touched.write(tx)?;
     for ((topic, partition), offset) in next {
         tx.execute(
             "INSERT INTO offsets (topic, partition, next_offset) VALUES (?1, ?2, ?3)
@@ -105,16 +142,18 @@ pub fn stored_offsets(tx: &Transaction<'_>, topic: &str) -> anyhow::Result<Vec<(
 
 fn apply_event(
     tx: &Transaction<'_>,
+    touched: &mut Touched,
     e: &AccessEvent,
     tiers: &TierConfig,
     clock: &mut Clock,
     wall_ms: i64,
 ) -> anyhow::Result<()> {
     if !e.event_id.is_empty() {
-        let fresh = tx.execute(
-            "INSERT INTO seen_events (event_id, ts_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-            params![e.event_id, wall_ms],
-        )?;
+        let fresh = tx
+            .prepare_cached(
+                "INSERT INTO seen_events (event_id, ts_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![e.event_id, wall_ms])?;
         if fresh == 0 {
             return Ok(());
         }
@@ -123,11 +162,11 @@ fn apply_event(
     let ts = e.ts.as_ref().map(time::to_millis).unwrap_or(wall_ms);
     clock.observe(ts, wall_ms);
     let op = e.op();
-    let existing = store::load(tx, &e.object_key)?;
+    let existing = touched.load(tx, &e.object_key)?;
     if op == Op::Delete {
         if let Some(mut o) = existing {
             o.deleted = true;
-            store::save(tx, &o)?;
+            touched.save(o);
         }
         return Ok(());
     }
@@ -160,11 +199,16 @@ fn apply_event(
         Op::Inventory | Op::Head | Op::Delete | Op::Unspecified => o.deleted = false,
     }
     o.due_ms = o.due_ms.min(ts);
-    store::save(tx, &o)?;
+    touched.save(o);
     Ok(())
 }
 
-fn apply_status(tx: &Transaction<'_>, s: &MigrationStatus, now_ms: i64) -> anyhow::Result<()> {
+fn apply_status(
+    tx: &Transaction<'_>,
+    touched: &mut Touched,
+    s: &MigrationStatus,
+    now_ms: i64,
+) -> anyhow::Result<()> {
     let state = match s.state() {
         State::Duplicate => s.result(),
         other => other,
@@ -175,7 +219,7 @@ fn apply_status(tx: &Transaction<'_>, s: &MigrationStatus, now_ms: i64) -> anyho
     ) {
         return Ok(());
     }
-    let mut o = match store::load(tx, &s.object_key)? {
+    let mut o = match touched.load(tx, &s.object_key)? {
         Some(o) => o,
         // A move the policy did not decide (an operator's): learn the object.
         None if state == State::Completed => {
@@ -218,7 +262,7 @@ fn apply_status(tx: &Transaction<'_>, s: &MigrationStatus, now_ms: i64) -> anyho
         }
         _ => return Ok(()),
     }
-    store::save(tx, &o)?;
+    touched.save(o);
     Ok(())
 }
 

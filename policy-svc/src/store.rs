@@ -141,12 +141,9 @@ pub fn object_row(r: &Row<'_>) -> rusqlite::Result<ObjectRow> {
 
 /// Loads one object inside a transaction.
 pub fn load(tx: &Connection, key: &str) -> rusqlite::Result<Option<ObjectRow>> {
-    tx.query_row(
-        "SELECT * FROM objects WHERE object_key = ?1",
-        [key],
-        object_row,
-    )
-    .optional()
+    tx.prepare_cached("SELECT * FROM objects WHERE object_key = ?1")?
+        .query_row([key], object_row)
+        .optional()
 }
 
 /// Writes one object inside a transaction.
