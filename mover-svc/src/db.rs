@@ -93,11 +93,7 @@ impl Db {
     /// The ledger row of `job_key`.
     pub async fn ledger(&self, job_key: &str) -> anyhow::Result<Option<LedgerRow>> {
         let key = job_key.to_owned();
-        self.call(move |c| {
-            c.query_row("SELECT * FROM ledger WHERE job_key = ?1", [key], ledger_row)
-                .optional()
-        })
-        .await
+        self.call(move |c| ledger_of(c, &key)).await
     }
 
     /// The ledger row of `job_key` and the catalog row of `object_key`, read together.
@@ -107,38 +103,14 @@ impl Db {
         object_key: &str,
     ) -> anyhow::Result<(Option<LedgerRow>, Option<CatalogRow>)> {
         let (job_key, object_key) = (job_key.to_owned(), object_key.to_owned());
-        self.call(move |c| {
-            let ledger = c
-                .query_row(
-                    "SELECT * FROM ledger WHERE job_key = ?1",
-                    [job_key],
-                    ledger_row,
-                )
-                .optional()?;
-            let catalog = c
-                .query_row(
-                    "SELECT * FROM catalog WHERE object_key = ?1",
-                    [object_key],
-                    catalog_row,
-                )
-                .optional()?;
-            Ok((ledger, catalog))
-        })
-        .await
+        self.call(move |c| Ok((ledger_of(c, &job_key)?, catalog_of(c, &object_key)?)))
+            .await
     }
 
     /// The catalog row of `object_key`.
     pub async fn catalog(&self, object_key: &str) -> anyhow::Result<Option<CatalogRow>> {
         let key = object_key.to_owned();
-        self.call(move |c| {
-            c.query_row(
-                "SELECT * FROM catalog WHERE object_key = ?1",
-                [key],
-                catalog_row,
-            )
-            .optional()
-        })
-        .await
+        self.call(move |c| catalog_of(c, &key)).await
     }
 
     /// Records a job as ACCEPTED; when `register_size` is given, first
@@ -258,6 +230,18 @@ impl Db {
         })
         .await
     }
+}
+
+fn ledger_of(c: &Connection, job_key: &str) -> rusqlite::Result<Option<LedgerRow>> {
+    c.prepare_cached("SELECT * FROM ledger WHERE job_key = ?1")?
+        .query_row([job_key], ledger_row)
+        .optional()
+}
+
+fn catalog_of(c: &Connection, object_key: &str) -> rusqlite::Result<Option<CatalogRow>> {
+    c.prepare_cached("SELECT * FROM catalog WHERE object_key = ?1")?
+        .query_row([object_key], catalog_row)
+        .optional()
 }
 
 /// The switch's transaction (see [`Db::switch`]).

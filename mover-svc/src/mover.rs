@@ -175,7 +175,9 @@ impl Mover {
         self.step(&job, State::Accepted, started, |s| {
             s.current_tier = job.from_tier.clone()
         })?;
-        self.execute(&job, 0, started).await
+        // A registered object has no checksum yet; a known one keeps its own.
+        let catalog_sha = catalog.and_then(|c| c.sha256);
+        self.execute(&job, 0, catalog_sha, started).await
     }
 
     /// Resumes every unfinished job in the ledger; run before consuming.
@@ -195,7 +197,12 @@ impl Mover {
         match protocol::resume_from(row.state) {
             Resume::DiscardAndCopy => {
                 self.discard_destination(&job).await?;
-                self.execute(&job, row.attempt, started).await
+                let catalog_sha = self
+                    .db
+                    .catalog(&job.object_key)
+                    .await?
+                    .and_then(|c| c.sha256);
+                self.execute(&job, row.attempt, catalog_sha, started).await
             }
             Resume::DeleteSource => {
                 let generation = row.new_generation.unwrap_or(row.generation + 1);
@@ -211,17 +218,14 @@ impl Mover {
     }
 
     /// Copy and verify with retries, then switch, delete and complete.
+    /// `catalog_sha` is the catalog's checksum of the object, when it has one.
     async fn execute(
         &self,
         job: &MigrationJob,
         attempts_before: u32,
+        catalog_sha: Option<String>,
         started: Instant,
     ) -> anyhow::Result<Outcome> {
-        let catalog_sha = self
-            .db
-            .catalog(&job.object_key)
-            .await?
-            .and_then(|c| c.sha256);
         let mut delays = ExponentialBuilder::default()
             .with_min_delay(self.settings.min_retry_delay)
             .with_max_delay(Duration::from_secs(60))

@@ -67,17 +67,8 @@ async fn produce(
 ) -> anyhow::Result<()> {
     kafka::ensure_topics(common, &[topic.to_owned()]).await?;
     let publisher = kafka::Publisher::try_new(common)?;
-    let scale = (n as f64 / 40_000.0).max(0.01);
-    let m = synth::Mix::SAMPLE;
-    let scaled = |x: usize| ((x as f64 * scale).ceil() as usize).max(1);
-    let mix = synth::Mix {
-        hot: scaled(m.hot),
-        hot_reads: scaled(m.hot_reads),
-        cold: scaled(m.cold),
-        reports: scaled(m.reports),
-        bursts: scaled(m.bursts),
-        ..m
-    };
+    // The sample's mix, sized to about `n` events (the sample has ~40,000).
+    let mix = synth::Mix::SAMPLE.scaled((n as f64 / 40_000.0).max(0.01));
     let trace = synth::generate(mix, 1);
     let started = Instant::now();
     let mut pending = FuturesUnordered::new();

@@ -3,22 +3,14 @@
 //! uninterrupted run (offsets live in the same SQLite transaction).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{WALL, tiers};
 use policy_svc::{
     engine::{self, Input, Payload},
     store::{self, Store},
 };
 use strata_proto::{AccessEvent, Op, time};
-use strata_runtime::tiers::TierConfig;
-
-const WALL: i64 = 1_800_000_000_000;
-
-fn tiers() -> TierConfig {
-    TierConfig::parse(
-        "[[tiers]]\nname='hot'\nurl='memory://'\n[[tiers]]\nname='cold'\nurl='memory://'\nidle_days=30\n",
-        &[],
-    )
-    .unwrap()
-}
 
 /// 400 events on two partitions: PUTs, GETs and a few DELETEs of 25 keys.
 fn stream() -> Vec<Input> {

@@ -2,25 +2,18 @@
 //! its own: the failed key would only ever answer DUPLICATE.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{WALL, tiers};
 use policy_svc::{
     engine::{self, Budget, Input, Payload},
     rules::RuleParams,
     store::Store,
 };
 use strata_proto::{AccessEvent, MigrationJob, MigrationStatus, Op, State, pb, time, validate};
-use strata_runtime::tiers::TierConfig;
 
-const WALL: i64 = 1_800_000_000_000;
 const DAY: i64 = 86_400_000;
 const HOUR: i64 = 3_600_000;
-
-fn tiers() -> TierConfig {
-    TierConfig::parse(
-        "[[tiers]]\nname='hot'\nurl='memory://'\n[[tiers]]\nname='cold'\nurl='memory://'\nidle_days=30\n",
-        &[],
-    )
-    .unwrap()
-}
 
 fn params() -> RuleParams {
     RuleParams {

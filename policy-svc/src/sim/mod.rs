@@ -78,17 +78,7 @@ pub struct SynthArgs {
 
 /// Runs `synth`: writes a synthetic trace.
 pub fn run_synth(args: &SynthArgs) -> anyhow::Result<()> {
-    let m = synth::Mix::SAMPLE;
-    let scaled = |n: usize| (n as f64 * args.scale).round() as usize;
-    let mix = synth::Mix {
-        hot: scaled(m.hot),
-        hot_reads: scaled(m.hot_reads),
-        cold: scaled(m.cold),
-        reports: scaled(m.reports),
-        bursts: scaled(m.bursts),
-        ..m
-    };
-    let trace = synth::generate(mix, args.seed);
+    let trace = synth::generate(synth::Mix::SAMPLE.scaled(args.scale), args.seed);
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("create {}", args.out.display()))?;
     let mut out = std::io::BufWriter::new(file);

@@ -65,6 +65,26 @@ impl Mix {
         reports: 400,
         bursts: 300,
     };
+
+    /// The same mix with every count times `factor` (rounded; a kind the
+    /// mix has keeps at least one), over the same days.
+    pub fn scaled(self, factor: f64) -> Mix {
+        let scale = |n: usize| {
+            if n == 0 {
+                0
+            } else {
+                ((n as f64 * factor).round() as usize).max(1)
+            }
+        };
+        Mix {
+            days: self.days,
+            hot: scale(self.hot),
+            hot_reads: scale(self.hot_reads),
+            cold: scale(self.cold),
+            reports: scale(self.reports),
+            bursts: scale(self.bursts),
+        }
+    }
 }
 
 /// Generates a trace of `mix` from `seed`.
