@@ -54,6 +54,9 @@
 #                       default 39092 / 39083 / 39000 (a free port is
 #                       taken instead when busy)
 #   BENCH_KEEP=1        keep the temp dir (logs) at the end
+#   BENCH_MOVER_WRAP    a command put before mover-svc, for profiling, e.g.
+#                       "perf record -g -o /tmp/mover.perf --"; peak RSS is
+#                       then the wrapper's
 #   STRATA_MOVER_PART_MIB, STRATA_MOVER_PARTS_IN_FLIGHT, RUST_LOG  passed on
 
 set -euo pipefail
@@ -117,6 +120,14 @@ fi
 
 # ---- temp dir, cleanup
 TMP="$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/strata-bench.XXXXXX")"
+# Each contender's folders go to block groups of their own (ext4's "top
+# directory" flag spreads the subfolders of $TMP), as tiers on separate disks
+# would be. Without it they share the groups near /tmp, and on an ext4 without
+# a journal (this machine's) every file create first skips the inodes freed
+# there in the last minutes (ext4's recently_deleted()): after one run removed
+# its 20,000 files, the next run's creates cost several times more, whichever
+# contender ran next. Elsewhere this is a no-op.
+chattr +T "$TMP" 2>/dev/null || true
 HELPER_PID=
 # shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
@@ -142,7 +153,8 @@ trap 'exit 143' TERM
 ARGS=(--tmp "$TMP" --mover-bin "$MOVER_BIN" --mock-broker-bin "$MOCK_BROKER_BIN"
     --brokers "${BENCH_BROKERS:-mock,tansu}" --concurrency "$CONC" "${HAS_CONC[@]}"
     --broker-port "${BENCH_BROKER_PORT:-39092}" --mover-port "${BENCH_MOVER_PORT:-39083}"
-    --moto-port "${BENCH_MOTO_PORT:-39000}" --rust-log "${RUST_LOG:-info}" --mover-timeout "${BENCH_MOVER_TIMEOUT:-600}")
+    --moto-port "${BENCH_MOTO_PORT:-39000}" --rust-log "${RUST_LOG:-info}" --mover-timeout "${BENCH_MOVER_TIMEOUT:-600}"
+    --mover-wrap "${BENCH_MOVER_WRAP:-}")
 if [ "$QUICK" = 1 ]; then
     ARGS+=(--large-mib 64 --small-n 500)
 else

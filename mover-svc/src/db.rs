@@ -1,23 +1,82 @@
 //! mover-svc's SQLite: the catalog (where each object lives) and the ledger
-//! (how far each job got). Every method is one transaction; the switch
-//! changes the catalog and the ledger together (design §4, §5).
+//! (how far each job got). Every method is atomic; the switch changes the
+//! catalog and the ledger together (design §4, §5).
+//!
+//! One thread owns the connection. Requests queue to it and it commits them
+//! in groups: whatever arrived while the last group ran goes into the next
+//! transaction, each request in a savepoint of its own, and a caller hears
+//! back only once its group is committed. Concurrent jobs so share commits
+//! (and the disk sync of a switch) instead of taking turns on a lock.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::Path,
+    sync::mpsc::{Receiver, Sender},
+};
 
-use anyhow::Context;
+use anyhow::{Context, anyhow};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use strata_proto::{MigrationJob, State};
 use strata_runtime::sqlite::{self, Durability};
-use tokio::sync::Mutex;
 
 use crate::protocol::{CatalogRow, LedgerRow};
 
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/001-catalog-and-ledger.sql")];
 
+/// Requests one transaction may hold at most.
+const MAX_GROUP: usize = 256;
+
 /// The catalog and ledger, shared by the job loop and the HTTP lookups.
+/// Cloning shares the one database thread; it stops when the last clone drops.
 #[derive(Clone)]
 pub struct Db {
-    conn: Arc<Mutex<Connection>>,
+    requests: Sender<Request>,
+}
+
+/// A request to the database thread.
+struct Request {
+    /// Must survive power loss once answered (`synchronous=FULL`).
+    durable: bool,
+    call: Box<dyn Call>,
+}
+
+/// A caller's work and the way back to it.
+trait Call: Send {
+    /// Runs in the group's transaction; `false` rolls its savepoint back.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Answers the caller once the group is committed (`None`) or failed.
+    fn answer(self: Box<Self>, group_error: Option<&rusqlite::Error>);
+}
+
+struct Pending<F, R> {
+    work: Option<F>,
+    result: Option<rusqlite::Result<R>>,
+    reply: tokio::sync::oneshot::Sender<anyhow::Result<R>>,
+}
+
+impl<F, R> Call for Pending<F, R>
+where
+    F: FnOnce(&Connection) -> rusqlite::Result<R> + Send,
+    R: Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        let result = work(conn);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn answer(self: Box<Self>, group_error: Option<&rusqlite::Error>) {
+        let answer = match (group_error, self.result) {
+            (Some(e), _) => Err(anyhow!("sqlite transaction: {e}")),
+            (None, Some(result)) => result.context("sqlite"),
+            (None, None) => Err(anyhow!("sqlite: request not run")),
+        };
+        // The caller may be gone (shutdown): then nobody needs the answer.
+        let _ = self.reply.send(answer);
+    }
 }
 
 fn now_ms() -> i64 {
@@ -62,38 +121,109 @@ fn catalog_row(r: &Row<'_>) -> rusqlite::Result<CatalogRow> {
     })
 }
 
+/// Runs one statement without parameters, prepared once per connection.
+fn exec(c: &Connection, sql: &str) -> rusqlite::Result<()> {
+    c.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+/// The database thread: takes requests in groups until every [`Db`] is gone.
+fn serve(conn: Connection, requests: Receiver<Request>) {
+    let mut durable_now = false;
+    while let Ok(first) = requests.recv() {
+        let mut group = vec![first];
+        group.extend(requests.try_iter().take(MAX_GROUP - 1));
+        let durable = group.iter().any(|r| r.durable);
+        // The level cannot change inside a transaction, so it is set per group.
+        if durable != durable_now {
+            let level = if durable { "FULL" } else { "NORMAL" };
+            match conn.pragma_update(None, "synchronous", level) {
+                Ok(()) => durable_now = durable,
+                Err(e) => {
+                    answer_all(group, &e);
+                    continue;
+                }
+            }
+        }
+        if let Err(e) = exec(&conn, "BEGIN IMMEDIATE") {
+            answer_all(group, &e);
+            continue;
+        }
+        let mut calls = Vec::with_capacity(group.len());
+        let mut failed = None;
+        for Request { mut call, .. } in group {
+            // A failed request undoes its own writes, not its neighbours'.
+            let step = exec(&conn, "SAVEPOINT request").and_then(|()| {
+                if !call.run(&conn) {
+                    exec(&conn, "ROLLBACK TO request")?;
+                }
+                exec(&conn, "RELEASE request")
+            });
+            calls.push(call);
+            if let Err(e) = step {
+                failed = Some(e);
+                break;
+            }
+        }
+        let committed = match failed {
+            Some(e) => Err(e),
+            None => exec(&conn, "COMMIT"),
+        };
+        match committed {
+            Ok(()) => calls.into_iter().for_each(|call| call.answer(None)),
+            Err(e) => {
+                let _ = exec(&conn, "ROLLBACK");
+                calls.into_iter().for_each(|call| call.answer(Some(&e)));
+            }
+        }
+    }
+}
+
+/// Fails every request of a group that could not begin.
+fn answer_all(group: Vec<Request>, error: &rusqlite::Error) {
+    for request in group {
+        request.call.answer(Some(error));
+    }
+}
+
 impl Db {
-    /// Opens (creating) the database. A step recorded here survives a crash
-    /// of the process at once; the switch also survives power loss, and
-    /// takes every step recorded before it to the disk (see [`Db::switch`]).
-    /// The steps before a switch need no more: if power loss forgets one,
-    /// the source is untouched and the catalog unchanged, so nothing is lost.
+    /// Opens (creating) the database and starts its thread. A step recorded
+    /// here survives a crash of the process at once; the switch also survives
+    /// power loss, and takes every step recorded before it to the disk (see
+    /// [`Db::switch`]). The steps before a switch need no more: if power loss
+    /// forgets one, the source is untouched and the catalog unchanged, so
+    /// nothing is lost.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let conn = sqlite::open(path, Durability::Normal, MIGRATIONS)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        let (requests, queue) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("mover-sqlite".into())
+            .spawn(move || serve(conn, queue))
+            .context("start the database thread")?;
+        Ok(Self { requests })
     }
 
-    /// Runs `f` on the connection on a blocking thread.
+    /// Runs `f` in the next group; answers once that group is committed.
     async fn call<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+        durable: bool,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> anyhow::Result<R> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.blocking_lock();
-            f(&mut guard)
-        })
-        .await
-        .context("sqlite task panicked")?
-        .context("sqlite")
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let call = Box::new(Pending {
+            work: Some(f),
+            result: None,
+            reply,
+        });
+        self.requests
+            .send(Request { durable, call })
+            .map_err(|_| anyhow!("the database thread has stopped"))?;
+        answer.await.context("the database thread has stopped")?
     }
 
     /// The ledger row of `job_key`.
     pub async fn ledger(&self, job_key: &str) -> anyhow::Result<Option<LedgerRow>> {
         let key = job_key.to_owned();
-        self.call(move |c| ledger_of(c, &key)).await
+        self.call(false, move |c| ledger_of(c, &key)).await
     }
 
     /// The ledger row of `job_key` and the catalog row of `object_key`, read together.
@@ -103,14 +233,16 @@ impl Db {
         object_key: &str,
     ) -> anyhow::Result<(Option<LedgerRow>, Option<CatalogRow>)> {
         let (job_key, object_key) = (job_key.to_owned(), object_key.to_owned());
-        self.call(move |c| Ok((ledger_of(c, &job_key)?, catalog_of(c, &object_key)?)))
-            .await
+        self.call(false, move |c| {
+            Ok((ledger_of(c, &job_key)?, catalog_of(c, &object_key)?))
+        })
+        .await
     }
 
     /// The catalog row of `object_key`.
     pub async fn catalog(&self, object_key: &str) -> anyhow::Result<Option<CatalogRow>> {
         let key = object_key.to_owned();
-        self.call(move |c| catalog_of(c, &key)).await
+        self.call(false, move |c| catalog_of(c, &key)).await
     }
 
     /// Records a job as ACCEPTED; when `register_size` is given, first
@@ -122,18 +254,21 @@ impl Db {
         register_size: Option<u64>,
     ) -> anyhow::Result<()> {
         let job = job.clone();
-        self.call(move |c| {
-            let tx = c.transaction()?;
-            let now = now_ms();
+        self.call(false, move |c| {
             if let Some(size) = register_size {
-                tx.execute(
+                c.prepare_cached(
                     "INSERT INTO catalog (object_key, tier, generation, sha256, size, updated_at_ms)
                      VALUES (?1, ?2, ?3, NULL, ?4, ?5) ON CONFLICT (object_key) DO NOTHING",
-                    params![job.object_key, job.from_tier, job.generation as i64, size as i64, now],
-                )?;
+                )?
+                .execute(params![
+                    job.object_key,
+                    job.from_tier,
+                    job.generation as i64,
+                    size as i64,
+                    now_ms()
+                ])?;
             }
-            insert_ledger(&tx, &job, State::Accepted, None)?;
-            tx.commit()
+            insert_ledger(c, &job, State::Accepted, None).map(|_| ())
         })
         .await
     }
@@ -146,8 +281,10 @@ impl Db {
         message: &str,
     ) -> anyhow::Result<()> {
         let (job, error) = (job.clone(), (class.to_owned(), message.to_owned()));
-        self.call(move |c| insert_ledger(c, &job, State::Rejected, Some(&error)).map(|_| ()))
-            .await
+        self.call(false, move |c| {
+            insert_ledger(c, &job, State::Rejected, Some(&error)).map(|_| ())
+        })
+        .await
     }
 
     /// Moves a job to `state` at `attempt`, with the copy's digest once known.
@@ -160,14 +297,14 @@ impl Db {
     ) -> anyhow::Result<()> {
         let key = job_key.to_owned();
         let copied = copied.map(|(sha, len)| (sha.to_owned(), len as i64));
-        self.call(move |c| {
+        self.call(false, move |c| {
             let (sha, len) = copied.unzip();
-            c.execute(
+            c.prepare_cached(
                 "UPDATE ledger SET state = ?2, attempt = ?3,
                     sha256 = COALESCE(?4, sha256), bytes = COALESCE(?5, bytes), updated_at_ms = ?6
                  WHERE job_key = ?1",
-                params![key, state_name(state), attempt, sha, len, now_ms()],
-            )
+            )?
+            .execute(params![key, state_name(state), attempt, sha, len, now_ms()])
             .map(|_| ())
         })
         .await
@@ -183,26 +320,34 @@ impl Db {
         message: &str,
     ) -> anyhow::Result<()> {
         let (key, class, message) = (job_key.to_owned(), class.to_owned(), message.to_owned());
-        self.call(move |c| {
-            c.execute(
+        self.call(false, move |c| {
+            c.prepare_cached(
                 "UPDATE ledger SET state = ?2, attempt = ?3, error_class = ?4,
                     error_message = ?5, updated_at_ms = ?6 WHERE job_key = ?1",
-                params![key, state_name(state), attempt, class, message, now_ms()],
-            )
+            )?
+            .execute(params![
+                key,
+                state_name(state),
+                attempt,
+                class,
+                message,
+                now_ms()
+            ])
             .map(|_| ())
         })
         .await
     }
 
-    /// The pointer switch: in one transaction, points the catalog at the
+    /// The pointer switch: atomically points the catalog at the
     /// job's `to_tier` with the verified digest and a new generation, only if
     /// it still names `from_tier` at the job's generation, and marks the job
     /// SWITCHED. Returns the new generation, or `None` when the catalog had
     /// moved on (nothing changed).
     ///
-    /// The one commit that waits for the disk (`synchronous=FULL`): the source
-    /// is deleted after it, so it must survive power loss. In WAL mode that
-    /// sync also makes every earlier commit durable.
+    /// The one request that waits for the disk (`synchronous=FULL`): the
+    /// source is deleted after it, so it must survive power loss. In WAL mode
+    /// that sync also makes every earlier commit durable. Switches that queue
+    /// together share one sync.
     pub async fn switch(
         &self,
         job: &MigrationJob,
@@ -210,18 +355,13 @@ impl Db {
         size: u64,
     ) -> anyhow::Result<Option<u64>> {
         let (job, sha) = (job.clone(), sha256.to_owned());
-        self.call(move |c| {
-            c.pragma_update(None, "synchronous", "FULL")?;
-            let switched = switch_tx(c, &job, &sha, size);
-            c.pragma_update(None, "synchronous", "NORMAL")?;
-            switched
-        })
-        .await
+        self.call(true, move |c| switch_rows(c, &job, &sha, size))
+            .await
     }
 
     /// Every job that has not ended, oldest first.
     pub async fn unfinished(&self) -> anyhow::Result<Vec<LedgerRow>> {
-        self.call(|c| {
+        self.call(false, |c| {
             let mut stmt = c.prepare(
                 "SELECT * FROM ledger WHERE state NOT IN ('COMPLETED', 'FAILED', 'REJECTED')
                  ORDER BY created_at_ms",
@@ -244,20 +384,21 @@ fn catalog_of(c: &Connection, object_key: &str) -> rusqlite::Result<Option<Catal
         .optional()
 }
 
-/// The switch's transaction (see [`Db::switch`]).
-fn switch_tx(
-    c: &mut Connection,
+/// The switch's writes (see [`Db::switch`]); atomic in the request's savepoint.
+fn switch_rows(
+    c: &Connection,
     job: &MigrationJob,
     sha: &str,
     size: u64,
 ) -> rusqlite::Result<Option<u64>> {
-    let tx = c.transaction()?;
     let now = now_ms();
-    let changed = tx.execute(
-        "UPDATE catalog SET tier = ?2, generation = generation + 1, sha256 = ?3, size = ?4,
-            updated_at_ms = ?5
-         WHERE object_key = ?1 AND tier = ?6 AND generation = ?7",
-        params![
+    let changed = c
+        .prepare_cached(
+            "UPDATE catalog SET tier = ?2, generation = generation + 1, sha256 = ?3, size = ?4,
+                updated_at_ms = ?5
+             WHERE object_key = ?1 AND tier = ?6 AND generation = ?7",
+        )?
+        .execute(params![
             job.object_key,
             job.to_tier,
             sha,
@@ -265,18 +406,16 @@ fn switch_tx(
             now,
             job.from_tier,
             job.generation as i64
-        ],
-    )?;
+        ])?;
     if changed != 1 {
         return Ok(None);
     }
     let new_generation = job.generation + 1;
-    tx.execute(
+    c.prepare_cached(
         "UPDATE ledger SET state = 'SWITCHED', new_generation = ?2, updated_at_ms = ?3
          WHERE job_key = ?1",
-        params![job.job_key, new_generation as i64, now],
-    )?;
-    tx.commit()?;
+    )?
+    .execute(params![job.job_key, new_generation as i64, now])?;
     Ok(Some(new_generation))
 }
 
@@ -286,25 +425,24 @@ fn insert_ledger(
     state: State,
     error: Option<&(String, String)>,
 ) -> rusqlite::Result<usize> {
-    let now = now_ms();
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO ledger (job_key, object_key, from_tier, to_tier, generation, size_bytes, state,
             attempt, error_class, error_message, created_at_ms, updated_at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, ?10)
          ON CONFLICT (job_key) DO NOTHING",
-        params![
-            job.job_key,
-            job.object_key,
-            job.from_tier,
-            job.to_tier,
-            job.generation as i64,
-            job.size_bytes as i64,
-            state_name(state),
-            error.map(|e| &e.0),
-            error.map(|e| &e.1),
-            now
-        ],
-    )
+    )?
+    .execute(params![
+        job.job_key,
+        job.object_key,
+        job.from_tier,
+        job.to_tier,
+        job.generation as i64,
+        job.size_bytes as i64,
+        state_name(state),
+        error.map(|e| &e.0),
+        error.map(|e| &e.1),
+        now_ms()
+    ])
 }
 
 #[cfg(test)]
@@ -345,6 +483,27 @@ mod tests {
             db.catalog("k").await.unwrap().unwrap().sha256.as_deref(),
             Some("ab")
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_request_undoes_its_own_writes_and_no_one_elses() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("m.db")).unwrap();
+        let failing = db.call(false, |c| {
+            insert_ledger(c, &job(1), State::Accepted, None)?;
+            Err::<(), _>(rusqlite::Error::InvalidQuery)
+        });
+        let accepts = futures::future::join_all((2..40).map(|g| {
+            let db = db.clone();
+            async move { db.accept(&job(g), Some(3)).await }
+        }));
+        let (failing, accepts) = tokio::join!(failing, accepts);
+        assert!(failing.is_err());
+        assert!(accepts.iter().all(Result::is_ok));
+        assert!(db.ledger(&job(1).job_key).await.unwrap().is_none());
+        for g in 2..40 {
+            assert!(db.ledger(&job(g).job_key).await.unwrap().is_some());
+        }
     }
 
     #[tokio::test]
