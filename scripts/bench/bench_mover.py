@@ -612,6 +612,25 @@ def sha_speed(a) -> dict:
     return out
 
 
+def disk_write_speed(tmp: Path, mib: int) -> float:
+    """MiB/s of writing `mib` MiB of random bytes to a file beside the tiers
+    and fdatasync-ing it, as `dd conv=fdatasync` would: the rate a copy that
+    must be durable before its switch cannot beat on this disk."""
+    block = os.urandom(8 * MIB)
+    f = tmp / "disk-speed.bin"
+    settle_disk()
+    try:
+        t0 = time.monotonic()
+        with open(f, "wb") as out:
+            for _ in range(max(1, mib // 8)):
+                out.write(block)
+            out.flush()
+            os.fdatasync(out.fileno())
+        return max(1, mib // 8) * 8 / (time.monotonic() - t0)
+    finally:
+        f.unlink(missing_ok=True)
+
+
 # ---------------------------------------------------------------- main
 def main() -> int:
     ap = argparse.ArgumentParser()
@@ -663,6 +682,9 @@ def main() -> int:
     log("SHA-256 on one core ...")
     sha = sha_speed(a)
     log("SHA-256 one core: " + ", ".join(f"{k} {v:.0f} MiB/s" for k, v in sha.items()))
+    disk_mib = min(max(a.large_mib, 64), 1024)
+    disk = disk_write_speed(tmp, disk_mib)
+    log(f"disk: {disk_mib} MiB written and fdatasync'd at {disk:.0f} MiB/s")
 
     if a.only_big:
         a.small_n, a.large_mib = 0, 0
@@ -745,6 +767,8 @@ def main() -> int:
           f"{os.cpu_count()} CPUs  run took {time.monotonic() - started:.0f}s")
     print("load averages (1/5/15 min): " + "; ".join(f"{w} {l}" for w, l in loads))
     print("SHA-256, one core: " + ", ".join(f"{k} {v:.0f} MiB/s" for k, v in sha.items()))
+    print(f"disk (temp dir): {disk_mib} MiB written and fdatasync'd at {disk:.0f} MiB/s, the bound of "
+          "any copy made durable before it counts (mover-svc's); rclone and cp leave theirs in the page cache")
     if not a.mover_has_concurrency:
         print("mover-svc has no STRATA_MOVER_CONCURRENCY yet: it runs jobs one at a time (c=1*); "
               f"rclone is shown at c=1 (equal) and c={conc}.")
