@@ -6,12 +6,15 @@
 # 1. Kafka to durable state: N access events are produced to a fresh topic
 #    on a local broker; then, on the same broker and topic, (a) the raw
 #    consume rate of the same client library with a fresh group
-#    (`policy-svc bench-kafka --consume N`), and (b) policy-svc itself with a
+#    (`policy-svc bench-kafka --consume N`) and of `kcat` to /dev/null (the
+#    issue's yardstick; Debian's package, installed when missing), and (b)
+#    policy-svc itself with a
 #    fresh group and database, until its metric
 #    strata_policy_events_applied_total reaches N (every event applied with
 #    its offset in the same SQLite transaction). Both rates are timed from
 #    the first message consumed (resp. applied) to the last, so joining the
-#    group is not part of either. Prints both and policy/raw (goal >= 0.50).
+#    group is not part of either. Prints the rates, policy/raw and
+#    policy/kcat (goal >= 0.50).
 #    BENCH_BROKER picks the broker: `mock` (default; librdkafka's in-memory
 #    mock cluster in its own process, runtime/examples/mock_broker.rs,
 #    N = 100,000: it keeps at most 5 MiB per partition, so more events on
@@ -77,6 +80,9 @@ if [ "$KAFKA" = 1 ] && [ "$BROKER" = mock ]; then
     MOCK_BROKER="$(abs_path "${CARGO_TARGET_DIR:-target}")/release/examples/mock_broker"
 fi
 [ -x "$BIN" ] || die "no policy-svc binary at $BIN"
+if [ "$KAFKA" = 1 ]; then
+    command -v kcat >/dev/null 2>&1 || apt_install kcat
+fi
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/bench-policy.XXXXXX")"
 PIDS=()
@@ -88,6 +94,15 @@ cleanup() {
     if [ "${BENCH_KEEP:-0}" = 1 ]; then say "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
+
+# Seconds `kcat -C` takes on the whole topic with the extra flags given.
+kcat_secs() {
+    local start
+    start=$(date +%s%N)
+    timeout 120 kcat -C -b "$BROKERS" -t "$TOPIC" -o beginning -q "$@" >/dev/null 2>>"$TMP/kcat.log" ||
+        return 1
+    awk -v a="$start" -v b="$(date +%s%N)" 'BEGIN {printf "%.3f", (b - a) / 1e9}'
+}
 
 RESULTS=()
 if [ "$KAFKA" = 1 ]; then
@@ -119,6 +134,17 @@ if [ "$KAFKA" = 1 ]; then
     raw_line="$("$BIN" bench-kafka --topic "$TOPIC" --consume "$N" | tail -1)"
     say "$raw_line (from the first message)"
     raw_rate="$(awk '{print $(NF-1)}' <<<"$raw_line")"
+    # kcat, as the issue names it: the whole topic to /dev/null, timed from
+    # its first message (a run that stops after one message gives the
+    # start-up to take off).
+    kcat_rate=
+    if kcat_all="$(kcat_secs -e)" && kcat_one="$(kcat_secs -c 1)"; then
+        kcat_rate="$(awk -v n="$((N - 1))" -v a="$kcat_all" -v b="$kcat_one" \
+            'BEGIN {d = a - b; printf "%.0f", n / (d > 0 ? d : 1e-9)}')"
+        say "kcat: $N messages to /dev/null in $kcat_all s, $kcat_one s to the first = $kcat_rate msg/s"
+    else
+        warn "kcat could not consume $TOPIC from $BROKERS (Debian's kcat fails tansu's handshake)"
+    fi
     say "policy-svc on $TOPIC (fresh group and database)"
     STRATA_TOPIC_ACCESS_EVENTS="$TOPIC" STRATA_POLICY_GROUP="bench-policy-$$" \
         STRATA_POLICY_ADDR="127.0.0.1:$POLICY_PORT" STRATA_DECIDE_INTERVAL_SECS=3600 \
@@ -144,7 +170,11 @@ if [ "$KAFKA" = 1 ]; then
     policy_rate="$(awk -v n="$((N - first_applied))" -v s="$secs" 'BEGIN {printf "%.0f", n / (s > 0 ? s : 1e-9)}')"
     ratio="$(awk -v p="$policy_rate" -v r="$raw_rate" 'BEGIN {printf "%.2f", p / r}')"
     say "policy-svc: $((N - first_applied)) events applied in $secs s after the first = $policy_rate events/s"
-    RESULTS+=("kafka ($BROKER broker, $N events): raw consume $raw_rate msg/s, policy-svc $policy_rate events/s, policy/raw = $ratio (goal >= 0.50)")
+    RESULTS+=("kafka ($BROKER broker, $N events): raw consume (rdkafka, the daemons' client) $raw_rate msg/s, policy-svc $policy_rate events/s, policy/raw = $ratio")
+    if [ -n "$kcat_rate" ]; then
+        kratio="$(awk -v p="$policy_rate" -v r="$kcat_rate" 'BEGIN {printf "%.2f", p / r}')"
+        RESULTS+=("kafka ($BROKER broker, $N events): raw consume (kcat to /dev/null) $kcat_rate msg/s, policy-svc $policy_rate events/s, policy/kcat = $kratio (goal >= 0.50)")
+    fi
 fi
 
 if [ "$SIM" = 1 ]; then

@@ -131,6 +131,18 @@ stop_pid() {
     say "stopped $name (pid $pid, exit status $rc)"
 }
 
+# apt_install PACKAGE...: installs Debian packages with apt-get (through
+# sudo unless root), updating
+# the package lists once if the first try fails.
+apt_install() {
+    local sudo=()
+    [ "$(id -u)" = 0 ] || sudo=(sudo)
+    say "installing Debian package(s) $* (apt-get)"
+    "${sudo[@]}" apt-get install -y "$@" >/dev/null 2>&1 ||
+        { "${sudo[@]}" apt-get update >/dev/null && "${sudo[@]}" apt-get install -y "$@" >/dev/null; } ||
+        die "apt-get install $* failed"
+}
+
 # log_tail FILE [LINES]: the last lines of a log, indented, for error reports.
 log_tail() {
     local file=$1 lines=${2:-30}
