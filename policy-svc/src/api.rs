@@ -12,9 +12,8 @@ use serde_json::json;
 use strata_runtime::http::error_response;
 
 use crate::{
-    AppState, engine,
+    AppState, engine, prefix,
     rules::{self, DAY_MS, Decision},
-    store,
 };
 
 /// `GET /v1/objects/{key}`, `GET /v1/objects/{key}/explain`, `GET /v1/summary`.
@@ -43,11 +42,12 @@ async fn object(State(state): State<AppState>, Path(path): Path<String>) -> Resp
     if !explain {
         return Json(row).into_response();
     }
-    let now = match state.store.clock().await {
-        Ok(clock) => clock.now(store::wall_ms()),
+    let (now, prior) = match state.store.clock_and_prior(&key).await {
+        Ok(found) => found,
         Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
     };
-    let decision = rules::decide(&engine::view(&row), &state.tiers, &state.params, now);
+    let view = engine::view(&row, prior);
+    let decision = rules::decide(&view, &state.tiers, &state.params, now);
     let (action, to, why, rule) = match &decision {
         Decision::Move { to, why, rule } => ("move", Some(to.clone()), why.clone(), Some(*rule)),
         Decision::Stay { why, .. } => ("stay", None, why.clone(), None),
@@ -58,6 +58,7 @@ async fn object(State(state): State<AppState>, Path(path): Path<String>) -> Resp
         &target,
         &why,
         rule.unwrap_or("stay"),
+        rules::predicted_reads_30d(&view, &state.params, now),
         &state.tiers,
         now,
     );
@@ -69,8 +70,14 @@ async fn object(State(state): State<AppState>, Path(path): Path<String>) -> Resp
         "inflightTo": row.inflight_to,
         "clockMs": now,
         "idleDays": (now - row.last_access_ms) as f64 / DAY_MS as f64,
-        "readsInWindow": rules::reads_in_window(&engine::view(&row), &state.params, now),
+        "readsInWindow": rules::reads_in_window(&view, &state.params, now),
         "predictedReads30d": reason.predicted_reads_30d,
+        "prefixPrior": prior.map(|p| json!({
+            "prefix": prefix::prefix_of(&key),
+            "reads30d": p.reads_30d,
+            "followupsAfterIdle": p.followups,
+            "provisional": p.provisional,
+        })),
         "decision": {"action": action, "to": to, "why": why, "rule": rule},
         "monthlyCostUsd": reason.monthly_cost_usd,
         "moveCostUsd": reason.move_cost_usd,

@@ -61,7 +61,7 @@ pub struct CostArgs {
     pub hysteresis: f64,
 
     /// Days an object stays after a move before it may move again by choice.
-    #[arg(long, env = "STRATA_MIN_RESIDENCY_DAYS", default_value_t = 7.0)]
+    #[arg(long, env = "STRATA_MIN_RESIDENCY_DAYS", default_value_t = 3.0)]
     pub min_residency_days: f64,
 
     /// Latency SLOs by key prefix, `prefix=max_first_byte_ms,...`.
@@ -81,7 +81,7 @@ pub struct CostArgs {
     pub prior_reads_30d: f64,
 
     /// Days over which that prior halves.
-    #[arg(long, env = "STRATA_PRIOR_DAYS", default_value_t = 2.0)]
+    #[arg(long, env = "STRATA_PRIOR_DAYS", default_value_t = 1.0)]
     pub prior_days: f64,
 
     /// Weight of the prior against an object's own reads, days.
@@ -151,8 +151,8 @@ pub struct Config {
     #[arg(long, env = "STRATA_PROMOTE_WINDOW_DAYS", default_value_t = 7.0)]
     pub promote_window_days: f64,
 
-    /// The decision: `idle` (the first rule) or `cost` (the cost model).
-    #[arg(long, env = "STRATA_POLICY_RULE", value_enum, default_value = "idle")]
+    /// The decision: `cost` (the cost model) or `idle` (day counts per tier).
+    #[arg(long, env = "STRATA_POLICY_RULE", value_enum, default_value = "cost")]
     pub rule: RuleKind,
 
     #[command(flatten)]

@@ -3,7 +3,7 @@
 //! together with its offsets; a cycle's jobs commit together with the
 //! objects they mark in flight.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, btree_map::Entry};
 
 use rusqlite::{OptionalExtension, Transaction, params};
 use strata_proto::{AccessEvent, MigrationJob, MigrationStatus, Op, Reason, State, codec, time};
@@ -11,6 +11,8 @@ use strata_runtime::tiers::TierConfig;
 
 use crate::{
     cost,
+    predict::PrefixPrior,
+    prefix::{self, LOOKBACK_MS, PrefixStats},
     rules::{self, DAY_MS, Decision, ObjectView, RuleParams},
     store::{self, Clock, NEVER, ObjectRow},
 };
@@ -42,14 +44,16 @@ pub struct Applied {
     pub replayed: usize,
 }
 
-/// The objects a batch touches: each read once and written once, when the
-/// batch ends, however many of its events name it (a hot object's reads
-/// cost one row write per batch, not one each).
+/// The objects and prefixes a batch touches: each read once and written
+/// once, when the batch ends, however many of its events name it (a hot
+/// object's reads cost one row write per batch, not one each).
 #[derive(Default)]
 struct Touched {
     /// Rows as the batch left them; `None`: not in the table.
     rows: BTreeMap<String, Option<ObjectRow>>,
     changed: BTreeSet<String>,
+    /// Statistics of the prefixes of the objects the batch changed.
+    prefixes: BTreeMap<String, PrefixStats>,
 }
 
 impl Touched {
@@ -67,11 +71,31 @@ impl Touched {
         self.rows.insert(o.object_key.clone(), Some(o));
     }
 
+    /// The statistics of `key`'s prefix, as of `now_ms` when new.
+    fn prefix(
+        &mut self,
+        tx: &Transaction<'_>,
+        key: &str,
+        now_ms: i64,
+    ) -> rusqlite::Result<&mut PrefixStats> {
+        let prefix = prefix::prefix_of(key);
+        Ok(match self.prefixes.entry(prefix.to_owned()) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let stats = store::load_prefix(tx, prefix)?;
+                e.insert(stats.unwrap_or_else(|| PrefixStats::new(now_ms)))
+            }
+        })
+    }
+
     fn write(self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
         for key in &self.changed {
             if let Some(Some(o)) = self.rows.get(key) {
                 store::save(tx, o)?;
             }
+        }
+        for (prefix, stats) in &self.prefixes {
+            store::save_prefix(tx, prefix, stats)?;
         }
         Ok(())
     }
@@ -164,8 +188,11 @@ fn apply_event(
     let op = e.op();
     let existing = touched.load(tx, &e.object_key)?;
     if op == Op::Delete {
-        if let Some(mut o) = existing {
+        if let Some(mut o) = existing.filter(|o| !o.deleted) {
             o.deleted = true;
+            touched
+                .prefix(tx, &o.object_key, ts)?
+                .deleted(o.first_seen_ms, ts);
             touched.save(o);
         }
         return Ok(());
@@ -177,11 +204,22 @@ fn apply_event(
                 t if !t.is_empty() && tiers.get(t).is_some() => t.clone(),
                 _ => tiers.tiers[0].name.clone(),
             };
-            ObjectRow::new(&e.object_key, e.size_bytes, &tier, ts)
+            let o = ObjectRow::new(&e.object_key, e.size_bytes, &tier, ts);
+            touched
+                .prefix(tx, &o.object_key, ts)?
+                .created(o.first_seen_ms);
+            o
         }
     };
     if e.size_bytes > 0 {
         o.size = e.size_bytes;
+    }
+    if o.deleted {
+        // Written again after a delete: alive again for its prefix too.
+        touched
+            .prefix(tx, &o.object_key, ts)?
+            .created(o.first_seen_ms);
+        o.deleted = false;
     }
     match op {
         Op::Get => {
@@ -190,13 +228,20 @@ fn apply_event(
             } else {
                 o.size
             };
+            // The reads this one may follow up, as the simulator sees them.
+            let before: Vec<i64> = o
+                .recent_reads
+                .iter()
+                .copied()
+                .filter(|&t| t <= ts && t >= ts - LOOKBACK_MS)
+                .collect();
+            touched
+                .prefix(tx, &o.object_key, ts)?
+                .read(o.first_seen_ms, ts, &before);
             o.record_read(ts, bytes);
         }
-        Op::Put => {
-            o.last_access_ms = o.last_access_ms.max(ts);
-            o.deleted = false;
-        }
-        Op::Inventory | Op::Head | Op::Delete | Op::Unspecified => o.deleted = false,
+        Op::Put => o.last_access_ms = o.last_access_ms.max(ts),
+        Op::Inventory | Op::Head | Op::Delete | Op::Unspecified => {}
     }
     o.due_ms = o.due_ms.min(ts);
     touched.save(o);
@@ -223,6 +268,7 @@ fn apply_status(
         Some(o) => o,
         // A move the policy did not decide (an operator's): learn the object.
         None if state == State::Completed => {
+            touched.prefix(tx, &s.object_key, now_ms)?.created(now_ms);
             ObjectRow::new(&s.object_key, s.bytes, &s.to_tier, now_ms)
         }
         None => return Ok(()),
@@ -273,16 +319,16 @@ pub struct Budget {
     pub max_bytes: u64,
 }
 
-/// The view of an object the rule sees.
-pub fn view(o: &ObjectRow) -> ObjectView {
+/// The view of an object the rule sees, with its prefix's prior.
+pub fn view(o: &ObjectRow, prior: Option<PrefixPrior>) -> ObjectView {
     ObjectView {
         key: o.object_key.clone(),
         first_seen_ms: o.first_seen_ms,
         tier_since_ms: o.tier_since_ms,
         last_move_ms: o.last_move_ms,
+        prior,
         evidence: crate::predict::Evidence {
             c30: o.rates[2],
-            c1: o.rates[0],
             ts_ms: o.decay_ts_ms,
             reads: o.reads_total as f64,
             last_read_ms: o.recent_reads.last().copied(),
@@ -296,16 +342,17 @@ pub fn view(o: &ObjectRow) -> ObjectView {
     }
 }
 
-/// The reason carried by a job: the rule's words plus the cost arithmetic.
+/// The reason carried by a job: the rule's words plus the cost arithmetic
+/// at `predicted` reads per 30 days.
 pub fn reason(
     o: &ObjectRow,
     to: &str,
     why: &str,
     rule: &str,
+    predicted: f64,
     tiers: &TierConfig,
     now_ms: i64,
 ) -> Reason {
-    let predicted = o.predicted_reads_30d(now_ms);
     let monthly: HashMap<String, f64> = tiers
         .tiers
         .iter()
@@ -340,6 +387,28 @@ pub fn reason(
     }
 }
 
+/// The priors of the prefixes a decision cycle meets, each read once.
+#[derive(Default)]
+pub struct Priors(HashMap<String, Option<PrefixPrior>>);
+
+impl Priors {
+    /// The prior of `key`'s prefix at `now_ms`.
+    pub fn of(
+        &mut self,
+        tx: &Transaction<'_>,
+        key: &str,
+        now_ms: i64,
+    ) -> rusqlite::Result<Option<PrefixPrior>> {
+        let prefix = prefix::prefix_of(key);
+        if let Some(prior) = self.0.get(prefix) {
+            return Ok(*prior);
+        }
+        let prior = store::load_prefix(tx, prefix)?.and_then(|mut s| s.prior(now_ms));
+        self.0.insert(prefix.to_owned(), prior);
+        Ok(prior)
+    }
+}
+
 /// Decides every object whose decision is due at the clock's now, within
 /// `budget`; writes the jobs to the outbox and marks their objects in
 /// flight. Returns the jobs made.
@@ -362,8 +431,10 @@ pub fn decide_cycle(
             .collect::<Result<_, _>>()?
     };
     let (mut jobs, mut bytes) = (Vec::new(), 0u64);
+    let mut priors = Priors::default();
     for mut o in due {
-        match rules::decide(&view(&o), tiers, params, now) {
+        let view = view(&o, priors.of(tx, &o.object_key, now)?);
+        match rules::decide(&view, tiers, params, now) {
             Decision::Stay { next_due_ms, .. } => {
                 o.due_ms = next_due_ms.filter(|&d| d > now).unwrap_or(NEVER);
             }
@@ -388,7 +459,15 @@ pub fn decide_cycle(
                     to_tier: to.clone(),
                     generation: o.generation,
                     size_bytes: o.size,
-                    reason: Some(reason(&o, &to, &why, rule, tiers, now)),
+                    reason: Some(reason(
+                        &o,
+                        &to,
+                        &why,
+                        rule,
+                        rules::predicted_reads_30d(&view, params, now),
+                        tiers,
+                        now,
+                    )),
                     created_at: Some(time::from_millis(now)),
                 };
                 tx.execute(

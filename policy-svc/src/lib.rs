@@ -7,6 +7,7 @@
 //! - [`rules`]: the first decision rule (idle days, promote on reads), pure.
 //! - [`cost`], [`presets`]: the cost model and the clouds' price presets.
 //! - [`predict`]: predicted reads from decayed counts and a prefix prior.
+//! - [`prefix`]: per-prefix statistics behind that prior, kept in SQLite.
 //! - [`placement`]: the cost-based decision, pure, shared with the simulator.
 //! - [`store`]: the SQLite state, the clock and the job outbox.
 //! - [`engine`]: applying messages and running a decision cycle.
@@ -21,6 +22,7 @@ pub mod cost;
 pub mod engine;
 pub mod placement;
 pub mod predict;
+pub mod prefix;
 pub mod presets;
 pub mod rules;
 pub mod sim;
@@ -140,7 +142,9 @@ fn decode(config: &Config, msg: &OwnedMessage) -> Result<Payload, (&'static str,
 }
 
 /// The consume loop: batches of messages, bad ones dead-lettered first,
-/// then the batch and its offsets applied in one transaction.
+/// then the batch and its offsets applied in one transaction. While SQLite
+/// applies a batch, the next one is received and decoded; batches still
+/// commit one after the other, in order.
 async fn consume(
     config: &Config,
     consumer: &StreamConsumer,
@@ -149,9 +153,36 @@ async fn consume(
     publisher: &Publisher,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut applying: Option<Applying> = None;
+    loop {
+        let Some(batch) = receive_batch(config, consumer, stop).await else {
+            break;
+        };
+        let Some(inputs) = decode_batch(config, &batch, publisher, stop).await else {
+            break;
+        };
+        if let Some(previous) = applying.take() {
+            previous.finish(consumer).await?;
+        }
+        applying = Some(Applying::start(store, tiers, inputs, &batch)?);
+    }
+    // Stopping: the batch in hand still commits, and its offsets are stored.
+    if let Some(previous) = applying {
+        previous.finish(consumer).await?;
+    }
+    Ok(())
+}
+
+/// Waits for a message, then takes what follows within 10 ms of the last,
+/// up to the batch size; `None` when stopped.
+async fn receive_batch(
+    config: &Config,
+    consumer: &StreamConsumer,
+    stop: &CancellationToken,
+) -> Option<Vec<OwnedMessage>> {
     loop {
         let first = tokio::select! {
-            () = stop.cancelled() => return Ok(()),
+            () = stop.cancelled() => return None,
             msg = consumer.recv() => msg,
         };
         let mut batch = match first {
@@ -168,40 +199,89 @@ async fn consume(
                 _ => break,
             }
         }
-        let mut inputs = Vec::with_capacity(batch.len());
-        for msg in &batch {
-            let payload = match decode(config, msg) {
-                Ok(payload) => payload,
-                Err((class, error)) => {
-                    tracing::warn!(
-                        topic = msg.topic(),
-                        partition = msg.partition(),
-                        offset = msg.offset(),
-                        error,
-                        "dead-lettering message"
-                    );
-                    // The dead letter is durable before the offset moves past it.
-                    while let Err(e) = publisher.dead_letter(msg, class, &error).await {
-                        tracing::error!(error = %e, "dead-letter failed; retrying");
-                        if stop.is_cancelled() {
-                            return Ok(());
-                        }
-                        tokio::time::sleep(Duration::from_secs(2)).await;
+        return Some(batch);
+    }
+}
+
+/// Decodes a batch, dead-lettering what does not decode or validate (each
+/// dead letter durable before its offset may move past it); `None` when
+/// stopped while a dead letter could not be written.
+async fn decode_batch(
+    config: &Config,
+    batch: &[OwnedMessage],
+    publisher: &Publisher,
+    stop: &CancellationToken,
+) -> Option<Vec<Input>> {
+    let mut inputs = Vec::with_capacity(batch.len());
+    for msg in batch {
+        let payload = match decode(config, msg) {
+            Ok(payload) => payload,
+            Err((class, error)) => {
+                tracing::warn!(
+                    topic = msg.topic(),
+                    partition = msg.partition(),
+                    offset = msg.offset(),
+                    error,
+                    "dead-lettering message"
+                );
+                while let Err(e) = publisher.dead_letter(msg, class, &error).await {
+                    tracing::error!(error = %e, "dead-letter failed; retrying");
+                    if stop.is_cancelled() {
+                        return None;
                     }
-                    Payload::Skip
+                    tokio::time::sleep(Duration::from_secs(2)).await;
                 }
-            };
-            inputs.push(Input {
-                topic: msg.topic().to_owned(),
-                partition: msg.partition(),
-                offset: msg.offset(),
-                payload,
-            });
+                Payload::Skip
+            }
+        };
+        inputs.push(Input {
+            topic: msg.topic().to_owned(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            payload,
+        });
+    }
+    Some(inputs)
+}
+
+/// A batch SQLite is applying, and the positions to store in Kafka once it
+/// has committed.
+struct Applying {
+    applied: tokio::task::JoinHandle<anyhow::Result<engine::Applied>>,
+    positions: TopicPartitionList,
+}
+
+impl Applying {
+    fn start(
+        store: &Store,
+        tiers: &Arc<TierConfig>,
+        inputs: Vec<Input>,
+        batch: &[OwnedMessage],
+    ) -> anyhow::Result<Self> {
+        let mut positions = TopicPartitionList::new();
+        for msg in batch {
+            // The stored offset is the next one to read: one past this message.
+            positions.add_partition_offset(
+                msg.topic(),
+                msg.partition(),
+                Offset::Offset(msg.offset() + 1),
+            )?;
         }
-        let tiers = tiers.clone();
-        let applied = store
-            .transaction(move |tx| engine::apply_batch(tx, &inputs, &tiers, store::wall_ms()))
+        let (store, tiers) = (store.clone(), tiers.clone());
+        let applied = tokio::spawn(async move {
+            store
+                .transaction(move |tx| engine::apply_batch(tx, &inputs, &tiers, store::wall_ms()))
+                .await
+        });
+        Ok(Applying { applied, positions })
+    }
+
+    /// Waits for the commit, then stores the batch's offsets in Kafka.
+    async fn finish(self, consumer: &StreamConsumer) -> anyhow::Result<()> {
+        let applied = self
+            .applied
             .await
+            .context("apply task")?
             .context("apply batch")?;
         metrics::counter!("strata_policy_events_applied_total").increment(applied.events as u64);
         metrics::counter!("strata_policy_statuses_applied_total")
@@ -209,18 +289,10 @@ async fn consume(
         tracing::debug!(?applied, "batch applied");
         // SQLite holds the authoritative offsets; Kafka's are a hint for
         // where to start after a rebalance (replays are skipped by offset).
-        let mut tpl = TopicPartitionList::new();
-        for msg in &batch {
-            // The stored offset is the next one to read: one past this message.
-            tpl.add_partition_offset(
-                msg.topic(),
-                msg.partition(),
-                Offset::Offset(msg.offset() + 1),
-            )?;
-        }
-        if let Err(e) = consumer.store_offsets(&tpl) {
+        if let Err(e) = consumer.store_offsets(&self.positions) {
             tracing::debug!(error = %e, "store offsets (partition revoked?)");
         }
+        Ok(())
     }
 }
 

@@ -52,13 +52,13 @@ impl Default for CostParams {
         CostParams {
             horizon_days: 60.0,
             hysteresis: 0.3,
-            min_residency_days: 7.0,
+            min_residency_days: 3.0,
             min_object_bytes: 0,
             slos: Vec::new(),
             default_slo_ms: None,
             pins: Vec::new(),
             prior_reads_30d: 1.0,
-            prior_days: 2.0,
+            prior_days: 1.0,
             prior_weight_days: 15.0,
             recheck_days: 2.0,
         }
@@ -526,7 +526,7 @@ mod tests {
         };
         let e = evaluate(&moved, &presets::aws_s3().tiers, &instant(), NOW);
         assert_eq!(e.target, None);
-        assert_eq!(e.next_due_ms, Some(NOW + days(5.0)));
+        assert_eq!(e.next_due_ms, Some(NOW + days(1.0)));
     }
 
     #[test]

@@ -9,9 +9,10 @@
 //!   rate caps it: the same with `c30`, the count decayed with a 30-day
 //!   half-life, over that decay's exposure `E`. Before any read, the
 //!   recent rate alone.
-//! - Bursts: `c1 β` more reads, where `c1` is the count decayed with a
-//!   1-day half-life and `β` the follow-up reads per read seen in the
-//!   object's prefix (how bursty its neighbours are).
+//! - Bursts: `β(idle)` more reads, where `idle` is the time since the
+//!   object's last read and `β(a)` the reads its prefix saw follow a read
+//!   after `a` without another one ([`crate::prefix`]): a read in a bursty
+//!   prefix predicts the rest of its burst, and a day of quiet its end.
 //!
 //! The prior comes from the object's prefix when known (its neighbours'
 //! recent read rate, [`PrefixPrior`]); otherwise a default that fades as
@@ -21,13 +22,19 @@ use crate::placement::CostParams;
 
 const DAY: f64 = 86_400_000.0;
 
+/// Idle times after a read at which the prefix counts follow-ups, days.
+pub const IDLE_STEPS_DAYS: [f64; IDLE_STEPS] = [0.0, 0.5, 1.0, 2.0];
+/// How many idle steps there are.
+pub const IDLE_STEPS: usize = 4;
+
 /// What an object's prefix says about it, from its neighbours' recent past.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PrefixPrior {
     /// Reads per object and 30 days in the prefix.
     pub reads_30d: f64,
-    /// Reads that followed a read of the same object within a few days, per read.
-    pub followups: f64,
+    /// Reads that followed a read of the same object within a few days,
+    /// per read, after each idle time of [`IDLE_STEPS_DAYS`] without one.
+    pub followups: [f64; IDLE_STEPS],
     /// From young objects only: it may raise the default prior, not lower it.
     pub provisional: bool,
 }
@@ -37,8 +44,6 @@ pub struct PrefixPrior {
 pub struct Evidence {
     /// Reads decayed with a 30-day half-life, as of `ts_ms`.
     pub c30: f64,
-    /// Reads decayed with a 1-day half-life, as of `ts_ms`.
-    pub c1: f64,
     pub ts_ms: i64,
     /// Reads in the object's lifetime (not decayed).
     pub reads: f64,
@@ -56,21 +61,32 @@ impl Evidence {
         if ts_ms >= self.ts_ms {
             let dt = ts_ms - self.ts_ms;
             self.c30 = self.c30 * decay(dt, 30.0) + 1.0;
-            self.c1 = self.c1 * decay(dt, 1.0) + 1.0;
             self.ts_ms = ts_ms;
         } else {
             self.c30 += decay(self.ts_ms - ts_ms, 30.0);
-            self.c1 += decay(self.ts_ms - ts_ms, 1.0);
         }
         self.reads += 1.0;
         self.last_read_ms = Some(self.last_read_ms.map_or(ts_ms, |t| t.max(ts_ms)));
     }
 
-    /// The decayed counts at `now_ms`: (30-day, 1-day).
-    pub fn at(&self, now_ms: i64) -> (f64, f64) {
-        let dt = now_ms - self.ts_ms;
-        (self.c30 * decay(dt, 30.0), self.c1 * decay(dt, 1.0))
+    /// The 30-day decayed count at `now_ms`.
+    pub fn c30_at(&self, now_ms: i64) -> f64 {
+        self.c30 * decay(now_ms - self.ts_ms, 30.0)
     }
+}
+
+/// The reads a prefix's follow-ups predict after `idle_days` without a
+/// read: linear between the steps of [`IDLE_STEPS_DAYS`], the last one's
+/// beyond it.
+pub fn followups_after(followups: &[f64; IDLE_STEPS], idle_days: f64) -> f64 {
+    let steps = IDLE_STEPS_DAYS;
+    for i in 1..IDLE_STEPS {
+        if idle_days < steps[i] {
+            let share = ((idle_days - steps[i - 1]) / (steps[i] - steps[i - 1])).clamp(0.0, 1.0);
+            return followups[i - 1] + share * (followups[i] - followups[i - 1]);
+        }
+    }
+    followups[IDLE_STEPS - 1]
 }
 
 /// An object counts as cooled off, and its lifetime rate gives way to its
@@ -94,22 +110,25 @@ pub fn reads_30d(
     params: &CostParams,
 ) -> f64 {
     let age = (now_ms - first_seen_ms).max(0) as f64 / DAY;
-    let (c30, c1) = evidence.at(now_ms);
+    let c30 = evidence.c30_at(now_ms);
     let exposure = 30.0 / std::f64::consts::LN_2 * (1.0 - 0.5f64.powf(age / 30.0));
     let default = params.prior_reads_30d / 30.0 * 0.5f64.powf(age / params.prior_days.max(1e-9));
+    // The prefix's steady rate: its reads less their follow-ups.
     let (prior_per_day, followups) = match prior {
         Some(p) if p.provisional => ((p.reads_30d / 30.0).max(default), p.followups),
-        Some(p) => (p.reads_30d / 30.0, p.followups),
-        None => (default, 0.0),
+        Some(p) => (p.reads_30d / (1.0 + p.followups[0]) / 30.0, p.followups),
+        None => (default, [0.0; IDLE_STEPS]),
     };
     let k = params.prior_weight_days.max(1e-9);
     // Reads that were follow-ups of a burst are predicted by the burst term,
-    // not as a steady rate: the steady part of a count is count / (1 + β).
-    let recent = (c30 / (1.0 + followups) + prior_per_day * k) / (exposure + k);
+    // not as a steady rate: the steady part of a count is count / (1 + β),
+    // β the follow-ups per read.
+    let per_read = followups[0];
+    let recent = (c30 / (1.0 + per_read) + prior_per_day * k) / (exposure + k);
     let per_day = match evidence.last_read_ms {
         None => recent,
         Some(last) => {
-            let lifetime = (evidence.reads / (1.0 + followups) + prior_per_day * k) / (age + k);
+            let lifetime = (evidence.reads / (1.0 + per_read) + prior_per_day * k) / (age + k);
             let idle = (now_ms - last).max(0) as f64 / DAY;
             if idle * lifetime > COOLED_GAPS {
                 lifetime.min(recent)
@@ -118,8 +137,11 @@ pub fn reads_30d(
             }
         }
     };
+    let burst = evidence.last_read_ms.map_or(0.0, |last| {
+        followups_after(&followups, (now_ms - last).max(0) as f64 / DAY)
+    });
     let horizon = params.horizon_days.max(1.0);
-    (per_day * horizon + c1 * followups) * 30.0 / horizon
+    (per_day * horizon + burst) * 30.0 / horizon
 }
 
 #[cfg(test)]
@@ -129,15 +151,24 @@ mod tests {
     const D: i64 = 86_400_000;
 
     #[test]
+    fn followups_fall_with_the_idle_time_between_steps() {
+        let f = [10.0, 6.0, 2.0, 1.0];
+        assert_eq!(followups_after(&f, 0.0), 10.0);
+        assert!((followups_after(&f, 0.25) - 8.0).abs() < 1e-9);
+        assert!((followups_after(&f, 1.5) - 1.5).abs() < 1e-9);
+        assert_eq!(followups_after(&f, 30.0), 1.0);
+    }
+
+    #[test]
     fn evidence_decays_and_takes_late_reads() {
         let mut e = Evidence::default();
         e.observe(0);
-        e.observe(D);
-        assert!((e.c1 - 1.5).abs() < 1e-9);
+        e.observe(30 * D);
+        assert!((e.c30 - 1.5).abs() < 1e-9);
         e.observe(0);
-        assert!((e.c1 - 2.0).abs() < 1e-9);
-        let (c30, c1) = e.at(31 * D);
-        assert!(c30 < 1.5 && c1 < 1e-8);
+        assert!((e.c30 - 2.0).abs() < 1e-9);
+        assert!((e.c30_at(60 * D) - 1.0).abs() < 1e-9);
+        assert_eq!((e.reads, e.last_read_ms), (3.0, Some(30 * D)));
     }
 
     #[test]
@@ -145,7 +176,7 @@ mod tests {
         let params = CostParams::default();
         let cold = Some(PrefixPrior {
             reads_30d: 0.0,
-            followups: 0.0,
+            followups: [0.0; IDLE_STEPS],
             provisional: false,
         });
         let fresh = Evidence::default();
@@ -160,7 +191,7 @@ mod tests {
         // A read in a bursty prefix predicts its follow-ups.
         let bursty = Some(PrefixPrior {
             reads_30d: 0.1,
-            followups: 20.0,
+            followups: [20.0, 10.0, 1.0, 0.1],
             provisional: false,
         });
         let mut one = Evidence::default();
@@ -182,11 +213,12 @@ mod tests {
         let before = reads_30d(&monthly, 0, 389 * D, None, &params);
         assert!((0.8..1.2).contains(&after), "{after}");
         assert!((after - before).abs() < 0.1 * after, "{after} {before}");
-        // Thirty reads in three days after a quiet year, in a bursty prefix:
-        // two weeks later, far below a read a month.
+        // Thirty reads in three days after a quiet year, in a prefix whose
+        // bursts end after a day of quiet: two days after the last read,
+        // far below a read a month.
         let bursty = Some(PrefixPrior {
             reads_30d: 0.1,
-            followups: 15.0,
+            followups: [15.0, 6.0, 0.2, 0.0],
             provisional: false,
         });
         let mut burst = Evidence::default();
@@ -194,7 +226,7 @@ mod tests {
             burst.observe(400 * D + i * D / 10);
         }
         assert!(reads_30d(&burst, 0, 403 * D, bursty, &params) > 5.0);
-        let later = reads_30d(&burst, 0, 417 * D, bursty, &params);
+        let later = reads_30d(&burst, 0, 405 * D, bursty, &params);
         assert!(later < 0.3, "{later}");
         // Unread for a long while after a steady year: the recent rate.
         let cooled = reads_30d(&monthly, 0, 700 * D, None, &params);

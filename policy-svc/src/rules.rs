@@ -15,7 +15,7 @@ use strata_runtime::tiers::TierConfig;
 
 use crate::{
     placement::{self, CostParams, CostView},
-    predict::{self, Evidence},
+    predict::{self, Evidence, PrefixPrior},
 };
 
 /// Milliseconds in a day.
@@ -41,6 +41,8 @@ pub struct ObjectView {
     pub last_move_ms: Option<i64>,
     /// Decayed read counts, for the cost decision's prediction.
     pub evidence: Evidence,
+    /// What the object's prefix says of it ([`crate::prefix`]).
+    pub prior: Option<PrefixPrior>,
     pub bytes_per_read: u64,
     pub tier: String,
     /// Event time of the last access (or first sighting).
@@ -94,7 +96,7 @@ pub fn decide_cost(
         first_seen_ms: obj.first_seen_ms,
         tier_since_ms: obj.tier_since_ms,
         last_move_ms: obj.last_move_ms,
-        reads_30d: predict::reads_30d(&obj.evidence, obj.first_seen_ms, now_ms, None, params),
+        reads_30d: predict::reads_30d(&obj.evidence, obj.first_seen_ms, now_ms, obj.prior, params),
         bytes_per_read: obj.bytes_per_read,
         pinned: obj.pinned.as_deref().and_then(|p| tiers.rank(p)),
     };
@@ -110,6 +112,15 @@ pub fn decide_cost(
             why,
             next_due_ms: eval.next_due_ms,
         },
+    }
+}
+
+/// The reads per 30 days the rule in effect expects of `obj`: the cost
+/// decision's prediction, or for the idle rule the 30-day decayed count.
+pub fn predicted_reads_30d(obj: &ObjectView, params: &RuleParams, now_ms: i64) -> f64 {
+    match &params.cost {
+        Some(cost) => predict::reads_30d(&obj.evidence, obj.first_seen_ms, now_ms, obj.prior, cost),
+        None => obj.evidence.c30_at(now_ms) * std::f64::consts::LN_2,
     }
 }
 
@@ -219,6 +230,7 @@ mod tests {
             tier_since_ms: 0,
             last_move_ms: None,
             evidence: Evidence::default(),
+            prior: None,
             bytes_per_read: 1 << 20,
             size: 1 << 20,
             tier: tier.into(),

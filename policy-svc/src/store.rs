@@ -10,7 +10,15 @@ use serde::Serialize;
 use strata_runtime::sqlite::{self, Durability};
 use tokio::sync::Mutex;
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/001-objects.sql")];
+use crate::{
+    predict::PrefixPrior,
+    prefix::{self, PrefixStats},
+};
+
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/001-objects.sql"),
+    include_str!("../migrations/002-prefixes.sql"),
+];
 
 /// "Not due until something happens."
 pub const NEVER: i64 = i64::MAX;
@@ -103,14 +111,6 @@ impl ObjectRow {
             .checked_div(self.reads_total)
             .unwrap_or(self.size)
     }
-
-    /// Reads expected over the next 30 days, from the 30-day decayed rate
-    /// (a decayed count with half-life H approximates reads over H / ln 2).
-    pub fn predicted_reads_30d(&self, now_ms: i64) -> f64 {
-        let day = crate::rules::DAY_MS as f64;
-        let age_days = (now_ms - self.decay_ts_ms).max(0) as f64 / day;
-        self.rates[2] * 0.5f64.powf(age_days / 30.0) * std::f64::consts::LN_2
-    }
 }
 
 /// Reads one `objects` row selected with `SELECT *`.
@@ -181,6 +181,34 @@ pub fn save(tx: &Connection, o: &ObjectRow) -> rusqlite::Result<()> {
         o.due_ms,
     ])?;
     Ok(())
+}
+
+/// Loads one prefix's statistics inside a transaction.
+pub fn load_prefix(tx: &Connection, prefix: &str) -> rusqlite::Result<Option<PrefixStats>> {
+    let json: Option<String> = tx
+        .prepare_cached("SELECT stats FROM prefixes WHERE prefix = ?1")?
+        .query_row([prefix], |r| r.get(0))
+        .optional()?;
+    // A row that no longer parses (an older layout) starts over empty.
+    Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+}
+
+/// Writes one prefix's statistics inside a transaction.
+pub fn save_prefix(tx: &Connection, prefix: &str, stats: &PrefixStats) -> rusqlite::Result<()> {
+    let json = serde_json::to_string(stats)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    tx.prepare_cached("INSERT OR REPLACE INTO prefixes (prefix, stats) VALUES (?1, ?2)")?
+        .execute(params![prefix, json])?;
+    Ok(())
+}
+
+/// The prior of `key`'s prefix at `now_ms`, if the prefix says enough.
+pub fn prefix_prior(
+    tx: &Connection,
+    key: &str,
+    now_ms: i64,
+) -> rusqlite::Result<Option<PrefixPrior>> {
+    Ok(load_prefix(tx, prefix::prefix_of(key))?.and_then(|mut s| s.prior(now_ms)))
 }
 
 /// The event-time clock's persisted state.
@@ -262,6 +290,16 @@ impl Store {
     /// The clock as stored.
     pub async fn clock(&self) -> anyhow::Result<Clock> {
         self.transaction(|tx| Ok(read_clock(tx)?)).await
+    }
+
+    /// Event-time now, and the prior of `key`'s prefix then.
+    pub async fn clock_and_prior(&self, key: &str) -> anyhow::Result<(i64, Option<PrefixPrior>)> {
+        let key = key.to_owned();
+        self.transaction(move |tx| {
+            let now = read_clock(tx)?.now(wall_ms());
+            Ok((now, prefix_prior(tx, &key, now)?))
+        })
+        .await
     }
 
     /// Jobs not yet acknowledged by Kafka: (job key, object key, payload).

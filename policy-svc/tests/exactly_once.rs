@@ -51,7 +51,7 @@ async fn apply(store: &Store, inputs: &[Input]) {
         .unwrap();
 }
 
-/// Every object row, the stored offsets and the clock.
+/// Every object row, the prefix statistics, the stored offsets and the clock.
 async fn dump(store: &Store) -> String {
     store
         .transaction(|tx| {
@@ -64,9 +64,15 @@ async fn dump(store: &Store) -> String {
                 .iter()
                 .map(|k| store::load(tx, k))
                 .collect::<Result<_, _>>()?;
+            let prefixes: Vec<(String, String)> = {
+                let mut stmt = tx.prepare("SELECT prefix, stats FROM prefixes ORDER BY prefix")?;
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?
+            };
+            assert!(!prefixes.is_empty(), "the events' prefix is counted");
             let offsets = engine::stored_offsets(tx, "access_events")?;
             let clock = store::read_clock(tx)?;
-            Ok(format!("{rows:?}\n{offsets:?}\n{clock:?}"))
+            Ok(format!("{rows:?}\n{prefixes:?}\n{offsets:?}\n{clock:?}"))
         })
         .await
         .unwrap()

@@ -65,35 +65,37 @@ fn check(name: &str, mix: Mix, beats: &[Policy], within: f64) {
 const ONLINE: [Policy; 3] = [Policy::AlwaysHot, Policy::Age, Policy::IntelligentTiering];
 
 /// Every object here is read more than once a month (Zipf(1) over 100
-/// objects puts even the last at 1.6 reads a month), above Standard-IA's
-/// break-even, so the right online placement is Standard: Strata is
-/// always-hot plus a few moves. Intelligent-Tiering is cheaper because its
-/// moves down after 30 idle days cost nothing and reads pay no retrieval;
-/// under tier billing no online policy gets that for free (goal unmet).
+/// objects puts even the last at 1.6 reads a month, at random times), above
+/// Standard-IA's break-even, so the right online placement is Standard:
+/// Strata moves nothing and costs what always-hot does. Intelligent-Tiering
+/// is cheaper because its moves down after 30 idle days cost nothing and
+/// its reads pay no retrieval; under tier billing, where a Poisson reader's
+/// next gap cannot be foreseen, no online policy gets that gain (goal
+/// unmet).
 #[test]
 fn zipf_hot_set() {
-    check(
-        "hot",
-        Mix {
-            hot: 100,
-            hot_reads: 20_000,
-            ..NONE
-        },
-        &[Policy::Age],
-        1.045,
-    );
+    let mix = Mix {
+        hot: 100,
+        hot_reads: 20_000,
+        ..NONE
+    };
+    check("hot", mix, &[Policy::Age], 1.04);
+    let r = report(mix);
+    assert!(r.total(Policy::Strata) <= r.total(Policy::AlwaysHot) * (1.0 + 1e-9));
 }
 
 #[test]
 fn cold_tail_never_read_again() {
-    check("cold", Mix { cold: 500, ..NONE }, &ONLINE, 1.015);
+    check("cold", Mix { cold: 500, ..NONE }, &ONLINE, 1.01);
 }
 
 /// Reports written while their prefix has no history look like the cold
-/// tail until their first read (Glacier IR at 4 days), then come back once;
-/// after that, Strata's lifetime rate keeps them on Standard. Within the
+/// tail until their first read (Glacier IR after 3 days), then come back
+/// once; after that the lifetime rate keeps them on Standard, and later
+/// reports, whose prefix is known, stay there from the start. Within the
 /// goal's 1.10, but 4 % above always-hot and Intelligent-Tiering (goal
-/// unmet).
+/// unmet): the optimum's edge is Standard-IA for readers of exactly one
+/// read a month, a 2 % saving that the hysteresis margin refuses online.
 #[test]
 fn monthly_reports() {
     check(
@@ -107,10 +109,11 @@ fn monthly_reports() {
     );
 }
 
-/// No online policy reaches 1.10 here: the first read of each burst comes
-/// from Glacier IR (retrieval the optimum, moving up the day before, does
-/// not pay), about 0.29x of the optimum on its own. Intelligent-Tiering,
-/// which pays no retrieval at all, is 1.33x (goal unmet).
+/// Below every online baseline, Intelligent-Tiering included, but no
+/// online policy reaches 1.10 here: the first read of each burst comes from
+/// Glacier IR (a retrieval the optimum, moving up the day before, does not
+/// pay), 0.30x of the optimum on its own. The prefix's follow-ups bring the
+/// object up at that read and, once it has been idle a day, down again.
 #[test]
 fn burst_after_a_quiet_year() {
     check(
@@ -119,13 +122,13 @@ fn burst_after_a_quiet_year() {
             bursts: 200,
             ..NONE
         },
-        &[Policy::AlwaysHot, Policy::Age],
-        1.47,
+        &ONLINE,
+        1.34,
     );
 }
 
 /// The goal: every online baseline, and 1.10 of the optimum (met).
 #[test]
 fn the_sample_mix() {
-    check("sample", Mix::SAMPLE, &ONLINE, 1.08);
+    check("sample", Mix::SAMPLE, &ONLINE, 1.06);
 }

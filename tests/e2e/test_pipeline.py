@@ -11,10 +11,13 @@ a. files in the tiers: ``hot/reports/2026/q1.csv`` (1 MiB),
    (64 KiB);
 b. poison first: undecodable bytes on each of the three topics, and an access
    event whose key tries to leave its tier (``../../etc/passwd``);
-c. a PUT of q1.csv 60 days ago (idle >= warm's 30 days, < cold's 90) and five
-   GETs of popular.parquet within the last day (>= 3 reads in 7 days);
-d. the policy moves q1.csv hot -> warm and popular.parquet cold -> hot; the
-   mover reports ACCEPTED..COMPLETED, the bytes arrive intact, the sources go;
+c. a PUT of q1.csv 60 days ago, never read since, and five GETs of
+   popular.parquet within the last day;
+d. the policy's cost model (deploy/strata.local.toml's prices) moves q1.csv
+   hot -> archive (unread: the cheapest tier) and popular.parquet cold -> hot
+   (ten reads a month predicted: the slow tiers' reads cost more than NVMe's
+   storage); the mover reports ACCEPTED..COMPLETED, the bytes arrive intact,
+   the sources go;
 e. every poison is in ``<topic>.dlq`` with headers naming where it came from;
 f. an operator's job published twice: one COMPLETED, one DUPLICATE;
 g. SIGTERM: every daemon exits 0 within 30 s.
@@ -324,7 +327,7 @@ def workload(pipeline, publisher):
 
 @pytest.mark.parametrize(
     "key, from_tier, to_tier",
-    [(Q1, "hot", "warm"), (POPULAR, "cold", "hot")],
+    [(Q1, "hot", "archive"), (POPULAR, "cold", "hot")],
     ids=["idle-q1-demoted", "popular-promoted"],
 )
 def test_policy_moves_objects(pipeline, workload, statuses, key, from_tier, to_tier):
@@ -446,7 +449,7 @@ def test_duplicate_job_is_done_once(pipeline, workload, publisher, statuses):
 def test_tiers_hold_each_object_once(pipeline, workload):
     """No orphan copy, no temp file, no lost object: after the moves, the
     tier folders hold exactly the three objects, each in its new tier."""
-    assert tier_files(pipeline) == {Q1: ["warm"], POPULAR: ["hot"], MANUAL: ["cold"]}
+    assert tier_files(pipeline) == {Q1: ["archive"], POPULAR: ["hot"], MANUAL: ["cold"]}
 
 
 def test_health_and_metrics(pipeline):

@@ -6,7 +6,7 @@
 //! - [`ledger`]: what a policy's placements cost.
 //! - [`policies`]: Strata and the baselines, per object.
 //! - [`optimum`]: the offline optimum by dynamic programming.
-//! - [`prefix`]: per-prefix statistics for the prediction's prior.
+//! - [`prefix`]: the prediction's prefix priors, day by day, from the daemon's statistics.
 //! - [`chart`]: cumulative cost per policy as SVG.
 //! - [`synth`]: synthetic traces of known structure.
 
@@ -136,11 +136,11 @@ pub fn simulate(
         (chart_buckets > 0).then_some((start_ms, end_ms.max(start_ms + 1), chart_buckets));
     let mut ledgers: Vec<Ledger> = Policy::ALL.iter().map(|_| Ledger::new(charted)).collect();
     let step = (objects.len() / 200).max(1);
-    let stats = prefix::PrefixStats::build(&objects, &trace.keys, start_ms, end_ms);
+    let priors = prefix::PrefixPriors::build(&objects, &trace.keys, start_ms, end_ms);
     for (i, obj) in objects.iter().enumerate() {
         let key = &trace.keys[obj.key as usize];
-        let id = stats.id(key);
-        let prior = |now: i64| id.and_then(|id| stats.prior(id, now));
+        let id = priors.id(key);
+        let prior = |now: i64| id.and_then(|id| priors.prior(id, now));
         for (policy, ledger) in Policy::ALL.iter().zip(&mut ledgers) {
             policies::run(
                 *policy,
