@@ -7,6 +7,8 @@
 //! - [`protocol`]: the pure decisions of the move protocol.
 //! - [`db`]: the catalog and the ledger in SQLite.
 //! - [`transfer`]: streaming copy, read-back and delete on object stores.
+//! - [`local`]: the direct copy between two `file://` tiers.
+//! - [`durable`]: group syncs that make file tier copies durable.
 //! - [`mover`]: the protocol in action.
 //! - [`jobs`]: the Kafka job loop: concurrency, ordering per object, offsets.
 //! - [`fault`]: crash points for the crash harness (test builds only).
@@ -16,6 +18,7 @@
 pub mod api;
 pub mod config;
 pub mod db;
+pub mod durable;
 pub mod fault;
 pub mod jobs;
 pub mod local;
@@ -78,6 +81,7 @@ pub async fn run(
     kafka::ensure_topics(&config.common, &config.common.all_topics()).await?;
     let mover = Mover {
         db,
+        syncs: durable::Syncs::for_tiers(tiers.values()).context("start file tier syncs")?,
         tiers,
         status: StatusSink {
             publisher: publisher.clone(),

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::{
     db::Db,
+    durable::Syncs,
     fault,
     protocol::{self, Arrival, LedgerRow, Resume, VerifyError},
     transfer::{self, Digest256, MoveError},
@@ -65,6 +66,8 @@ impl Outcome {
 pub struct Mover {
     pub db: Db,
     pub tiers: HashMap<String, TierStore>,
+    /// Group syncs of the file tiers that fsync ([`crate::durable`]).
+    pub syncs: Syncs,
     pub status: StatusSink,
     pub settings: Settings,
 }
@@ -297,13 +300,17 @@ impl Mover {
         // The copy reports bytes done through a watch; a ticker beside it
         // publishes them, so a long copy shows progress.
         let (done_tx, done_rx) = tokio::sync::watch::channel(0u64);
+        let plan = transfer::CopyPlan {
+            part_size: self.settings.part_size,
+            parts_in_flight: self.settings.parts_in_flight,
+            dest_sync: self.syncs.of(&job.to_tier),
+        };
         let copy = transfer::copy(
             src,
             dst,
             &job.object_key,
             &before,
-            self.settings.part_size,
-            self.settings.parts_in_flight,
+            plan,
             |done| {
                 fault::point("mid-copy");
                 done_tx.send_replace(done);

@@ -17,6 +17,8 @@ use object_store::{
 use sha2::{Digest, Sha256};
 use strata_runtime::tiers::TierStore;
 
+use crate::durable::GroupSync;
+
 /// Why a step failed, classed for the retry policy.
 #[derive(Debug, thiserror::Error)]
 pub enum MoveError {
@@ -167,19 +169,36 @@ pub struct Copied {
     pub read_back: Option<Digest256>,
 }
 
+/// How a copy writes.
+#[derive(Clone, Copy)]
+pub struct CopyPlan<'a> {
+    /// Objects up to this size are one PUT; larger ones go in parts of it.
+    pub part_size: usize,
+    /// Parts buffered at most.
+    pub parts_in_flight: usize,
+    /// The destination file tier's group sync ([`crate::durable`]): a direct
+    /// copy waits for it instead of fsyncing its own file and folder.
+    pub dest_sync: Option<&'a GroupSync>,
+}
+
 /// Streams `key` from `src` to `dst`, hashing as the bytes flow. Between two
 /// `file://` tiers the copy is direct ([`crate::local`]); otherwise objects
-/// up to `part_size` are one PUT and larger ones a multipart upload with at
-/// most `max_parts_in_flight` parts buffered. `on_progress` sees bytes done.
+/// up to the plan's part size are one PUT and larger ones a multipart upload
+/// with at most its parts in flight buffered. `on_progress` sees bytes done.
+/// A copy returned is as durable as the destination tier makes its writes.
 pub async fn copy(
     src: &TierStore,
     dst: &TierStore,
     key: &str,
     expected: &ObjectMeta,
-    part_size: usize,
-    max_parts_in_flight: usize,
+    plan: CopyPlan<'_>,
     mut on_progress: impl FnMut(u64),
 ) -> Result<Copied, MoveError> {
+    let CopyPlan {
+        part_size,
+        parts_in_flight: max_parts_in_flight,
+        dest_sync,
+    } = plan;
     let permanent = |e: anyhow::Error| MoveError::Permanent(format!("{e:#}"));
     let from = src.location(key).map_err(permanent)?;
     let to = dst.location(key).map_err(permanent)?;
@@ -203,7 +222,12 @@ pub async fn copy(
     }
     if let (GetResultPayload::File(..), Some(local)) = (&got.payload, &dst.local) {
         let dest = local.file_of(&to).map_err(permanent)?;
-        return copy_files(src, dst, got, dest, local.fsync, on_progress).await;
+        let fsync_each = local.fsync && dest_sync.is_none();
+        let copied = copy_files(src, dst, got, dest, fsync_each, on_progress).await?;
+        if let Some(sync) = dest_sync.filter(|_| local.fsync) {
+            sync.sync().await?;
+        }
+        return Ok(copied);
     }
     let mut stream = byte_stream(got);
     let mut hasher = Sha256::new();

@@ -26,6 +26,7 @@ use clap::Parser;
 use futures::{StreamExt, stream::BoxStream};
 use mover_svc::{
     db::Db,
+    durable::Syncs,
     mover::{Mover, Settings, StatusSink},
 };
 use object_store::{
@@ -297,9 +298,11 @@ fn mover(
         dst.store = store;
         dst.local = None;
     }
+    let tiers = HashMap::from([("src".to_string(), src), ("dst".to_string(), dst)]);
     let mover = Mover {
         db: Db::open(&dir.path().join("mover.db")).unwrap(),
-        tiers: HashMap::from([("src".to_string(), src), ("dst".to_string(), dst)]),
+        syncs: Syncs::for_tiers(tiers.values()).unwrap(),
+        tiers,
         status: StatusSink {
             publisher: Publisher::try_new(&args.common).unwrap(),
             topic: "migration_status".into(),
