@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# policy-svc benchmark (issue 1, item 7), one run, two parts:
+# policy-svc benchmark (issue 4, item 7), one run, two parts:
 #
 #   scripts/bench-policy.sh [--quick] [--no-kafka] [--no-sim]
 #

@@ -305,17 +305,10 @@ impl Mover {
             parts_in_flight: self.settings.parts_in_flight,
             dest_sync: self.syncs.of(&job.to_tier),
         };
-        let copy = transfer::copy(
-            src,
-            dst,
-            &job.object_key,
-            &before,
-            plan,
-            |done| {
-                fault::point("mid-copy");
-                done_tx.send_replace(done);
-            },
-        );
+        let copy = transfer::copy(src, dst, &job.object_key, &before, plan, |done| {
+            fault::point("mid-copy");
+            done_tx.send_replace(done);
+        });
         tokio::pin!(copy);
         // Without progress reports the ticker never fires (a year away).
         let every = self

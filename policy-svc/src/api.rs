@@ -92,15 +92,38 @@ async fn summary(State(state): State<AppState>) -> Response {
         Ok(t) => t,
         Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
     };
+    let storage = |tier: &str, bytes: u64| {
+        state
+            .tiers
+            .get(tier)
+            .map_or(0.0, |t| bytes as f64 / 1e9 * t.storage_usd_per_gb_month)
+    };
     let mut tiers = Vec::new();
-    let (mut cost_now, mut total_bytes, mut total_objects) = (0.0, 0u64, 0u64);
+    let (mut cost_now, mut cost_projected) = (0.0, 0.0);
+    let (mut total_bytes, mut total_objects) = (0u64, 0u64);
     for tier in &state.tiers.tiers {
-        let (objects, bytes) = totals.get(&tier.name).copied().unwrap_or_default();
-        let monthly = bytes as f64 / 1e9 * tier.storage_usd_per_gb_month;
+        let here = totals.iter().filter(|t| t.tier == tier.name);
+        let (objects, bytes) = here.fold((0, 0), |(o, b), t| (o + t.objects, b + t.bytes));
+        // After the jobs in flight: what stays here and what is on its way in.
+        let projected_bytes: u64 = totals
+            .iter()
+            .filter(|t| t.moving_to.as_deref().unwrap_or(&t.tier) == tier.name)
+            .map(|t| t.bytes)
+            .sum();
+        let monthly = storage(&tier.name, bytes);
+        let projected = storage(&tier.name, projected_bytes);
         cost_now += monthly;
+        cost_projected += projected;
         total_bytes += bytes;
         total_objects += objects;
-        tiers.push(json!({"tier": tier.name, "objects": objects, "bytes": bytes, "monthlyStorageUsd": monthly}));
+        tiers.push(json!({
+            "tier": tier.name,
+            "objects": objects,
+            "bytes": bytes,
+            "monthlyStorageUsd": monthly,
+            "projectedBytes": projected_bytes,
+            "projectedMonthlyStorageUsd": projected,
+        }));
     }
     let all_hot = total_bytes as f64 / 1e9 * state.tiers.tiers[0].storage_usd_per_gb_month;
     Json(json!({
@@ -110,6 +133,8 @@ async fn summary(State(state): State<AppState>) -> Response {
         "monthlyStorageUsd": cost_now,
         "monthlyStorageUsdAllHot": all_hot,
         "monthlySavingsUsd": all_hot - cost_now,
+        "projectedMonthlyStorageUsd": cost_projected,
+        "projectedMonthlySavingsUsd": all_hot - cost_projected,
     }))
     .into_response()
 }

@@ -167,7 +167,7 @@ pub struct Config {
     pub max_gib_per_cycle: f64,
 
     /// Messages applied at most per SQLite transaction.
-    #[arg(long, env = "STRATA_POLICY_BATCH", default_value_t = 1000)]
+    #[arg(long, env = "STRATA_POLICY_BATCH", default_value_t = 5000)]
     pub batch: usize,
 
     /// Encoding of `migration_jobs` values.

@@ -109,12 +109,12 @@ pub fn apply_batch(
     tiers: &TierConfig,
     wall_ms: i64,
 ) -> anyhow::Result<Applied> {
-    let mut next: HashMap<(String, i32), i64> = HashMap::new();
+    let mut next: HashMap<(&str, i32), i64> = HashMap::new();
     let mut clock = store::read_clock(tx)?;
     let mut applied = Applied::default();
     let mut touched = Touched::default();
     for input in inputs {
-        let pos = (input.topic.clone(), input.partition);
+        let pos = (input.topic.as_str(), input.partition);
         let stored = match next.get(&pos) {
             Some(n) => *n,
             None => tx
@@ -421,10 +421,11 @@ pub fn decide_cycle(
 ) -> anyhow::Result<Vec<MigrationJob>> {
     let now = store::read_clock(tx)?.now(wall_ms);
     let due: Vec<ObjectRow> = {
-        let mut stmt = tx.prepare_cached(
-            "SELECT * FROM objects WHERE inflight_job IS NULL AND deleted = 0 AND due_ms <= ?1
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {} FROM objects WHERE inflight_job IS NULL AND deleted = 0 AND due_ms <= ?1
              ORDER BY due_ms LIMIT ?2",
-        )?;
+            store::OBJECT_COLUMNS
+        ))?;
         let limit = (budget.max_jobs * 8).max(1000) as i64;
         // One query reads the due rows whole; no second lookup per key.
         stmt.query_map(params![now, limit], store::object_row)?

@@ -28,7 +28,7 @@ pub mod rules;
 pub mod sim;
 pub mod store;
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use rdkafka::{
@@ -155,34 +155,44 @@ async fn consume(
 ) -> anyhow::Result<()> {
     let mut applying: Option<Applying> = None;
     loop {
-        let Some(batch) = receive_batch(config, consumer, stop).await else {
+        let Some(batch) = receive_batch(config, consumer, &mut applying, stop).await? else {
             break;
         };
         let Some(inputs) = decode_batch(config, &batch, publisher, stop).await else {
             break;
         };
-        if let Some(previous) = applying.take() {
-            previous.finish(consumer).await?;
+        if let Some(mut previous) = applying.take() {
+            let joined = (&mut previous.applied).await;
+            previous.finish(joined, consumer)?;
         }
         applying = Some(Applying::start(store, tiers, inputs, &batch)?);
     }
     // Stopping: the batch in hand still commits, and its offsets are stored.
-    if let Some(previous) = applying {
-        previous.finish(consumer).await?;
+    if let Some(mut previous) = applying {
+        let joined = (&mut previous.applied).await;
+        previous.finish(joined, consumer)?;
     }
     Ok(())
 }
 
 /// Waits for a message, then takes what follows within 10 ms of the last,
-/// up to the batch size; `None` when stopped.
+/// up to the batch size; `None` when stopped. A batch SQLite is applying
+/// meanwhile is finished as soon as it commits.
 async fn receive_batch(
     config: &Config,
     consumer: &StreamConsumer,
+    applying: &mut Option<Applying>,
     stop: &CancellationToken,
-) -> Option<Vec<OwnedMessage>> {
+) -> anyhow::Result<Option<Vec<OwnedMessage>>> {
     loop {
         let first = tokio::select! {
-            () = stop.cancelled() => return None,
+            () = stop.cancelled() => return Ok(None),
+            joined = applied(applying) => {
+                if let Some(done) = applying.take() {
+                    done.finish(joined, consumer)?;
+                }
+                continue;
+            }
             msg = consumer.recv() => msg,
         };
         let mut batch = match first {
@@ -199,7 +209,17 @@ async fn receive_batch(
                 _ => break,
             }
         }
-        return Some(batch);
+        return Ok(Some(batch));
+    }
+}
+
+/// The outcome of the batch SQLite is applying; pending while there is none.
+async fn applied(
+    applying: &mut Option<Applying>,
+) -> Result<anyhow::Result<engine::Applied>, tokio::task::JoinError> {
+    match applying {
+        Some(a) => (&mut a.applied).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -258,14 +278,16 @@ impl Applying {
         inputs: Vec<Input>,
         batch: &[OwnedMessage],
     ) -> anyhow::Result<Self> {
-        let mut positions = TopicPartitionList::new();
+        // The stored offset is the next one to read: one past the batch's
+        // last message of each partition.
+        let mut next: HashMap<(&str, i32), i64> = HashMap::new();
         for msg in batch {
-            // The stored offset is the next one to read: one past this message.
-            positions.add_partition_offset(
-                msg.topic(),
-                msg.partition(),
-                Offset::Offset(msg.offset() + 1),
-            )?;
+            let offset = next.entry((msg.topic(), msg.partition())).or_default();
+            *offset = (*offset).max(msg.offset() + 1);
+        }
+        let mut positions = TopicPartitionList::with_capacity(next.len());
+        for ((topic, partition), offset) in next {
+            positions.add_partition_offset(topic, partition, Offset::Offset(offset))?;
         }
         let (store, tiers) = (store.clone(), tiers.clone());
         let applied = tokio::spawn(async move {
@@ -276,13 +298,13 @@ impl Applying {
         Ok(Applying { applied, positions })
     }
 
-    /// Waits for the commit, then stores the batch's offsets in Kafka.
-    async fn finish(self, consumer: &StreamConsumer) -> anyhow::Result<()> {
-        let applied = self
-            .applied
-            .await
-            .context("apply task")?
-            .context("apply batch")?;
+    /// Once the batch has committed (`joined`), stores its offsets in Kafka.
+    fn finish(
+        self,
+        joined: Result<anyhow::Result<engine::Applied>, tokio::task::JoinError>,
+        consumer: &StreamConsumer,
+    ) -> anyhow::Result<()> {
+        let applied = joined.context("apply task")?.context("apply batch")?;
         metrics::counter!("strata_policy_events_applied_total").increment(applied.events as u64);
         metrics::counter!("strata_policy_statuses_applied_total")
             .increment(applied.statuses as u64);

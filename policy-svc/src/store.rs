@@ -2,7 +2,7 @@
 //! (committed in the same transaction as the state they produced), the job
 //! outbox and the event-time clock.
 
-use std::{collections::HashMap, path::Path, sync::Arc};
+use std::{path::Path, sync::Arc};
 
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
@@ -113,37 +113,46 @@ impl ObjectRow {
     }
 }
 
-/// Reads one `objects` row selected with `SELECT *`.
+/// The columns of `objects` in the order [`object_row`] reads them.
+pub const OBJECT_COLUMNS: &str = "object_key, size, tier, generation, first_seen_ms, \
+    last_access_ms, reads_total, bytes_read, decay_ts_ms, rate_1d, rate_7d, rate_30d, \
+    recent_reads, tier_since_ms, inflight_job, inflight_to, last_move_ms, failures, pinned, \
+    deleted, due_ms";
+
+/// Reads one `objects` row selected as [`OBJECT_COLUMNS`] (by position:
+/// looking columns up by name costs more than the rest of the row).
 pub fn object_row(r: &Row<'_>) -> rusqlite::Result<ObjectRow> {
-    let recent: String = r.get("recent_reads")?;
+    let recent: String = r.get(12)?;
     Ok(ObjectRow {
-        object_key: r.get("object_key")?,
-        size: r.get::<_, i64>("size")? as u64,
-        tier: r.get("tier")?,
-        generation: r.get::<_, i64>("generation")? as u64,
-        first_seen_ms: r.get("first_seen_ms")?,
-        last_access_ms: r.get("last_access_ms")?,
-        reads_total: r.get::<_, i64>("reads_total")? as u64,
-        bytes_read: r.get::<_, i64>("bytes_read")? as u64,
-        decay_ts_ms: r.get("decay_ts_ms")?,
-        rates: [r.get("rate_1d")?, r.get("rate_7d")?, r.get("rate_30d")?],
+        object_key: r.get(0)?,
+        size: r.get::<_, i64>(1)? as u64,
+        tier: r.get(2)?,
+        generation: r.get::<_, i64>(3)? as u64,
+        first_seen_ms: r.get(4)?,
+        last_access_ms: r.get(5)?,
+        reads_total: r.get::<_, i64>(6)? as u64,
+        bytes_read: r.get::<_, i64>(7)? as u64,
+        decay_ts_ms: r.get(8)?,
+        rates: [r.get(9)?, r.get(10)?, r.get(11)?],
         recent_reads: serde_json::from_str(&recent).unwrap_or_default(),
-        tier_since_ms: r.get("tier_since_ms")?,
-        inflight_job: r.get("inflight_job")?,
-        inflight_to: r.get("inflight_to")?,
-        last_move_ms: r.get("last_move_ms")?,
-        failures: r.get("failures")?,
-        pinned: r.get("pinned")?,
-        deleted: r.get("deleted")?,
-        due_ms: r.get("due_ms")?,
+        tier_since_ms: r.get(13)?,
+        inflight_job: r.get(14)?,
+        inflight_to: r.get(15)?,
+        last_move_ms: r.get(16)?,
+        failures: r.get(17)?,
+        pinned: r.get(18)?,
+        deleted: r.get(19)?,
+        due_ms: r.get(20)?,
     })
 }
 
 /// Loads one object inside a transaction.
 pub fn load(tx: &Connection, key: &str) -> rusqlite::Result<Option<ObjectRow>> {
-    tx.prepare_cached("SELECT * FROM objects WHERE object_key = ?1")?
-        .query_row([key], object_row)
-        .optional()
+    tx.prepare_cached(&format!(
+        "SELECT {OBJECT_COLUMNS} FROM objects WHERE object_key = ?1"
+    ))?
+    .query_row([key], object_row)
+    .optional()
 }
 
 /// Writes one object inside a transaction.
@@ -325,18 +334,34 @@ impl Store {
         .await
     }
 
-    /// Objects and bytes per tier (live objects only).
-    pub async fn tier_totals(&self) -> anyhow::Result<HashMap<String, (u64, u64)>> {
+    /// Live objects and bytes per (tier, tier of the job in flight).
+    pub async fn tier_totals(&self) -> anyhow::Result<Vec<TierTotal>> {
         self.transaction(|tx| {
-            let mut stmt =
-                tx.prepare("SELECT tier, COUNT(*), COALESCE(SUM(size), 0) FROM objects WHERE deleted = 0 GROUP BY tier")?;
+            let mut stmt = tx.prepare(
+                "SELECT tier, inflight_to, COUNT(*), COALESCE(SUM(size), 0) FROM objects
+                 WHERE deleted = 0 GROUP BY tier, inflight_to",
+            )?;
             let rows = stmt.query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, (r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64)))
+                Ok(TierTotal {
+                    tier: r.get(0)?,
+                    moving_to: r.get(1)?,
+                    objects: r.get::<_, i64>(2)? as u64,
+                    bytes: r.get::<_, i64>(3)? as u64,
+                })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
     }
+}
+
+/// Live objects on one tier, with a job in flight to `moving_to` or none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierTotal {
+    pub tier: String,
+    pub moving_to: Option<String>,
+    pub objects: u64,
+    pub bytes: u64,
 }
 
 /// Reads the clock inside a transaction.

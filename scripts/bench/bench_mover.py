@@ -324,8 +324,12 @@ class MoverRun:
 
     def __init__(self, a, moto: Moto | None, name: str, to_tier: str,
                  golden: Path, keys: list[str], nbytes: int, timeout: float, expect_sha: dict | None = None,
-                 broker: str = "tansu"):
-        self.a, self.moto, self.name, self.broker_kind = a, moto, f"{name}-{broker}", broker
+                 broker: str = "tansu", fsync: bool = True):
+        self.a, self.moto, self.broker_kind = a, moto, broker
+        self.name = f"{name}-{broker}" + ("" if fsync else "-nofsync")
+        # fsync off: the destination file tier's option fsync = "false", so
+        # the copy stays in the page cache as rclone's and cp's do.
+        self.fsync = fsync
         self.to_tier, self.golden, self.keys, self.nbytes = to_tier, golden, keys, nbytes
         self.timeout, self.expect_sha = timeout, expect_sha or {}
         self.root = Path(a.tmp) / f"mover-{self.name}"
@@ -335,6 +339,9 @@ class MoverRun:
     def tiers_file(self) -> Path:
         text = (f'[[tiers]]\nname = "src"\nurl = "file://{self.data}/src"\n\n'
                 f'[[tiers]]\nname = "dst"\nurl = "file://{self.data}/dst"\n')
+        if not self.fsync:
+            text += '[tiers.options]\nfsync = "false"\n'
+
         if self.moto is not None:
             text += (f'\n[[tiers]]\nname = "s3"\nurl = "s3://{self.bucket}"\n'
                      f'[tiers.options]\nendpoint = "{self.moto.endpoint}"\nallow_http = "true"\n'
@@ -531,7 +538,8 @@ class MoverRun:
             self.moto.empty(self.bucket)
         if completed == 0:
             secs = float("nan")
-        r = Result(f"mover-svc/{self.broker_kind}", "", "", a.mover_conc_label, secs,
+        contender = f"mover-svc/{self.broker_kind}" + ("" if self.fsync else " no fsync")
+        r = Result(contender, "", "", a.mover_conc_label, secs,
                    self.nbytes * completed // n, completed, hwm, ok, note)
         r.partial = self.partial
         return r
@@ -731,6 +739,18 @@ def main() -> int:
                                False, f"FAILED: {str(e).splitlines()[0]}")
                 r.workload, r.path = wname, path
                 record(r)
+            if not to_s3:
+                # Like for like with rclone and cp, which leave their copies
+                # in the page cache: the mover with its file tier's fsync off.
+                try:
+                    r = MoverRun(a, moto, tag, "dst", golden, keys, nbytes, a.mover_timeout, shas,
+                                 a.brokers[0], fsync=False).run()
+                except RuntimeError as e:
+                    log(f"mover {tag} (no fsync) failed: {e}")
+                    r = Result(f"mover-svc/{a.brokers[0]} no fsync", "", "", a.mover_conc_label,
+                               float("nan"), 0, 0, 0, False, f"FAILED: {str(e).splitlines()[0]}")
+                r.workload, r.path = wname, path
+                record(r)
             for c in rclone_concs:
                 # rclone move local->local on one file system renames (no copy,
                 # no hash): only the S3 path has a meaningful move figure.
@@ -817,7 +837,11 @@ def main() -> int:
     for kind in a.brokers[1:]:
         print(f"with the {kind} broker: mover/rclone 1GiB={ratio(large_name, kind)} "
               f"small={ratio('small', kind)}")
-    print(f"the last line is with the {a.brokers[0]} broker (BENCH_BROKERS={','.join(a.brokers)})")
+    nofsync = f"{a.brokers[0]} no fsync"
+    print(f"with the file tier's fsync off (page cache only, as rclone): mover/rclone "
+          f"1GiB={ratio(large_name, nofsync)} small={ratio('small', nofsync)}")
+    print(f"the last line is with the {a.brokers[0]} broker (BENCH_BROKERS={','.join(a.brokers)}), "
+          f"fsync on (mover-svc's default)")
     print(f"mover/rclone 1GiB={ratio(large_name, a.brokers[0])} small={ratio('small', a.brokers[0])}",
           flush=True)
     return 0 if all_ok else 1

@@ -452,6 +452,44 @@ def test_tiers_hold_each_object_once(pipeline, workload):
     assert tier_files(pipeline) == {Q1: ["archive"], POPULAR: ["hot"], MANUAL: ["cold"]}
 
 
+def test_policy_explains_and_sums_up(pipeline, workload, statuses):
+    """The policy's view after the moves: each object where the mover put
+    it, explained with the cost model's figures; the summary's bytes per
+    tier and its cost against all-hot."""
+    statuses.wait_for(
+        lambda s: completed(s, Q1) and completed(s, POPULAR), MOVES_TIMEOUT, "both moves COMPLETED",
+    )
+
+    def policy_json(path: str) -> dict:
+        deadline = time.monotonic() + 30
+        while True:
+            code, body = http_get(pipeline.url("policy-svc", path))
+            assert code == 200, f"GET {path}: {code} {body!r}"
+            doc = json.loads(body)
+            # The COMPLETED statuses reach the policy within a batch or two.
+            if doc.get("inflightJob") is None or time.monotonic() > deadline:
+                return doc
+            time.sleep(0.5)
+
+    q1 = policy_json("/v1/objects/" + urllib.parse.quote(Q1, safe="/") + "/explain")
+    assert q1["tier"] == "archive", q1
+    assert q1["decision"]["action"] == "stay", q1
+    assert q1["predictedReads30d"] < 0.1, q1
+    assert set(q1["monthlyCostUsd"]) == set(TIERS), q1
+    assert q1["monthlyCostUsd"]["archive"] < q1["monthlyCostUsd"]["hot"], q1
+    popular = policy_json("/v1/objects/" + urllib.parse.quote(POPULAR, safe="/") + "/explain")
+    assert popular["tier"] == "hot" and popular["predictedReads30d"] > 1.0, popular
+
+    code, body = http_get(pipeline.url("policy-svc", "/v1/summary"))
+    assert code == 200, body
+    summary = json.loads(body)
+    by_tier = {t["tier"]: t for t in summary["tiers"]}
+    assert by_tier["archive"]["bytes"] >= workload["files"][Q1]["size"], summary
+    assert by_tier["hot"]["bytes"] >= workload["files"][POPULAR]["size"], summary
+    assert summary["monthlyStorageUsd"] < summary["monthlyStorageUsdAllHot"], summary
+    assert summary["monthlySavingsUsd"] > 0, summary
+
+
 def test_health_and_metrics(pipeline):
     for name in ("ingest-svc", "policy-svc", "mover-svc"):
         for path in ("/healthz", "/readyz", "/metrics"):
