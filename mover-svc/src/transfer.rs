@@ -224,7 +224,8 @@ pub async fn copy(
         let dest = local.file_of(&to).map_err(permanent)?;
         let fsync_each = local.fsync && dest_sync.is_none();
         let copied = copy_files(src, dst, got, dest, fsync_each, on_progress).await?;
-        if let Some(sync) = dest_sync.filter(|_| local.fsync) {
+        // Only tiers that fsync have a group sync (`durable::Syncs`).
+        if let Some(sync) = dest_sync {
             sync.sync().await?;
         }
         return Ok(copied);

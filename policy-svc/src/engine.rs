@@ -403,7 +403,7 @@ impl Priors {
         if let Some(prior) = self.0.get(prefix) {
             return Ok(*prior);
         }
-        let prior = store::load_prefix(tx, prefix)?.and_then(|mut s| s.prior(now_ms));
+        let prior = store::prefix_prior(tx, key, now_ms)?;
         self.0.insert(prefix.to_owned(), prior);
         Ok(prior)
     }

@@ -90,7 +90,7 @@ fn cold_tail_never_read_again() {
 }
 
 /// Reports written while their prefix has no history look like the cold
-/// tail until their first read (Glacier IR after 3 days), then come back
+/// tail until their first read (Glacier IR after a few days), then come back
 /// once; after that the lifetime rate keeps them on Standard, and later
 /// reports, whose prefix is known, stay there from the start. Within the
 /// goal's 1.10, but 4 % above always-hot and Intelligent-Tiering (goal
