@@ -151,18 +151,18 @@ fn serve(conn: Connection, requests: Receiver<Request>) {
         let mut calls = Vec::with_capacity(group.len());
         let mut failed = None;
         for Request { mut call, .. } in group {
-            // A failed request undoes its own writes, not its neighbours'.
-            let step = exec(&conn, "SAVEPOINT request").and_then(|()| {
-                if !call.run(&conn) {
-                    exec(&conn, "ROLLBACK TO request")?;
-                }
-                exec(&conn, "RELEASE request")
-            });
-            calls.push(call);
-            if let Err(e) = step {
-                failed = Some(e);
-                break;
+            // A failed request undoes its own writes, not its neighbours';
+            // once a savepoint itself fails, the rest hear the group's error.
+            if failed.is_none() {
+                let step = exec(&conn, "SAVEPOINT request").and_then(|()| {
+                    if !call.run(&conn) {
+                        exec(&conn, "ROLLBACK TO request")?;
+                    }
+                    exec(&conn, "RELEASE request")
+                });
+                failed = step.err();
             }
+            calls.push(call);
         }
         let committed = match failed {
             Some(e) => Err(e),
