@@ -12,7 +12,7 @@ use serde_json::json;
 use strata_runtime::http::error_response;
 
 use crate::{
-    AppState, engine, prefix,
+    AppState, cost, engine, prefix,
     rules::{self, DAY_MS, Decision},
 };
 
@@ -92,12 +92,8 @@ async fn summary(State(state): State<AppState>) -> Response {
         Ok(t) => t,
         Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
     };
-    let storage = |tier: &str, bytes: u64| {
-        state
-            .tiers
-            .get(tier)
-            .map_or(0.0, |t| bytes as f64 / 1e9 * t.storage_usd_per_gb_month)
-    };
+    // Aggregate bytes, billed without the per-object minimums.
+    let storage = |bytes: u64, usd_per_gb_month: f64| bytes as f64 / cost::GB * usd_per_gb_month;
     let mut tiers = Vec::new();
     let (mut cost_now, mut cost_projected) = (0.0, 0.0);
     let (mut total_bytes, mut total_objects) = (0u64, 0u64);
@@ -110,8 +106,8 @@ async fn summary(State(state): State<AppState>) -> Response {
             .filter(|t| t.moving_to.as_deref().unwrap_or(&t.tier) == tier.name)
             .map(|t| t.bytes)
             .sum();
-        let monthly = storage(&tier.name, bytes);
-        let projected = storage(&tier.name, projected_bytes);
+        let monthly = storage(bytes, tier.storage_usd_per_gb_month);
+        let projected = storage(projected_bytes, tier.storage_usd_per_gb_month);
         cost_now += monthly;
         cost_projected += projected;
         total_bytes += bytes;
@@ -125,7 +121,7 @@ async fn summary(State(state): State<AppState>) -> Response {
             "projectedMonthlyStorageUsd": projected,
         }));
     }
-    let all_hot = total_bytes as f64 / 1e9 * state.tiers.tiers[0].storage_usd_per_gb_month;
+    let all_hot = storage(total_bytes, state.tiers.tiers[0].storage_usd_per_gb_month);
     Json(json!({
         "objects": total_objects,
         "bytes": total_bytes,

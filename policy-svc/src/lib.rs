@@ -161,16 +161,14 @@ async fn consume(
         let Some(inputs) = decode_batch(config, &batch, publisher, stop).await else {
             break;
         };
-        if let Some(mut previous) = applying.take() {
-            let joined = (&mut previous.applied).await;
-            previous.finish(joined, consumer)?;
+        if let Some(previous) = applying.take() {
+            previous.wait(consumer).await?;
         }
         applying = Some(Applying::start(store, tiers, inputs, &batch)?);
     }
     // Stopping: the batch in hand still commits, and its offsets are stored.
-    if let Some(mut previous) = applying {
-        let joined = (&mut previous.applied).await;
-        previous.finish(joined, consumer)?;
+    if let Some(previous) = applying {
+        previous.wait(consumer).await?;
     }
     Ok(())
 }
@@ -296,6 +294,12 @@ impl Applying {
                 .await
         });
         Ok(Applying { applied, positions })
+    }
+
+    /// Waits for the commit, then stores the batch's offsets in Kafka.
+    async fn wait(mut self, consumer: &StreamConsumer) -> anyhow::Result<()> {
+        let joined = (&mut self.applied).await;
+        self.finish(joined, consumer)
     }
 
     /// Once the batch has committed (`joined`), stores its offsets in Kafka.

@@ -113,11 +113,18 @@ impl ObjectRow {
     }
 }
 
+/// The columns of `objects` in the order [`object_row`] reads them, as a
+/// literal so that queries can be built with `concat!` at compile time.
+macro_rules! object_columns {
+    () => {
+        "object_key, size, tier, generation, first_seen_ms, last_access_ms, reads_total, \
+         bytes_read, decay_ts_ms, rate_1d, rate_7d, rate_30d, recent_reads, tier_since_ms, \
+         inflight_job, inflight_to, last_move_ms, failures, pinned, deleted, due_ms"
+    };
+}
+
 /// The columns of `objects` in the order [`object_row`] reads them.
-pub const OBJECT_COLUMNS: &str = "object_key, size, tier, generation, first_seen_ms, \
-    last_access_ms, reads_total, bytes_read, decay_ts_ms, rate_1d, rate_7d, rate_30d, \
-    recent_reads, tier_since_ms, inflight_job, inflight_to, last_move_ms, failures, pinned, \
-    deleted, due_ms";
+pub const OBJECT_COLUMNS: &str = object_columns!();
 
 /// Reads one `objects` row selected as [`OBJECT_COLUMNS`] (by position:
 /// looking columns up by name costs more than the rest of the row).
@@ -148,8 +155,10 @@ pub fn object_row(r: &Row<'_>) -> rusqlite::Result<ObjectRow> {
 
 /// Loads one object inside a transaction.
 pub fn load(tx: &Connection, key: &str) -> rusqlite::Result<Option<ObjectRow>> {
-    tx.prepare_cached(&format!(
-        "SELECT {OBJECT_COLUMNS} FROM objects WHERE object_key = ?1"
+    tx.prepare_cached(concat!(
+        "SELECT ",
+        object_columns!(),
+        " FROM objects WHERE object_key = ?1"
     ))?
     .query_row([key], object_row)
     .optional()

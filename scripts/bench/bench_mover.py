@@ -341,7 +341,6 @@ class MoverRun:
                 f'[[tiers]]\nname = "dst"\nurl = "file://{self.data}/dst"\n')
         if not self.fsync:
             text += '[tiers.options]\nfsync = "false"\n'
-
         if self.moto is not None:
             text += (f'\n[[tiers]]\nname = "s3"\nurl = "s3://{self.bucket}"\n'
                      f'[tiers.options]\nendpoint = "{self.moto.endpoint}"\nallow_http = "true"\n'
@@ -729,28 +728,25 @@ def main() -> int:
             tag = f"{wname}-{'s3' if to_s3 else 'local'}".lower()
             loads.append((f"{tag} begin", loadavg()))
             log(f"--- {wname} {path}; load {loadavg()}")
-            for kind in a.brokers:
+            def mover_row(kind: str, fsync: bool = True) -> None:
+                """One mover run; a run that fails is a FAILED row, not the end."""
+                label = f"mover-svc/{kind}" + ("" if fsync else " no fsync")
                 try:
                     r = MoverRun(a, moto, tag, "s3" if to_s3 else "dst", golden, keys, nbytes,
-                                 a.mover_timeout, shas, kind).run()
+                                 a.mover_timeout, shas, kind, fsync=fsync).run()
                 except RuntimeError as e:
-                    log(f"mover {tag} ({kind}) failed: {e}")
-                    r = Result(f"mover-svc/{kind}", "", "", a.mover_conc_label, float("nan"), 0, 0, 0,
+                    log(f"{label} {tag} failed: {e}")
+                    r = Result(label, "", "", a.mover_conc_label, float("nan"), 0, 0, 0,
                                False, f"FAILED: {str(e).splitlines()[0]}")
                 r.workload, r.path = wname, path
                 record(r)
+
+            for kind in a.brokers:
+                mover_row(kind)
             if not to_s3:
                 # Like for like with rclone and cp, which leave their copies
                 # in the page cache: the mover with its file tier's fsync off.
-                try:
-                    r = MoverRun(a, moto, tag, "dst", golden, keys, nbytes, a.mover_timeout, shas,
-                                 a.brokers[0], fsync=False).run()
-                except RuntimeError as e:
-                    log(f"mover {tag} (no fsync) failed: {e}")
-                    r = Result(f"mover-svc/{a.brokers[0]} no fsync", "", "", a.mover_conc_label,
-                               float("nan"), 0, 0, 0, False, f"FAILED: {str(e).splitlines()[0]}")
-                r.workload, r.path = wname, path
-                record(r)
+                mover_row(a.brokers[0], fsync=False)
             for c in rclone_concs:
                 # rclone move local->local on one file system renames (no copy,
                 # no hash): only the S3 path has a meaningful move figure.

@@ -488,6 +488,10 @@ def test_policy_explains_and_sums_up(pipeline, workload, statuses):
     assert by_tier["hot"]["bytes"] >= workload["files"][POPULAR]["size"], summary
     assert summary["monthlyStorageUsd"] < summary["monthlyStorageUsdAllHot"], summary
     assert summary["monthlySavingsUsd"] > 0, summary
+    # Jobs in flight move bytes between tiers; they neither add nor lose any.
+    assert sum(t["projectedBytes"] for t in summary["tiers"]) == \
+        sum(t["bytes"] for t in summary["tiers"]), summary
+    assert summary["projectedMonthlyStorageUsd"] <= summary["monthlyStorageUsdAllHot"], summary
 
 
 def test_health_and_metrics(pipeline):
