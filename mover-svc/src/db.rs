@@ -506,6 +506,62 @@ mod tests {
         }
     }
 
+    /// Queues `f` without waiting, so a test decides which requests share a group.
+    fn enqueue<R: Send + 'static>(
+        db: &Db,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> tokio::sync::oneshot::Receiver<anyhow::Result<R>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let call = Box::new(Pending {
+            work: Some(f),
+            result: None,
+            reply,
+        });
+        db.requests
+            .send(Request {
+                durable: false,
+                call,
+            })
+            .unwrap();
+        answer
+    }
+
+    #[tokio::test]
+    async fn when_a_savepoint_fails_its_whole_group_hears_the_error_and_nothing_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("m.db")).unwrap();
+        // Hold the database thread in a group of its own while the next
+        // group queues up behind it.
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let blocker = enqueue(&db, move |_| {
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            Ok(())
+        });
+        started_rx.recv().unwrap();
+        let before = enqueue(&db, |c| {
+            insert_ledger(c, &job(1), State::Accepted, None).map(drop)
+        });
+        // Ends the group's transaction under it: its RELEASE then fails.
+        let hostile = enqueue(&db, |c| exec(c, "ROLLBACK"));
+        let after = enqueue(&db, |c| {
+            insert_ledger(c, &job(2), State::Accepted, None).map(drop)
+        });
+        release_tx.send(()).unwrap();
+
+        blocker.await.unwrap().unwrap();
+        for (name, answer) in [("before", before), ("hostile", hostile), ("after", after)] {
+            let result = answer.await.unwrap_or_else(|_| panic!("{name}: no answer"));
+            assert!(result.is_err(), "{name}: answered Ok in a failed group");
+        }
+        // Nothing of the group was committed, and the thread serves on.
+        assert!(db.ledger(&job(1).job_key).await.unwrap().is_none());
+        assert!(db.ledger(&job(2).job_key).await.unwrap().is_none());
+        db.accept(&job(3), Some(3)).await.unwrap();
+        assert!(db.ledger(&job(3).job_key).await.unwrap().is_some());
+    }
+
     #[tokio::test]
     async fn ledger_survives_reopen_and_lists_unfinished() {
         let dir = tempfile::tempdir().unwrap();
