@@ -208,6 +208,16 @@ impl Db {
         durable: bool,
         f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> anyhow::Result<R> {
+        let answer = self.enqueue(durable, f)?;
+        answer.await.context("the database thread has stopped")?
+    }
+
+    /// Queues `f` for the next group without waiting for it.
+    fn enqueue<R: Send + 'static>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> anyhow::Result<tokio::sync::oneshot::Receiver<anyhow::Result<R>>> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let call = Box::new(Pending {
             work: Some(f),
@@ -217,7 +227,7 @@ impl Db {
         self.requests
             .send(Request { durable, call })
             .map_err(|_| anyhow!("the database thread has stopped"))?;
-        answer.await.context("the database thread has stopped")?
+        Ok(answer)
     }
 
     /// The ledger row of `job_key`.
@@ -506,26 +516,6 @@ mod tests {
         }
     }
 
-    /// Queues `f` without waiting, so a test decides which requests share a group.
-    fn enqueue<R: Send + 'static>(
-        db: &Db,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
-    ) -> tokio::sync::oneshot::Receiver<anyhow::Result<R>> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let call = Box::new(Pending {
-            work: Some(f),
-            result: None,
-            reply,
-        });
-        db.requests
-            .send(Request {
-                durable: false,
-                call,
-            })
-            .unwrap();
-        answer
-    }
-
     #[tokio::test]
     async fn when_a_savepoint_fails_its_whole_group_hears_the_error_and_nothing_commits() {
         let dir = tempfile::tempdir().unwrap();
@@ -534,20 +524,26 @@ mod tests {
         // group queues up behind it.
         let (started_tx, started_rx) = std::sync::mpsc::channel();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let blocker = enqueue(&db, move |_| {
-            started_tx.send(()).unwrap();
-            release_rx.recv().unwrap();
-            Ok(())
-        });
+        let blocker = db
+            .enqueue(false, move |_| {
+                started_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                Ok(())
+            })
+            .unwrap();
         started_rx.recv().unwrap();
-        let before = enqueue(&db, |c| {
-            insert_ledger(c, &job(1), State::Accepted, None).map(drop)
-        });
+        let before = db
+            .enqueue(false, |c| {
+                insert_ledger(c, &job(1), State::Accepted, None).map(drop)
+            })
+            .unwrap();
         // Ends the group's transaction under it: its RELEASE then fails.
-        let hostile = enqueue(&db, |c| exec(c, "ROLLBACK"));
-        let after = enqueue(&db, |c| {
-            insert_ledger(c, &job(2), State::Accepted, None).map(drop)
-        });
+        let hostile = db.enqueue(false, |c| exec(c, "ROLLBACK")).unwrap();
+        let after = db
+            .enqueue(false, |c| {
+                insert_ledger(c, &job(2), State::Accepted, None).map(drop)
+            })
+            .unwrap();
         release_tx.send(()).unwrap();
 
         blocker.await.unwrap().unwrap();
