@@ -12,7 +12,8 @@ use std::{fs::File, io::Read, path::PathBuf, time::Instant};
 use sha2::{Digest, Sha256};
 
 fn cpu_seconds() -> f64 {
-    // utime + stime of this process, in clock ticks (fields 14 and 15).
+    // utime + stime of this process (fields 14 and 15 of /proc/self/stat),
+    // in clock ticks of USER_HZ, which Linux fixes at 100 for user space.
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, s)| s).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
