@@ -39,6 +39,19 @@ struct Request {
     call: Box<dyn Call>,
 }
 
+/// A request queued to the database thread and not waited for yet. The
+/// thread runs requests in the order they were queued, so one queued after
+/// it (by the same task) is answered after it.
+#[must_use = "a queued request's failure is only heard through its answer"]
+pub struct Queued<R>(tokio::sync::oneshot::Receiver<anyhow::Result<R>>);
+
+impl<R> Queued<R> {
+    /// Waits until the request's group is committed (or failed).
+    pub async fn answer(self) -> anyhow::Result<R> {
+        self.0.await.context("the database thread has stopped")?
+    }
+}
+
 /// A caller's work and the way back to it.
 trait Call: Send {
     /// Runs in the group's transaction; `false` rolls its savepoint back.
@@ -208,8 +221,7 @@ impl Db {
         durable: bool,
         f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> anyhow::Result<R> {
-        let answer = self.enqueue(durable, f)?;
-        answer.await.context("the database thread has stopped")?
+        self.enqueue(durable, f)?.answer().await
     }
 
     /// Queues `f` for the next group without waiting for it.
@@ -217,7 +229,7 @@ impl Db {
         &self,
         durable: bool,
         f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
-    ) -> anyhow::Result<tokio::sync::oneshot::Receiver<anyhow::Result<R>>> {
+    ) -> anyhow::Result<Queued<R>> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let call = Box::new(Pending {
             work: Some(f),
@@ -227,7 +239,7 @@ impl Db {
         self.requests
             .send(Request { durable, call })
             .map_err(|_| anyhow!("the database thread has stopped"))?;
-        Ok(answer)
+        Ok(Queued(answer))
     }
 
     /// The ledger row of `job_key`.
@@ -255,9 +267,11 @@ impl Db {
         self.call(false, move |c| catalog_of(c, &key)).await
     }
 
-    /// Records a job as ACCEPTED; when `register_size` is given, first
-    /// registers the object at the job's `from_tier` and generation (an
-    /// object the catalog has not seen, found there by a HEAD).
+    /// Records an accepted job as COPYING at its first attempt, the copy
+    /// being its next step (ACCEPTED and COPYING resume alike, so one write
+    /// serves both). When `register_size` is given, first registers the
+    /// object at the job's `from_tier` and generation (an object the catalog
+    /// has not seen, found there by a HEAD).
     pub async fn accept(
         &self,
         job: &MigrationJob,
@@ -278,7 +292,7 @@ impl Db {
                     now_ms()
                 ])?;
             }
-            insert_ledger(c, &job, State::Accepted, None).map(|_| ())
+            insert_ledger(c, &job, State::Copying, 1, None).map(|_| ())
         })
         .await
     }
@@ -292,7 +306,7 @@ impl Db {
     ) -> anyhow::Result<()> {
         let (job, error) = (job.clone(), (class.to_owned(), message.to_owned()));
         self.call(false, move |c| {
-            insert_ledger(c, &job, State::Rejected, Some(&error)).map(|_| ())
+            insert_ledger(c, &job, State::Rejected, 0, Some(&error)).map(|_| ())
         })
         .await
     }
@@ -305,9 +319,23 @@ impl Db {
         attempt: u32,
         copied: Option<(&str, u64)>,
     ) -> anyhow::Result<()> {
+        self.queue_state(job_key, state, attempt, copied)?
+            .answer()
+            .await
+    }
+
+    /// [`Db::set_state`] without waiting: the write is queued ahead of
+    /// whatever the caller asks next.
+    pub fn queue_state(
+        &self,
+        job_key: &str,
+        state: State,
+        attempt: u32,
+        copied: Option<(&str, u64)>,
+    ) -> anyhow::Result<Queued<()>> {
         let key = job_key.to_owned();
         let copied = copied.map(|(sha, len)| (sha.to_owned(), len as i64));
-        self.call(false, move |c| {
+        self.enqueue(false, move |c| {
             let (sha, len) = copied.unzip();
             c.prepare_cached(
                 "UPDATE ledger SET state = ?2, attempt = ?3,
@@ -317,7 +345,6 @@ impl Db {
             .execute(params![key, state_name(state), attempt, sha, len, now_ms()])
             .map(|_| ())
         })
-        .await
     }
 
     /// Ends a job in `state` (FAILED or REJECTED) with the error's class and message.
@@ -433,12 +460,13 @@ fn insert_ledger(
     c: &Connection,
     job: &MigrationJob,
     state: State,
+    attempt: u32,
     error: Option<&(String, String)>,
 ) -> rusqlite::Result<usize> {
     c.prepare_cached(
         "INSERT INTO ledger (job_key, object_key, from_tier, to_tier, generation, size_bytes, state,
             attempt, error_class, error_message, created_at_ms, updated_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, ?10)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
          ON CONFLICT (job_key) DO NOTHING",
     )?
     .execute(params![
@@ -449,6 +477,7 @@ fn insert_ledger(
         job.generation as i64,
         job.size_bytes as i64,
         state_name(state),
+        attempt,
         error.map(|e| &e.0),
         error.map(|e| &e.1),
         now_ms()
@@ -500,7 +529,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("m.db")).unwrap();
         let failing = db.call(false, |c| {
-            insert_ledger(c, &job(1), State::Accepted, None)?;
+            insert_ledger(c, &job(1), State::Accepted, 0, None)?;
             Err::<(), _>(rusqlite::Error::InvalidQuery)
         });
         let accepts = futures::future::join_all((2..40).map(|g| {
@@ -534,21 +563,25 @@ mod tests {
         started_rx.recv().unwrap();
         let before = db
             .enqueue(false, |c| {
-                insert_ledger(c, &job(1), State::Accepted, None).map(drop)
+                insert_ledger(c, &job(1), State::Accepted, 0, None).map(drop)
             })
             .unwrap();
         // Ends the group's transaction under it: its RELEASE then fails.
         let hostile = db.enqueue(false, |c| exec(c, "ROLLBACK")).unwrap();
         let after = db
             .enqueue(false, |c| {
-                insert_ledger(c, &job(2), State::Accepted, None).map(drop)
+                insert_ledger(c, &job(2), State::Accepted, 0, None).map(drop)
             })
             .unwrap();
         release_tx.send(()).unwrap();
 
-        blocker.await.unwrap().unwrap();
+        blocker.answer().await.unwrap();
         for (name, answer) in [("before", before), ("hostile", hostile), ("after", after)] {
-            let result = answer.await.unwrap_or_else(|_| panic!("{name}: no answer"));
+            // The raw reply: a request dropped unanswered must fail this too.
+            let result = answer
+                .0
+                .await
+                .unwrap_or_else(|_| panic!("{name}: no answer"));
             assert!(result.is_err(), "{name}: answered Ok in a failed group");
         }
         // Nothing of the group was committed, and the thread serves on.

@@ -15,7 +15,7 @@ use strata_runtime::{
 use tokio::time::Instant;
 
 use crate::{
-    db::Db,
+    db::{Db, Queued},
     durable::Syncs,
     fault,
     protocol::{self, Arrival, LedgerRow, Resume, VerifyError},
@@ -89,6 +89,15 @@ impl From<anyhow::Error> for StepError {
     fn from(e: anyhow::Error) -> Self {
         StepError::Infra(e)
     }
+}
+
+/// Whether a job's ledger row already says COPYING for its next attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ledger {
+    /// Accepting the job wrote it (a first attempt).
+    CopyingRecorded,
+    /// The attempt writes it first (a retry, a resume).
+    Record,
 }
 
 fn job_of(row: &LedgerRow) -> MigrationJob {
@@ -173,6 +182,7 @@ impl Mover {
                 }
             }
         };
+        // The ledger row says COPYING at attempt 1 from here on.
         self.db.accept(&job, register_size).await?;
         fault::point("accepted");
         self.step(&job, State::Accepted, started, |s| {
@@ -180,7 +190,8 @@ impl Mover {
         })?;
         // A registered object has no checksum yet; a known one keeps its own.
         let catalog_sha = catalog.and_then(|c| c.sha256);
-        self.execute(&job, 0, catalog_sha, started).await
+        self.execute(&job, 0, catalog_sha, Ledger::CopyingRecorded, started)
+            .await
     }
 
     /// Resumes every unfinished job in the ledger; run before consuming.
@@ -205,7 +216,8 @@ impl Mover {
                     .catalog(&job.object_key)
                     .await?
                     .and_then(|c| c.sha256);
-                self.execute(&job, row.attempt, catalog_sha, started).await
+                self.execute(&job, row.attempt, catalog_sha, Ledger::Record, started)
+                    .await
             }
             Resume::DeleteSource => {
                 let generation = row.new_generation.unwrap_or(row.generation + 1);
@@ -221,12 +233,14 @@ impl Mover {
     }
 
     /// Copy and verify with retries, then switch, delete and complete.
-    /// `catalog_sha` is the catalog's checksum of the object, when it has one.
+    /// `catalog_sha` is the catalog's checksum of the object, when it has one;
+    /// `ledger` says whether the first attempt's COPYING is written already.
     async fn execute(
         &self,
         job: &MigrationJob,
         attempts_before: u32,
         catalog_sha: Option<String>,
+        mut ledger: Ledger,
         started: Instant,
     ) -> anyhow::Result<Outcome> {
         let mut delays = ExponentialBuilder::default()
@@ -237,16 +251,17 @@ impl Mover {
             .with_total_delay(Some(self.settings.max_retry_elapsed))
             .build();
         let mut attempt = attempts_before;
-        let digest = loop {
+        let (digest, verifying) = loop {
             attempt += 1;
             let error = match self
-                .copy_and_verify(job, attempt, catalog_sha.as_deref(), started)
+                .copy_and_verify(job, attempt, catalog_sha.as_deref(), ledger, started)
                 .await
             {
-                Ok(digest) => break digest,
+                Ok(verified) => break verified,
                 Err(StepError::Infra(e)) => return Err(e),
                 Err(StepError::Move(e)) => e,
             };
+            ledger = Ledger::Record;
             self.discard_destination(job).await?;
             match delays.next().filter(|_| error.is_retryable()) {
                 Some(delay) => {
@@ -258,7 +273,10 @@ impl Mover {
                 None => return self.fail(job, attempt, &error, started).await,
             }
         };
-        let Some(generation) = self.db.switch(job, &digest.sha256, digest.bytes).await? else {
+        // The switch queues behind the VERIFYING write, often into its group.
+        let switch = self.db.switch(job, &digest.sha256, digest.bytes).await;
+        verifying.answer().await?;
+        let Some(generation) = switch? else {
             // The catalog moved on while we copied (an operator, another mover).
             self.discard_destination(job).await?;
             let catalog = self.db.catalog(&job.object_key).await?;
@@ -276,27 +294,33 @@ impl Mover {
         self.step(job, State::Switched, started, |s| {
             switched(s, job, generation, &digest, attempt)
         })?;
-        self.finish(job, attempt, generation, &digest, started)
+        // The switch just made the catalog name `to_tier`, and no other job
+        // of this object runs meanwhile: the source may go.
+        self.delete_and_complete(job, attempt, generation, &digest, started)
             .await
     }
 
+    /// One attempt: copy, then verify. Returns the verified digest and the
+    /// queued VERIFYING write, for the caller to hear after the switch.
     async fn copy_and_verify(
         &self,
         job: &MigrationJob,
         attempt: u32,
         catalog_sha: Option<&str>,
+        ledger: Ledger,
         started: Instant,
-    ) -> Result<Digest256, StepError> {
+    ) -> Result<(Digest256, Queued<()>), StepError> {
         let (src, dst) = (&self.tiers[&job.from_tier], &self.tiers[&job.to_tier]);
-        self.db
-            .set_state(&job.job_key, State::Copying, attempt, None)
-            .await?;
+        if ledger == Ledger::Record {
+            self.db
+                .set_state(&job.job_key, State::Copying, attempt, None)
+                .await?;
+        }
         fault::point("copying");
         self.step(job, State::Copying, started, |s| {
             s.attempt = attempt;
             s.current_tier = job.from_tier.clone();
         })?;
-        let before = transfer::head(src, &job.object_key).await?;
         // The copy reports bytes done through a watch; a ticker beside it
         // publishes them, so a long copy shows progress.
         let (done_tx, done_rx) = tokio::sync::watch::channel(0u64);
@@ -305,7 +329,7 @@ impl Mover {
             parts_in_flight: self.settings.parts_in_flight,
             dest_sync: self.syncs.of(&job.to_tier),
         };
-        let copy = transfer::copy(src, dst, &job.object_key, &before, plan, |done| {
+        let copy = transfer::copy(src, dst, &job.object_key, plan, |done| {
             fault::point("mid-copy");
             done_tx.send_replace(done);
         });
@@ -335,6 +359,7 @@ impl Mover {
         let transfer::Copied {
             digest: copied,
             read_back,
+            source: before,
         } = copied;
         metrics::counter!("strata_mover_bytes_copied_total").increment(copied.bytes);
         let after = transfer::head(src, &job.object_key).await?;
@@ -348,14 +373,14 @@ impl Mover {
             .into());
         }
 
-        self.db
-            .set_state(
-                &job.job_key,
-                State::Verifying,
-                attempt,
-                Some((&copied.sha256, copied.bytes)),
-            )
-            .await?;
+        // Queued, not waited for: nothing irreversible happens before the
+        // switch, which the database thread commits after it.
+        let verifying = self.db.queue_state(
+            &job.job_key,
+            State::Verifying,
+            attempt,
+            Some((&copied.sha256, copied.bytes)),
+        )?;
         fault::point("verifying");
         self.step(job, State::Verifying, started, |s| {
             s.attempt = attempt;
@@ -364,25 +389,33 @@ impl Mover {
             s.current_tier = job.from_tier.clone();
         })?;
         let read_back = match read_back {
-            Some(read_back) => read_back,
-            None => transfer::read_digest(dst, &job.object_key).await?,
+            Some(read_back) => Ok(read_back),
+            None => transfer::read_digest(dst, &job.object_key).await,
         };
-        protocol::verify(
-            &copied.sha256,
-            copied.bytes,
-            &read_back.sha256,
-            read_back.bytes,
-            catalog_sha,
-        )
-        .map_err(|e| match e {
-            VerifyError::Catalog { .. } => MoveError::SourceChanged(e.to_string()),
-            other => MoveError::VerifyMismatch(other.to_string()),
-        })?;
+        let verified = read_back.and_then(|read_back| {
+            protocol::verify(
+                &copied.sha256,
+                copied.bytes,
+                &read_back.sha256,
+                read_back.bytes,
+                catalog_sha,
+            )
+            .map_err(|e| match e {
+                VerifyError::Catalog { .. } => MoveError::SourceChanged(e.to_string()),
+                other => MoveError::VerifyMismatch(other.to_string()),
+            })
+        });
+        if let Err(e) = verified {
+            // The ledger's own failure comes first: then the job resumes.
+            verifying.answer().await?;
+            return Err(e.into());
+        }
         fault::point("verified");
-        Ok(copied)
+        Ok((copied, verifying))
     }
 
-    /// Deletes the source of a switched job and completes it.
+    /// Deletes the source of a job found switched in the ledger (a resume)
+    /// and completes it.
     async fn finish(
         &self,
         job: &MigrationJob,
@@ -400,6 +433,19 @@ impl Mover {
                 job.from_tier
             );
         }
+        self.delete_and_complete(job, attempt, generation, digest, started)
+            .await
+    }
+
+    /// Deletes the source of a job whose switch is committed, and completes it.
+    async fn delete_and_complete(
+        &self,
+        job: &MigrationJob,
+        attempt: u32,
+        generation: u64,
+        digest: &Digest256,
+        started: Instant,
+    ) -> anyhow::Result<Outcome> {
         if let Err(e) = transfer::delete(&self.tiers[&job.from_tier], &job.object_key).await {
             return Err(anyhow::Error::new(e).context("delete source"));
         }

@@ -167,6 +167,9 @@ pub struct Copied {
     /// The destination read back, when the copy did that itself (a copy
     /// between two `file://` tiers reads back while it writes).
     pub read_back: Option<Digest256>,
+    /// The source as its GET found it: a HEAD after the copy that differs
+    /// from it means the source changed while it was read.
+    pub source: ObjectMeta,
 }
 
 /// How a copy writes.
@@ -186,11 +189,12 @@ pub struct CopyPlan<'a> {
 /// up to the plan's part size are one PUT and larger ones a multipart upload
 /// with at most its parts in flight buffered. `on_progress` sees bytes done.
 /// A copy returned is as durable as the destination tier makes its writes.
+/// A missing source is [`MoveError::NotFound`], found by the GET itself: no
+/// HEAD goes before it.
 pub async fn copy(
     src: &TierStore,
     dst: &TierStore,
     key: &str,
-    expected: &ObjectMeta,
     plan: CopyPlan<'_>,
     mut on_progress: impl FnMut(u64),
 ) -> Result<Copied, MoveError> {
@@ -210,31 +214,27 @@ pub async fn copy(
         .get(&from)
         .await
         .map_err(|e| MoveError::from_store(&get_ctx, e))?;
-    if got.meta.size != expected.size || got.meta.e_tag != expected.e_tag {
-        return Err(MoveError::SourceChanged(format!(
-            "{} was {} bytes (etag {:?}) at HEAD, {} bytes (etag {:?}) at GET",
-            src.url_of(key),
-            expected.size,
-            expected.e_tag,
-            got.meta.size,
-            got.meta.e_tag
-        )));
-    }
+    let source = got.meta.clone();
     if let (GetResultPayload::File(..), Some(local)) = (&got.payload, &dst.local) {
         let dest = local.file_of(&to).map_err(permanent)?;
         let fsync_each = local.fsync && dest_sync.is_none();
         let copied = copy_files(src, dst, got, dest, fsync_each, on_progress).await?;
+        let (digest, read_back) = (copied.copied, Some(copied.read_back));
         // Only tiers that fsync have a group sync (`durable::Syncs`).
         if let Some(sync) = dest_sync {
             sync.sync().await?;
         }
-        return Ok(copied);
+        return Ok(Copied {
+            digest,
+            read_back,
+            source,
+        });
     }
     let mut stream = byte_stream(got);
     let mut hasher = Sha256::new();
     let mut done: u64 = 0;
 
-    if expected.size <= part_size as u64 {
+    if source.size <= part_size as u64 {
         let mut parts = Vec::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| MoveError::from_store(&get_ctx, e))?;
@@ -299,11 +299,11 @@ pub async fn copy(
             }
         };
     }
-    if done != expected.size {
+    if done != source.size {
         return Err(MoveError::SourceChanged(format!(
-            "{} read {done} bytes, HEAD said {}",
+            "{} read {done} bytes, GET said {}",
             src.url_of(key),
-            expected.size
+            source.size
         )));
     }
     Ok(Copied {
@@ -312,6 +312,7 @@ pub async fn copy(
             bytes: done,
         },
         read_back: None,
+        source,
     })
 }
 
@@ -324,7 +325,7 @@ async fn copy_files(
     dest: PathBuf,
     fsync: bool,
     mut on_progress: impl FnMut(u64),
-) -> Result<Copied, MoveError> {
+) -> Result<crate::local::Copied, MoveError> {
     let GetResultPayload::File(mut file, path) = got.payload else {
         return Err(MoveError::Permanent(format!(
             "{} is not a local file",
@@ -361,10 +362,7 @@ async fn copy_files(
         }
     };
     on_progress(copied.copied.bytes);
-    Ok(Copied {
-        digest: copied.copied,
-        read_back: Some(copied.read_back),
-    })
+    Ok(copied)
 }
 
 /// Reads `key` back from `tier` and hashes it.

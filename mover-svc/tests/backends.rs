@@ -47,7 +47,7 @@ use strata_runtime::{
 enum Fault {
     /// Reads return the stored bytes with the first one flipped.
     CorruptReads,
-    /// The first GET (not HEAD) rewrites the object first: a writer racing the copy.
+    /// The first GET (not HEAD) is overtaken by a new version: a writer racing the copy.
     ChangeOnFirstRead,
 }
 
@@ -90,17 +90,19 @@ impl ObjectStore for Faulty {
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
         match self.fault {
-            // The first read of the bytes (not a HEAD) finds a newer version.
+            // A newer version lands while the first read of the bytes (not
+            // a HEAD) is under way.
             Fault::ChangeOnFirstRead
                 if !options.head && !self.fired.swap(true, Ordering::SeqCst) =>
             {
+                let reading = self.inner.get_opts(location, options).await?;
                 self.inner
                     .put(
                         location,
                         PutPayload::from_static(b"a new version, written mid-copy"),
                     )
                     .await?;
-                self.inner.get_opts(location, options).await
+                Ok(reading)
             }
             Fault::ChangeOnFirstRead => self.inner.get_opts(location, options).await,
             Fault::CorruptReads => {
