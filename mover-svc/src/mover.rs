@@ -225,6 +225,7 @@ impl Mover {
                     sha256: row.sha256.clone().unwrap_or_default(),
                     bytes: row.bytes.unwrap_or_default(),
                 };
+                self.ensure_catalog_moved_on(&job).await?;
                 self.finish(&job, row.attempt, generation, &digest, started)
                     .await
             }
@@ -296,7 +297,7 @@ impl Mover {
         })?;
         // The switch just made the catalog name `to_tier`, and no other job
         // of this object runs meanwhile: the source may go.
-        self.delete_and_complete(job, attempt, generation, &digest, started)
+        self.finish(job, attempt, generation, &digest, started)
             .await
     }
 
@@ -414,31 +415,22 @@ impl Mover {
         Ok((copied, verifying))
     }
 
-    /// Deletes the source of a job found switched in the ledger (a resume)
-    /// and completes it.
-    async fn finish(
-        &self,
-        job: &MigrationJob,
-        attempt: u32,
-        generation: u64,
-        digest: &Digest256,
-        started: Instant,
-    ) -> anyhow::Result<Outcome> {
+    /// I2 guard for a job found switched in the ledger (a resume): never
+    /// delete the copy the catalog names.
+    async fn ensure_catalog_moved_on(&self, job: &MigrationJob) -> anyhow::Result<()> {
         let catalog = self.db.catalog(&job.object_key).await?;
-        // I2 guard: never delete the copy the catalog names.
-        if catalog.as_ref().is_some_and(|c| c.tier == job.from_tier) {
+        if catalog.is_some_and(|c| c.tier == job.from_tier) {
             anyhow::bail!(
                 "refusing to delete {} from {}: the catalog still names it",
                 job.object_key,
                 job.from_tier
             );
         }
-        self.delete_and_complete(job, attempt, generation, digest, started)
-            .await
+        Ok(())
     }
 
     /// Deletes the source of a job whose switch is committed, and completes it.
-    async fn delete_and_complete(
+    async fn finish(
         &self,
         job: &MigrationJob,
         attempt: u32,
