@@ -206,14 +206,11 @@ pub async fn copy(
     let permanent = |e: anyhow::Error| MoveError::Permanent(format!("{e:#}"));
     let from = src.location(key).map_err(permanent)?;
     let to = dst.location(key).map_err(permanent)?;
-    let get_ctx = format!("get {}", src.url_of(key));
-    let put_ctx = format!("put {}", dst.url_of(key));
+    // Errors name the object's URL; it is formatted only when one happens.
+    let get_failed = |e| MoveError::from_store(&format!("get {}", src.url_of(key)), e);
+    let put_failed = |e| MoveError::from_store(&format!("put {}", dst.url_of(key)), e);
     src.limits.op().await;
-    let got = src
-        .store
-        .get(&from)
-        .await
-        .map_err(|e| MoveError::from_store(&get_ctx, e))?;
+    let got = src.store.get(&from).await.map_err(get_failed)?;
     let source = got.meta.clone();
     if let (GetResultPayload::File(..), Some(local)) = (&got.payload, &dst.local) {
         let dest = local.file_of(&to).map_err(permanent)?;
@@ -237,7 +234,7 @@ pub async fn copy(
     if source.size <= part_size as u64 {
         let mut parts = Vec::new();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| MoveError::from_store(&get_ctx, e))?;
+            let chunk = chunk.map_err(get_failed)?;
             src.limits.bytes(chunk.len()).await;
             let (h, chunk) = hash(hasher, chunk).await?;
             hasher = h;
@@ -247,23 +244,16 @@ pub async fn copy(
         let payload: PutPayload = parts.into_iter().collect();
         dst.limits.op().await;
         dst.limits.bytes(done as usize).await;
-        dst.store
-            .put(&to, payload)
-            .await
-            .map_err(|e| MoveError::from_store(&put_ctx, e))?;
+        dst.store.put(&to, payload).await.map_err(put_failed)?;
         on_progress(done);
     } else {
         dst.limits.op().await;
-        let upload = dst
-            .store
-            .put_multipart(&to)
-            .await
-            .map_err(|e| MoveError::from_store(&put_ctx, e))?;
+        let upload = dst.store.put_multipart(&to).await.map_err(put_failed)?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
         let result: Result<Sha256, MoveError> = async {
             let mut hasher = hasher;
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| MoveError::from_store(&get_ctx, e))?;
+                let chunk = chunk.map_err(get_failed)?;
                 src.limits.bytes(chunk.len()).await;
                 dst.limits.bytes(chunk.len()).await;
                 let (h, chunk) = hash(hasher, chunk).await?;
@@ -277,7 +267,7 @@ pub async fn copy(
                 writer
                     .wait_for_capacity(max_parts_in_flight)
                     .await
-                    .map_err(|e| MoveError::from_store(&put_ctx, e))?;
+                    .map_err(put_failed)?;
                 writer.put(chunk);
                 on_progress(done);
             }
@@ -286,10 +276,7 @@ pub async fn copy(
         .await;
         hasher = match result {
             Ok(hasher) => {
-                writer
-                    .finish()
-                    .await
-                    .map_err(|e| MoveError::from_store(&put_ctx, e))?;
+                writer.finish().await.map_err(put_failed)?;
                 hasher
             }
             Err(e) => {
