@@ -347,7 +347,10 @@ impl Db {
         })
     }
 
-    /// Ends a job in `state` (FAILED or REJECTED) with the error's class and message.
+    /// Ends a job in `state` (FAILED or REJECTED) with the error's class and
+    /// message. Durable (`synchronous=FULL`) like the switch: the outcome is
+    /// reported and the job's offset stored after it, and a FAILED row lost
+    /// to power loss would resume as COPYING and might complete after all.
     pub async fn end(
         &self,
         job_key: &str,
@@ -357,7 +360,7 @@ impl Db {
         message: &str,
     ) -> anyhow::Result<()> {
         let (key, class, message) = (job_key.to_owned(), class.to_owned(), message.to_owned());
-        self.call(false, move |c| {
+        self.call(true, move |c| {
             c.prepare_cached(
                 "UPDATE ledger SET state = ?2, attempt = ?3, error_class = ?4,
                     error_message = ?5, updated_at_ms = ?6 WHERE job_key = ?1",
@@ -381,7 +384,7 @@ impl Db {
     /// SWITCHED. Returns the new generation, or `None` when the catalog had
     /// moved on (nothing changed).
     ///
-    /// The one request that waits for the disk (`synchronous=FULL`): the
+    /// Waits for the disk (`synchronous=FULL`), as a job's end does: the
     /// source is deleted after it, so it must survive power loss. In WAL mode
     /// that sync also makes every earlier commit durable. Switches that queue
     /// together share one sync.

@@ -359,7 +359,10 @@ fn check_length(read: u64, expected: u64) -> Result<(), MoveError> {
 fn io_error(context: &str, e: std::io::Error) -> MoveError {
     match e.kind() {
         ErrorKind::NotFound => MoveError::NotFound(format!("{context}: {e}")),
-        ErrorKind::PermissionDenied => MoveError::Permanent(format!("{context}: {e}")),
+        // No attempt can write where a folder is a file or a name too long.
+        ErrorKind::PermissionDenied | ErrorKind::NotADirectory | ErrorKind::InvalidFilename => {
+            MoveError::Permanent(format!("{context}: {e}"))
+        }
         ErrorKind::UnexpectedEof => MoveError::SourceChanged(format!("{context}: {e}")),
         _ => MoveError::Transient(format!("{context}: {e}")),
     }

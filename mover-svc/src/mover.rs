@@ -135,6 +135,15 @@ fn now_millis() -> i64 {
 }
 
 impl Mover {
+    /// The store of the tier `name`. A job in the ledger may name a tier the
+    /// configuration no longer has: that is the mover's error (the job stays
+    /// in the ledger until the tier is back), not a panic.
+    fn tier(&self, name: &str) -> anyhow::Result<&TierStore> {
+        self.tiers
+            .get(name)
+            .with_context(|| format!("tier {name:?} is not configured"))
+    }
+
     /// Handles one job from `migration_jobs`. `Ok` means the job's outcome
     /// is durable and its status queued (the offset may be stored once the
     /// [`Outcome`] is delivered); `Err` means the mover itself failed and the
@@ -169,7 +178,7 @@ impl Mover {
             }
             Arrival::Start => None,
             Arrival::Register => {
-                match transfer::head(&self.tiers[&job.from_tier], &job.object_key).await {
+                match transfer::head(self.tier(&job.from_tier)?, &job.object_key).await {
                     Ok(meta) => Some(meta.size),
                     Err(e) if e.is_retryable() => {
                         return Err(anyhow::Error::new(e).context("head source"));
@@ -195,14 +204,29 @@ impl Mover {
     }
 
     /// Resumes every unfinished job in the ledger; run before consuming.
+    /// Returns how many were resumed. A job that cannot be resumed now (its
+    /// tier is gone from the configuration, its store refuses) is logged and
+    /// left in the ledger, so that one object cannot keep the mover from
+    /// starting: its offset was never stored, so the job is consumed again
+    /// and retried then, before any later job of the same object (same key,
+    /// same partition).
     pub async fn recover(&self) -> anyhow::Result<usize> {
         let rows = self.db.unfinished().await?;
-        let count = rows.len();
+        let mut resumed = 0;
         for row in rows {
-            tracing::info!(job_key = %row.job_key, object_key = %row.object_key, state = ?row.state, "resuming job");
-            self.resume(row).await?.delivered().await?;
+            let (job_key, object_key) = (row.job_key.clone(), row.object_key.clone());
+            tracing::info!(%job_key, %object_key, state = ?row.state, "resuming job");
+            match self.resume(row).await {
+                Ok(outcome) => {
+                    outcome.delivered().await?;
+                    resumed += 1;
+                }
+                Err(e) => {
+                    tracing::error!(%job_key, %object_key, error = format!("{e:#}"), "job not resumed; it stays in the ledger until its job is consumed again");
+                }
+            }
         }
-        Ok(count)
+        Ok(resumed)
     }
 
     async fn resume(&self, row: LedgerRow) -> anyhow::Result<Outcome> {
@@ -311,7 +335,7 @@ impl Mover {
         ledger: Ledger,
         started: Instant,
     ) -> Result<(Digest256, Queued<()>), StepError> {
-        let (src, dst) = (&self.tiers[&job.from_tier], &self.tiers[&job.to_tier]);
+        let (src, dst) = (self.tier(&job.from_tier)?, self.tier(&job.to_tier)?);
         if ledger == Ledger::Record {
             self.db
                 .set_state(&job.job_key, State::Copying, attempt, None)
@@ -438,7 +462,7 @@ impl Mover {
         digest: &Digest256,
         started: Instant,
     ) -> anyhow::Result<Outcome> {
-        if let Err(e) = transfer::delete(&self.tiers[&job.from_tier], &job.object_key).await {
+        if let Err(e) = transfer::delete(self.tier(&job.from_tier)?, &job.object_key).await {
             return Err(anyhow::Error::new(e).context("delete source"));
         }
         fault::point("deleted");
@@ -461,7 +485,7 @@ impl Mover {
         if catalog.is_some_and(|c| c.tier == job.to_tier) {
             return Ok(());
         }
-        let dst = &self.tiers[&job.to_tier];
+        let dst = self.tier(&job.to_tier)?;
         transfer::delete(dst, &job.object_key)
             .await
             .map_err(anyhow::Error::new)

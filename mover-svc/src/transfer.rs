@@ -401,7 +401,7 @@ pub async fn remove_staged(tier: &TierStore, key: &str) -> Result<usize, MoveErr
     let mut removed = 0;
     let mut entries = match tokio::fs::read_dir(dir).await {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if cannot_exist(&e) => return Ok(0),
         Err(e) => return Err(MoveError::Transient(format!("list {}: {e}", dir.display()))),
     };
     while let Some(entry) = entries
@@ -429,7 +429,9 @@ pub async fn remove_staged(tier: &TierStore, key: &str) -> Result<usize, MoveErr
     Ok(removed)
 }
 
-/// Deletes `key` from `tier`; a missing object counts as deleted.
+/// Deletes `key` from `tier`; a missing object counts as deleted, and so
+/// does one whose file path cannot exist on a file tier (a folder on it is
+/// a file, a name is too long): nothing was ever written there.
 pub async fn delete(tier: &TierStore, key: &str) -> Result<(), MoveError> {
     let location = tier
         .location(key)
@@ -437,9 +439,31 @@ pub async fn delete(tier: &TierStore, key: &str) -> Result<(), MoveError> {
     tier.limits.op().await;
     match tier.store.delete(&location).await {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) if io_cause(&e).is_some_and(cannot_exist) => Ok(()),
         Err(e) => Err(MoveError::from_store(
             &format!("delete {}", tier.url_of(key)),
             e,
         )),
     }
+}
+
+/// Whether a file system error says the path cannot name a file at all.
+pub(crate) fn cannot_exist(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        e.kind(),
+        ErrorKind::NotFound | ErrorKind::NotADirectory | ErrorKind::InvalidFilename
+    )
+}
+
+/// The file system error behind a store's error, if it has one.
+fn io_cause(e: &object_store::Error) -> Option<&std::io::Error> {
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        cause = c.source();
+    }
+    None
 }

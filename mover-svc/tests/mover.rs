@@ -1,6 +1,7 @@
 //! mover-svc in-process against librdkafka's mock cluster and real `file://`
-//! tiers in a temporary folder: moves, duplicates, stale jobs, poison
-//! messages and recovery of a job interrupted mid-copy.
+//! tiers in a temporary folder: moves, duplicates, stale jobs, destinations
+//! that cannot exist, poison messages and recovery of a job interrupted
+//! mid-copy.
 
 #![allow(clippy::unwrap_used)]
 
@@ -262,6 +263,34 @@ async fn stale_and_missing_jobs_are_rejected_without_touching_anything() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_path_that_cannot_exist_fails_the_job_and_the_mover_goes_on() {
+    let mut h = Harness::new().await;
+    // On warm, `a` is a file, so `a/b` can never be written there: the
+    // copy fails for good, and its clean-up finds nothing to remove.
+    h.put("warm", "a", b"a file where a folder would be");
+    h.put("hot", "a/b", b"payload");
+    let blocked = h.send_job("a/b", "hot", "warm", 0).await;
+    let seen = h.until_terminal(&blocked, 1).await;
+    assert_eq!(
+        states(&seen),
+        [State::Accepted, State::Copying, State::Failed],
+        "{seen:?}"
+    );
+    assert_eq!(seen[2].error.as_ref().unwrap().class, "permanent");
+    assert_eq!(std::fs::read(h.path("hot", "a/b")).unwrap(), b"payload");
+    assert_eq!(
+        std::fs::read(h.path("warm", "a")).unwrap(),
+        b"a file where a folder would be"
+    );
+    // Not wedged: the next job runs.
+    h.put("hot", "c", b"next");
+    let next = h.send_job("c", "hot", "warm", 0).await;
+    let seen = h.until_terminal(&next, 1).await;
+    assert_eq!(seen.last().unwrap().state(), State::Completed);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_job_is_dead_lettered_and_the_next_job_runs() {
     let mut h = Harness::new().await;
     h.send_raw("bad", b"{\"objectKey\": 12").await;
@@ -344,6 +373,53 @@ async fn restart_resumes_a_job_interrupted_mid_copy() {
     );
     h.stop().await;
     h.producer.flush(Duration::from_secs(1)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_job_on_a_tier_no_longer_configured_waits_for_it_and_blocks_nothing_else() {
+    let mut h = Harness::new().await;
+    h.stop().await;
+    // A job left COPYING towards `archive`, a tier then removed from the
+    // configuration: the mover must start, serve other jobs, and finish
+    // that one once the tier is back.
+    h.put("hot", "old.bin", b"keep me");
+    let job = MigrationJob {
+        job_key: strata_proto::job_key("old.bin", "hot", "archive", 0),
+        object_key: "old.bin".into(),
+        from_tier: "hot".into(),
+        to_tier: "archive".into(),
+        generation: 0,
+        size_bytes: 7,
+        ..Default::default()
+    };
+    {
+        let db = mover_svc::db::Db::open(&h.dir.path().join("state/mover.db")).unwrap();
+        db.accept(&job, Some(7)).await.unwrap();
+    }
+    h.start();
+    h.put("hot", "other", b"x");
+    let other = h.send_job("other", "hot", "warm", 0).await;
+    let seen = h.until_terminal(&other, 1).await;
+    assert_eq!(seen.last().unwrap().state(), State::Completed);
+    assert_eq!(std::fs::read(h.path("hot", "old.bin")).unwrap(), b"keep me");
+    h.stop().await;
+
+    let tiers = h.dir.path().join("tiers.toml");
+    let mut config = std::fs::read_to_string(&tiers).unwrap();
+    config.push_str(&format!(
+        "[[tiers]]\nname = 'archive'\nurl = 'file://{}/archive'\n",
+        h.dir.path().display()
+    ));
+    std::fs::write(&tiers, config).unwrap();
+    h.start();
+    let seen = h.until_terminal(&job.job_key, 1).await;
+    assert_eq!(seen.last().unwrap().state(), State::Completed, "{seen:?}");
+    assert_eq!(
+        std::fs::read(h.path("archive", "old.bin")).unwrap(),
+        b"keep me"
+    );
+    assert!(!h.path("hot", "old.bin").exists());
+    h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,10 @@ use crate::{AccessEvent, MigrationJob, Op, job::retry_job_key, time};
 pub const MAX_KEY_BYTES: usize = 1024;
 /// Largest object accepted: 5 TiB, the S3 object limit.
 pub const MAX_SIZE_BYTES: u64 = 5 << 40;
+/// Largest catalog generation a job may name: 2^62, so that the mover's
+/// SQLite (signed 64-bit integers) counts the switches after it without
+/// overflowing.
+pub const MAX_GENERATION: u64 = 1 << 62;
 /// Earliest sane event time: 2000-01-01T00:00:00Z, in ms.
 pub const MIN_TS_MS: i64 = 946_684_800_000;
 /// Latest sane event time: 2100-01-01T00:00:00Z, in ms.
@@ -134,6 +138,12 @@ pub fn migration_job(job: &MigrationJob) -> Result<(), ValidationError> {
     }
     if job.size_bytes > MAX_SIZE_BYTES {
         return Err(ValidationError::new("size_bytes", "is more than 5 TiB"));
+    }
+    if job.generation > MAX_GENERATION {
+        return Err(ValidationError::new(
+            "generation",
+            format!("is more than {MAX_GENERATION} (2^62)"),
+        ));
     }
     if !job.job_key.is_empty() {
         let expected = retry_job_key(
@@ -279,5 +289,21 @@ mod tests {
         job.job_key.clear();
         job.to_tier = "hot".into();
         assert_eq!(migration_job(&job).unwrap_err().field, "to_tier");
+    }
+
+    #[test]
+    fn a_generation_beyond_2_pow_62_is_refused() {
+        let mut job = MigrationJob {
+            object_key: "a".into(),
+            from_tier: "hot".into(),
+            to_tier: "warm".into(),
+            generation: MAX_GENERATION,
+            ..Default::default()
+        };
+        assert_eq!(migration_job(&job), Ok(()));
+        for generation in [MAX_GENERATION + 1, i64::MAX as u64, u64::MAX] {
+            job.generation = generation;
+            assert_eq!(migration_job(&job).unwrap_err().field, "generation");
+        }
     }
 }

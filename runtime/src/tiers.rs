@@ -184,6 +184,14 @@ impl TierStore {
     /// anything outside the tier (validated first, then parsed strictly).
     pub fn location(&self, key: &str) -> anyhow::Result<Path> {
         strata_proto::validate::object_key(key)?;
+        if self.local.is_some()
+            && let Some(segment) = key.split('/').find(|s| is_staging_name(s))
+        {
+            bail!(
+                "object key {key:?}: on a file:// tier a segment ending in '#' and digits \
+                 ({segment:?}) is the name of another object's staged upload"
+            );
+        }
         let relative = Path::parse(key).with_context(|| format!("object key {key:?}"))?;
         Ok(self.prefix.parts().chain(relative.parts()).collect())
     }
@@ -196,13 +204,29 @@ impl TierStore {
             .map(|p| p.as_ref())
             .collect::<Vec<_>>()
             .join("/");
-        strata_proto::validate::object_key(&key).ok().map(|_| key)
+        strata_proto::validate::object_key(&key).ok()?;
+        if self.local.is_some() && key.split('/').any(is_staging_name) {
+            return None; // An interrupted upload's staged file, not an object.
+        }
+        Some(key)
     }
 
     /// A URL naming `key` on this tier, for people and lookups.
     pub fn url_of(&self, key: &str) -> String {
         format!("{}/{}", self.url.trim_end_matches('/'), key)
     }
+}
+
+/// Whether a path segment has the form `<name>#<digits>`: that of the files
+/// object_store's `LocalFileSystem` stages an upload of `<name>` in (and the
+/// mover's direct copies too). On a `file://` tier no object key may have
+/// such a segment, or cleaning up after an interrupted upload of `<name>`
+/// would delete that object (object_store itself checks only the text after
+/// a name's first `#`, so it accepts `a#b#1`, a staged name of `a#b`).
+fn is_staging_name(segment: &str) -> bool {
+    segment
+        .rsplit_once('#')
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 impl Tier {
@@ -346,5 +370,22 @@ mod tests {
         for bad in ["../x", "/etc/passwd", "a/../../b", "a\0b"] {
             assert!(store.location(bad).is_err(), "{bad:?}");
         }
+        // `a#b#1` and `a#1/x` would be taken for staged uploads of `a#b` and
+        // `a` (and removed with them); other uses of `#` are keys like any.
+        for staged in ["a#b#1", "d/a#7", "a#1/x"] {
+            assert!(store.location(staged).is_err(), "{staged:?}");
+            // Listed, a file's name comes as it is (not percent-encoded).
+            let listed = Path::parse(staged).unwrap();
+            assert_eq!(store.key_of(&listed), None, "{staged:?}");
+        }
+        for fine in ["a#b", "r#2024-01", "a#", "#x/y"] {
+            assert!(store.location(fine).is_ok(), "{fine:?}");
+        }
+        // Other stores stage nothing beside the object: `#1` is allowed there.
+        let memory = Tier {
+            url: "memory://".into(),
+            ..serde_json::from_str(r#"{"name":"m","url":""}"#).unwrap()
+        };
+        assert!(memory.open().unwrap().location("a#b#1").is_ok());
     }
 }
