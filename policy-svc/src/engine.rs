@@ -243,7 +243,9 @@ fn apply_event(
         Op::Put => o.last_access_ms = o.last_access_ms.max(ts),
         Op::Inventory | Op::Head | Op::Delete | Op::Unspecified => {}
     }
-    o.due_ms = o.due_ms.min(ts);
+    // Due again now, unless a failed job's backoff is still running: reads
+    // of an object whose moves keep failing must not retry them at once.
+    o.due_ms = o.due_ms.min(ts.max(o.retry_after_ms));
     touched.save(o);
     Ok(())
 }
@@ -303,7 +305,8 @@ fn apply_status(
             } else {
                 o.failures += 1;
                 let backoff_hours = 1i64 << o.failures.min(7);
-                o.due_ms = now_ms + backoff_hours * DAY_MS / 24;
+                o.retry_after_ms = now_ms + backoff_hours * DAY_MS / 24;
+                o.due_ms = o.retry_after_ms;
             }
         }
         _ => return Ok(()),
@@ -315,7 +318,10 @@ fn apply_status(
 /// Limits of one decision cycle.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
+    /// Jobs made per cycle at most.
     pub max_jobs: usize,
+    /// Bytes moved per cycle at most; an object larger than this is moved
+    /// alone in a cycle of its own.
     pub max_bytes: u64,
 }
 
@@ -440,8 +446,11 @@ pub fn decide_cycle(
                 o.due_ms = next_due_ms.filter(|&d| d > now).unwrap_or(NEVER);
             }
             Decision::Move { to, why, rule } => {
-                if jobs.len() >= budget.max_jobs || bytes.saturating_add(o.size) > budget.max_bytes
-                {
+                // An object larger than the byte budget goes alone, first in
+                // its cycle: skipping it would leave it due first forever.
+                let over_bytes =
+                    !jobs.is_empty() && bytes.saturating_add(o.size) > budget.max_bytes;
+                if jobs.len() >= budget.max_jobs || over_bytes {
                     break; // Budget spent: the rest stay due for the next cycle.
                 }
                 // After FAILED outcomes the same decision is a retry with a

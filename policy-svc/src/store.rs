@@ -18,6 +18,7 @@ use crate::{
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/001-objects.sql"),
     include_str!("../migrations/002-prefixes.sql"),
+    include_str!("../migrations/003-retry-after.sql"),
 ];
 
 /// "Not due until something happens."
@@ -53,6 +54,9 @@ pub struct ObjectRow {
     pub pinned: Option<String>,
     pub deleted: bool,
     pub due_ms: i64,
+    /// When the backoff after a failed job ends (0: none): access events
+    /// make the object due, but not before this.
+    pub retry_after_ms: i64,
 }
 
 impl ObjectRow {
@@ -78,6 +82,7 @@ impl ObjectRow {
             pinned: None,
             deleted: false,
             due_ms: ts_ms,
+            retry_after_ms: 0,
         }
     }
 
@@ -119,7 +124,8 @@ macro_rules! object_columns {
     () => {
         "object_key, size, tier, generation, first_seen_ms, last_access_ms, reads_total, \
          bytes_read, decay_ts_ms, rate_1d, rate_7d, rate_30d, recent_reads, tier_since_ms, \
-         inflight_job, inflight_to, last_move_ms, failures, pinned, deleted, due_ms"
+         inflight_job, inflight_to, last_move_ms, failures, pinned, deleted, due_ms, \
+         retry_after_ms"
     };
 }
 
@@ -150,6 +156,7 @@ pub fn object_row(r: &Row<'_>) -> rusqlite::Result<ObjectRow> {
         pinned: r.get(18)?,
         deleted: r.get(19)?,
         due_ms: r.get(20)?,
+        retry_after_ms: r.get(21)?,
     })
 }
 
@@ -171,9 +178,9 @@ pub fn save(tx: &Connection, o: &ObjectRow) -> rusqlite::Result<()> {
         "INSERT OR REPLACE INTO objects (object_key, size, tier, generation, first_seen_ms,
             last_access_ms, reads_total, bytes_read, decay_ts_ms, rate_1d, rate_7d, rate_30d,
             recent_reads, tier_since_ms, inflight_job, inflight_to, last_move_ms, failures,
-            pinned, deleted, due_ms)
+            pinned, deleted, due_ms, retry_after_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20, ?21)",
+            ?19, ?20, ?21, ?22)",
     )?
     .execute(params![
         o.object_key,
@@ -197,6 +204,7 @@ pub fn save(tx: &Connection, o: &ObjectRow) -> rusqlite::Result<()> {
         o.pinned,
         o.deleted,
         o.due_ms,
+        o.retry_after_ms,
     ])?;
     Ok(())
 }

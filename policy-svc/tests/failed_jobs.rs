@@ -1,5 +1,7 @@
 //! A job that ends FAILED is retried later, with backoff, under a key of
-//! its own: the failed key would only ever answer DUPLICATE.
+//! its own: the failed key would only ever answer DUPLICATE. Reads do not cut
+//! the backoff short, and the cycle's byte budget never strands an object
+//! larger than it.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -42,6 +44,10 @@ async fn decide(store: &Store, wall: i64) -> Vec<MigrationJob> {
         max_jobs: 10,
         max_bytes: u64::MAX,
     };
+    decide_within(store, wall, budget).await
+}
+
+async fn decide_within(store: &Store, wall: i64, budget: Budget) -> Vec<MigrationJob> {
     store
         .transaction(move |tx| engine::decide_cycle(tx, &tiers(), &params(), budget, wall))
         .await
@@ -108,4 +114,59 @@ async fn a_failed_job_is_retried_after_a_backoff_under_a_new_key() {
     assert_eq!(third.len(), 1);
     assert_eq!(third[0].retry, 2);
     assert_ne!(third[0].job_key, second.job_key);
+}
+
+fn event(key: &str, op: Op, size: u64, ts: i64) -> Payload {
+    Payload::Event(AccessEvent {
+        object_key: key.into(),
+        op: op as i32,
+        size_bytes: size,
+        ts: Some(time::from_millis(ts)),
+        ..Default::default()
+    })
+}
+
+#[tokio::test]
+async fn reads_during_a_backoff_do_not_retry_the_failed_move_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("policy.db")).unwrap();
+    apply(&store, 0, event("logs/a", Op::Put, 4096, WALL), WALL).await;
+    let later = WALL + 31 * DAY;
+    let first = decide(&store, later).await;
+    assert_eq!(first.len(), 1);
+    apply(&store, 1, failed(&first[0]), later).await;
+
+    // A HEAD during the two-hour backoff (it does not change the decision,
+    // idle time counts from reads) must not make the object due before it ends.
+    for (offset, minutes) in (2..).zip([10, 40, 70, 100]) {
+        let ts = later + minutes * 60_000;
+        apply(&store, offset, event("logs/a", Op::Head, 0, ts), ts).await;
+        assert!(decide(&store, ts).await.is_empty(), "at +{minutes} min");
+    }
+    let retry = decide(&store, later + 2 * HOUR + 60_000).await;
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].retry, 1);
+}
+
+#[tokio::test]
+async fn an_object_larger_than_the_byte_budget_moves_alone_and_the_rest_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("policy.db")).unwrap();
+    // The big object is due first; three small ones after it.
+    apply(&store, 0, event("logs/big", Op::Put, 10 << 30, WALL), WALL).await;
+    for (i, key) in ["logs/s1", "logs/s2", "logs/s3"].into_iter().enumerate() {
+        let ts = WALL + (i as i64 + 1) * 60_000;
+        apply(&store, i as i64 + 1, event(key, Op::Put, 4096, ts), ts).await;
+    }
+    let budget = Budget {
+        max_jobs: 10,
+        max_bytes: 1 << 30,
+    };
+    let later = WALL + 31 * DAY;
+    let first = decide_within(&store, later, budget).await;
+    let keys: Vec<_> = first.iter().map(|j| j.object_key.as_str()).collect();
+    assert_eq!(keys, ["logs/big"], "the big object goes, alone");
+    let second = decide_within(&store, later + 5_000, budget).await;
+    let keys: Vec<_> = second.iter().map(|j| j.object_key.as_str()).collect();
+    assert_eq!(keys, ["logs/s1", "logs/s2", "logs/s3"]);
 }
