@@ -11,11 +11,13 @@
 //! - [`placement`]: the cost-based decision, pure, shared with the simulator.
 //! - [`store`]: the SQLite state, the clock and the job outbox.
 //! - [`engine`]: applying messages and running a decision cycle.
+//! - [`assign`]: consumption starts at the offsets stored with the state.
 //! - [`api`]: explain and summary over HTTP.
 //! - [`sim`]: `policy-svc simulate`, the trace replay against baselines.
 //! - [`bench`]: Kafka produce and raw-consume helpers for the benchmark.
 
 pub mod api;
+pub mod assign;
 pub mod bench;
 pub mod config;
 pub mod cost;
@@ -33,7 +35,7 @@ use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 use anyhow::Context;
 use rdkafka::{
     Message, Offset, TopicPartitionList,
-    consumer::{CommitMode, Consumer, StreamConsumer},
+    consumer::{CommitMode, Consumer as _, StreamConsumer},
     message::OwnedMessage,
 };
 use strata_proto::{AccessEvent, MigrationJob, MigrationStatus, codec, time, validate};
@@ -47,6 +49,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 use engine::{Budget, Input, Payload};
+
+/// The policy's consumer: it starts each assigned partition at the offset
+/// SQLite stored ([`assign`]).
+type Consumer = StreamConsumer<assign::StartAtStored>;
 use rules::{DAY_MS, RuleParams};
 use store::Store;
 
@@ -93,8 +99,8 @@ pub async fn run(
     let http_task = http::spawn_server(config.http_addr, app, stop.clone()).await?;
 
     kafka::ensure_topics(&config.common, &config.common.all_topics()).await?;
-    let consumer: StreamConsumer = kafka::consumer_config(&config.common, &config.group_id)
-        .create()
+    let consumer: Consumer = kafka::consumer_config(&config.common, &config.group_id)
+        .create_with_context(assign::StartAtStored::new(config.db_path()))
         .context("create kafka consumer")?;
     let topics = [
         config.common.topic_access_events.as_str(),
@@ -147,7 +153,7 @@ fn decode(config: &Config, msg: &OwnedMessage) -> Result<Payload, (&'static str,
 /// commit one after the other, in order.
 async fn consume(
     config: &Config,
-    consumer: &StreamConsumer,
+    consumer: &Consumer,
     store: &Store,
     tiers: &Arc<TierConfig>,
     publisher: &Publisher,
@@ -178,7 +184,7 @@ async fn consume(
 /// meanwhile is finished as soon as it commits.
 async fn receive_batch(
     config: &Config,
-    consumer: &StreamConsumer,
+    consumer: &Consumer,
     applying: &mut Option<Applying>,
     stop: &CancellationToken,
 ) -> anyhow::Result<Option<Vec<OwnedMessage>>> {
@@ -297,7 +303,7 @@ impl Applying {
     }
 
     /// Waits for the commit, then stores the batch's offsets in Kafka.
-    async fn wait(mut self, consumer: &StreamConsumer) -> anyhow::Result<()> {
+    async fn wait(mut self, consumer: &Consumer) -> anyhow::Result<()> {
         let joined = (&mut self.applied).await;
         self.finish(joined, consumer)
     }
@@ -306,7 +312,7 @@ impl Applying {
     fn finish(
         self,
         joined: Result<anyhow::Result<engine::Applied>, tokio::task::JoinError>,
-        consumer: &StreamConsumer,
+        consumer: &Consumer,
     ) -> anyhow::Result<()> {
         let applied = joined.context("apply task")?.context("apply batch")?;
         metrics::counter!("strata_policy_events_applied_total").increment(applied.events as u64);

@@ -282,7 +282,8 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating) the database. Crash-safe, not power-loss-safe: the
-    /// offsets live in the same transactions, so a lost tail is re-consumed.
+    /// offsets live in the same transactions, and the consumer starts at
+    /// them ([`crate::assign`]), so a lost tail is consumed again.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let conn = sqlite::open(path, Durability::Normal, MIGRATIONS)?;
         Ok(Self {
