@@ -214,6 +214,20 @@ fn apply_event(
     if e.size_bytes > 0 {
         o.size = e.size_bytes;
     }
+    // Where an event saw the object, for an object the mover has never
+    // moved (generation 0) and that has no job in flight: its first event
+    // may not have named a tier, and the first tier was then assumed.
+    // Once the mover has moved it, the mover's statuses say where it is.
+    if o.generation == 0
+        && o.inflight_job.is_none()
+        && !e.tier.is_empty()
+        && e.tier != o.tier
+        && tiers.get(&e.tier).is_some()
+    {
+        // Nothing moved it since it was first seen: it was there all along.
+        o.tier = e.tier.clone();
+        o.tier_since_ms = o.first_seen_ms.min(ts);
+    }
     if o.deleted {
         // Written again after a delete: alive again for its prefix too.
         touched

@@ -1,0 +1,72 @@
+//! Where events saw an object: an object first seen without a tier is
+//! assumed on the first tier, and a later event naming its tier (an
+//! inventory listing) corrects that until the mover has moved it; from then
+//! on the mover's statuses say where it is.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{WALL, tiers};
+use policy_svc::{
+    engine::{self, Input, Payload},
+    store::Store,
+};
+use strata_proto::{AccessEvent, MigrationStatus, Op, State, time};
+
+async fn apply(store: &Store, offset: i64, payload: Payload) {
+    let input = Input {
+        topic: "t".into(),
+        partition: 0,
+        offset,
+        payload,
+    };
+    store
+        .transaction(move |tx| engine::apply_batch(tx, &[input], &tiers(), WALL))
+        .await
+        .unwrap();
+}
+
+fn seen(op: Op, tier: &str, ts: i64) -> Payload {
+    Payload::Event(AccessEvent {
+        object_key: "logs/a".into(),
+        op: op as i32,
+        size_bytes: 4096,
+        tier: tier.into(),
+        ts: Some(time::from_millis(ts)),
+        ..Default::default()
+    })
+}
+
+async fn tier(store: &Store) -> String {
+    store.object("logs/a").await.unwrap().unwrap().tier
+}
+
+#[tokio::test]
+async fn an_assumed_tier_gives_way_to_an_observed_one_until_the_mover_moves_the_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("policy.db")).unwrap();
+    apply(&store, 0, seen(Op::Get, "", WALL - 1000)).await;
+    assert_eq!(tier(&store).await, "hot", "assumed: the first tier");
+    apply(&store, 1, seen(Op::Inventory, "cold", WALL - 900)).await;
+    assert_eq!(tier(&store).await, "cold", "the listing says where it is");
+    // A tier the configuration does not have changes nothing.
+    apply(&store, 2, seen(Op::Inventory, "tape", WALL - 800)).await;
+    assert_eq!(tier(&store).await, "cold");
+
+    // The mover moves it to hot (generation 1): a stale listing of cold
+    // no longer counts.
+    let completed = MigrationStatus {
+        job_key: strata_proto::job_key("logs/a", "cold", "hot", 0),
+        object_key: "logs/a".into(),
+        state: State::Completed as i32,
+        from_tier: "cold".into(),
+        to_tier: "hot".into(),
+        generation: 1,
+        bytes: 4096,
+        ..Default::default()
+    };
+    apply(&store, 3, Payload::Status(completed)).await;
+    assert_eq!(tier(&store).await, "hot");
+    apply(&store, 4, seen(Op::Inventory, "cold", WALL - 700)).await;
+    assert_eq!(tier(&store).await, "hot");
+}
