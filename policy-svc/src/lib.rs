@@ -345,10 +345,23 @@ async fn decide_loop(
         config.decide_interval_secs.max(0.05),
     ));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut forget_at = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
             _ = ticker.tick() => {}
+        }
+        if tokio::time::Instant::now() >= forget_at {
+            // Hourly: event ids older than the de-duplication window go.
+            forget_at += Duration::from_secs(3600);
+            let before = store::wall_ms() - store::EVENT_ID_MEMORY_DAYS * DAY_MS;
+            match store.forget_event_ids(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(forgotten = n, "event ids past the de-duplication window"),
+                Err(e) => {
+                    tracing::warn!(error = format!("{e:#}"), "forgetting old event ids failed")
+                }
+            }
         }
         let (tiers, params) = (tiers.clone(), params.clone());
         match store

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/001-objects.sql"),
     include_str!("../migrations/002-prefixes.sql"),
     include_str!("../migrations/003-retry-after.sql"),
+    include_str!("../migrations/004-seen-events-by-time.sql"),
 ];
 
 /// "Not due until something happens."
@@ -29,6 +30,9 @@ pub const RECENT_READS_KEPT: usize = 16;
 
 /// Half-lives of the decayed read rates, in days.
 pub const HALF_LIVES_DAYS: [f64; 3] = [1.0, 7.0, 30.0];
+
+/// How long event ids are remembered (wall time) to drop an event sent twice.
+pub const EVENT_ID_MEMORY_DAYS: i64 = 7;
 
 /// One object's row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -308,6 +312,15 @@ impl Store {
         .context("sqlite task panicked")?
     }
 
+    /// Forgets the event ids seen (wall time) before `before_ms`: an event
+    /// sent again later than that is applied again. Returns how many.
+    pub async fn forget_event_ids(&self, before_ms: i64) -> anyhow::Result<usize> {
+        self.transaction(move |tx| {
+            Ok(tx.execute("DELETE FROM seen_events WHERE ts_ms < ?1", [before_ms])?)
+        })
+        .await
+    }
+
     /// One object's row.
     pub async fn object(&self, key: &str) -> anyhow::Result<Option<ObjectRow>> {
         let key = key.to_owned();
@@ -341,11 +354,13 @@ impl Store {
         .await
     }
 
-    /// Marks jobs acknowledged.
+    /// Removes jobs Kafka acknowledged from the outbox: it holds a job only
+    /// until then (a job decided again is queued again).
     pub async fn mark_published(&self, job_keys: Vec<String>) -> anyhow::Result<()> {
         self.transaction(move |tx| {
+            let mut stmt = tx.prepare_cached("DELETE FROM jobs WHERE job_key = ?1")?;
             for key in job_keys {
-                tx.execute("UPDATE jobs SET published = 1 WHERE job_key = ?1", [key])?;
+                stmt.execute([key])?;
             }
             Ok(())
         })
@@ -439,6 +454,52 @@ mod tests {
         assert_eq!(c.now(1_500), 11_000);
         c.observe(50_000, 1_600);
         assert_eq!(c.now(1_600), 50_000);
+    }
+
+    #[tokio::test]
+    async fn old_event_ids_and_published_jobs_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("p.db")).unwrap();
+        store
+            .transaction(|tx| {
+                for (id, ts) in [("old", 1_000), ("edge", 2_000), ("new", 3_000)] {
+                    tx.execute("INSERT INTO seen_events VALUES (?1, ?2)", params![id, ts])?;
+                }
+                for key in ["sent", "pending"] {
+                    tx.execute(
+                        "INSERT INTO jobs (job_key, object_key, payload, created_ms)
+                         VALUES (?1, 'k', x'00', 0)",
+                        [key],
+                    )?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.forget_event_ids(2_000).await.unwrap(), 1);
+        store.mark_published(vec!["sent".into()]).await.unwrap();
+        let (ids, jobs) = store
+            .transaction(|tx| {
+                let ids: Vec<String> = tx
+                    .prepare("SELECT event_id FROM seen_events ORDER BY ts_ms")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                let jobs = job_keys(tx)?;
+                Ok((ids, jobs))
+            })
+            .await
+            .unwrap();
+        assert_eq!(ids, ["edge", "new"]);
+        assert_eq!(jobs, ["pending"]);
+        let pending = store.unpublished().await.unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].0, "pending");
+    }
+
+    fn job_keys(tx: &Connection) -> rusqlite::Result<Vec<String>> {
+        tx.prepare("SELECT job_key FROM jobs ORDER BY job_key")?
+            .query_map([], |r| r.get(0))?
+            .collect()
     }
 
     #[tokio::test]
