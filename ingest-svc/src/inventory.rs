@@ -1,46 +1,52 @@
 //! Inventory: list every tier's store and publish an INVENTORY event per
 //! object, so that objects nobody reads are known too (they are the ones to
 //! move down). An INVENTORY event's `ts` is the object's last-modified time.
+//!
+//! A listing entry that cannot be read is logged and skipped: on a
+//! `file://` tier one bad name hides nothing else, and on other stores a
+//! failed listing page ends that tier's listing, not the inventory. A stop
+//! request ends the listing where it is.
 
-use futures::TryStreamExt;
-use strata_proto::{AccessEvent, Op, codec::Encoding, time};
+use std::path::{Path, PathBuf};
+
+use futures::{StreamExt, TryStreamExt, stream::BoxStream};
+use strata_proto::{AccessEvent, Op, codec::Encoding, time, validate};
 use strata_runtime::{kafka::Publisher, tiers::TierStore};
+use tokio_util::sync::CancellationToken;
 
 /// Events published at once while an inventory runs.
 const IN_FLIGHT: usize = 256;
 
-/// Lists `tiers` and publishes their objects to `topic`; returns the count.
+/// Lists `tiers` and publishes their objects to `topic` until done or
+/// `stop`; returns the count published.
 pub async fn run_once(
     tiers: &[TierStore],
     publisher: &Publisher,
     topic: &str,
     encoding: Encoding,
+    stop: &CancellationToken,
 ) -> anyhow::Result<usize> {
     let mut total = 0;
     for tier in tiers {
-        let prefix = (!tier.prefix.as_ref().is_empty()).then_some(&tier.prefix);
-        let listed = tier.store.list(prefix);
-        let published = listed
-            .map_err(anyhow::Error::from)
-            .try_filter_map(|meta| async move {
-                let Some(key) = tier.key_of(&meta.location) else {
-                    tracing::debug!(location = %meta.location, tier = %tier.name, "skipping object whose key Strata refuses");
-                    return Ok(None);
-                };
-                Ok(Some(AccessEvent {
-                    object_key: key,
-                    op: Op::Inventory as i32,
-                    size_bytes: meta.size,
-                    ts: Some(time::from_millis(meta.last_modified.timestamp_millis())),
-                    tier: tier.name.clone(),
-                    source: "inventory".into(),
-                    ..Default::default()
-                }))
+        if stop.is_cancelled() {
+            break;
+        }
+        let now_ms = wall_ms();
+        let published = listing(tier)
+            .take_until(stop.cancelled())
+            .filter_map(|listed| async move {
+                match listed {
+                    Ok(listed) => event_of(tier, listed, now_ms),
+                    Err(e) => {
+                        tracing::warn!(tier = %tier.name, error = %e, "skipping a listing entry that cannot be read");
+                        None
+                    }
+                }
             })
-            .map_ok(|event| async move {
+            .map(|event| async move {
                 publisher.publish(topic, &event.object_key, &event, encoding).await
             })
-            .try_buffer_unordered(IN_FLIGHT)
+            .buffer_unordered(IN_FLIGHT)
             .try_fold(0usize, |n, ()| async move { Ok(n + 1) })
             .await?;
         tracing::info!(tier = %tier.name, objects = published, "inventory published");
@@ -49,4 +55,215 @@ pub async fn run_once(
         total += published;
     }
     Ok(total)
+}
+
+/// An object a listing found.
+struct Listed {
+    /// Its key, or `None` for a name that is no key Strata takes.
+    key: Option<String>,
+    /// The name as listed, for the log.
+    name: String,
+    size: u64,
+    modified_ms: i64,
+}
+
+/// The objects of `tier`. A `file://` tier is walked here rather than
+/// listed through object_store, whose listing of a folder ends at the first
+/// name it cannot parse: here such a name is one skipped entry.
+fn listing(tier: &TierStore) -> BoxStream<'_, Result<Listed, String>> {
+    if let Some(local) = &tier.local {
+        return walk(local.root.clone());
+    }
+    let prefix = (!tier.prefix.as_ref().is_empty()).then_some(&tier.prefix);
+    tier.store
+        .list(prefix)
+        .map(move |listed| {
+            let meta = listed.map_err(|e| e.to_string())?;
+            Ok(Listed {
+                key: tier.key_of(&meta.location),
+                name: meta.location.to_string(),
+                size: meta.size,
+                modified_ms: meta.last_modified.timestamp_millis(),
+            })
+        })
+        .boxed()
+}
+
+/// The files under `root`, walked on a blocking thread and handed over a
+/// bounded channel (memory stays flat on any tree; dropping the stream
+/// stops the walk).
+fn walk(root: PathBuf) -> BoxStream<'static, Result<Listed, String>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        let entries = walkdir::WalkDir::new(&root).min_depth(1).follow_links(true);
+        for entry in entries {
+            let listed = entry
+                .map_err(|e| e.to_string())
+                .and_then(|entry| listed_file(&root, &entry));
+            let listed = match listed {
+                Ok(Some(listed)) => Ok(listed),
+                Ok(None) => continue, // A folder.
+                Err(e) => Err(e),
+            };
+            if tx.blocking_send(listed).is_err() {
+                return; // The inventory stopped.
+            }
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
+}
+
+/// A walked entry as listed; `None` for anything but a file.
+fn listed_file(root: &Path, entry: &walkdir::DirEntry) -> Result<Option<Listed>, String> {
+    let path = entry.path();
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    let segments: Option<Vec<&str>> = relative
+        .components()
+        .map(|c| c.as_os_str().to_str())
+        .collect();
+    let modified_ms = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64);
+    Ok(Some(Listed {
+        key: segments.map(|s| s.join("/")),
+        name: relative.display().to_string(),
+        size: meta.len(),
+        modified_ms,
+    }))
+}
+
+/// The INVENTORY event of a listed object, or `None` (logged) for one
+/// Strata cannot take: a name that is no key it accepts, a size over
+/// 5 TiB. A modification time before 2000 counts as 2000-01-01, one in the
+/// future as now.
+fn event_of(tier: &TierStore, listed: Listed, now_ms: i64) -> Option<AccessEvent> {
+    let Some(key) = listed.key.filter(|key| tier.location(key).is_ok()) else {
+        tracing::debug!(name = %listed.name, tier = %tier.name, "skipping object whose key Strata refuses");
+        return None;
+    };
+    let modified_ms = listed.modified_ms.min(now_ms).max(validate::MIN_TS_MS);
+    let event = AccessEvent {
+        object_key: key,
+        op: Op::Inventory as i32,
+        size_bytes: listed.size,
+        ts: Some(time::from_millis(modified_ms)),
+        tier: tier.name.clone(),
+        source: "inventory".into(),
+        ..Default::default()
+    };
+    match validate::access_event(&event) {
+        Ok(()) => Some(event),
+        Err(e) => {
+            tracing::warn!(name = %listed.name, tier = %tier.name, error = %e, "skipping object Strata cannot take");
+            None
+        }
+    }
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use clap::Parser;
+    use rdkafka::{
+        ClientConfig, Message,
+        consumer::{Consumer, StreamConsumer},
+        mocking::MockCluster,
+    };
+    use strata_runtime::{args::CommonArgs, tiers::TierConfig};
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unreadable_names_are_skipped_and_odd_times_clamped() {
+        strata_runtime::telemetry::init_tracing(strata_runtime::telemetry::LogFormat::Text);
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("hot");
+        std::fs::create_dir_all(&root).unwrap();
+        // A name object_store cannot turn into a path, before and after the
+        // good ones in listing order, and a file last modified in 1970.
+        std::fs::write(root.join("a\u{1}bad"), b"x").unwrap();
+        std::fs::write(root.join("new.txt"), b"new").unwrap();
+        let old = std::fs::File::create(root.join("old.txt")).unwrap();
+        old.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(60))
+            .unwrap();
+        std::fs::write(root.join("z\u{2}bad"), b"x").unwrap();
+        let toml = format!(
+            "[[tiers]]\nname = 'hot'\nurl = 'file://{}'\n",
+            root.display()
+        );
+        let tiers: Vec<TierStore> = TierConfig::parse(&toml, &[])
+            .unwrap()
+            .tiers
+            .iter()
+            .map(|t| t.open().unwrap())
+            .collect();
+
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("access_events", 1, 1).unwrap();
+        let brokers = cluster.bootstrap_servers();
+        let cli = Cli::try_parse_from(["t", "--brokers", &brokers]).unwrap();
+        let publisher = Publisher::try_new(&cli.common).unwrap();
+        let stop = CancellationToken::new();
+        let published = run_once(&tiers, &publisher, "access_events", Encoding::Json, &stop)
+            .await
+            .unwrap();
+        assert_eq!(published, 2);
+
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", "inventory-reader")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        consumer.subscribe(&["access_events"]).unwrap();
+        let mut events = Vec::new();
+        while events.len() < 2 {
+            let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            let event: AccessEvent =
+                strata_proto::codec::decode(msg.payload().unwrap(), None).unwrap();
+            assert_eq!(validate::access_event(&event), Ok(()));
+            events.push(event);
+        }
+        events.sort_by(|a, b| a.object_key.cmp(&b.object_key));
+        assert_eq!(events[0].object_key, "new.txt");
+        assert_eq!(events[1].object_key, "old.txt");
+        assert_eq!(
+            time::to_millis(events[1].ts.as_ref().unwrap()),
+            validate::MIN_TS_MS,
+            "1970 counts as 2000-01-01"
+        );
+
+        // Stopped before it starts: nothing is listed.
+        stop.cancel();
+        let none = run_once(&tiers, &publisher, "access_events", Encoding::Json, &stop)
+            .await
+            .unwrap();
+        assert_eq!(none, 0);
+    }
 }

@@ -63,7 +63,13 @@ pub async fn run(
         .layer(DefaultBodyLimit::max(config.max_body_mib << 20))
         .with_state(state);
     let app = http::router(api, config.common.http_token.clone(), ready.clone());
-    let http_task = http::spawn_server(config.http_addr, app, stop.clone()).await?;
+    let http_task = http::spawn_server(
+        config.http_addr,
+        app,
+        stop.clone(),
+        Duration::from_secs(config.common.shutdown_grace_secs),
+    )
+    .await?;
 
     kafka::ensure_topics(&config.common, &config.common.all_topics()).await?;
     ready.set_ready();
@@ -78,7 +84,7 @@ pub async fn run(
             }
             let topic = &config.common.topic_access_events;
             if let Err(e) =
-                inventory::run_once(&tiers, &publisher, topic, config.event_encoding).await
+                inventory::run_once(&tiers, &publisher, topic, config.event_encoding, &stop).await
             {
                 tracing::warn!(
                     error = format!("{e:#}"),

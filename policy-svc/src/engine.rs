@@ -292,14 +292,18 @@ fn apply_status(
     let ours = o.inflight_job.as_deref() == Some(s.job_key.as_str());
     match state {
         State::Switched | State::Completed => {
-            if o.tier != s.to_tier || o.generation < s.generation {
-                o.tier_since_ms = now_ms;
-                o.last_move_ms = Some(now_ms);
-            }
-            o.tier = s.to_tier.clone();
-            o.generation = o.generation.max(s.generation);
-            if s.bytes > 0 {
-                o.size = s.bytes;
+            // A late report of an older move (a DUPLICATE of it, say) has a
+            // generation below the one known: the object has moved since.
+            if s.generation >= o.generation {
+                if o.tier != s.to_tier || o.generation < s.generation {
+                    o.tier_since_ms = now_ms;
+                    o.last_move_ms = Some(now_ms);
+                }
+                o.tier = s.to_tier.clone();
+                o.generation = s.generation;
+                if s.bytes > 0 {
+                    o.size = s.bytes;
+                }
             }
             if state == State::Completed && ours {
                 o.inflight_job = None;

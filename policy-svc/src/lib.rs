@@ -96,7 +96,13 @@ pub async fn run(
         config.common.http_token.clone(),
         ready.clone(),
     );
-    let http_task = http::spawn_server(config.http_addr, app, stop.clone()).await?;
+    let http_task = http::spawn_server(
+        config.http_addr,
+        app,
+        stop.clone(),
+        Duration::from_secs(config.common.shutdown_grace_secs),
+    )
+    .await?;
 
     kafka::ensure_topics(&config.common, &config.common.all_topics()).await?;
     let consumer: Consumer = kafka::consumer_config(&config.common, &config.group_id)

@@ -1,7 +1,7 @@
 //! Where events saw an object: an object first seen without a tier is
 //! assumed on the first tier, and a later event naming its tier (an
 //! inventory listing) corrects that until the mover has moved it; from then
-//! on the mover's statuses say where it is.
+//! on the mover's statuses say where it is, the newest generation winning.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -65,8 +65,27 @@ async fn an_assumed_tier_gives_way_to_an_observed_one_until_the_mover_moves_the_
         bytes: 4096,
         ..Default::default()
     };
-    apply(&store, 3, Payload::Status(completed)).await;
+    apply(&store, 3, Payload::Status(completed.clone())).await;
     assert_eq!(tier(&store).await, "hot");
     apply(&store, 4, seen(Op::Inventory, "cold", WALL - 700)).await;
     assert_eq!(tier(&store).await, "hot");
+
+    // Moved on to cold (generation 2), then a late DUPLICATE of the first
+    // move arrives: old news, the object stays where the newer move put it.
+    let second = MigrationStatus {
+        job_key: strata_proto::job_key("logs/a", "hot", "cold", 1),
+        from_tier: "hot".into(),
+        to_tier: "cold".into(),
+        generation: 2,
+        ..completed.clone()
+    };
+    apply(&store, 5, Payload::Status(second)).await;
+    let late = MigrationStatus {
+        state: State::Duplicate as i32,
+        result: State::Completed as i32,
+        ..completed
+    };
+    apply(&store, 6, Payload::Status(late)).await;
+    let o = store.object("logs/a").await.unwrap().unwrap();
+    assert_eq!((o.tier.as_str(), o.generation), ("cold", 2));
 }

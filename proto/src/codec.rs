@@ -91,9 +91,20 @@ pub fn encode<T: WireMessage>(msg: &T, encoding: Encoding) -> Vec<u8> {
 /// Decodes a value, using the `content-type` header when given and sniffing
 /// the first non-space byte when not.
 pub fn decode<T: WireMessage>(value: &[u8], content_type: Option<&str>) -> Result<T, DecodeError> {
-    match content_type {
-        Some(ct) => decode_as(value, encoding_of(ct)?),
-        None => decode_as(value, sniff(value).ok_or(DecodeError::Empty)?),
+    if let Some(ct) = content_type {
+        return decode_as(value, encoding_of(ct)?);
+    }
+    let encoding = sniff(value).ok_or(DecodeError::Empty)?;
+    match decode_as(value, encoding) {
+        // What JSON skips as space is a field tag in protobuf (0x0A: field
+        // 1, a string), so a value starting with one that is not JSON may be
+        // protobuf: an `event_id` of 123 bytes starts `0A 7B`, `\n{`.
+        Err(json_error)
+            if encoding == Encoding::Json && value.first().is_some_and(u8::is_ascii_whitespace) =>
+        {
+            decode_as(value, Encoding::Protobuf).map_err(|_| json_error)
+        }
+        decoded => decoded,
     }
 }
 
@@ -233,6 +244,24 @@ mod tests {
             time::to_millis(event.ts.as_ref().unwrap()),
             1_772_323_200_000
         );
+    }
+
+    #[test]
+    fn protobuf_that_starts_like_spaced_json_still_decodes_without_a_content_type() {
+        let event = AccessEvent {
+            event_id: "e".repeat(123),
+            object_key: "k".into(),
+            op: Op::Get as i32,
+            ..Default::default()
+        };
+        let bytes = encode(&event, Encoding::Protobuf);
+        assert_eq!(&bytes[..2], b"\n{", "the case: tag 0x0A, length 123");
+        assert_eq!(decode::<AccessEvent>(&bytes, None).unwrap(), event);
+        // Spaced JSON that is broken stays a JSON error.
+        assert!(matches!(
+            decode::<AccessEvent>(b"\n{\"op\":", None),
+            Err(DecodeError::Json(_))
+        ));
     }
 
     #[test]

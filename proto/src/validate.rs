@@ -12,6 +12,9 @@ pub const MAX_SIZE_BYTES: u64 = 5 << 40;
 /// SQLite (signed 64-bit integers) counts the switches after it without
 /// overflowing.
 pub const MAX_GENERATION: u64 = 1 << 62;
+/// Longest `event_id` and `source` of an access event, in bytes: with the
+/// key's limit, an event stays far below any broker's message size limit.
+pub const MAX_LABEL_BYTES: usize = 256;
 /// Earliest sane event time: 2000-01-01T00:00:00Z, in ms.
 pub const MIN_TS_MS: i64 = 946_684_800_000;
 /// Latest sane event time: 2100-01-01T00:00:00Z, in ms.
@@ -119,6 +122,14 @@ pub fn access_event(event: &AccessEvent) -> Result<(), ValidationError> {
     }
     if event.bytes_read > MAX_SIZE_BYTES {
         return Err(ValidationError::new("bytes_read", "is more than 5 TiB"));
+    }
+    for (field, value) in [("event_id", &event.event_id), ("source", &event.source)] {
+        if value.len() > MAX_LABEL_BYTES {
+            return Err(ValidationError::new(
+                field,
+                format!("is {} bytes; at most {MAX_LABEL_BYTES}", value.len()),
+            ));
+        }
     }
     Ok(())
 }
@@ -264,6 +275,22 @@ mod tests {
             }),
             "object_key"
         );
+    }
+
+    #[test]
+    fn an_event_id_or_source_over_256_bytes_is_refused() {
+        let mut event = AccessEvent {
+            object_key: "k".into(),
+            op: Op::Get as i32,
+            event_id: "e".repeat(MAX_LABEL_BYTES),
+            source: "s".repeat(MAX_LABEL_BYTES),
+            ..Default::default()
+        };
+        assert_eq!(access_event(&event), Ok(()));
+        event.source.push('s');
+        assert_eq!(access_event(&event).unwrap_err().field, "source");
+        event.event_id.push('e');
+        assert_eq!(access_event(&event).unwrap_err().field, "event_id");
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! bearer-token auth for the API routes, and serving until shutdown.
 
 use std::{
+    future::IntoFuture,
     net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
+    time::Duration,
 };
 
 use anyhow::Context;
@@ -35,8 +37,11 @@ impl Readiness {
 }
 
 /// `/healthz`, `/readyz` and `/metrics`, merged with `api` (which, when a
-/// token is given, requires `Authorization: Bearer <token>`).
+/// token is given, requires `Authorization: Bearer <token>`). Installs the
+/// metrics recorder now, so that what the daemon counts before the first
+/// scrape is not lost.
 pub fn router(api: Router, token: Option<String>, ready: Readiness) -> Router {
+    let metrics = crate::telemetry::prometheus();
     let api = match token {
         Some(token) => api.layer(middleware::from_fn_with_state(
             Arc::new(token),
@@ -47,10 +52,7 @@ pub fn router(api: Router, token: Option<String>, ready: Readiness) -> Router {
     let basics = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route(
-            "/metrics",
-            get(|| async { crate::telemetry::prometheus().render() }),
-        )
+        .route("/metrics", get(move || async move { metrics.render() }))
         .with_state(ready);
     basics.merge(api)
 }
@@ -87,20 +89,42 @@ pub fn error_response(status: StatusCode, error: impl Into<String>) -> Response 
 }
 
 /// Binds `addr` (failing at once when it is taken) and returns the task
-/// serving `app` until `stop` is cancelled.
+/// serving `app` until `stop` is cancelled; requests in progress then have
+/// `grace` to finish (a client that sends its body slowly cannot hold the
+/// daemon's stop).
 pub async fn spawn_server(
     addr: SocketAddr,
     app: Router,
     stop: CancellationToken,
+    grace: Duration,
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("bind http {addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, "http listening");
     Ok(tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-            .context("serve http")
+        let serve = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .into_future();
+        tokio::select! {
+            served = serve => served.context("serve http"),
+            () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(?grace, "http requests still open after the grace period; stopping anyway");
+                Ok(())
+            }
+        }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_counted_before_the_first_scrape_is_kept() {
+        let _app = router(Router::new(), None, Readiness::default());
+        metrics::counter!("strata_counted_early_total").increment(3);
+        let page = crate::telemetry::prometheus().render();
+        assert!(page.contains("strata_counted_early_total 3"), "{page}");
+    }
 }

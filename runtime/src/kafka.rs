@@ -8,6 +8,7 @@ use rdkafka::{
     ClientConfig, Message,
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
+    error::KafkaError,
     message::{Header, Headers, OwnedHeaders},
     producer::{DeliveryFuture, FutureProducer, FutureRecord},
     types::RDKafkaErrorCode,
@@ -27,6 +28,12 @@ pub const DLQ_SOURCE_TOPIC_HEADER: &str = "x-strata-source-topic";
 pub const DLQ_SOURCE_PARTITION_HEADER: &str = "x-strata-source-partition";
 /// Header naming the offset the message had.
 pub const DLQ_SOURCE_OFFSET_HEADER: &str = "x-strata-source-offset";
+/// Header of a dead letter whose value was too large to send whole: the
+/// original value's length in bytes (the dead letter keeps its first
+/// [`DLQ_KEPT_BYTES`]; the whole value stays in the source topic).
+pub const DLQ_TRUNCATED_FROM_HEADER: &str = "x-strata-truncated-from";
+/// Bytes of a value kept in a dead letter that could not carry it whole.
+pub const DLQ_KEPT_BYTES: usize = 64 << 10;
 
 /// A base client config: the brokers, then the operator's extra options.
 pub fn client_config(args: &CommonArgs) -> ClientConfig {
@@ -219,40 +226,32 @@ impl Publisher {
 
     /// Sends a rejected message to `<topic>.dlq` with its original key, value
     /// and headers, plus headers naming the error and where it came from.
+    /// A value too large to send again with those headers (another client
+    /// may allow larger messages) goes cut to its first [`DLQ_KEPT_BYTES`],
+    /// with [`DLQ_TRUNCATED_FROM_HEADER`]: a dead letter must never block
+    /// its consumer.
     pub async fn dead_letter(
         &self,
         msg: &impl Message,
         class: &str,
         error: &str,
     ) -> anyhow::Result<()> {
-        let mut headers = OwnedHeaders::new();
-        if let Some(original) = msg.headers() {
-            for h in original.iter() {
-                headers = headers.insert(Header {
-                    key: h.key,
-                    value: h.value,
-                });
-            }
-        }
-        let partition = msg.partition().to_string();
-        let offset = msg.offset().to_string();
-        for (key, value) in [
-            (DLQ_ERROR_HEADER, error),
-            (DLQ_ERROR_CLASS_HEADER, class),
-            (DLQ_SOURCE_TOPIC_HEADER, msg.topic()),
-            (DLQ_SOURCE_PARTITION_HEADER, partition.as_str()),
-            (DLQ_SOURCE_OFFSET_HEADER, offset.as_str()),
-        ] {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value),
-            });
-        }
         let dlq = strata_proto::topics::dlq(msg.topic());
         metrics::counter!("strata_dead_letters_total", "topic" => msg.topic().to_owned())
             .increment(1);
-        self.send_raw(&dlq, msg.key(), msg.payload().unwrap_or_default(), headers)
-            .await
+        let value = msg.payload().unwrap_or_default();
+        let sent = self
+            .send_raw(&dlq, msg.key(), value, dlq_headers(msg, class, error, None))
+            .await;
+        match sent {
+            Err(e) if is_too_large(&e) && value.len() > DLQ_KEPT_BYTES => {
+                tracing::warn!(topic = %dlq, bytes = value.len(), "dead letter too large; sending its first {DLQ_KEPT_BYTES} bytes");
+                let headers = dlq_headers(msg, class, error, Some(value.len()));
+                self.send_raw(&dlq, msg.key(), &value[..DLQ_KEPT_BYTES], headers)
+                    .await
+            }
+            other => other,
+        }
     }
 
     /// Waits until every queued message is delivered or `timeout` passes.
@@ -262,6 +261,56 @@ impl Publisher {
             tracing::warn!(error = %e, "producer flush incomplete");
         }
     }
+}
+
+/// Whether a send failed because the message is larger than allowed.
+fn is_too_large(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<KafkaError>(),
+            Some(KafkaError::MessageProduction(
+                RDKafkaErrorCode::MessageSizeTooLarge
+            ))
+        )
+    })
+}
+
+/// A dead letter's headers: the original ones, then the error and the
+/// message's origin (and the original length of a cut value).
+fn dlq_headers(
+    msg: &impl Message,
+    class: &str,
+    error: &str,
+    truncated_from: Option<usize>,
+) -> OwnedHeaders {
+    let mut headers = OwnedHeaders::new();
+    if let Some(original) = msg.headers() {
+        for h in original.iter() {
+            headers = headers.insert(Header {
+                key: h.key,
+                value: h.value,
+            });
+        }
+    }
+    let partition = msg.partition().to_string();
+    let offset = msg.offset().to_string();
+    let truncated_from = truncated_from.map(|n| n.to_string());
+    for (key, value) in [
+        (DLQ_ERROR_HEADER, Some(error)),
+        (DLQ_ERROR_CLASS_HEADER, Some(class)),
+        (DLQ_SOURCE_TOPIC_HEADER, Some(msg.topic())),
+        (DLQ_SOURCE_PARTITION_HEADER, Some(partition.as_str())),
+        (DLQ_SOURCE_OFFSET_HEADER, Some(offset.as_str())),
+        (DLQ_TRUNCATED_FROM_HEADER, truncated_from.as_deref()),
+    ] {
+        if let Some(value) = value {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+    }
+    headers
 }
 
 /// A queued message on its way to the broker.
