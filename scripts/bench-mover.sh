@@ -89,7 +89,10 @@ command -v openssl >/dev/null 2>&1 || apt_install openssl
 command -v python3 >/dev/null 2>&1 || die "python3 is needed"
 if ! python3 -c 'import confluent_kafka, boto3, moto.server' >/dev/null 2>&1; then
     say "installing Python packages: moto[server] boto3 confluent-kafka (pip)"
+    # A distribution's Python refuses system-wide installs (PEP 668): then
+    # into the user's site-packages.
     python3 -m pip install --quiet 'moto[server]' boto3 confluent-kafka ||
+        python3 -m pip install --quiet --user --break-system-packages 'moto[server]' boto3 confluent-kafka ||
         die "pip install 'moto[server]' boto3 confluent-kafka failed"
 fi
 case ",${BENCH_BROKERS:-mock}," in *,tansu,*) "$STRATA_ROOT/scripts/ensure-broker.sh" ;; esac

@@ -72,7 +72,7 @@ if [ -n "${BENCH_BIN:-}" ]; then
 else
     say "building target/release/policy-svc"
     cargo build --release -p policy-svc >/dev/null
-    BIN="$STRATA_ROOT/target/release/policy-svc"
+    BIN="$(abs_path "${CARGO_TARGET_DIR:-target}")/release/policy-svc"
 fi
 if [ "$KAFKA" = 1 ] && [ "$BROKER" = mock ]; then
     say "building the mock broker (runtime/examples/mock_broker.rs)"
@@ -158,7 +158,8 @@ if [ "$KAFKA" = 1 ]; then
         kill -0 "${PIDS[-1]}" 2>/dev/null || { tail -20 "$TMP/policy.log"; die "policy-svc exited"; }
         [ "$(date +%s)" -lt "$deadline" ] || die "policy-svc applied $applied of $N in 600 s"
         sleep 0.05
-        applied="$(curl -s --noproxy '*' "http://127.0.0.1:$POLICY_PORT/metrics" 2>/dev/null |
+        # Not listening yet (curl exits 7) counts as nothing applied yet.
+        applied="$({ curl -s --noproxy '*' "http://127.0.0.1:$POLICY_PORT/metrics" 2>/dev/null || true; } |
             awk '/^strata_policy_events_applied_total/ {print int($2)}' | head -1)"
         applied="${applied:-0}"
         if [ -z "$first_ns" ] && [ "$applied" -gt 0 ]; then

@@ -140,10 +140,21 @@ TAIL_PID=
 DEMO_PID=
 CLEANED=
 
+# A second Ctrl-C while cleanup stops things in order: kill the rest at once,
+# rather than leave them running in their own sessions.
+hard_stop() {
+    printf '\n'
+    warn "second signal: killing what is still running"
+    local pid
+    for pid in "$DEMO_PID" "${PIDS[@]}"; do
+        if [ -n "$pid" ]; then kill -KILL "$pid" 2>/dev/null || true; fi
+    done
+    exit 130
+}
 cleanup() {
     [ -z "$CLEANED" ] || return 0
     CLEANED=1
-    trap - INT TERM
+    trap hard_stop INT TERM
     if [ -n "$DEMO_PID" ] && kill -0 "$DEMO_PID" 2>/dev/null; then
         stop_pid demo "$DEMO_PID" 20
     fi
