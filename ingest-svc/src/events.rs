@@ -2,7 +2,7 @@
 //! item proto3 JSON. The batch is checked whole: the first bad item is
 //! named with its index and field, and nothing is published.
 
-use strata_proto::{AccessEvent, codec, validate};
+use strata_proto::{AccessEvent, validate};
 
 /// Why a batch was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,12 +57,11 @@ pub fn parse_batch(
         .into_iter()
         .enumerate()
         .map(|(i, raw)| {
-            let mut event: AccessEvent =
-                codec::decode_as(raw, codec::Encoding::Json).map_err(|e| BatchError {
-                    item: Some(i),
-                    field: None,
-                    message: e.to_string(),
-                })?;
+            let mut event = decode(raw).map_err(|(field, message)| BatchError {
+                item: Some(i),
+                field,
+                message,
+            })?;
             if event.ts.is_none() {
                 event.ts = Some(strata_proto::time::from_millis(now_ms));
             }
@@ -74,6 +73,19 @@ pub fn parse_batch(
             Ok(event)
         })
         .collect()
+}
+
+/// One item as proto3 JSON; an error names the field it is in (as the
+/// item spells it) when it is in one.
+fn decode(raw: &[u8]) -> Result<AccessEvent, (Option<String>, String)> {
+    let mut json = serde_json::Deserializer::from_slice(raw);
+    let event = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let path = e.path().to_string();
+        let field = (path != ".").then_some(path);
+        (field, format!("json: {}", e.into_inner()))
+    })?;
+    json.end().map_err(|e| (None, format!("json: {e}")))?;
+    Ok(event)
 }
 
 #[cfg(test)]
@@ -101,7 +113,17 @@ mod tests {
             (Some(1), Some("object_key"))
         );
         let bad_op = b"{\"objectKey\":\"x\",\"op\":\"FETCH\"}";
-        assert_eq!(parse_batch(bad_op, 0, 10).unwrap_err().item, Some(0));
+        let err = parse_batch(bad_op, 0, 10).unwrap_err();
+        assert_eq!((err.item, err.field.as_deref()), (Some(0), Some("op")));
+        let bad_size =
+            br#"[{"objectKey":"x","op":"GET"},{"objectKey":"x","op":"GET","sizeBytes":"abc"}]"#;
+        let err = parse_batch(bad_size, 1_767_225_600_000, 10).unwrap_err();
+        assert_eq!(
+            (err.item, err.field.as_deref()),
+            (Some(1), Some("sizeBytes"))
+        );
+        let trailing = b"{\"objectKey\":\"x\",\"op\":\"GET\"} junk";
+        assert_eq!(parse_batch(trailing, 0, 10).unwrap_err().item, Some(0));
         let missing_op = b"{\"objectKey\":\"x\"}";
         assert_eq!(
             parse_batch(missing_op, 1_767_225_600_000, 10)
