@@ -202,8 +202,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("hot");
         std::fs::create_dir_all(&root).unwrap();
-        // A name object_store cannot turn into a path, before and after the
-        // good ones in listing order, and a file last modified in 1970.
+        // Names object_store cannot turn into a path (its own listing ended
+        // at the first it met), and a file last modified in 1970.
         std::fs::write(root.join("a\u{1}bad"), b"x").unwrap();
         std::fs::write(root.join("new.txt"), b"new").unwrap();
         let old = std::fs::File::create(root.join("old.txt")).unwrap();

@@ -297,7 +297,8 @@ impl Db {
         .await
     }
 
-    /// Records a job that ended before it started (stale, not found).
+    /// Records a job that ended before it started (stale, not found);
+    /// durable, as [`Db::end`] is.
     pub async fn reject(
         &self,
         job: &MigrationJob,
@@ -305,7 +306,7 @@ impl Db {
         message: &str,
     ) -> anyhow::Result<()> {
         let (job, error) = (job.clone(), (class.to_owned(), message.to_owned()));
-        self.call(false, move |c| {
+        self.call(true, move |c| {
             insert_ledger(c, &job, State::Rejected, 0, Some(&error)).map(|_| ())
         })
         .await

@@ -25,7 +25,7 @@ use strata_runtime::kafka::{self, Publisher};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::mover::{Mover, Outcome};
+use crate::mover::{Mover, Outcome, UnknownTier};
 
 /// Offsets in flight per partition, and how far each partition may commit.
 #[derive(Debug, Default)]
@@ -73,7 +73,8 @@ struct Position {
 struct Done {
     at: Position,
     job: MigrationJob,
-    /// `None` when the job was interrupted by shutdown: its offset stays open.
+    /// `None` when the job was interrupted by shutdown or set aside (its
+    /// tier is gone): its offset stays open.
     outcome: Option<Outcome>,
 }
 
@@ -236,6 +237,13 @@ fn dispatch(
         let outcome = loop {
             match mover.handle(job.clone()).await {
                 Ok(outcome) => break Some(outcome),
+                // Waiting for the tier would hold a job slot for good: the
+                // job stays in the ledger, its offset in flight, and a start
+                // with the tier configured resumes it.
+                Err(e) if e.downcast_ref::<UnknownTier>().is_some() => {
+                    tracing::error!(job_key = %job.job_key, error = format!("{e:#}"), "job set aside until a start with its tier");
+                    break None;
+                }
                 Err(e) => {
                     tracing::error!(job_key = %job.job_key, error = format!("{e:#}"), "job interrupted; retrying");
                     if stop.is_cancelled() {

@@ -72,6 +72,12 @@ pub struct Mover {
     pub settings: Settings,
 }
 
+/// A job in the ledger names a tier the configuration no longer has: it
+/// can only go on once the tier is configured again (then at a start).
+#[derive(Debug, thiserror::Error)]
+#[error("tier {0:?} is not configured")]
+pub struct UnknownTier(pub String);
+
 /// A step's failure: the job's own (it ends FAILED or is retried), or the
 /// mover's infrastructure (SQLite, Kafka), which leaves the job in the
 /// ledger to be resumed.
@@ -141,7 +147,7 @@ impl Mover {
     fn tier(&self, name: &str) -> anyhow::Result<&TierStore> {
         self.tiers
             .get(name)
-            .with_context(|| format!("tier {name:?} is not configured"))
+            .ok_or_else(|| anyhow::Error::new(UnknownTier(name.to_owned())))
     }
 
     /// Handles one job from `migration_jobs`. `Ok` means the job's outcome

@@ -56,10 +56,14 @@ impl MoveError {
         matches!(self, MoveError::Transient(_) | MoveError::VerifyMismatch(_))
     }
 
-    /// Classes an object_store error.
+    /// Classes an object_store error. A file path that cannot exist (a
+    /// folder on it is a file, a name too long) holds no object: not found.
     pub fn from_store(context: &str, e: object_store::Error) -> Self {
         use object_store::Error as E;
         let message = format!("{context}: {e}");
+        if io_cause(&e).is_some_and(no_such_path) {
+            return MoveError::NotFound(message);
+        }
         match e {
             E::NotFound { .. } => MoveError::NotFound(message),
             E::PermissionDenied { .. }
@@ -401,7 +405,7 @@ pub async fn remove_staged(tier: &TierStore, key: &str) -> Result<usize, MoveErr
     let mut removed = 0;
     let mut entries = match tokio::fs::read_dir(dir).await {
         Ok(entries) => entries,
-        Err(e) if cannot_exist(&e) => return Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound || no_such_path(&e) => return Ok(0),
         Err(e) => return Err(MoveError::Transient(format!("list {}: {e}", dir.display()))),
     };
     while let Some(entry) = entries
@@ -439,7 +443,7 @@ pub async fn delete(tier: &TierStore, key: &str) -> Result<(), MoveError> {
     tier.limits.op().await;
     match tier.store.delete(&location).await {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(e) if io_cause(&e).is_some_and(cannot_exist) => Ok(()),
+        Err(e) if io_cause(&e).is_some_and(no_such_path) => Ok(()),
         Err(e) => Err(MoveError::from_store(
             &format!("delete {}", tier.url_of(key)),
             e,
@@ -447,12 +451,14 @@ pub async fn delete(tier: &TierStore, key: &str) -> Result<(), MoveError> {
     }
 }
 
-/// Whether a file system error says the path cannot name a file at all.
-pub(crate) fn cannot_exist(e: &std::io::Error) -> bool {
+/// Whether a file system error says no file can be at the path: a folder
+/// on it is a file, or a name on it is too long. (Network errors never
+/// have these kinds, so this holds for any store.)
+fn no_such_path(e: &std::io::Error) -> bool {
     use std::io::ErrorKind;
     matches!(
         e.kind(),
-        ErrorKind::NotFound | ErrorKind::NotADirectory | ErrorKind::InvalidFilename
+        ErrorKind::NotADirectory | ErrorKind::InvalidFilename
     )
 }
 

@@ -263,8 +263,18 @@ async fn stale_and_missing_jobs_are_rejected_without_touching_anything() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_destination_path_that_cannot_exist_fails_the_job_and_the_mover_goes_on() {
+async fn paths_that_cannot_exist_end_the_job_at_once_and_the_mover_goes_on() {
     let mut h = Harness::new().await;
+    // Sources that cannot exist (a folder on the path is a file, a name
+    // longer than the file system allows) are not found: rejected at once.
+    h.put("hot", "s", b"a file");
+    let long = format!("x/{}", "n".repeat(300));
+    for key in ["s/t", long.as_str()] {
+        let job = h.send_job(key, "hot", "warm", 0).await;
+        let seen = h.until_terminal(&job, 1).await;
+        assert_eq!(states(&seen), [State::Rejected], "{key}: {seen:?}");
+        assert_eq!(seen[0].error.as_ref().unwrap().class, "not_found");
+    }
     // On warm, `a` is a file, so `a/b` can never be written there: the
     // copy fails for good, and its clean-up finds nothing to remove.
     h.put("warm", "a", b"a file where a folder would be");
@@ -396,7 +406,11 @@ async fn a_ledger_job_on_a_tier_no_longer_configured_waits_for_it_and_blocks_not
         let db = mover_svc::db::Db::open(&h.dir.path().join("state/mover.db")).unwrap();
         db.accept(&job, Some(7)).await.unwrap();
     }
-    h.start();
+    // One job at a time, and the set-aside job consumed again first (its
+    // offset was never stored): it must not hold the only slot.
+    h.start_with(&["--concurrency", "1"]);
+    h.send_raw("old.bin", &codec::encode(&job, codec::Encoding::Json))
+        .await;
     h.put("hot", "other", b"x");
     let other = h.send_job("other", "hot", "warm", 0).await;
     let seen = h.until_terminal(&other, 1).await;

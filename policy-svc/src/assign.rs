@@ -49,6 +49,9 @@ impl StartAtStored {
         }
     }
 
+    /// Read on a connection of its own: the rebalance callback runs inside
+    /// the consumer's poll, on a runtime thread, and must not wait for the
+    /// store's lock. It blocks that thread briefly, once per rebalance.
     fn stored(&self) -> rusqlite::Result<Vec<(String, i32, i64)>> {
         let conn = Connection::open(&self.db)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;

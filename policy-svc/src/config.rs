@@ -162,7 +162,8 @@ pub struct Config {
     #[arg(long, env = "STRATA_MAX_JOBS_PER_CYCLE", default_value_t = 100)]
     pub max_jobs_per_cycle: usize,
 
-    /// Bytes moved at most per cycle (sum of job sizes), GiB.
+    /// Bytes moved at most per cycle (sum of job sizes), GiB; an object
+    /// larger than this is moved alone in a cycle.
     #[arg(long, env = "STRATA_MAX_GIB_PER_CYCLE", default_value_t = 100.0)]
     pub max_gib_per_cycle: f64,
 

@@ -500,7 +500,7 @@ pub fn decide_cycle(
                 };
                 tx.execute(
                     "INSERT INTO jobs (job_key, object_key, payload, created_ms) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (job_key) DO UPDATE SET published = 0",
+                     ON CONFLICT (job_key) DO NOTHING",
                     params![job.job_key, job.object_key, codec::encode(&job, codec::Encoding::Protobuf), wall_ms],
                 )?;
                 bytes = bytes.saturating_add(o.size);

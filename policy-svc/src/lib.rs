@@ -49,12 +49,12 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 use engine::{Budget, Input, Payload};
+use rules::{DAY_MS, RuleParams};
+use store::Store;
 
 /// The policy's consumer: it starts each assigned partition at the offset
 /// SQLite stored ([`assign`]).
 type Consumer = StreamConsumer<assign::StartAtStored>;
-use rules::{DAY_MS, RuleParams};
-use store::Store;
 
 /// What the HTTP handlers share.
 #[derive(Clone)]

@@ -1,6 +1,6 @@
 //! A job that ends FAILED is retried later, with backoff, under a key of
-//! its own: the failed key would only ever answer DUPLICATE. Reads do not cut
-//! the backoff short, and the cycle's byte budget never strands an object
+//! its own: the failed key would only ever answer DUPLICATE. Events do not
+//! cut the backoff short, and the cycle's byte budget never strands an object
 //! larger than it.
 #![allow(clippy::unwrap_used)]
 
@@ -127,7 +127,7 @@ fn event(key: &str, op: Op, size: u64, ts: i64) -> Payload {
 }
 
 #[tokio::test]
-async fn reads_during_a_backoff_do_not_retry_the_failed_move_early() {
+async fn events_during_a_backoff_do_not_retry_the_failed_move_early() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("policy.db")).unwrap();
     apply(&store, 0, event("logs/a", Op::Put, 4096, WALL), WALL).await;

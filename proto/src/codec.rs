@@ -7,6 +7,7 @@
 use std::{fmt, str::FromStr};
 
 use serde::{Serialize, de::DeserializeOwned};
+use serde_json::error::Category;
 
 /// Name of the Kafka header that names a value's encoding.
 pub const CONTENT_TYPE_HEADER: &str = "content-type";
@@ -97,12 +98,14 @@ pub fn decode<T: WireMessage>(value: &[u8], content_type: Option<&str>) -> Resul
     let encoding = sniff(value).ok_or(DecodeError::Empty)?;
     match decode_as(value, encoding) {
         // What JSON skips as space is a field tag in protobuf (0x0A: field
-        // 1, a string), so a value starting with one that is not JSON may be
-        // protobuf: an `event_id` of 123 bytes starts `0A 7B`, `\n{`.
-        Err(json_error)
-            if encoding == Encoding::Json && value.first().is_some_and(u8::is_ascii_whitespace) =>
+        // 1, a string), so a value starting with one that does not even
+        // parse as JSON may be protobuf: an `event_id` of 123 bytes starts
+        // `0A 7B`, `\n{`. JSON that parses but does not fit stays an error.
+        Err(DecodeError::Json(json_error))
+            if value.first().is_some_and(u8::is_ascii_whitespace)
+                && matches!(json_error.classify(), Category::Syntax | Category::Eof) =>
         {
-            decode_as(value, Encoding::Protobuf).map_err(|_| json_error)
+            decode_as(value, Encoding::Protobuf).map_err(|_| DecodeError::Json(json_error))
         }
         decoded => decoded,
     }
@@ -257,11 +260,14 @@ mod tests {
         let bytes = encode(&event, Encoding::Protobuf);
         assert_eq!(&bytes[..2], b"\n{", "the case: tag 0x0A, length 123");
         assert_eq!(decode::<AccessEvent>(&bytes, None).unwrap(), event);
-        // Spaced JSON that is broken stays a JSON error.
-        assert!(matches!(
-            decode::<AccessEvent>(b"\n{\"op\":", None),
-            Err(DecodeError::Json(_))
-        ));
+        // Spaced JSON that is broken, or that parses and does not fit, stays
+        // a JSON error.
+        for spaced in [&b"\n{\"op\":"[..], b"\n{\"op\":\"FETCH\"}"] {
+            assert!(matches!(
+                decode::<AccessEvent>(spaced, None),
+                Err(DecodeError::Json(_))
+            ));
+        }
     }
 
     #[test]

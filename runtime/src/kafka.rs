@@ -28,11 +28,12 @@ pub const DLQ_SOURCE_TOPIC_HEADER: &str = "x-strata-source-topic";
 pub const DLQ_SOURCE_PARTITION_HEADER: &str = "x-strata-source-partition";
 /// Header naming the offset the message had.
 pub const DLQ_SOURCE_OFFSET_HEADER: &str = "x-strata-source-offset";
-/// Header of a dead letter whose value was too large to send whole: the
-/// original value's length in bytes (the dead letter keeps its first
-/// [`DLQ_KEPT_BYTES`]; the whole value stays in the source topic).
+/// Header of a dead letter too large to send whole: the original value's
+/// length in bytes. Such a dead letter keeps the first [`DLQ_KEPT_BYTES`]
+/// of the value and of the key and none of the original headers; the
+/// source topic keeps the whole message.
 pub const DLQ_TRUNCATED_FROM_HEADER: &str = "x-strata-truncated-from";
-/// Bytes of a value kept in a dead letter that could not carry it whole.
+/// Bytes of a value (and of a key) kept in a dead letter too large to send whole.
 pub const DLQ_KEPT_BYTES: usize = 64 << 10;
 
 /// A base client config: the brokers, then the operator's extra options.
@@ -226,10 +227,10 @@ impl Publisher {
 
     /// Sends a rejected message to `<topic>.dlq` with its original key, value
     /// and headers, plus headers naming the error and where it came from.
-    /// A value too large to send again with those headers (another client
-    /// may allow larger messages) goes cut to its first [`DLQ_KEPT_BYTES`],
-    /// with [`DLQ_TRUNCATED_FROM_HEADER`]: a dead letter must never block
-    /// its consumer.
+    /// A message too large to send again with those headers (another
+    /// client may allow larger messages) goes cut (see
+    /// [`DLQ_TRUNCATED_FROM_HEADER`]): a dead letter must never block its
+    /// consumer.
     pub async fn dead_letter(
         &self,
         msg: &impl Message,
@@ -240,14 +241,15 @@ impl Publisher {
         metrics::counter!("strata_dead_letters_total", "topic" => msg.topic().to_owned())
             .increment(1);
         let value = msg.payload().unwrap_or_default();
-        let sent = self
-            .send_raw(&dlq, msg.key(), value, dlq_headers(msg, class, error, None))
-            .await;
-        match sent {
-            Err(e) if is_too_large(&e) && value.len() > DLQ_KEPT_BYTES => {
-                tracing::warn!(topic = %dlq, bytes = value.len(), "dead letter too large; sending its first {DLQ_KEPT_BYTES} bytes");
-                let headers = dlq_headers(msg, class, error, Some(value.len()));
-                self.send_raw(&dlq, msg.key(), &value[..DLQ_KEPT_BYTES], headers)
+        let headers = dlq_headers(msg.headers(), msg, class, error, None);
+        match self.send_raw(&dlq, msg.key(), value, headers).await {
+            Err(e) if is_too_large(&e) => {
+                tracing::warn!(topic = %dlq, bytes = value.len(), "dead letter too large; sending it cut");
+                let cut = |bytes: &[u8]| bytes[..bytes.len().min(DLQ_KEPT_BYTES)].to_vec();
+                let headers =
+                    dlq_headers(None::<&OwnedHeaders>, msg, class, error, Some(value.len()));
+                let key = msg.key().map(cut);
+                self.send_raw(&dlq, key.as_deref(), &cut(value), headers)
                     .await
             }
             other => other,
@@ -275,16 +277,17 @@ fn is_too_large(e: &anyhow::Error) -> bool {
     })
 }
 
-/// A dead letter's headers: the original ones, then the error and the
+/// A dead letter's headers: `original` ones, then the error and the
 /// message's origin (and the original length of a cut value).
 fn dlq_headers(
+    original: Option<&impl Headers>,
     msg: &impl Message,
     class: &str,
     error: &str,
     truncated_from: Option<usize>,
 ) -> OwnedHeaders {
     let mut headers = OwnedHeaders::new();
-    if let Some(original) = msg.headers() {
+    if let Some(original) = original {
         for h in original.iter() {
             headers = headers.insert(Header {
                 key: h.key,

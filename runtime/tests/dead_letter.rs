@@ -34,9 +34,13 @@ fn header(msg: &OwnedMessage, key: &str) -> Option<String> {
 }
 
 fn rejected(value: Vec<u8>, offset: i64) -> OwnedMessage {
+    rejected_keyed(b"k".to_vec(), value, offset)
+}
+
+fn rejected_keyed(key: Vec<u8>, value: Vec<u8>, offset: i64) -> OwnedMessage {
     OwnedMessage::new(
         Some(value),
-        Some(b"k".to_vec()),
+        Some(key),
         "access_events".into(),
         Timestamp::NotAvailable,
         0,
@@ -67,6 +71,16 @@ async fn a_dead_letter_too_large_to_send_whole_goes_cut_with_its_length() {
     .await
     .expect("a dead letter must not hang")
     .unwrap();
+    // A key too large: the value is small, the key is what gets cut.
+    let long_key = vec![b'k'; 1_100_000];
+    publisher
+        .dead_letter(
+            &rejected_keyed(long_key, small.clone(), 9),
+            "validate",
+            "key too long",
+        )
+        .await
+        .unwrap();
 
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
@@ -76,7 +90,7 @@ async fn a_dead_letter_too_large_to_send_whole_goes_cut_with_its_length() {
         .unwrap();
     consumer.subscribe(&["access_events.dlq"]).unwrap();
     let mut letters = Vec::new();
-    while letters.len() < 2 {
+    while letters.len() < 3 {
         let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
             .await
             .unwrap()
@@ -103,5 +117,13 @@ async fn a_dead_letter_too_large_to_send_whole_goes_cut_with_its_length() {
     assert_eq!(
         header(cut, kafka::DLQ_SOURCE_OFFSET_HEADER).as_deref(),
         Some("8")
+    );
+
+    let keyed = &letters[2];
+    assert_eq!(keyed.key().map(<[u8]>::len), Some(kafka::DLQ_KEPT_BYTES));
+    assert_eq!(keyed.payload(), Some(&small[..]));
+    assert_eq!(
+        header(keyed, kafka::DLQ_TRUNCATED_FROM_HEADER).as_deref(),
+        Some(small.len().to_string().as_str())
     );
 }
