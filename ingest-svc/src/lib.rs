@@ -67,7 +67,7 @@ pub async fn run(
         config.http_addr,
         app,
         stop.clone(),
-        Duration::from_secs(config.common.shutdown_grace_secs),
+        config.common.shutdown_grace(),
     )
     .await?;
 

@@ -80,7 +80,7 @@ pub async fn run(
         config.http_addr,
         app,
         stop.clone(),
-        Duration::from_secs(config.common.shutdown_grace_secs),
+        config.common.shutdown_grace(),
     )
     .await?;
 
@@ -114,7 +114,7 @@ pub async fn run(
     ready.set_ready();
     tracing::info!(topic = %config.common.topic_migration_jobs, group = %config.group_id, "mover ready");
 
-    let grace = Duration::from_secs(config.common.shutdown_grace_secs);
+    let grace = config.common.shutdown_grace();
     let job_loop = jobs::run(
         &consumer,
         Arc::new(mover),

@@ -6,9 +6,9 @@
 
 mod common;
 
-use common::{WALL, tiers};
+use common::{WALL, apply, tiers};
 use policy_svc::{
-    engine::{self, Budget, Input, Payload},
+    engine::{self, Budget, Payload},
     rules::RuleParams,
     store::Store,
 };
@@ -24,19 +24,6 @@ fn params() -> RuleParams {
         min_object_bytes: 0,
         cost: None,
     }
-}
-
-async fn apply(store: &Store, offset: i64, payload: Payload, wall: i64) {
-    let input = Input {
-        topic: "t".into(),
-        partition: 0,
-        offset,
-        payload,
-    };
-    store
-        .transaction(move |tx| engine::apply_batch(tx, &[input], &tiers(), wall))
-        .await
-        .unwrap();
 }
 
 async fn decide(store: &Store, wall: i64) -> Vec<MigrationJob> {

@@ -6,25 +6,9 @@
 
 mod common;
 
-use common::{WALL, tiers};
-use policy_svc::{
-    engine::{self, Input, Payload},
-    store::Store,
-};
+use common::{WALL, apply};
+use policy_svc::{engine::Payload, store::Store};
 use strata_proto::{AccessEvent, MigrationStatus, Op, State, time};
-
-async fn apply(store: &Store, offset: i64, payload: Payload) {
-    let input = Input {
-        topic: "t".into(),
-        partition: 0,
-        offset,
-        payload,
-    };
-    store
-        .transaction(move |tx| engine::apply_batch(tx, &[input], &tiers(), WALL))
-        .await
-        .unwrap();
-}
 
 fn seen(op: Op, tier: &str, ts: i64) -> Payload {
     Payload::Event(AccessEvent {
@@ -45,12 +29,12 @@ async fn tier(store: &Store) -> String {
 async fn an_assumed_tier_gives_way_to_an_observed_one_until_the_mover_moves_the_object() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("policy.db")).unwrap();
-    apply(&store, 0, seen(Op::Get, "", WALL - 1000)).await;
+    apply(&store, 0, seen(Op::Get, "", WALL - 1000), WALL).await;
     assert_eq!(tier(&store).await, "hot", "assumed: the first tier");
-    apply(&store, 1, seen(Op::Inventory, "cold", WALL - 900)).await;
+    apply(&store, 1, seen(Op::Inventory, "cold", WALL - 900), WALL).await;
     assert_eq!(tier(&store).await, "cold", "the listing says where it is");
     // A tier the configuration does not have changes nothing.
-    apply(&store, 2, seen(Op::Inventory, "tape", WALL - 800)).await;
+    apply(&store, 2, seen(Op::Inventory, "tape", WALL - 800), WALL).await;
     assert_eq!(tier(&store).await, "cold");
 
     // The mover moves it to hot (generation 1): a stale listing of cold
@@ -65,9 +49,9 @@ async fn an_assumed_tier_gives_way_to_an_observed_one_until_the_mover_moves_the_
         bytes: 4096,
         ..Default::default()
     };
-    apply(&store, 3, Payload::Status(completed.clone())).await;
+    apply(&store, 3, Payload::Status(completed.clone()), WALL).await;
     assert_eq!(tier(&store).await, "hot");
-    apply(&store, 4, seen(Op::Inventory, "cold", WALL - 700)).await;
+    apply(&store, 4, seen(Op::Inventory, "cold", WALL - 700), WALL).await;
     assert_eq!(tier(&store).await, "hot");
 
     // Moved on to cold (generation 2), then a late DUPLICATE of the first
@@ -79,13 +63,13 @@ async fn an_assumed_tier_gives_way_to_an_observed_one_until_the_mover_moves_the_
         generation: 2,
         ..completed.clone()
     };
-    apply(&store, 5, Payload::Status(second)).await;
+    apply(&store, 5, Payload::Status(second), WALL).await;
     let late = MigrationStatus {
         state: State::Duplicate as i32,
         result: State::Completed as i32,
         ..completed
     };
-    apply(&store, 6, Payload::Status(late)).await;
+    apply(&store, 6, Payload::Status(late), WALL).await;
     let o = store.object("logs/a").await.unwrap().unwrap();
     assert_eq!((o.tier.as_str(), o.generation), ("cold", 2));
 }

@@ -106,6 +106,11 @@ impl CommonArgs {
             .collect()
     }
 
+    /// How long a graceful stop may take (`--shutdown-grace-secs`).
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_grace_secs)
+    }
+
     /// Path of a daemon's SQLite database, `<data_dir>/state/<name>.db`.
     pub fn state_db(&self, name: &str) -> PathBuf {
         self.data_dir.join("state").join(format!("{name}.db"))

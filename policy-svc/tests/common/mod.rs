@@ -1,6 +1,10 @@
 //! What the engine's integration tests share: two tiers and a wall clock.
 #![allow(clippy::unwrap_used)]
 
+use policy_svc::{
+    engine::{self, Input, Payload},
+    store::Store,
+};
 use strata_runtime::tiers::TierConfig;
 
 /// Wall time of the tests, in ms since the epoch.
@@ -13,4 +17,20 @@ pub fn tiers() -> TierConfig {
         &[],
     )
     .unwrap()
+}
+
+/// Applies one message at `offset` of partition 0 of topic `t`, at wall
+/// time `wall`, in a transaction of its own.
+#[allow(dead_code)] // Not every test binary that includes `common` applies one at a time.
+pub async fn apply(store: &Store, offset: i64, payload: Payload, wall: i64) {
+    let input = Input {
+        topic: "t".into(),
+        partition: 0,
+        offset,
+        payload,
+    };
+    store
+        .transaction(move |tx| engine::apply_batch(tx, &[input], &tiers(), wall))
+        .await
+        .unwrap();
 }
