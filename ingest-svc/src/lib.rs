@@ -62,12 +62,12 @@ pub async fn run(
         .route("/v1/events", post(post_events))
         .layer(DefaultBodyLimit::max(config.max_body_mib << 20))
         .with_state(state);
-    let app = http::router(api, config.common.http_token.clone(), ready.clone());
-    let http_task = http::spawn_server(
+    let http_task = http::serve(
         config.http_addr,
-        app,
+        api,
+        &config.common,
+        ready.clone(),
         stop.clone(),
-        config.common.shutdown_grace(),
     )
     .await?;
 

@@ -71,16 +71,13 @@ pub async fn run(
         db: db.clone(),
         tiers: Arc::new(tiers.clone()),
     };
-    let app = http::router(
-        api::routes(state),
-        config.common.http_token.clone(),
-        ready.clone(),
-    );
-    let http_task = http::spawn_server(
+    let api = api::routes(state);
+    let http_task = http::serve(
         config.http_addr,
-        app,
+        api,
+        &config.common,
+        ready.clone(),
         stop.clone(),
-        config.common.shutdown_grace(),
     )
     .await?;
 

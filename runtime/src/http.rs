@@ -88,6 +88,19 @@ pub fn error_response(status: StatusCode, error: impl Into<String>) -> Response 
         .into_response()
 }
 
+/// A daemon's HTTP server: `api` behind the basics ([`router`]) with the
+/// daemon's token, on `addr`, until `stop` and its shutdown grace.
+pub async fn serve(
+    addr: SocketAddr,
+    api: Router,
+    common: &crate::args::CommonArgs,
+    ready: Readiness,
+    stop: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let app = router(api, common.http_token.clone(), ready);
+    spawn_server(addr, app, stop, common.shutdown_grace()).await
+}
+
 /// Binds `addr` (failing at once when it is taken) and returns the task
 /// serving `app` until `stop` is cancelled; requests in progress then have
 /// `grace` to finish (a client that sends its body slowly cannot hold the
