@@ -31,7 +31,7 @@ pub async fn run_once(
         if stop.is_cancelled() {
             break;
         }
-        let now_ms = wall_ms();
+        let now_ms = time::now_millis();
         let published = listing(tier)
             .take_until(stop.cancelled())
             .filter_map(|listed| async move {
@@ -119,10 +119,13 @@ fn walk(root: PathBuf) -> BoxStream<'static, Result<Listed, String>> {
 /// A walked entry as listed; `None` for anything but a file.
 fn listed_file(root: &Path, entry: &walkdir::DirEntry) -> Result<Option<Listed>, String> {
     let path = entry.path();
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if !meta.is_file() {
+    // The walk follows links, so this is the type of what a link points at.
+    if !entry.file_type().is_file() {
         return Ok(None);
     }
+    let meta = entry
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let relative = path.strip_prefix(root).unwrap_or(path);
     let segments: Option<Vec<&str>> = relative
         .components()
@@ -167,13 +170,6 @@ fn event_of(tier: &TierStore, listed: Listed, now_ms: i64) -> Option<AccessEvent
             None
         }
     }
-}
-
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

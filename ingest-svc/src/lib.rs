@@ -105,10 +105,7 @@ pub async fn run(
 /// validated whole (400 naming item and field), then published; 202 only
 /// once the broker acknowledged every event.
 async fn post_events(State(state): State<AppState>, body: Bytes) -> Response {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default();
+    let now_ms = strata_proto::time::now_millis();
     let events = match events::parse_batch(&body, now_ms, state.max_batch) {
         Ok(events) => events,
         Err(e) => {

@@ -92,13 +92,6 @@ where
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 fn state_name(state: State) -> &'static str {
     state.as_str_name()
 }
@@ -289,7 +282,7 @@ impl Db {
                     job.from_tier,
                     job.generation as i64,
                     size as i64,
-                    now_ms()
+                    strata_proto::time::now_millis()
                 ])?;
             }
             insert_ledger(c, &job, State::Copying, 1, None).map(|_| ())
@@ -343,7 +336,14 @@ impl Db {
                     sha256 = COALESCE(?4, sha256), bytes = COALESCE(?5, bytes), updated_at_ms = ?6
                  WHERE job_key = ?1",
             )?
-            .execute(params![key, state_name(state), attempt, sha, len, now_ms()])
+            .execute(params![
+                key,
+                state_name(state),
+                attempt,
+                sha,
+                len,
+                strata_proto::time::now_millis()
+            ])
             .map(|_| ())
         })
     }
@@ -372,7 +372,7 @@ impl Db {
                 attempt,
                 class,
                 message,
-                now_ms()
+                strata_proto::time::now_millis()
             ])
             .map(|_| ())
         })
@@ -432,7 +432,7 @@ fn switch_rows(
     sha: &str,
     size: u64,
 ) -> rusqlite::Result<Option<u64>> {
-    let now = now_ms();
+    let now = strata_proto::time::now_millis();
     let changed = c
         .prepare_cached(
             "UPDATE catalog SET tier = ?2, generation = generation + 1, sha256 = ?3, size = ?4,
@@ -484,7 +484,7 @@ fn insert_ledger(
         attempt,
         error.map(|e| &e.0),
         error.map(|e| &e.1),
-        now_ms()
+        strata_proto::time::now_millis()
     ])
 }
 

@@ -133,13 +133,6 @@ fn switched(
     s.current_tier = job.to_tier.clone();
 }
 
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 impl Mover {
     /// The store of the tier `name`. A job in the ledger may name a tier the
     /// configuration no longer has: that is the mover's error (the job stays
@@ -214,8 +207,8 @@ impl Mover {
     /// tier is gone from the configuration, its store refuses) is logged and
     /// left in the ledger, so that one object cannot keep the mover from
     /// starting: its offset was never stored, so the job is consumed again
-    /// and retried then, before any later job of the same object (same key,
-    /// same partition).
+    /// and handled then (set aside again while its tier is missing), before
+    /// any later job of the same object (same key, same partition).
     pub async fn recover(&self) -> anyhow::Result<usize> {
         let rows = self.db.unfinished().await?;
         let mut resumed = 0;
@@ -633,7 +626,7 @@ impl Mover {
             from_tier: job.from_tier.clone(),
             to_tier: job.to_tier.clone(),
             generation: job.generation,
-            ts: Some(time::from_millis(now_millis())),
+            ts: Some(time::from_millis(time::now_millis())),
             elapsed_ms: started.elapsed().as_millis() as u64,
             ..Default::default()
         };

@@ -433,21 +433,19 @@ pub async fn remove_staged(tier: &TierStore, key: &str) -> Result<usize, MoveErr
     Ok(removed)
 }
 
-/// Deletes `key` from `tier`; a missing object counts as deleted, and so
-/// does one whose file path cannot exist on a file tier (a folder on it is
-/// a file, a name is too long): nothing was ever written there.
+/// Deletes `key` from `tier`; an object [`MoveError::from_store`] finds
+/// missing (a path that cannot exist included) counts as deleted.
 pub async fn delete(tier: &TierStore, key: &str) -> Result<(), MoveError> {
     let location = tier
         .location(key)
         .map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
     tier.limits.op().await;
-    match tier.store.delete(&location).await {
-        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(e) if io_cause(&e).is_some_and(no_such_path) => Ok(()),
-        Err(e) => Err(MoveError::from_store(
-            &format!("delete {}", tier.url_of(key)),
-            e,
-        )),
+    let Err(e) = tier.store.delete(&location).await else {
+        return Ok(());
+    };
+    match MoveError::from_store(&format!("delete {}", tier.url_of(key)), e) {
+        MoveError::NotFound(_) => Ok(()),
+        other => Err(other),
     }
 }
 

@@ -29,7 +29,14 @@ impl StartAtStored {
 
     /// Sets the start of every partition in `tpl` that SQLite has an offset for.
     fn start_at_stored(&self, tpl: &mut TopicPartitionList) {
-        let stored = match self.stored() {
+        let mut topics: Vec<String> = tpl
+            .elements()
+            .iter()
+            .map(|e| e.topic().to_owned())
+            .collect();
+        topics.sort();
+        topics.dedup();
+        let stored = match self.stored(&topics) {
             Ok(stored) => stored,
             Err(e) => {
                 // Kafka's committed offsets then; they trail SQLite's but for
@@ -39,9 +46,9 @@ impl StartAtStored {
             }
         };
         for (topic, partition, next) in stored {
-            if tpl.find_partition(&topic, partition).is_some()
+            if tpl.find_partition(topic, partition).is_some()
                 && tpl
-                    .set_partition_offset(&topic, partition, Offset::Offset(next))
+                    .set_partition_offset(topic, partition, Offset::Offset(next))
                     .is_ok()
             {
                 tracing::info!(%topic, partition, next, "partition assigned; starting at the stored offset");
@@ -52,12 +59,16 @@ impl StartAtStored {
     /// Read on a connection of its own: the rebalance callback runs inside
     /// the consumer's poll, on a runtime thread, and must not wait for the
     /// store's lock. It blocks that thread briefly, once per rebalance.
-    fn stored(&self) -> rusqlite::Result<Vec<(String, i32, i64)>> {
+    fn stored<'t>(&self, topics: &'t [String]) -> rusqlite::Result<Vec<(&'t str, i32, i64)>> {
         let conn = Connection::open(&self.db)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let mut stmt = conn.prepare("SELECT topic, partition, next_offset FROM offsets")?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect()
+        let mut stored = Vec::new();
+        for topic in topics {
+            for (partition, next) in crate::engine::stored_offsets(&conn, topic)? {
+                stored.push((topic.as_str(), partition, next));
+            }
+        }
+        Ok(stored)
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, btree_map::Entry};
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use strata_proto::{AccessEvent, MigrationJob, MigrationStatus, Op, Reason, State, codec, time};
 use strata_runtime::tiers::TierConfig;
 
@@ -158,10 +158,10 @@ pub fn apply_batch(
 }
 
 /// The next offset to read per partition of `topic`, as stored.
-pub fn stored_offsets(tx: &Transaction<'_>, topic: &str) -> anyhow::Result<Vec<(i32, i64)>> {
-    let mut stmt = tx.prepare("SELECT partition, next_offset FROM offsets WHERE topic = ?1")?;
+pub fn stored_offsets(conn: &Connection, topic: &str) -> rusqlite::Result<Vec<(i32, i64)>> {
+    let mut stmt = conn.prepare("SELECT partition, next_offset FROM offsets WHERE topic = ?1")?;
     let rows = stmt.query_map([topic], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    rows.collect()
 }
 
 fn apply_event(
@@ -257,7 +257,7 @@ fn apply_event(
         Op::Put => o.last_access_ms = o.last_access_ms.max(ts),
         Op::Inventory | Op::Head | Op::Delete | Op::Unspecified => {}
     }
-    // Due again now, unless a failed job's backoff is still running: reads
+    // Due again now, unless a failed job's backoff is still running: events
     // of an object whose moves keep failing must not retry them at once.
     o.due_ms = o.due_ms.min(ts.max(o.retry_after_ms));
     touched.save(o);

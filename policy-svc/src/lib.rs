@@ -299,7 +299,9 @@ impl Applying {
         let (store, tiers) = (store.clone(), tiers.clone());
         let applied = tokio::spawn(async move {
             store
-                .transaction(move |tx| engine::apply_batch(tx, &inputs, &tiers, store::wall_ms()))
+                .transaction(move |tx| {
+                    engine::apply_batch(tx, &inputs, &tiers, strata_proto::time::now_millis())
+                })
                 .await
         });
         Ok(Applying { applied, positions })
@@ -357,7 +359,7 @@ async fn decide_loop(
         if tokio::time::Instant::now() >= forget_at {
             // Hourly: event ids older than the de-duplication window go.
             forget_at += Duration::from_secs(3600);
-            let before = store::wall_ms() - store::EVENT_ID_MEMORY_DAYS * DAY_MS;
+            let before = strata_proto::time::now_millis() - store::EVENT_ID_MEMORY_DAYS * DAY_MS;
             match store.forget_event_ids(before).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(forgotten = n, "event ids past the de-duplication window"),
@@ -369,7 +371,13 @@ async fn decide_loop(
         let (tiers, params) = (tiers.clone(), params.clone());
         match store
             .transaction(move |tx| {
-                engine::decide_cycle(tx, &tiers, &params, budget, store::wall_ms())
+                engine::decide_cycle(
+                    tx,
+                    &tiers,
+                    &params,
+                    budget,
+                    strata_proto::time::now_millis(),
+                )
             })
             .await
         {

@@ -270,14 +270,6 @@ impl Clock {
     }
 }
 
-/// Wall time in ms since the epoch.
-pub fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 /// The policy's database.
 #[derive(Clone)]
 pub struct Store {
@@ -336,7 +328,7 @@ impl Store {
     pub async fn clock_and_prior(&self, key: &str) -> anyhow::Result<(i64, Option<PrefixPrior>)> {
         let key = key.to_owned();
         self.transaction(move |tx| {
-            let now = read_clock(tx)?.now(wall_ms());
+            let now = read_clock(tx)?.now(strata_proto::time::now_millis());
             Ok((now, prefix_prior(tx, &key, now)?))
         })
         .await

@@ -118,3 +118,33 @@ async fn a_restart_mid_stream_ends_in_the_uninterrupted_state() {
     assert_eq!(replayed, 40, "events 90..130 were applied before the crash");
     assert_eq!(dump(&store).await, dump(&straight).await);
 }
+
+#[tokio::test]
+async fn an_event_sent_twice_with_one_event_id_is_applied_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("p.db")).unwrap();
+    let read = |id: &str| AccessEvent {
+        event_id: id.into(),
+        object_key: "data/a".into(),
+        op: Op::Get as i32,
+        size_bytes: 10,
+        ts: Some(time::from_millis(WALL - 1000)),
+        ..Default::default()
+    };
+    let inputs: Vec<Input> = [read("e1"), read("e1"), read("e2")]
+        .into_iter()
+        .enumerate()
+        .map(|(offset, event)| Input {
+            topic: "access_events".into(),
+            partition: 0,
+            offset: offset as i64,
+            payload: Payload::Event(event),
+        })
+        .collect();
+    // Sent again as separate messages, in separate batches.
+    for input in inputs.chunks(1) {
+        apply(&store, input).await;
+    }
+    let o = store.object("data/a").await.unwrap().unwrap();
+    assert_eq!(o.reads_total, 2, "e1 counted once, e2 once");
+}

@@ -66,10 +66,7 @@ async fn stop(daemon: Daemon) {
 
 /// Publishes reads `from..to` of the stream: read `i` is of key `i % KEYS`.
 async fn publish(producer: &FutureProducer, from: usize, to: usize) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now = time::now_millis();
     for i in from..to {
         let key = format!("data/k{:02}", i % KEYS);
         let event = AccessEvent {

@@ -40,6 +40,14 @@ pub mod time {
         }
     }
 
+    /// The wall clock in milliseconds since the epoch (0 for a clock set
+    /// before 1970).
+    pub fn now_millis() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    }
+
     /// `Timestamp` → milliseconds since the epoch (sub-millisecond truncated).
     pub fn to_millis(ts: &Timestamp) -> i64 {
         ts.seconds

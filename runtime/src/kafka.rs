@@ -241,13 +241,12 @@ impl Publisher {
         metrics::counter!("strata_dead_letters_total", "topic" => msg.topic().to_owned())
             .increment(1);
         let value = msg.payload().unwrap_or_default();
-        let headers = dlq_headers(msg.headers(), msg, class, error, None);
+        let headers = dlq_headers(msg, class, error, None);
         match self.send_raw(&dlq, msg.key(), value, headers).await {
             Err(e) if is_too_large(&e) => {
                 tracing::warn!(topic = %dlq, bytes = value.len(), "dead letter too large; sending it cut");
                 let cut = |bytes: &[u8]| bytes[..bytes.len().min(DLQ_KEPT_BYTES)].to_vec();
-                let headers =
-                    dlq_headers(None::<&OwnedHeaders>, msg, class, error, Some(value.len()));
+                let headers = dlq_headers(msg, class, error, Some(value.len()));
                 let key = msg.key().map(cut);
                 self.send_raw(&dlq, key.as_deref(), &cut(value), headers)
                     .await
@@ -277,17 +276,16 @@ fn is_too_large(e: &anyhow::Error) -> bool {
     })
 }
 
-/// A dead letter's headers: `original` ones, then the error and the
-/// message's origin (and the original length of a cut value).
+/// A dead letter's headers: the message's own (unless it is cut, from a
+/// value of `truncated_from` bytes), then the error and its origin.
 fn dlq_headers(
-    original: Option<&impl Headers>,
     msg: &impl Message,
     class: &str,
     error: &str,
     truncated_from: Option<usize>,
 ) -> OwnedHeaders {
     let mut headers = OwnedHeaders::new();
-    if let Some(original) = original {
+    if let Some(original) = msg.headers().filter(|_| truncated_from.is_none()) {
         for h in original.iter() {
             headers = headers.insert(Header {
                 key: h.key,
