@@ -152,10 +152,12 @@ DAEMONS = {  # service -> (HTTP port, its address variable)
 }
 EXPECTED_SERVICES = ["kafka", "minio", "minio-init", *DAEMONS, "prometheus", "grafana"]
 TIERS = ["hot", "warm", "cold", "archive"]
-TIER_KEYS = {  # runtime::tiers::Tier, which denies unknown fields
-    "name", "url", "options", "idle_days", "storage_usd_per_gb_month", "retrieval_usd_per_gb",
-    "put_usd_per_1k", "get_usd_per_1k", "min_storage_days", "first_byte_ms",
+TIER_NUMBERS = {  # the numeric fields of runtime::tiers::Tier
+    "idle_days", "storage_usd_per_gb_month", "retrieval_usd_per_gb", "put_usd_per_1k",
+    "get_usd_per_1k", "min_storage_days", "first_byte_ms", "max_ops_per_sec", "max_bytes_per_sec",
+    "egress_usd_per_gb", "min_billable_bytes", "overhead_bytes",
 }
+TIER_KEYS = {"name", "url", "options", "preset", "provider", *TIER_NUMBERS}  # Tier denies unknown fields
 METRICS = [
     "strata_ingest_events_total", "strata_dead_letters_total", "strata_policy_events_applied_total",
     "strata_policy_jobs_emitted_total", "strata_mover_jobs_total", "strata_mover_bytes_copied_total",
@@ -563,7 +565,7 @@ for t in tiers:
           f"tier {t.get('name')}: endpoint {opts.get('endpoint')} is the minio service's S3 port")
     if ep.scheme == "http":
         check(opts.get("allow_http") == "true", f"tier {t.get('name')}: allow_http for an http:// endpoint")
-    bad = {k: t.get(k) for k in sorted(TIER_KEYS - {"name", "url", "options"})
+    bad = {k: t.get(k) for k in sorted(TIER_NUMBERS)
            if not isinstance(t.get(k, 0), (int, float)) or t.get(k, 0) < 0}
     check(not bad, f"tier {t.get('name')}: prices, days and latency are numbers >= 0", str(bad))
 check(set(mb_buckets) == {urlparse(t["url"]).netloc for t in tiers}, "minio-init creates exactly the tiers' buckets")

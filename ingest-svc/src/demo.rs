@@ -121,16 +121,15 @@ pub async fn run(
             .await
             .with_context(|| format!("create demo object {}", tier.url_of(&o.key)))?;
     }
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .context("clock before 1970")?;
+    let now_ms = strata_proto::time::now_millis();
     let events = events(args, &objects, tiers, now_ms, &mut rng);
     for chunk in events.chunks(256) {
         let sends = chunk
             .iter()
             .map(|e| publisher.publish(topic, &e.object_key, e, encoding));
         futures::future::try_join_all(sends).await?;
+        metrics::counter!("strata_ingest_events_total", "source" => "demo")
+            .increment(chunk.len() as u64);
     }
     tracing::info!(
         objects = objects.len(),

@@ -52,6 +52,8 @@ pub async fn run_once(
         tracing::info!(tier = %tier.name, objects = published, "inventory published");
         metrics::counter!("strata_ingest_inventory_objects_total", "tier" => tier.name.clone())
             .increment(published as u64);
+        metrics::counter!("strata_ingest_events_total", "source" => "inventory")
+            .increment(published as u64);
         total += published;
     }
     Ok(total)

@@ -3,7 +3,7 @@
 //! overrides the preset's value.
 //!
 //! Source: the providers' public list prices as gathered in Strata's
-//! `shared/prices.md` (AWS S3 us-east-1, Azure Blob LRS, GCS us-central1),
+//! `docs/prices.md` (AWS S3 us-east-1, Azure Blob LRS, GCS us-central1),
 //! 2026. GCS request prices of Nearline, Coldline and Archive (class A /
 //! class B operations) are from cloud.google.com/storage/pricing, 2026.
 //! Prices change: override them in the tier file when they do.
@@ -354,6 +354,40 @@ mod tests {
         let nas = config.get("nas").unwrap();
         assert_eq!(nas.storage_usd_per_gb_month, 0.005);
         assert_eq!(nas.provider, None);
+    }
+
+    /// The compose stack's MinIO buckets stand for four S3 classes and
+    /// write their prices out; they must be the presets' prices.
+    #[test]
+    fn the_compose_tiers_price_as_the_s3_presets() {
+        let prices = |t: &Tier| {
+            [
+                t.storage_usd_per_gb_month,
+                t.retrieval_usd_per_gb,
+                t.put_usd_per_1k,
+                t.get_usd_per_1k,
+                t.min_storage_days,
+                t.min_billable_bytes as f64,
+                t.overhead_bytes as f64,
+                t.first_byte_ms,
+            ]
+        };
+        let classes = [
+            ("hot", "aws-s3-standard"),
+            ("warm", "aws-s3-standard-ia"),
+            ("cold", "aws-s3-glacier-ir"),
+            ("archive", "aws-s3-deep-archive"),
+        ];
+        let compose =
+            TierConfig::parse(include_str!("../../deploy/strata.compose.toml"), &[]).unwrap();
+        let presets = tier_config(&classes).unwrap();
+        for (tier, preset) in classes {
+            assert_eq!(
+                prices(compose.get(tier).unwrap()),
+                prices(presets.get(tier).unwrap()),
+                "{tier} against {preset}"
+            );
+        }
     }
 
     #[test]

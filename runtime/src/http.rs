@@ -140,4 +140,20 @@ mod tests {
         let page = crate::telemetry::prometheus().render();
         assert!(page.contains("strata_counted_early_total 3"), "{page}");
     }
+
+    #[test]
+    fn job_durations_are_a_histogram_prometheus_can_aggregate() {
+        let _app = router(Router::new(), None, Readiness::default());
+        metrics::histogram!("strata_mover_job_seconds").record(0.3);
+        let page = crate::telemetry::prometheus().render();
+        // The dashboard's histogram_quantile reads the buckets.
+        assert!(
+            page.contains(r#"strata_mover_job_seconds_bucket{le="0.5"} 1"#),
+            "{page}"
+        );
+        assert!(
+            !page.contains("strata_mover_job_seconds{quantile"),
+            "{page}"
+        );
+    }
 }

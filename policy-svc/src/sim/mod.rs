@@ -71,7 +71,7 @@ pub struct SynthArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Multiplies the object and read counts of the sample mix (about
-    /// 60,000 events at 1).
+    /// 40,000 events at 1, 10^7 at 250).
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
 }
