@@ -14,6 +14,7 @@ use std::{
 };
 
 use anyhow::Context;
+use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use rdkafka::{
     Message, Offset, TopicPartitionList,
@@ -216,6 +217,23 @@ fn decode(msg: &OwnedMessage) -> Result<MigrationJob, (&'static str, String)> {
     Ok(job)
 }
 
+/// The longest wait between attempts at an interrupted job.
+const MAX_INTERRUPTED_DELAY: Duration = Duration::from_secs(300);
+
+/// Waits between attempts at a job whose step failed on the mover's side
+/// or at a clean-up (SQLite, Kafka, a delete the store refused): from 2 s,
+/// doubling with jitter up to five minutes, without end, since the job
+/// must neither be lost nor hammer a store that refuses it. Such a job
+/// keeps its slot and its object meanwhile.
+fn interrupted_delays() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(2))
+        .with_max_delay(MAX_INTERRUPTED_DELAY)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
 fn dispatch(
     tasks: &mut JoinSet<Done>,
     busy: &mut HashSet<String>,
@@ -234,6 +252,7 @@ fn dispatch(
         offset: msg.offset(),
     };
     tasks.spawn(async move {
+        let mut delays = interrupted_delays();
         let outcome = loop {
             match mover.handle(job.clone()).await {
                 Ok(outcome) => break Some(outcome),
@@ -245,12 +264,13 @@ fn dispatch(
                     break None;
                 }
                 Err(e) => {
-                    tracing::error!(job_key = %job.job_key, error = format!("{e:#}"), "job interrupted; retrying");
-                    if stop.is_cancelled() {
+                    let delay = delays.next().unwrap_or(MAX_INTERRUPTED_DELAY);
+                    tracing::error!(job_key = %job.job_key, error = format!("{e:#}"), ?delay, "job interrupted; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
                         // Its offset stays in flight: nothing after it is committed.
-                        break None;
+                        () = stop.cancelled() => break None,
                     }
-                    tokio::time::sleep(Duration::from_secs(2)).await;
                 }
             }
         };
@@ -274,6 +294,20 @@ fn store(consumer: &StreamConsumer, topic: &str, partition: i32, next: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interrupted_job_waits_longer_each_time_up_to_a_bound() {
+        let delays: Vec<_> = interrupted_delays().take(12).collect();
+        assert_eq!(delays.len(), 12, "no end to the attempts");
+        assert!(delays[0] >= Duration::from_secs(2), "{delays:?}");
+        // Jitter adds up to one delay; the doubling wins over it.
+        assert!(delays[3] > Duration::from_secs(8), "{delays:?}");
+        assert!(
+            delays.iter().all(|d| *d <= 2 * MAX_INTERRUPTED_DELAY),
+            "{delays:?}"
+        );
+        assert!(delays[11] >= MAX_INTERRUPTED_DELAY, "{delays:?}");
+    }
 
     #[test]
     fn offsets_commit_only_past_a_contiguous_finished_prefix() {

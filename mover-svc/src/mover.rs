@@ -206,9 +206,11 @@ impl Mover {
     /// Returns how many were resumed. A job that cannot be resumed now (its
     /// tier is gone from the configuration, its store refuses) is logged and
     /// left in the ledger, so that one object cannot keep the mover from
-    /// starting: its offset was never stored, so the job is consumed again
-    /// and handled then (set aside again while its tier is missing), before
-    /// any later job of the same object (same key, same partition).
+    /// starting. Its offset was normally never stored, so the job is
+    /// consumed again and handled then (set aside again while its tier is
+    /// missing), before any later job of the same object (same key, same
+    /// partition). Where the offset was stored (power loss undid the end
+    /// the ledger had recorded), the job is resumed at a later start.
     pub async fn recover(&self) -> anyhow::Result<usize> {
         let rows = self.db.unfinished().await?;
         let mut resumed = 0;
@@ -371,11 +373,15 @@ impl Mover {
                 result = &mut copy => break result?,
                 _ = ticker.tick(), if self.settings.progress_every.is_some() => {
                     let done = *done_rx.borrow();
-                    self.step(job, State::Copying, started, |s| {
+                    // Best effort: giving up here would drop a copy that a
+                    // blocking thread finishes unwatched, beside its retry.
+                    if let Err(e) = self.step(job, State::Copying, started, |s| {
                         s.attempt = attempt;
                         s.bytes = done;
                         s.current_tier = job.from_tier.clone();
-                    })?;
+                    }) {
+                        tracing::warn!(job_key = %job.job_key, error = format!("{e:#}"), "progress status not queued");
+                    }
                 }
             }
         };
