@@ -15,7 +15,7 @@ use std::{
 
 use anyhow::{Context, anyhow};
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use strata_proto::{MigrationJob, State};
+use strata_proto::{MigrationJob, State, time};
 use strata_runtime::sqlite::{self, Durability};
 
 use crate::protocol::{CatalogRow, LedgerRow};
@@ -282,7 +282,7 @@ impl Db {
                     job.from_tier,
                     job.generation as i64,
                     size as i64,
-                    strata_proto::time::now_millis()
+                    time::now_millis()
                 ])?;
             }
             insert_ledger(c, &job, State::Copying, 1, None).map(|_| ())
@@ -342,7 +342,7 @@ impl Db {
                 attempt,
                 sha,
                 len,
-                strata_proto::time::now_millis()
+                time::now_millis()
             ])
             .map(|_| ())
         })
@@ -372,7 +372,7 @@ impl Db {
                 attempt,
                 class,
                 message,
-                strata_proto::time::now_millis()
+                time::now_millis()
             ])
             .map(|_| ())
         })
@@ -432,7 +432,7 @@ fn switch_rows(
     sha: &str,
     size: u64,
 ) -> rusqlite::Result<Option<u64>> {
-    let now = strata_proto::time::now_millis();
+    let now = time::now_millis();
     let changed = c
         .prepare_cached(
             "UPDATE catalog SET tier = ?2, generation = generation + 1, sha256 = ?3, size = ?4,
@@ -484,7 +484,7 @@ fn insert_ledger(
         attempt,
         error.map(|e| &e.0),
         error.map(|e| &e.1),
-        strata_proto::time::now_millis()
+        time::now_millis()
     ])
 }
 

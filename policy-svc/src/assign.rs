@@ -6,7 +6,7 @@
 //! for good. A partition SQLite has no offset for starts where the group's
 //! committed offset says.
 
-use std::path::PathBuf;
+use std::{collections::BTreeSet, path::PathBuf};
 
 use rdkafka::{
     ClientContext, Offset, TopicPartitionList,
@@ -29,13 +29,11 @@ impl StartAtStored {
 
     /// Sets the start of every partition in `tpl` that SQLite has an offset for.
     fn start_at_stored(&self, tpl: &mut TopicPartitionList) {
-        let mut topics: Vec<String> = tpl
+        let topics: BTreeSet<String> = tpl
             .elements()
             .iter()
             .map(|e| e.topic().to_owned())
             .collect();
-        topics.sort();
-        topics.dedup();
         let stored = match self.stored(&topics) {
             Ok(stored) => stored,
             Err(e) => {
@@ -59,7 +57,10 @@ impl StartAtStored {
     /// Read on a connection of its own: the rebalance callback runs inside
     /// the consumer's poll, on a runtime thread, and must not wait for the
     /// store's lock. It blocks that thread briefly, once per rebalance.
-    fn stored<'t>(&self, topics: &'t [String]) -> rusqlite::Result<Vec<(&'t str, i32, i64)>> {
+    fn stored<'t>(
+        &self,
+        topics: &'t BTreeSet<String>,
+    ) -> rusqlite::Result<Vec<(&'t str, i32, i64)>> {
         let conn = Connection::open(&self.db)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let mut stored = Vec::new();

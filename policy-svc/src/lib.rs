@@ -299,9 +299,7 @@ impl Applying {
         let (store, tiers) = (store.clone(), tiers.clone());
         let applied = tokio::spawn(async move {
             store
-                .transaction(move |tx| {
-                    engine::apply_batch(tx, &inputs, &tiers, strata_proto::time::now_millis())
-                })
+                .transaction(move |tx| engine::apply_batch(tx, &inputs, &tiers, time::now_millis()))
                 .await
         });
         Ok(Applying { applied, positions })
@@ -359,7 +357,7 @@ async fn decide_loop(
         if tokio::time::Instant::now() >= forget_at {
             // Hourly: event ids older than the de-duplication window go.
             forget_at += Duration::from_secs(3600);
-            let before = strata_proto::time::now_millis() - store::EVENT_ID_MEMORY_DAYS * DAY_MS;
+            let before = time::now_millis() - store::EVENT_ID_MEMORY_DAYS * DAY_MS;
             match store.forget_event_ids(before).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(forgotten = n, "event ids past the de-duplication window"),
@@ -371,13 +369,7 @@ async fn decide_loop(
         let (tiers, params) = (tiers.clone(), params.clone());
         match store
             .transaction(move |tx| {
-                engine::decide_cycle(
-                    tx,
-                    &tiers,
-                    &params,
-                    budget,
-                    strata_proto::time::now_millis(),
-                )
+                engine::decide_cycle(tx, &tiers, &params, budget, time::now_millis())
             })
             .await
         {

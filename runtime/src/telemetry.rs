@@ -42,30 +42,27 @@ pub fn init_tracing(format: LogFormat) {
     let _ = result;
 }
 
-/// Histograms exported with these bucket bounds (seconds), so that
-/// Prometheus can aggregate them across instances (`histogram_quantile`);
-/// any other histogram renders as a summary of the exporter's window.
-const BUCKETS: &[(&str, &[f64])] = &[(
-    "strata_mover_job_seconds",
-    &[
-        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-        300.0, 900.0, 3600.0,
-    ],
-)];
+/// Bucket bounds (seconds) of `strata_mover_job_seconds`, so that it is
+/// exported as a histogram Prometheus can aggregate across instances
+/// (`histogram_quantile`); a histogram without buckets renders as a summary
+/// of the exporter's window.
+const JOB_SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    300.0, 900.0, 3600.0,
+];
 
 /// The process-wide Prometheus handle, installing the recorder on first use.
 /// Several daemons in one test process share it.
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let builder = BUCKETS
-            .iter()
-            .fold(PrometheusBuilder::new(), |builder, (name, bounds)| {
-                builder
-                    .set_buckets_for_metric(Matcher::Full((*name).into()), bounds)
-                    .expect("bucket bounds are not empty")
-            });
-        let recorder = builder.build_recorder();
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("strata_mover_job_seconds".into()),
+                JOB_SECONDS_BUCKETS,
+            )
+            .expect("the bucket bounds are not empty")
+            .build_recorder();
         let handle = recorder.handle();
         // Fails only when another recorder is installed already; then this
         // handle renders an empty page, which is harmless.
