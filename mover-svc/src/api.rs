@@ -1,4 +1,5 @@
-//! mover-svc's HTTP API: where an object lives now, and how a job went.
+//! mover-svc's HTTP API: where an object lives now, how a job went, and
+//! which copies the mover could not delete.
 
 use axum::{
     Json, Router,
@@ -12,11 +13,12 @@ use strata_runtime::http::error_response;
 
 use crate::AppState;
 
-/// `GET /v1/objects/{key}` and `GET /v1/jobs/{job_key}`.
+/// `GET /v1/objects/{key}`, `GET /v1/jobs/{job_key}` and `GET /v1/orphans`.
 pub fn routes(state: AppState) -> Router {
     Router::new()
         .route("/v1/objects/{*key}", get(object))
         .route("/v1/jobs/{job_key}", get(job))
+        .route("/v1/orphans", get(orphans))
         .with_state(state)
 }
 
@@ -64,5 +66,82 @@ async fn job(State(state): State<AppState>, Path(job_key): Path<String>) -> Resp
         .into_response(),
         Ok(None) => error_response(StatusCode::NOT_FOUND, "unknown job key"),
         Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+    }
+}
+
+/// Copies left behind by stores that refused to delete them, with the
+/// location of each.
+async fn orphans(State(state): State<AppState>) -> Response {
+    match state.db.orphans().await {
+        Ok(rows) => {
+            let orphans: Vec<_> = rows
+                .into_iter()
+                .map(|row| {
+                    let location = state
+                        .tiers
+                        .get(&row.tier)
+                        .map(|t| t.url_of(&row.object_key));
+                    let mut orphan = json!(row);
+                    orphan["location"] = json!(location);
+                    orphan
+                })
+                .collect();
+            Json(json!({ "orphans": orphans })).into_response()
+        }
+        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use strata_proto::MigrationJob;
+    use strata_runtime::tiers::Tier;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn orphans_are_listed_with_where_each_copy_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(&dir.path().join("m.db")).unwrap();
+        let job = MigrationJob {
+            job_key: strata_proto::job_key("a/b", "hot", "cold", 0),
+            object_key: "a/b".into(),
+            from_tier: "hot".into(),
+            to_tier: "cold".into(),
+            ..Default::default()
+        };
+        db.accept(&job, Some(3)).await.unwrap();
+        db.switch(&job, "ab", 3).await.unwrap();
+        db.complete_leaving_orphan(
+            &job,
+            1,
+            ("source_not_deleted", "left"),
+            ("permanent", "denied"),
+            0,
+        )
+        .await
+        .unwrap();
+        let root = dir.path().join("hot");
+        let hot: Tier =
+            toml::from_str(&format!("name = 'hot'\nurl = 'file://{}'", root.display())).unwrap();
+        let state = AppState {
+            db,
+            tiers: std::sync::Arc::new(HashMap::from([("hot".into(), hot.open().unwrap())])),
+        };
+        let response = orphans(State(state)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let listed = &body["orphans"];
+        assert_eq!(listed.as_array().map(Vec::len), Some(1), "{body}");
+        assert_eq!(listed[0]["objectKey"], "a/b");
+        assert_eq!(listed[0]["tier"], "hot");
+        assert_eq!(listed[0]["errorMessage"], "denied");
+        let location = format!("file://{}/a/b", root.display());
+        assert_eq!(listed[0]["location"], location.as_str(), "{body}");
     }
 }

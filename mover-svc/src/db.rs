@@ -18,9 +18,15 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use strata_proto::{MigrationJob, State, time};
 use strata_runtime::sqlite::{self, Durability};
 
-use crate::protocol::{CatalogRow, LedgerRow};
+use crate::protocol::{CatalogRow, LedgerRow, OrphanRow};
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/001-catalog-and-ledger.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/001-catalog-and-ledger.sql"),
+    include_str!("../migrations/002-orphans.sql"),
+];
+
+/// Orphans one sweep takes at most.
+const SWEEP_BATCH: usize = 256;
 
 /// Requests one transaction may hold at most.
 const MAX_GROUP: usize = 256;
@@ -124,6 +130,19 @@ fn catalog_row(r: &Row<'_>) -> rusqlite::Result<CatalogRow> {
         sha256: r.get("sha256")?,
         size: r.get::<_, i64>("size")? as u64,
         updated_at_ms: r.get("updated_at_ms")?,
+    })
+}
+
+fn orphan_row(r: &Row<'_>) -> rusqlite::Result<OrphanRow> {
+    Ok(OrphanRow {
+        object_key: r.get("object_key")?,
+        tier: r.get("tier")?,
+        job_key: r.get("job_key")?,
+        error_class: r.get("error_class")?,
+        error_message: r.get("error_message")?,
+        attempts: r.get("attempts")?,
+        since_ms: r.get("since_ms")?,
+        next_at_ms: r.get("next_at_ms")?,
     })
 }
 
@@ -398,6 +417,106 @@ impl Db {
         let (job, sha) = (job.clone(), sha256.to_owned());
         self.call(true, move |c| switch_rows(c, &job, &sha, size))
             .await
+    }
+
+    /// Completes a switched job whose source copy its store refused to
+    /// delete for good: the job ends COMPLETED with `job_error` (the object
+    /// did move), and the copy is recorded as an orphan that refused with
+    /// `refusal`, to be deleted again from `retry_at_ms`. One durable
+    /// transaction, as [`Db::end`] is.
+    pub async fn complete_leaving_orphan(
+        &self,
+        job: &MigrationJob,
+        attempt: u32,
+        job_error: (&str, &str),
+        refusal: (&str, &str),
+        retry_at_ms: i64,
+    ) -> anyhow::Result<()> {
+        let job = job.clone();
+        let job_error = (job_error.0.to_owned(), job_error.1.to_owned());
+        let refusal = (refusal.0.to_owned(), refusal.1.to_owned());
+        self.call(true, move |c| {
+            let now = time::now_millis();
+            c.prepare_cached(
+                "UPDATE ledger SET state = 'COMPLETED', attempt = ?2, error_class = ?3,
+                    error_message = ?4, updated_at_ms = ?5 WHERE job_key = ?1",
+            )?
+            .execute(params![job.job_key, attempt, job_error.0, job_error.1, now])?;
+            c.prepare_cached(
+                "INSERT INTO orphans (object_key, tier, job_key, error_class, error_message,
+                    attempts, since_ms, next_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7)
+                 ON CONFLICT (object_key, tier) DO UPDATE SET job_key = excluded.job_key,
+                    error_class = excluded.error_class, error_message = excluded.error_message,
+                    attempts = attempts + 1, next_at_ms = excluded.next_at_ms",
+            )?
+            .execute(params![
+                job.object_key,
+                job.from_tier,
+                job.job_key,
+                refusal.0,
+                refusal.1,
+                now,
+                retry_at_ms
+            ])
+            .map(drop)
+        })
+        .await
+    }
+
+    /// Every orphan copy, oldest first.
+    pub async fn orphans(&self) -> anyhow::Result<Vec<OrphanRow>> {
+        self.call(false, |c| {
+            c.prepare_cached("SELECT * FROM orphans ORDER BY since_ms, object_key, tier")?
+                .query_map([], orphan_row)?
+                .collect()
+        })
+        .await
+    }
+
+    /// The orphans whose next delete is due at `now_ms`, most overdue first
+    /// (a bounded batch).
+    pub async fn orphans_due(&self, now_ms: i64) -> anyhow::Result<Vec<OrphanRow>> {
+        self.call(false, move |c| {
+            c.prepare_cached(
+                "SELECT * FROM orphans WHERE next_at_ms <= ?1 ORDER BY next_at_ms LIMIT ?2",
+            )?
+            .query_map(params![now_ms, SWEEP_BATCH as i64], orphan_row)?
+            .collect()
+        })
+        .await
+    }
+
+    /// Forgets an orphan: its copy is gone, or is the live one again.
+    pub async fn forget_orphan(&self, object_key: &str, tier: &str) -> anyhow::Result<()> {
+        let (key, tier) = (object_key.to_owned(), tier.to_owned());
+        self.call(false, move |c| {
+            c.prepare_cached("DELETE FROM orphans WHERE object_key = ?1 AND tier = ?2")?
+                .execute([key, tier])
+                .map(drop)
+        })
+        .await
+    }
+
+    /// Records another refused delete of an orphan, due again at `retry_at_ms`.
+    pub async fn orphan_refused(
+        &self,
+        orphan: &OrphanRow,
+        class: &str,
+        message: &str,
+        retry_at_ms: i64,
+    ) -> anyhow::Result<()> {
+        let (key, tier) = (orphan.object_key.clone(), orphan.tier.clone());
+        let (class, message) = (class.to_owned(), message.to_owned());
+        self.call(false, move |c| {
+            c.prepare_cached(
+                "UPDATE orphans SET attempts = attempts + 1, error_class = ?3,
+                    error_message = ?4, next_at_ms = ?5 WHERE object_key = ?1 AND tier = ?2",
+            )?
+            .execute(params![key, tier, class, message, retry_at_ms])
+            .map(drop)
+        })
+        .await
     }
 
     /// Every job that has not ended, oldest first.

@@ -21,7 +21,7 @@ use rdkafka::{
     consumer::{Consumer, StreamConsumer},
     message::OwnedMessage,
 };
-use strata_proto::{MigrationJob, validate};
+use strata_proto::{MigrationJob, time, validate};
 use strata_runtime::kafka::{self, Publisher};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -101,6 +101,13 @@ pub async fn run(
     let mut tracker = OffsetTracker::default();
     // A job whose object is busy waits here; nothing more is read meanwhile.
     let mut parked: Option<(OwnedMessage, MigrationJob)> = None;
+    // Deletes of orphan copies that came due; each holds its object as a job does.
+    let mut sweeps: JoinSet<String> = JoinSet::new();
+    let mut orphan_check = tokio::time::interval_at(
+        tokio::time::Instant::now() + ORPHAN_CHECK_EVERY,
+        ORPHAN_CHECK_EVERY,
+    );
+    orphan_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if let Some((_, job)) = &parked
             && !busy.contains(&job.object_key)
@@ -121,6 +128,10 @@ pub async fn run(
             }
             Some(acked) = acks.next(), if !acks.is_empty() => {
                 settle(consumer, &mut tracker, &mut acks, &mover, acked);
+            }
+            _ = orphan_check.tick() => sweep_due(&mut sweeps, &mut busy, &mover).await,
+            Some(swept) = sweeps.join_next(), if !sweeps.is_empty() => {
+                busy.remove(&swept.context("orphan sweep panicked")?);
             }
             msg = consumer.recv(), if can_read => {
                 let msg = match msg {
@@ -165,7 +176,35 @@ pub async fn run(
             settle(consumer, &mut tracker, &mut acks, &mover, acked);
         }
     }
+    while sweeps.join_next().await.is_some() {}
     Ok(())
+}
+
+/// How often the loop looks for orphan copies whose next delete is due.
+const ORPHAN_CHECK_EVERY: Duration = Duration::from_secs(60);
+
+/// Starts a delete of each orphan copy that is due, unless a job holds its
+/// object (then it waits for the next check).
+async fn sweep_due(sweeps: &mut JoinSet<String>, busy: &mut HashSet<String>, mover: &Arc<Mover>) {
+    let due = match mover.db.orphans_due(time::now_millis()).await {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "could not list orphans");
+            return;
+        }
+    };
+    for orphan in due {
+        if !busy.insert(orphan.object_key.clone()) {
+            continue;
+        }
+        let mover = mover.clone();
+        sweeps.spawn(async move {
+            if let Err(e) = mover.sweep_orphan(&orphan).await {
+                tracing::warn!(object_key = %orphan.object_key, tier = %orphan.tier, error = format!("{e:#}"), "orphan not swept");
+            }
+            orphan.object_key
+        });
+    }
 }
 
 fn await_ack(at: Position, job: MigrationJob, outcome: Outcome) -> BoxFuture<'static, Acked> {

@@ -18,7 +18,7 @@ use crate::{
     db::{Db, Queued},
     durable::Syncs,
     fault,
-    protocol::{self, Arrival, LedgerRow, Resume, VerifyError},
+    protocol::{self, Arrival, LedgerRow, OrphanRow, Resume, Sweep, VerifyError},
     transfer::{self, Digest256, MoveError},
 };
 
@@ -70,6 +70,13 @@ pub struct Mover {
     pub syncs: Syncs,
     pub status: StatusSink,
     pub settings: Settings,
+}
+
+/// The error class of a COMPLETED job whose source copy could not be deleted.
+pub const SOURCE_NOT_DELETED: &str = "source_not_deleted";
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// A job in the ledger names a tier the configuration no longer has: it
@@ -211,6 +218,7 @@ impl Mover {
     /// missing), before any later job of the same object (same key, same
     /// partition). Where the offset was stored (power loss undid the end
     /// the ledger had recorded), the job is resumed at a later start.
+    /// Then tries to delete every orphan copy on record.
     pub async fn recover(&self) -> anyhow::Result<usize> {
         let rows = self.db.unfinished().await?;
         let mut resumed = 0;
@@ -226,6 +234,21 @@ impl Mover {
                     tracing::error!(%job_key, %object_key, error = format!("{e:#}"), "job not resumed; it stays in the ledger until its job is consumed again");
                 }
             }
+        }
+        // Every start tries the orphans again, due or not: restarting the
+        // mover is how an operator who fixed a permission says so.
+        let orphans = self.db.orphans().await?;
+        let mut deleted = 0;
+        for orphan in &orphans {
+            match self.sweep_orphan(orphan).await {
+                Ok(gone) => deleted += usize::from(gone),
+                Err(e) => {
+                    tracing::error!(object_key = %orphan.object_key, tier = %orphan.tier, error = format!("{e:#}"), "orphan not swept");
+                }
+            }
+        }
+        if !orphans.is_empty() {
+            tracing::info!(orphans = orphans.len(), deleted, "orphan copies swept");
         }
         Ok(resumed)
     }
@@ -467,8 +490,17 @@ impl Mover {
         digest: &Digest256,
         started: Instant,
     ) -> anyhow::Result<Outcome> {
-        if let Err(e) = transfer::delete(self.tier(&job.from_tier)?, &job.object_key).await {
-            return Err(anyhow::Error::new(e).context("delete source"));
+        match transfer::delete(self.tier(&job.from_tier)?, &job.object_key).await {
+            Ok(()) => {}
+            // Waiting would hold the job and its object for as long as the
+            // store refuses (Object Lock, no delete permission). The object
+            // has moved, so the job completes and the copy is kept on record.
+            Err(e) if !e.is_retryable() => {
+                return self
+                    .complete_leaving_orphan(job, attempt, generation, digest, &e, started)
+                    .await;
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("delete source")),
         }
         fault::point("deleted");
         self.db
@@ -481,6 +513,93 @@ impl Mover {
         self.report(job, State::Completed, started, |s| {
             switched(s, job, generation, digest, attempt)
         })
+    }
+
+    /// Completes a switched job whose source copy its store refused to
+    /// delete for good: COMPLETED, with an error naming the copy left
+    /// behind, which is recorded as an orphan and deleted once allowed.
+    async fn complete_leaving_orphan(
+        &self,
+        job: &MigrationJob,
+        attempt: u32,
+        generation: u64,
+        digest: &Digest256,
+        refusal: &MoveError,
+        started: Instant,
+    ) -> anyhow::Result<Outcome> {
+        let message = format!(
+            "moved, but the copy on tier {} was left behind: its store refused to delete it ({refusal}); \
+             the mover deletes it once the store allows (GET /v1/orphans)",
+            job.from_tier
+        );
+        let retry_at = time::now_millis() + millis(protocol::orphan_retry_delay(1));
+        self.db
+            .complete_leaving_orphan(
+                job,
+                attempt,
+                (SOURCE_NOT_DELETED, &message),
+                (refusal.class(), &refusal.to_string()),
+                retry_at,
+            )
+            .await?;
+        metrics::counter!("strata_mover_jobs_total", "state" => "COMPLETED").increment(1);
+        metrics::histogram!("strata_mover_job_seconds").record(started.elapsed().as_secs_f64());
+        self.count_orphans().await;
+        tracing::warn!(job_key = %job.job_key, object_key = %job.object_key, tier = %job.from_tier, error = %refusal, "job completed; source copy left as an orphan");
+        self.report(job, State::Completed, started, |s| {
+            switched(s, job, generation, digest, attempt);
+            s.error = Some(pb::Error {
+                class: SOURCE_NOT_DELETED.into(),
+                message,
+            });
+        })
+    }
+
+    /// Tries again to delete an orphan copy, unless the catalog names its
+    /// tier again. Returns whether the orphan is gone from the record. Must
+    /// not run beside a job of the same object: the job loop holds the
+    /// object meanwhile, and recovery runs before any job.
+    pub async fn sweep_orphan(&self, orphan: &OrphanRow) -> anyhow::Result<bool> {
+        let catalog = self.db.catalog(&orphan.object_key).await?;
+        let gone = match protocol::sweep(orphan, catalog.as_ref()) {
+            Sweep::KeepCopy => {
+                tracing::info!(object_key = %orphan.object_key, tier = %orphan.tier, "orphan copy is the catalog's again; kept");
+                self.db
+                    .forget_orphan(&orphan.object_key, &orphan.tier)
+                    .await?;
+                true
+            }
+            Sweep::Delete => {
+                match transfer::delete(self.tier(&orphan.tier)?, &orphan.object_key).await {
+                    Ok(()) => {
+                        tracing::info!(object_key = %orphan.object_key, tier = %orphan.tier, "orphan copy deleted");
+                        self.db
+                            .forget_orphan(&orphan.object_key, &orphan.tier)
+                            .await?;
+                        true
+                    }
+                    Err(e) => {
+                        let delay = protocol::orphan_retry_delay(orphan.attempts + 1);
+                        tracing::warn!(object_key = %orphan.object_key, tier = %orphan.tier, error = %e, ?delay, "orphan copy still not deleted");
+                        let retry_at = time::now_millis() + millis(delay);
+                        self.db
+                            .orphan_refused(orphan, e.class(), &e.to_string(), retry_at)
+                            .await?;
+                        false
+                    }
+                }
+            }
+        };
+        self.count_orphans().await;
+        Ok(gone)
+    }
+
+    /// Sets the `strata_mover_orphans` gauge from the record.
+    async fn count_orphans(&self) {
+        match self.db.orphans().await {
+            Ok(orphans) => metrics::gauge!("strata_mover_orphans").set(orphans.len() as f64),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "could not count orphans"),
+        }
     }
 
     /// Removes a destination copy that never became the catalog's, unless

@@ -2,6 +2,8 @@
 //! catalog (design §5): what to do with a job that arrives, where a restart
 //! resumes, and whether a copy verifies. No IO here; `mover.rs` acts on them.
 
+use std::time::Duration;
+
 use strata_proto::{MigrationJob, State};
 
 /// A job's row in the ledger.
@@ -31,6 +33,56 @@ pub struct CatalogRow {
     pub sha256: Option<String>,
     pub size: u64,
     pub updated_at_ms: i64,
+}
+
+/// A copy left behind: its job had switched the catalog to another tier,
+/// and the copy's store refused to delete it for good (Object Lock, no
+/// delete permission).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrphanRow {
+    pub object_key: String,
+    pub tier: String,
+    /// The job that left it.
+    pub job_key: String,
+    /// The last refusal.
+    pub error_class: String,
+    pub error_message: String,
+    /// Deletes tried so far.
+    pub attempts: u32,
+    pub since_ms: i64,
+    /// When the next delete is due.
+    pub next_at_ms: i64,
+}
+
+/// What to do with an orphan copy now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sweep {
+    /// The catalog names another tier: the copy is not the live one (I2).
+    Delete,
+    /// The catalog names the orphan's tier again (a later job moved the
+    /// object back and overwrote the copy with a verified one), or knows no
+    /// such object: the copy stays, and only the record of it goes.
+    KeepCopy,
+}
+
+/// Whether the orphan `orphan` may be deleted, given its object's catalog row.
+pub fn sweep(orphan: &OrphanRow, catalog: Option<&CatalogRow>) -> Sweep {
+    match catalog {
+        Some(c) if c.tier != orphan.tier => Sweep::Delete,
+        _ => Sweep::KeepCopy,
+    }
+}
+
+/// The wait before the next delete of an orphan refused `attempts` times:
+/// a minute, doubling up to an hour, so a fixed permission is noticed soon
+/// and a locked object is not asked about more than hourly.
+pub fn orphan_retry_delay(attempts: u32) -> Duration {
+    const FIRST: Duration = Duration::from_secs(60);
+    const MAX: Duration = Duration::from_secs(3600);
+    FIRST
+        .saturating_mul(1 << attempts.saturating_sub(1).min(6))
+        .min(MAX)
 }
 
 /// What to do with a job that just arrived.
@@ -240,5 +292,39 @@ mod tests {
             verify("aa", 3, "aa", 3, Some("cc")),
             Err(VerifyError::Catalog { .. })
         ));
+    }
+
+    fn orphan(tier: &str) -> OrphanRow {
+        OrphanRow {
+            object_key: "k".into(),
+            tier: tier.into(),
+            job_key: job(0).job_key,
+            error_class: "permanent".into(),
+            error_message: "denied".into(),
+            attempts: 1,
+            since_ms: 0,
+            next_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn an_orphan_is_deleted_only_while_the_catalog_names_another_tier() {
+        assert_eq!(
+            sweep(&orphan("hot"), Some(&catalog("warm", 1))),
+            Sweep::Delete
+        );
+        // Moved back: the copy on hot is the live one now.
+        assert_eq!(
+            sweep(&orphan("hot"), Some(&catalog("hot", 2))),
+            Sweep::KeepCopy
+        );
+        assert_eq!(sweep(&orphan("hot"), None), Sweep::KeepCopy);
+    }
+
+    #[test]
+    fn orphan_deletes_back_off_from_a_minute_to_an_hour() {
+        let delays: Vec<u64> = (1..=9).map(|a| orphan_retry_delay(a).as_secs()).collect();
+        assert_eq!(delays, [60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
+        assert_eq!(orphan_retry_delay(u32::MAX).as_secs(), 3600);
     }
 }

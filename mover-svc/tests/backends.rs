@@ -49,14 +49,17 @@ enum Fault {
     CorruptReads,
     /// The first GET (not HEAD) is overtaken by a new version: a writer racing the copy.
     ChangeOnFirstRead,
+    /// Deletes are denied (Object Lock, no delete permission) while `refusing` is set.
+    RefuseDeletes,
 }
 
-/// A store that misbehaves on reads, delegating everything else.
+/// A store that misbehaves on reads or deletes, delegating everything else.
 #[derive(Debug)]
 struct Faulty {
     inner: Arc<dyn ObjectStore>,
     fault: Fault,
     fired: AtomicBool,
+    refusing: Arc<AtomicBool>,
 }
 
 impl fmt::Display for Faulty {
@@ -104,7 +107,9 @@ impl ObjectStore for Faulty {
                     .await?;
                 Ok(reading)
             }
-            Fault::ChangeOnFirstRead => self.inner.get_opts(location, options).await,
+            Fault::ChangeOnFirstRead | Fault::RefuseDeletes => {
+                self.inner.get_opts(location, options).await
+            }
             Fault::CorruptReads => {
                 let mut result = self.inner.get_opts(location, options).await?;
                 let payload = std::mem::replace(
@@ -138,6 +143,18 @@ impl ObjectStore for Faulty {
         &self,
         locations: BoxStream<'static, object_store::Result<Path>>,
     ) -> BoxStream<'static, object_store::Result<Path>> {
+        if self.fault == Fault::RefuseDeletes && self.refusing.load(Ordering::SeqCst) {
+            return locations
+                .map(|location| {
+                    location.and_then(|path| {
+                        Err(object_store::Error::PermissionDenied {
+                            path: path.to_string(),
+                            source: "the test store denies deletes".into(),
+                        })
+                    })
+                })
+                .boxed();
+        }
         self.inner.delete_stream(locations)
     }
 
@@ -332,7 +349,20 @@ fn faulty(inner: Arc<dyn ObjectStore>, fault: Fault) -> Arc<dyn ObjectStore> {
         inner,
         fault,
         fired: AtomicBool::new(false),
+        refusing: Arc::new(AtomicBool::new(true)),
     })
+}
+
+/// A store over `inner` that denies deletes until the returned flag is cleared.
+fn refusing_deletes(inner: Arc<dyn ObjectStore>) -> (Arc<dyn ObjectStore>, Arc<AtomicBool>) {
+    let refusing = Arc::new(AtomicBool::new(true));
+    let store = Arc::new(Faulty {
+        inner,
+        fault: Fault::RefuseDeletes,
+        fired: AtomicBool::new(false),
+        refusing: refusing.clone(),
+    });
+    (store, refusing)
 }
 
 /// The ledger row of `key`'s job, which must exist.
@@ -485,7 +515,107 @@ async fn the_protocol_holds_on_every_backend() {
             (State::Rejected, Some("not_found".into())),
             "{name}"
         );
+
+        refused_deletes_leave_a_recorded_orphan(&b).await;
     }
+}
+
+/// The source's store refuses deletes for good (Object Lock, no delete
+/// permission): the job completes, since the object has moved, and the copy
+/// left behind is on record until a delete is allowed; a copy that became
+/// the catalog's again is never deleted.
+async fn refused_deletes_leave_a_recorded_orphan(b: &Backend) {
+    let name = b.name;
+    let bytes = b"locked bytes".repeat(1000);
+    put(&b.src, "c/locked", &bytes).await;
+    let (src, refusing) = refusing_deletes(b.src.store.clone());
+    let s = mover(&b.src, &b.dst, None, Some(src));
+    s.mover
+        .handle(job("c/locked"))
+        .await
+        .unwrap()
+        .delivered()
+        .await
+        .unwrap();
+    let row = ledger(&s, "c/locked").await;
+    assert_eq!(
+        (row.state, row.error.map(|e| e.0)),
+        (State::Completed, Some("source_not_deleted".into())),
+        "{name}"
+    );
+    let catalog = s.mover.db.catalog("c/locked").await.unwrap().unwrap();
+    assert_eq!(catalog.tier, "dst", "{name}");
+    assert_eq!(
+        read(&b.dst, "c/locked").await.as_deref(),
+        Some(&bytes[..]),
+        "{name}"
+    );
+    assert_eq!(
+        read(&b.src, "c/locked").await.as_deref(),
+        Some(&bytes[..]),
+        "{name}"
+    );
+    let orphans = s.mover.db.orphans().await.unwrap();
+    let listed: Vec<_> = orphans
+        .iter()
+        .map(|o| (o.object_key.as_str(), o.tier.as_str(), o.attempts))
+        .collect();
+    assert_eq!(listed, [("c/locked", "src", 1)], "{name}");
+
+    // Still refused: kept on record, one attempt more.
+    assert!(!s.mover.sweep_orphan(&orphans[0]).await.unwrap(), "{name}");
+    assert_eq!(s.mover.db.orphans().await.unwrap()[0].attempts, 2, "{name}");
+    // Allowed again: the next start deletes it and forgets it.
+    refusing.store(false, Ordering::SeqCst);
+    s.mover.recover().await.unwrap();
+    assert_eq!(
+        read(&b.src, "c/locked").await,
+        None,
+        "{name}: orphan deleted"
+    );
+    assert!(s.mover.db.orphans().await.unwrap().is_empty(), "{name}");
+
+    // An orphan whose object a later job moves back onto its tier is the
+    // live copy then: the sweep keeps it, though deletes are allowed.
+    refusing.store(true, Ordering::SeqCst);
+    put(&b.src, "c/back", &bytes).await;
+    s.mover
+        .handle(job("c/back"))
+        .await
+        .unwrap()
+        .delivered()
+        .await
+        .unwrap();
+    let back = MigrationJob {
+        job_key: strata_proto::job_key("c/back", "dst", "src", 1),
+        object_key: "c/back".into(),
+        from_tier: "dst".into(),
+        to_tier: "src".into(),
+        generation: 1,
+        ..Default::default()
+    };
+    s.mover
+        .handle(back)
+        .await
+        .unwrap()
+        .delivered()
+        .await
+        .unwrap();
+    assert_eq!(
+        s.mover.db.catalog("c/back").await.unwrap().unwrap().tier,
+        "src",
+        "{name}"
+    );
+    refusing.store(false, Ordering::SeqCst);
+    let orphans = s.mover.db.orphans().await.unwrap();
+    assert_eq!(orphans.len(), 1, "{name}: {orphans:?}");
+    assert!(s.mover.sweep_orphan(&orphans[0]).await.unwrap(), "{name}");
+    assert_eq!(
+        read(&b.src, "c/back").await.as_deref(),
+        Some(&bytes[..]),
+        "{name}: live copy kept"
+    );
+    assert!(s.mover.db.orphans().await.unwrap().is_empty(), "{name}");
 }
 
 #[tokio::test]
