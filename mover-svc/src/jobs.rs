@@ -6,9 +6,17 @@
 //! A job holds its slot until its outcome is in the ledger and its status
 //! queued; waiting for the broker's ack of that status happens beside the
 //! slots, so a slow ack does not idle the copies.
+//!
+//! The loop reads a bounded number of jobs ahead of its slots; past that it
+//! pauses the partitions but goes on polling, so a long copy never costs
+//! the mover its group membership (`max.poll.interval.ms`), which would
+//! deliver the jobs in hand again.
+//!
+//! Orphan copies (a source the store refused to delete for good) are tried
+//! again when due, each holding its object as a job does.
 
 use std::{
-    collections::{BTreeSet, HashMap, HashSet},
+    collections::{BTreeSet, HashMap, HashSet, VecDeque},
     sync::Arc,
     time::Duration,
 };
@@ -62,6 +70,110 @@ impl OffsetTracker {
     }
 }
 
+/// Jobs read ahead of the loop's capacity at most; past this many waiting,
+/// the partitions are paused until half of them have started. A job waiting
+/// here takes about a kilobyte. The half left when the partitions resume
+/// must outlast the refetch: measured on librdkafka's mock cluster, the
+/// first messages after a resume can wait for the next turn of the loop
+/// ([`POLL_AT_LEAST_EVERY`]), which 512 small jobs do.
+const READ_AHEAD: usize = 1024;
+
+/// How often the loop turns (and so polls the consumer) when nothing else
+/// happens.
+const POLL_AT_LEAST_EVERY: Duration = Duration::from_millis(250);
+
+/// Jobs read but not started, in the order read. A job may start once its
+/// object is idle and no job of its object read before it still waits: each
+/// object's jobs keep their order, and a busy object does not hold up others.
+#[derive(Debug)]
+struct Waiting<M> {
+    jobs: VecDeque<(M, MigrationJob)>,
+}
+
+impl<M> Default for Waiting<M> {
+    fn default() -> Self {
+        Self {
+            jobs: VecDeque::new(),
+        }
+    }
+}
+
+impl<M> Waiting<M> {
+    fn push(&mut self, msg: M, job: MigrationJob) {
+        self.jobs.push_back((msg, job));
+    }
+
+    fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Takes the first job whose object is not `busy`. No earlier job of
+    /// its object waits: that one's object would be idle too, and first.
+    fn take_startable(&mut self, busy: &HashSet<String>) -> Option<(M, MigrationJob)> {
+        let i = self
+            .jobs
+            .iter()
+            .position(|(_, job)| !busy.contains(&job.object_key))?;
+        self.jobs.remove(i)
+    }
+}
+
+/// The partitions the loop has paused. librdkafka keeps a partition paused
+/// across a rebalance, so every partition ever paused is resumed, assigned
+/// now or not.
+#[derive(Debug, Default)]
+struct Intake {
+    paused: BTreeSet<(String, i32)>,
+}
+
+impl Intake {
+    fn is_paused(&self) -> bool {
+        !self.paused.is_empty()
+    }
+
+    /// Pauses every partition assigned now. Fetched messages not yet read
+    /// are dropped; a resume fetches from the next unread one.
+    fn pause(&mut self, consumer: &StreamConsumer) {
+        let assignment = match consumer.assignment() {
+            Ok(assignment) => assignment,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the assignment to pause it");
+                return;
+            }
+        };
+        let new: Vec<_> = assignment
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .filter(|p| !self.paused.contains(p))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        match consumer.pause(&assignment) {
+            Ok(()) => {
+                tracing::debug!(partitions = new.len(), "jobs read ahead; partitions paused");
+                self.paused.extend(new);
+            }
+            Err(e) => tracing::warn!(error = %e, "could not pause partitions"),
+        }
+    }
+
+    fn resume(&mut self, consumer: &StreamConsumer) {
+        if self.paused.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition) in &self.paused {
+            tpl.add_partition(topic, *partition);
+        }
+        match consumer.resume(&tpl) {
+            Ok(()) => self.paused.clear(),
+            Err(e) => tracing::warn!(error = %e, "could not resume partitions"),
+        }
+    }
+}
+
 /// Where a job's message sits in its topic.
 #[derive(Debug, Clone)]
 struct Position {
@@ -99,8 +211,8 @@ pub async fn run(
     let mut acks: FuturesUnordered<BoxFuture<'static, Acked>> = FuturesUnordered::new();
     let mut busy: HashSet<String> = HashSet::new();
     let mut tracker = OffsetTracker::default();
-    // A job whose object is busy waits here; nothing more is read meanwhile.
-    let mut parked: Option<(OwnedMessage, MigrationJob)> = None;
+    let mut waiting: Waiting<OwnedMessage> = Waiting::default();
+    let mut intake = Intake::default();
     // Deletes of orphan copies that came due; each holds its object as a job does.
     let mut sweeps: JoinSet<String> = JoinSet::new();
     let mut orphan_check = tokio::time::interval_at(
@@ -108,15 +220,19 @@ pub async fn run(
         ORPHAN_CHECK_EVERY,
     );
     orphan_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut keepalive = tokio::time::interval(POLL_AT_LEAST_EVERY);
+    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if let Some((_, job)) = &parked
-            && !busy.contains(&job.object_key)
-            && tasks.len() < concurrency
-            && let Some((msg, job)) = parked.take()
+        while tasks.len() < concurrency
+            && let Some((msg, job)) = waiting.take_startable(&busy)
         {
-            dispatch(&mut tasks, &mut busy, &mut tracker, &mover, stop, msg, job);
+            dispatch(&mut tasks, &mut busy, &mover, stop, &msg, job);
         }
-        let can_read = parked.is_none() && tasks.len() < concurrency;
+        if waiting.len() >= READ_AHEAD {
+            intake.pause(consumer);
+        } else if waiting.len() <= READ_AHEAD / 2 {
+            intake.resume(consumer);
+        }
         tokio::select! {
             () = stop.cancelled() => break,
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
@@ -133,7 +249,11 @@ pub async fn run(
             Some(swept) = sweeps.join_next(), if !sweeps.is_empty() => {
                 busy.remove(&swept.context("orphan sweep panicked")?);
             }
-            msg = consumer.recv(), if can_read => {
+            // Each turn of the loop polls the consumer (the receive below),
+            // paused or not: the group sees the mover alive however long
+            // its copies take (`max.poll.interval.ms`).
+            _ = keepalive.tick() => {}
+            msg = consumer.recv() => {
                 let msg = match msg {
                     Ok(msg) => msg.detach(),
                     Err(e) => {
@@ -142,9 +262,14 @@ pub async fn run(
                         continue;
                     }
                 };
+                // In flight from here: no offset past it is stored until it is done.
+                tracker.start(msg.topic(), msg.partition(), msg.offset());
+                if intake.is_paused() {
+                    // From a partition assigned since the pause.
+                    intake.pause(consumer);
+                }
                 match decode(&msg) {
-                    Ok(job) if busy.contains(&job.object_key) => parked = Some((msg, job)),
-                    Ok(job) => dispatch(&mut tasks, &mut busy, &mut tracker, &mover, stop, msg, job),
+                    Ok(job) => waiting.push(msg, job),
                     Err((class, error)) => {
                         tracing::warn!(partition = msg.partition(), offset = msg.offset(), error, "rejected migration job");
                         while let Err(e) = publisher.dead_letter(&msg, class, &error).await {
@@ -154,7 +279,6 @@ pub async fn run(
                             }
                             tokio::time::sleep(Duration::from_secs(2)).await;
                         }
-                        tracker.start(msg.topic(), msg.partition(), msg.offset());
                         if let Some(next) = tracker.finish(msg.topic(), msg.partition(), msg.offset()) {
                             store(consumer, msg.topic(), msg.partition(), next);
                         }
@@ -276,13 +400,11 @@ fn interrupted_delays() -> impl Iterator<Item = Duration> {
 fn dispatch(
     tasks: &mut JoinSet<Done>,
     busy: &mut HashSet<String>,
-    tracker: &mut OffsetTracker,
     mover: &Arc<Mover>,
     stop: &CancellationToken,
-    msg: OwnedMessage,
+    msg: &OwnedMessage,
     job: MigrationJob,
 ) {
-    tracker.start(msg.topic(), msg.partition(), msg.offset());
     busy.insert(job.object_key.clone());
     let (mover, stop) = (mover.clone(), stop.clone());
     let at = Position {
@@ -346,6 +468,50 @@ mod tests {
             "{delays:?}"
         );
         assert!(delays[11] >= MAX_INTERRUPTED_DELAY, "{delays:?}");
+    }
+
+    fn job_of(key: &str) -> MigrationJob {
+        MigrationJob {
+            object_key: key.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_waiting_job_starts_after_its_objects_earlier_jobs_and_not_behind_others() {
+        let mut waiting = Waiting::default();
+        for (offset, key) in [(0, "a"), (1, "a"), (2, "b"), (3, "c")] {
+            waiting.push(offset, job_of(key));
+        }
+        let busy = HashSet::from(["b".to_string()]);
+        let started = |w: &mut Waiting<i32>, busy: &HashSet<String>| {
+            w.take_startable(busy).map(|(offset, _)| offset)
+        };
+        // a's first job, then c: a's second waits for its first, b is busy.
+        assert_eq!(started(&mut waiting, &busy), Some(0));
+        let busy = HashSet::from(["a".to_string(), "b".to_string()]);
+        assert_eq!(started(&mut waiting, &busy), Some(3));
+        assert_eq!(started(&mut waiting, &busy), None);
+        let busy = HashSet::from(["b".to_string()]);
+        assert_eq!(started(&mut waiting, &busy), Some(1));
+        assert_eq!(started(&mut waiting, &busy), None);
+        assert_eq!(started(&mut waiting, &HashSet::new()), Some(2));
+        assert_eq!(waiting.len(), 0);
+    }
+
+    #[test]
+    fn an_object_with_two_waiting_jobs_starts_only_the_first() {
+        let mut waiting = Waiting::default();
+        waiting.push(5, job_of("x"));
+        waiting.push(6, job_of("x"));
+        let first = waiting.take_startable(&HashSet::new()).map(|(o, _)| o);
+        assert_eq!(first, Some(5));
+        // The caller marks x busy once 5 starts; 6 waits for it.
+        assert!(
+            waiting
+                .take_startable(&HashSet::from(["x".to_string()]))
+                .is_none()
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! mover-svc in-process against librdkafka's mock cluster and real `file://`
 //! tiers in a temporary folder: moves, duplicates, stale jobs, destinations
-//! that cannot exist, poison messages and recovery of a job interrupted
-//! mid-copy.
+//! that cannot exist, poison messages, recovery of a job interrupted
+//! mid-copy, and a copy that outlasts the consumer's poll interval.
 
 #![allow(clippy::unwrap_used)]
 
@@ -526,5 +526,51 @@ async fn consuming_the_whole_topic_again_copies_and_deletes_nothing() {
         );
         assert!(!h.path("hot", &key).exists());
     }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_longer_than_the_poll_interval_keeps_the_group_and_is_not_delivered_again() {
+    let mut h = Harness::new().await;
+    h.stop().await;
+    // A tier capped at 100 kB/s: the copy below takes at least 9 s, half
+    // again the poll interval (the mock cluster's shortest session is 6 s),
+    // while it holds the only slot.
+    let tiers = h.dir.path().join("tiers.toml");
+    let mut config = std::fs::read_to_string(&tiers).unwrap();
+    config.push_str(&format!(
+        "[[tiers]]\nname = 'slow'\nurl = 'file://{}/slow'\nmax_bytes_per_sec = 100000\n",
+        h.dir.path().display()
+    ));
+    std::fs::write(&tiers, config).unwrap();
+    h.start_with(&[
+        "--concurrency",
+        "1",
+        "--kafka-options",
+        "max.poll.interval.ms=6000,session.timeout.ms=6000",
+    ]);
+    let bytes = vec![3u8; 1_000_000];
+    h.put("hot", "slow.bin", &bytes);
+    h.put("hot", "next", b"next");
+    let slow = h.send_job("slow.bin", "hot", "slow", 0).await;
+    let next = h.send_job("next", "hot", "warm", 0).await;
+    let seen = h.until_terminal(&slow, 1).await;
+    let completed = seen.last().unwrap();
+    assert_eq!(completed.state(), State::Completed, "{seen:?}");
+    assert!(completed.elapsed_ms > 6_000, "{completed:?}");
+    let seen = h.until_terminal(&next, 1).await;
+    assert_eq!(seen.last().unwrap().state(), State::Completed, "{seen:?}");
+    assert_eq!(std::fs::read(h.path("slow", "slow.bin")).unwrap(), bytes);
+    // Had the mover left the group, its slow job (its offset not stored
+    // yet) would be delivered again and answered DUPLICATE, before a job
+    // sent now.
+    h.put("hot", "marker", b"m");
+    let marker = h.send_job("marker", "hot", "warm", 0).await;
+    h.until_terminal(&marker, 1).await;
+    let slow_states = states(&h.until_terminal(&slow, 1).await);
+    assert!(
+        !slow_states.contains(&State::Duplicate),
+        "delivered again: {slow_states:?}"
+    );
     h.stop().await;
 }

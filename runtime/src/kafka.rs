@@ -51,16 +51,22 @@ pub fn client_config(args: &CommonArgs) -> ClientConfig {
 
 /// Config of an at-least-once consumer: offsets are *stored* by the daemon
 /// only once the message's effect is durable, and auto-committed from there.
+/// The operator's options override these defaults (a longer
+/// `session.timeout.ms`, say), except `enable.auto.offset.store`, on which
+/// at-least-once delivery rests.
 pub fn consumer_config(args: &CommonArgs, group_id: &str) -> ClientConfig {
     let mut config = client_config(args);
     config
         .set("group.id", group_id)
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")
-        .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         .set("enable.partition.eof", "false");
+    for (key, value) in &args.kafka_options {
+        config.set(key, value);
+    }
+    config.set("enable.auto.offset.store", "false");
     config
 }
 
@@ -362,4 +368,31 @@ pub fn decode<T: WireMessage>(msg: &impl Message) -> Result<T, codec::DecodeErro
 /// The record's timestamp in ms since the epoch, when the broker gave one.
 pub fn record_millis(msg: &impl Message) -> Option<i64> {
     msg.timestamp().to_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    #[test]
+    fn operator_options_override_consumer_defaults_but_not_the_offset_store() {
+        let args = Args::try_parse_from([
+            "t",
+            "--kafka-options",
+            "session.timeout.ms=30000,enable.auto.offset.store=true",
+        ])
+        .unwrap();
+        let config = consumer_config(&args.common, "g");
+        assert_eq!(config.get("session.timeout.ms"), Some("30000"));
+        assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(config.get("group.id"), Some("g"));
+    }
 }
