@@ -51,6 +51,19 @@ mod tests {
     }
 
     #[test]
+    fn keys_match_the_layout_readme_gives_to_other_clients() {
+        // Computed with README's Python (hashlib), not with this code.
+        assert_eq!(
+            job_key("reports/q1.csv", "hot", "cold", 0),
+            "9478c04762eba19f11c6fb610debdbd64ce3b85593576038bcf200bc11e56c10"
+        );
+        assert_eq!(
+            retry_job_key("reports/q1.csv", "hot", "cold", 0, 2),
+            "76defc141e870ea15a71584708fde55a36dc61f44eff9a2fd76a3b77f37e49bb"
+        );
+    }
+
+    #[test]
     fn same_decision_same_key_and_any_change_differs() {
         let key = job_key("a/b", "hot", "warm", 3);
         assert_eq!(key, job_key("a/b", "hot", "warm", 3));
