@@ -692,7 +692,12 @@ impl Mover {
         let catalog = self.db.catalog(&job.object_key).await?;
         self.report(job, State::Duplicate, started, |s| {
             s.result = row.state as i32;
-            s.generation = row.new_generation.unwrap_or(row.generation);
+            s.generation = match (&catalog, row.state) {
+                // As the REJECTED itself: where the object is now, so that
+                // a policy that repeated a stale job can correct itself.
+                (Some(c), State::Rejected) => c.generation,
+                _ => row.new_generation.unwrap_or(row.generation),
+            };
             s.sha256 = row.sha256.clone().unwrap_or_default();
             s.bytes = row.bytes.unwrap_or_default();
             s.attempt = row.attempt;

@@ -254,6 +254,19 @@ async fn stale_and_missing_jobs_are_rejected_without_touching_anything() {
         ("warm", 1)
     );
     assert!(h.path("warm", "k").exists() && !h.path("cold", "k").exists());
+    // The stale job again: a DUPLICATE that, as the REJECTED, says where
+    // the object is now.
+    h.send_job("k", "warm", "cold", 0).await;
+    let seen = h.until_terminal(&stale, 2).await;
+    let duplicate = seen.last().unwrap();
+    assert_eq!(
+        (duplicate.state(), duplicate.result()),
+        (State::Duplicate, State::Rejected)
+    );
+    assert_eq!(
+        (duplicate.current_tier.as_str(), duplicate.generation),
+        ("warm", 1)
+    );
     // An object that is nowhere: rejected at once, no retries.
     let missing = h.send_job("ghost", "hot", "cold", 0).await;
     let seen = h.until_terminal(&missing, 1).await;
