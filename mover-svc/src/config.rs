@@ -72,7 +72,7 @@ pub struct Config {
     #[arg(long, env = "STRATA_MOVER_MAX_ATTEMPTS", default_value_t = 5)]
     pub max_attempts: u32,
 
-    /// Bound on seconds spent retrying one job.
+    /// Bound on seconds one job's copy is tried, attempts and waits together.
     #[arg(long, env = "STRATA_MOVER_RETRY_MAX_SECS", default_value_t = 300)]
     pub retry_max_secs: u64,
 

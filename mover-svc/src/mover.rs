@@ -31,7 +31,8 @@ pub struct Settings {
     pub parts_in_flight: usize,
     /// Attempts at copy-and-verify before a job FAILS.
     pub max_attempts: u32,
-    /// Bound on the time spent retrying one job.
+    /// Bound on the time one job's copy is tried, attempts and waits
+    /// together: no attempt starts past it.
     pub max_retry_elapsed: Duration,
     /// First retry delay; doubles with jitter.
     pub min_retry_delay: Duration,
@@ -297,8 +298,9 @@ impl Mover {
             .with_max_delay(Duration::from_secs(60))
             .with_jitter()
             .with_max_times(self.settings.max_attempts.saturating_sub(1) as usize)
-            .with_total_delay(Some(self.settings.max_retry_elapsed))
             .build();
+        // The time bound counts the attempts as well as the waits between them.
+        let retrying_since = Instant::now();
         let mut attempt = attempts_before;
         let (digest, verifying) = loop {
             attempt += 1;
@@ -312,7 +314,11 @@ impl Mover {
             };
             ledger = Ledger::Record;
             self.discard_destination(job).await?;
-            match delays.next().filter(|_| error.is_retryable()) {
+            let next = delays.next().filter(|delay| {
+                error.is_retryable()
+                    && retrying_since.elapsed() + *delay <= self.settings.max_retry_elapsed
+            });
+            match next {
                 Some(delay) => {
                     tracing::warn!(job_key = %job.job_key, attempt, error = %error, ?delay, "copy failed, retrying");
                     metrics::counter!("strata_mover_retries_total", "class" => error.class())

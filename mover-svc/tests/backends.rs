@@ -51,6 +51,17 @@ enum Fault {
     ChangeOnFirstRead,
     /// Deletes are denied (Object Lock, no delete permission) while `refusing` is set.
     RefuseDeletes,
+    /// Every write fails as a network error would, after a quarter of a second.
+    SlowFailingWrites,
+}
+
+/// The error of a [`Fault::SlowFailingWrites`] write, after its delay.
+async fn slow_failure() -> object_store::Error {
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    object_store::Error::Generic {
+        store: "test",
+        source: "connection reset by the test store".into(),
+    }
 }
 
 /// A store that misbehaves on reads or deletes, delegating everything else.
@@ -76,6 +87,9 @@ impl ObjectStore for Faulty {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
+        if self.fault == Fault::SlowFailingWrites {
+            return Err(slow_failure().await);
+        }
         self.inner.put_opts(location, payload, opts).await
     }
 
@@ -84,6 +98,9 @@ impl ObjectStore for Faulty {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        if self.fault == Fault::SlowFailingWrites {
+            return Err(slow_failure().await);
+        }
         self.inner.put_multipart_opts(location, opts).await
     }
 
@@ -107,7 +124,7 @@ impl ObjectStore for Faulty {
                     .await?;
                 Ok(reading)
             }
-            Fault::ChangeOnFirstRead | Fault::RefuseDeletes => {
+            Fault::ChangeOnFirstRead | Fault::RefuseDeletes | Fault::SlowFailingWrites => {
                 self.inner.get_opts(location, options).await
             }
             Fault::CorruptReads => {
@@ -616,6 +633,38 @@ async fn refused_deletes_leave_a_recorded_orphan(b: &Backend) {
         "{name}: live copy kept"
     );
     assert!(s.mover.db.orphans().await.unwrap().is_empty(), "{name}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_stop_at_the_time_bound_counting_the_attempts_themselves() {
+    let src = tier("src", "memory://".into(), &[]);
+    let dst = tier("dst", "memory://".into(), &[]);
+    put(&src, "k", b"bytes").await;
+    let failing = faulty(dst.store.clone(), Fault::SlowFailingWrites);
+    let mut s = mover(&src, &dst, Some(failing), None);
+    // Attempts enough for a minute. The waits (from 1 ms, doubling) take
+    // ten attempts to add up to the bound; the 250 ms attempts take four.
+    s.mover.settings.max_attempts = 200;
+    s.mover.settings.min_retry_delay = Duration::from_millis(1);
+    s.mover.settings.max_retry_elapsed = Duration::from_secs(1);
+    let began = std::time::Instant::now();
+    s.mover
+        .handle(job("k"))
+        .await
+        .unwrap()
+        .delivered()
+        .await
+        .unwrap();
+    let row = ledger(&s, "k").await;
+    assert_eq!(row.state, State::Failed, "{row:?}");
+    assert_eq!(row.error.map(|e| e.0).as_deref(), Some("transient"));
+    assert!(
+        (2..=6).contains(&row.attempt),
+        "{} attempts in {:?}",
+        row.attempt,
+        began.elapsed()
+    );
+    assert_eq!(read(&src, "k").await.as_deref(), Some(&b"bytes"[..]));
 }
 
 #[tokio::test]
