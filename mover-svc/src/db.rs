@@ -23,6 +23,7 @@ use crate::protocol::{CatalogRow, LedgerRow, OrphanRow};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/001-catalog-and-ledger.sql"),
     include_str!("../migrations/002-orphans.sql"),
+    include_str!("../migrations/003-upload-ids.sql"),
 ];
 
 /// Orphans one sweep takes at most.
@@ -365,6 +366,29 @@ impl Db {
             ])
             .map(|_| ())
         })
+    }
+
+    /// Records the multipart upload a job's copy has just started.
+    pub async fn record_upload(&self, job_key: &str, upload_id: &str) -> anyhow::Result<()> {
+        let (key, id) = (job_key.to_owned(), upload_id.to_owned());
+        self.call(false, move |c| {
+            c.prepare_cached("UPDATE ledger SET upload_id = ?2 WHERE job_key = ?1")?
+                .execute([key, id])
+                .map(drop)
+        })
+        .await
+    }
+
+    /// The multipart upload a job's copy started last, if any.
+    pub async fn upload_of(&self, job_key: &str) -> anyhow::Result<Option<String>> {
+        let key = job_key.to_owned();
+        self.call(false, move |c| {
+            c.prepare_cached("SELECT upload_id FROM ledger WHERE job_key = ?1")?
+                .query_row([key], |r| r.get(0))
+                .optional()
+                .map(Option::flatten)
+        })
+        .await
     }
 
     /// Ends a job in `state` (FAILED or REJECTED) with the error's class and

@@ -7,6 +7,7 @@ use std::{collections::HashMap, time::Duration};
 
 use anyhow::Context;
 use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::FutureExt;
 use strata_proto::{MigrationJob, MigrationStatus, State, codec::Encoding, pb, time};
 use strata_runtime::{
     kafka::{Delivery, Publisher},
@@ -379,10 +380,17 @@ impl Mover {
         // The copy reports bytes done through a watch; a ticker beside it
         // publishes them, so a long copy shows progress.
         let (done_tx, done_rx) = tokio::sync::watch::channel(0u64);
+        // A multipart upload's id goes to the ledger before its first part,
+        // so a resume after a crash can abort it (`discard_destination`).
+        let record_upload = |id: String| {
+            let (db, job_key) = (self.db.clone(), job.job_key.clone());
+            async move { db.record_upload(&job_key, &id).await }.boxed()
+        };
         let plan = transfer::CopyPlan {
             part_size: self.settings.part_size,
             parts_in_flight: self.settings.parts_in_flight,
             dest_sync: self.syncs.of(&job.to_tier),
+            record_upload: Some(&record_upload),
         };
         let copy = transfer::copy(src, dst, &job.object_key, plan, |done| {
             fault::point("mid-copy");
@@ -620,6 +628,12 @@ impl Mover {
             .await
             .map_err(anyhow::Error::new)
             .context("discard destination copy")?;
+        if let Some(upload) = self.db.upload_of(&job.job_key).await? {
+            transfer::abort_upload(dst, &job.object_key, &upload)
+                .await
+                .map_err(anyhow::Error::new)
+                .context("abort multipart upload")?;
+        }
         let staged = transfer::remove_staged(dst, &job.object_key)
             .await
             .map_err(anyhow::Error::new)

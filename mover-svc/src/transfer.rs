@@ -10,12 +10,14 @@ use std::{
 };
 
 use bytes::Bytes;
-use futures::{StreamExt, stream::BoxStream};
+use futures::{StreamExt, future::BoxFuture, stream::BoxStream};
 use object_store::{
-    GetResult, GetResultPayload, ObjectMeta, ObjectStoreExt, PutPayload, WriteMultipart,
+    GetResult, GetResultPayload, MultipartId, ObjectMeta, ObjectStoreExt, PutPayload,
+    WriteMultipart, multipart::PartId, path::Path,
 };
 use sha2::{Digest, Sha256};
-use strata_runtime::tiers::TierStore;
+use strata_runtime::tiers::{Multipart, TierStore};
+use tokio::task::JoinSet;
 
 use crate::durable::GroupSync;
 
@@ -176,6 +178,10 @@ pub struct Copied {
     pub source: ObjectMeta,
 }
 
+/// Hears the id of a multipart upload before its first part is sent, and
+/// answers once the id is recorded.
+pub type RecordUpload<'a> = &'a (dyn Fn(String) -> BoxFuture<'static, anyhow::Result<()>> + Sync);
+
 /// How a copy writes.
 #[derive(Clone, Copy)]
 pub struct CopyPlan<'a> {
@@ -186,6 +192,9 @@ pub struct CopyPlan<'a> {
     /// The destination file tier's group sync ([`crate::durable`]): a direct
     /// copy waits for it instead of fsyncing its own file and folder.
     pub dest_sync: Option<&'a GroupSync>,
+    /// Where a multipart upload's id goes, on a tier whose multipart API
+    /// the mover uses ([`TierStore::multipart`]).
+    pub record_upload: Option<RecordUpload<'a>>,
 }
 
 /// Streams `key` from `src` to `dst`, hashing as the bytes flow. Between two
@@ -206,6 +215,7 @@ pub async fn copy(
         part_size,
         parts_in_flight: max_parts_in_flight,
         dest_sync,
+        record_upload,
     } = plan;
     let permanent = |e: anyhow::Error| MoveError::Permanent(format!("{e:#}"));
     let from = src.location(key).map_err(permanent)?;
@@ -252,8 +262,15 @@ pub async fn copy(
         on_progress(done);
     } else {
         dst.limits.op().await;
-        let upload = dst.store.put_multipart(&to).await.map_err(put_failed)?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
+        let mut writer = match (&dst.multipart, record_upload) {
+            (Some(multipart), Some(record)) => {
+                Parts::tracked(multipart, &to, part_size, record, put_failed).await?
+            }
+            _ => {
+                let upload = dst.store.put_multipart(&to).await.map_err(put_failed)?;
+                Parts::Plain(WriteMultipart::new_with_chunk_size(upload, part_size))
+            }
+        };
         let result: Result<Sha256, MoveError> = async {
             let mut hasher = hasher;
             while let Some(chunk) = stream.next().await {
@@ -305,6 +322,169 @@ pub async fn copy(
         read_back: None,
         source,
     })
+}
+
+/// A multipart upload on the way: object_store's [`WriteMultipart`], or,
+/// where the tier offers its multipart API, parts sent by hand under an
+/// upload id that is recorded before the first part.
+enum Parts {
+    Plain(WriteMultipart),
+    Tracked(TrackedUpload),
+}
+
+struct TrackedUpload {
+    store: Multipart,
+    location: Path,
+    id: MultipartId,
+    part_size: usize,
+    /// The next part's bytes so far.
+    buffer: Vec<Bytes>,
+    buffered: usize,
+    sent: JoinSet<(usize, object_store::Result<PartId>)>,
+    /// One entry per part sent, filled as each is acknowledged.
+    done: Vec<Option<PartId>>,
+}
+
+impl Parts {
+    /// Starts an upload and has `record` record its id before any part goes.
+    async fn tracked(
+        multipart: &Multipart,
+        location: &Path,
+        part_size: usize,
+        record: RecordUpload<'_>,
+        put_failed: impl Fn(object_store::Error) -> MoveError,
+    ) -> Result<Self, MoveError> {
+        let id = multipart
+            .0
+            .create_multipart(location)
+            .await
+            .map_err(&put_failed)?;
+        if let Err(e) = record(id.clone()).await {
+            let _ = multipart.0.abort_multipart(location, &id).await;
+            return Err(MoveError::Transient(format!("record upload id: {e:#}")));
+        }
+        Ok(Parts::Tracked(TrackedUpload {
+            store: multipart.clone(),
+            location: location.clone(),
+            id,
+            part_size,
+            buffer: Vec::new(),
+            buffered: 0,
+            sent: JoinSet::new(),
+            done: Vec::new(),
+        }))
+    }
+
+    /// Waits until fewer than `max` parts are in flight.
+    async fn wait_for_capacity(&mut self, max: usize) -> object_store::Result<()> {
+        match self {
+            Parts::Plain(w) => w.wait_for_capacity(max).await,
+            Parts::Tracked(t) => {
+                while t.sent.len() >= max {
+                    t.settle_one().await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn put(&mut self, mut chunk: Bytes) {
+        match self {
+            Parts::Plain(w) => w.put(chunk),
+            Parts::Tracked(t) => {
+                while !chunk.is_empty() {
+                    let take = chunk.split_to((t.part_size - t.buffered).min(chunk.len()));
+                    t.buffered += take.len();
+                    t.buffer.push(take);
+                    if t.buffered == t.part_size {
+                        t.send_part();
+                    }
+                }
+            }
+        }
+    }
+
+    async fn finish(self) -> object_store::Result<()> {
+        match self {
+            Parts::Plain(w) => w.finish().await.map(drop),
+            Parts::Tracked(mut t) => {
+                if t.buffered > 0 || t.done.is_empty() {
+                    t.send_part();
+                }
+                while !t.sent.is_empty() {
+                    t.settle_one().await?;
+                }
+                let parts: Option<Vec<PartId>> = t.done.into_iter().collect();
+                let parts = parts.ok_or_else(|| object_store::Error::Generic {
+                    store: "mover",
+                    source: "a part of the upload was never acknowledged".into(),
+                })?;
+                t.store
+                    .0
+                    .complete_multipart(&t.location, &t.id, parts)
+                    .await
+                    .map(drop)
+            }
+        }
+    }
+
+    async fn abort(self) -> object_store::Result<()> {
+        match self {
+            Parts::Plain(w) => w.abort().await,
+            Parts::Tracked(mut t) => {
+                t.sent.abort_all();
+                t.store.0.abort_multipart(&t.location, &t.id).await
+            }
+        }
+    }
+}
+
+impl TrackedUpload {
+    fn send_part(&mut self) {
+        let payload: PutPayload = std::mem::take(&mut self.buffer).into_iter().collect();
+        self.buffered = 0;
+        let index = self.done.len();
+        self.done.push(None);
+        let (store, location, id) = (self.store.clone(), self.location.clone(), self.id.clone());
+        self.sent.spawn(async move {
+            let part = store.0.put_part(&location, &id, index, payload).await;
+            (index, part)
+        });
+    }
+
+    /// Waits for one part in flight to be acknowledged.
+    async fn settle_one(&mut self) -> object_store::Result<()> {
+        match self.sent.join_next().await {
+            Some(Ok((index, part))) => {
+                self.done[index] = Some(part?);
+                Ok(())
+            }
+            Some(Err(e)) => Err(object_store::Error::Generic {
+                store: "mover",
+                source: format!("part upload task: {e}").into(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Aborts the multipart upload `id` of `key` on `tier`, if the tier's
+/// multipart API is the mover's; one already completed or aborted is fine.
+pub async fn abort_upload(tier: &TierStore, key: &str, id: &str) -> Result<(), MoveError> {
+    let Some(multipart) = &tier.multipart else {
+        return Ok(());
+    };
+    let location = tier
+        .location(key)
+        .map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
+    tier.limits.op().await;
+    let Err(e) = multipart.0.abort_multipart(&location, &id.to_owned()).await else {
+        return Ok(());
+    };
+    match MoveError::from_store(&format!("abort upload of {}", tier.url_of(key)), e) {
+        MoveError::NotFound(_) => Ok(()),
+        other => Err(other),
+    }
 }
 
 /// The direct copy between two `file://` tiers, on a blocking thread; the

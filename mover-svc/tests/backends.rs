@@ -242,18 +242,30 @@ impl Moto {
         panic!("moto did not listen on {port} within 30 s");
     }
 
-    /// Creates a bucket with a plain HTTP PUT (moto accepts unsigned requests).
-    fn create_bucket(&self, bucket: &str) {
+    /// One plain HTTP request (moto accepts unsigned ones); the response.
+    fn request(&self, method: &str, target: &str) -> String {
         use std::io::{Read, Write};
         let addr = self.endpoint.trim_start_matches("http://");
         let mut conn = std::net::TcpStream::connect(addr).unwrap();
-        write!(conn, "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        write!(conn, "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
         let mut response = String::new();
         conn.read_to_string(&mut response).unwrap();
+        response
+    }
+
+    fn create_bucket(&self, bucket: &str) {
+        let response = self.request("PUT", &format!("/{bucket}"));
         assert!(
             response.starts_with("HTTP/1.1 200"),
             "create bucket {bucket}: {response}"
         );
+    }
+
+    /// Multipart uploads begun in `bucket` and neither completed nor aborted.
+    fn open_uploads(&self, bucket: &str) -> usize {
+        let response = self.request("GET", &format!("/{bucket}?uploads"));
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        response.matches("<UploadId>").count()
     }
 }
 
@@ -329,10 +341,12 @@ fn mover(
     if let Some(store) = src_override {
         src.store = store;
         src.local = None; // no longer the plain file system
+        src.multipart = None; // nor the store's own multipart API
     }
     if let Some(store) = dst_override {
         dst.store = store;
         dst.local = None;
+        dst.multipart = None;
     }
     let tiers = HashMap::from([("src".to_string(), src), ("dst".to_string(), dst)]);
     let mover = Mover {
@@ -633,6 +647,51 @@ async fn refused_deletes_leave_a_recorded_orphan(b: &Backend) {
         "{name}: live copy kept"
     );
     assert!(s.mover.db.orphans().await.unwrap().is_empty(), "{name}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multipart_upload_cut_short_is_aborted_when_its_job_resumes() {
+    let moto = Moto::start();
+    moto.create_bucket("strata-src");
+    moto.create_bucket("strata-dst");
+    let opts = [
+        ("endpoint", moto.endpoint.as_str()),
+        ("allow_http", "true"),
+        ("region", "us-east-1"),
+        ("access_key_id", "test"),
+        ("secret_access_key", "test"),
+    ];
+    let src = tier("src", "s3://strata-src".into(), &opts);
+    let mut dst = tier("dst", "s3://strata-dst".into(), &opts);
+    // 12 MB at 3 MB/s: the upload is open for about three seconds.
+    dst.limits = Arc::new(strata_runtime::limits::Limits::new(None, Some(3_000_000)));
+    let bytes: Vec<u8> = (0..12_000_000u32).map(|i| (i % 249) as u8).collect();
+    put(&src, "big", &bytes).await;
+    let s = mover(&src, &dst, None, None);
+
+    // The copy is cut short once its upload is open, as kill -9 would.
+    let mut copy = Box::pin(s.mover.handle(job("big")));
+    let upload_opened = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while moto.open_uploads("strata-dst") == 0 {
+            assert!(std::time::Instant::now() < deadline, "no upload opened");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::select! {
+        result = &mut copy => panic!("the copy ended before it was cut: ok={}", result.is_ok()),
+        () = upload_opened => {}
+    }
+    drop(copy);
+    assert_eq!(moto.open_uploads("strata-dst"), 1, "the cut upload is open");
+    assert_eq!(ledger(&s, "big").await.state, State::Copying);
+
+    // The next start resumes the job: the old upload is aborted, the copy
+    // done again, and no upload stays open for the bucket to bill.
+    s.mover.recover().await.unwrap();
+    assert_eq!(ledger(&s, "big").await.state, State::Completed);
+    assert_eq!(read(&dst, "big").await.as_deref(), Some(&bytes[..]));
+    assert_eq!(moto.open_uploads("strata-dst"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

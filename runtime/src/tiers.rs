@@ -18,7 +18,8 @@ use std::{collections::BTreeMap, path::Path as FsPath, sync::Arc};
 
 use anyhow::{Context, bail};
 use object_store::{
-    ObjectStore, aws::AmazonS3Builder, local::LocalFileSystem, memory::InMemory, path::Path,
+    ObjectStore, aws::AmazonS3Builder, local::LocalFileSystem, memory::InMemory,
+    multipart::MultipartStore, path::Path,
 };
 use serde::Deserialize;
 use url::Url;
@@ -159,6 +160,20 @@ pub struct TierStore {
     /// the mover copies between such tiers directly, and removes the staging
     /// files (`<object>#<n>`) that interrupted uploads leave there.
     pub local: Option<LocalTier>,
+    /// The same store's multipart API where the mover uses it (S3 and
+    /// `memory://`): an upload's id is known before its first part, so an
+    /// upload cut short by a crash can be aborted at the next start.
+    pub multipart: Option<Multipart>,
+}
+
+/// A store's multipart API ([`TierStore::multipart`]).
+#[derive(Clone)]
+pub struct Multipart(pub Arc<dyn MultipartStore>);
+
+impl std::fmt::Debug for Multipart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Multipart")
+    }
 }
 
 /// A `file://` tier's folder and its file system store.
@@ -232,6 +247,7 @@ impl Tier {
         let url = Url::parse(&self.url).with_context(|| format!("tier {} url", self.name))?;
         let prefix = Path::from_url_path(url.path()).unwrap_or_default();
         let mut local = None;
+        let mut multipart = None;
         let (store, prefix): (Arc<dyn ObjectStore>, Path) = match url.scheme() {
             "file" => {
                 let dir = url.to_file_path().map_err(|()| {
@@ -255,7 +271,11 @@ impl Tier {
                 });
                 (fs, Path::default())
             }
-            "memory" => (Arc::new(InMemory::new()), prefix),
+            "memory" => {
+                let memory = Arc::new(InMemory::new());
+                multipart = Some(Multipart(memory.clone()));
+                (memory, prefix)
+            }
             "s3" | "s3a" => {
                 let mut builder = AmazonS3Builder::from_env().with_url(self.url.as_str());
                 for (k, v) in &self.options {
@@ -264,7 +284,9 @@ impl Tier {
                         .with_context(|| format!("tier {} option {k:?}", self.name))?;
                     builder = builder.with_config(key, v);
                 }
-                (Arc::new(builder.build()?), prefix)
+                let s3 = Arc::new(builder.build()?);
+                multipart = Some(Multipart(s3.clone()));
+                (s3, prefix)
             }
             "gs" | "az" | "azure" | "abfs" | "abfss" => {
                 let opts = self.options.iter().map(|(k, v)| (k.as_str(), v.as_str()));
@@ -283,6 +305,7 @@ impl Tier {
                 self.max_bytes_per_sec,
             )),
             local,
+            multipart,
         })
     }
 }
