@@ -69,11 +69,18 @@ async fn job(State(state): State<AppState>, Path(job_key): Path<String>) -> Resp
     }
 }
 
+/// Orphans one listing shows at most (the oldest); `count` gives them all.
+const ORPHANS_LISTED: usize = 1000;
+
 /// Copies left behind by stores that refused to delete them, with the
 /// location of each.
 async fn orphans(State(state): State<AppState>) -> Response {
-    match state.db.orphans().await {
-        Ok(rows) => {
+    let listed = async {
+        let count = state.db.orphan_count().await?;
+        Ok::<_, anyhow::Error>((count, state.db.orphans(ORPHANS_LISTED).await?))
+    };
+    match listed.await {
+        Ok((count, rows)) => {
             let orphans: Vec<_> = rows
                 .into_iter()
                 .map(|row| {
@@ -86,7 +93,7 @@ async fn orphans(State(state): State<AppState>) -> Response {
                     orphan
                 })
                 .collect();
-            Json(json!({ "orphans": orphans })).into_response()
+            Json(json!({ "count": count, "orphans": orphans })).into_response()
         }
         Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
     }
@@ -119,6 +126,13 @@ mod tests {
             1,
             ("source_not_deleted", "left"),
             ("permanent", "denied"),
+            &object_store::ObjectMeta {
+                location: "a/b".into(),
+                last_modified: chrono::DateTime::from_timestamp_millis(5).unwrap(),
+                size: 3,
+                e_tag: Some("e".into()),
+                version: None,
+            },
             0,
         )
         .await
@@ -141,6 +155,11 @@ mod tests {
         assert_eq!(listed[0]["objectKey"], "a/b");
         assert_eq!(listed[0]["tier"], "hot");
         assert_eq!(listed[0]["errorMessage"], "denied");
+        assert_eq!(
+            (listed[0]["size"].as_u64(), listed[0]["eTag"].as_str()),
+            (Some(3), Some("e"))
+        );
+        assert_eq!(body["count"], 1);
         let location = format!("file://{}/a/b", root.display());
         assert_eq!(listed[0]["location"], location.as_str(), "{body}");
     }

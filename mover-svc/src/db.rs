@@ -14,6 +14,7 @@ use std::{
 };
 
 use anyhow::{Context, anyhow};
+use object_store::ObjectMeta;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use strata_proto::{MigrationJob, State, time};
 use strata_runtime::sqlite::{self, Durability};
@@ -139,6 +140,9 @@ fn orphan_row(r: &Row<'_>) -> rusqlite::Result<OrphanRow> {
         object_key: r.get("object_key")?,
         tier: r.get("tier")?,
         job_key: r.get("job_key")?,
+        size: r.get::<_, i64>("size")? as u64,
+        e_tag: r.get("e_tag")?,
+        modified_ms: r.get("modified_ms")?,
         error_class: r.get("error_class")?,
         error_message: r.get("error_message")?,
         attempts: r.get("attempts")?,
@@ -368,12 +372,17 @@ impl Db {
         })
     }
 
-    /// Records the multipart upload a job's copy has just started.
-    pub async fn record_upload(&self, job_key: &str, upload_id: &str) -> anyhow::Result<()> {
-        let (key, id) = (job_key.to_owned(), upload_id.to_owned());
+    /// Records the multipart upload a job's copy has just started (`None`:
+    /// forgets the one recorded, once it is aborted).
+    pub async fn record_upload(
+        &self,
+        job_key: &str,
+        upload_id: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let (key, id) = (job_key.to_owned(), upload_id.map(str::to_owned));
         self.call(false, move |c| {
             c.prepare_cached("UPDATE ledger SET upload_id = ?2 WHERE job_key = ?1")?
-                .execute([key, id])
+                .execute(params![key, id])
                 .map(drop)
         })
         .await
@@ -454,9 +463,15 @@ impl Db {
         attempt: u32,
         job_error: (&str, &str),
         refusal: (&str, &str),
+        left: &ObjectMeta,
         retry_at_ms: i64,
     ) -> anyhow::Result<()> {
         let job = job.clone();
+        let (size, e_tag, modified_ms) = (
+            left.size as i64,
+            left.e_tag.clone(),
+            left.last_modified.timestamp_millis(),
+        );
         let job_error = (job_error.0.to_owned(), job_error.1.to_owned());
         let refusal = (refusal.0.to_owned(), refusal.1.to_owned());
         self.call(true, move |c| {
@@ -467,10 +482,12 @@ impl Db {
             )?
             .execute(params![job.job_key, attempt, job_error.0, job_error.1, now])?;
             c.prepare_cached(
-                "INSERT INTO orphans (object_key, tier, job_key, error_class, error_message,
-                    attempts, since_ms, next_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7)
+                "INSERT INTO orphans (object_key, tier, job_key, size, e_tag, modified_ms,
+                    error_class, error_message, attempts, since_ms, next_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?10)
                  ON CONFLICT (object_key, tier) DO UPDATE SET job_key = excluded.job_key,
+                    size = excluded.size, e_tag = excluded.e_tag,
+                    modified_ms = excluded.modified_ms,
                     error_class = excluded.error_class, error_message = excluded.error_message,
                     attempts = attempts + 1, next_at_ms = excluded.next_at_ms",
             )?
@@ -478,6 +495,9 @@ impl Db {
                 job.object_key,
                 job.from_tier,
                 job.job_key,
+                size,
+                e_tag,
+                modified_ms,
                 refusal.0,
                 refusal.1,
                 now,
@@ -488,12 +508,22 @@ impl Db {
         .await
     }
 
-    /// Every orphan copy, oldest first.
-    pub async fn orphans(&self) -> anyhow::Result<Vec<OrphanRow>> {
-        self.call(false, |c| {
-            c.prepare_cached("SELECT * FROM orphans ORDER BY since_ms, object_key, tier")?
-                .query_map([], orphan_row)?
+    /// The `limit` oldest orphan copies.
+    pub async fn orphans(&self, limit: usize) -> anyhow::Result<Vec<OrphanRow>> {
+        self.call(false, move |c| {
+            c.prepare_cached("SELECT * FROM orphans ORDER BY since_ms, object_key, tier LIMIT ?1")?
+                .query_map([limit as i64], orphan_row)?
                 .collect()
+        })
+        .await
+    }
+
+    /// How many orphan copies are on record.
+    pub async fn orphan_count(&self) -> anyhow::Result<u64> {
+        self.call(false, |c| {
+            c.prepare_cached("SELECT COUNT(*) FROM orphans")?
+                .query_row([], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
         })
         .await
     }

@@ -71,12 +71,15 @@ impl OffsetTracker {
 }
 
 /// Jobs read ahead of the loop's capacity at most; past this many waiting,
-/// the partitions are paused until half of them have started. A job waiting
-/// here takes about a kilobyte. The half left when the partitions resume
-/// must outlast the refetch: measured on librdkafka's mock cluster, the
-/// first messages after a resume can wait for the next turn of the loop
+/// or [`READ_AHEAD_BYTES`] of their messages, the partitions are paused
+/// until half of them have started. The half left when the partitions
+/// resume must outlast the refetch: measured on librdkafka's mock cluster,
+/// the first messages after a resume can wait for the next turn of the loop
 /// ([`POLL_AT_LEAST_EVERY`]), which 512 small jobs do.
 const READ_AHEAD: usize = 1024;
+
+/// Bytes of waiting messages at most (jobs with long reasons).
+const READ_AHEAD_BYTES: usize = 8 << 20;
 
 /// How often the loop turns (and so polls the consumer) when nothing else
 /// happens.
@@ -87,24 +90,40 @@ const POLL_AT_LEAST_EVERY: Duration = Duration::from_millis(250);
 /// object's jobs keep their order, and a busy object does not hold up others.
 #[derive(Debug)]
 struct Waiting<M> {
-    jobs: VecDeque<(M, MigrationJob)>,
+    jobs: VecDeque<(M, MigrationJob, usize)>,
+    /// The waiting messages' sizes, summed.
+    bytes: usize,
 }
 
 impl<M> Default for Waiting<M> {
     fn default() -> Self {
         Self {
             jobs: VecDeque::new(),
+            bytes: 0,
         }
     }
 }
 
 impl<M> Waiting<M> {
-    fn push(&mut self, msg: M, job: MigrationJob) {
-        self.jobs.push_back((msg, job));
+    /// Queues a job whose message is `size` bytes.
+    fn push(&mut self, msg: M, job: MigrationJob, size: usize) {
+        self.bytes += size;
+        self.jobs.push_back((msg, job, size));
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.jobs.len()
+    }
+
+    /// Whether the loop should stop reading.
+    fn is_full(&self) -> bool {
+        self.jobs.len() >= READ_AHEAD || self.bytes >= READ_AHEAD_BYTES
+    }
+
+    /// Whether the loop may read again once it stopped.
+    fn has_room(&self) -> bool {
+        self.jobs.len() <= READ_AHEAD / 2 && self.bytes <= READ_AHEAD_BYTES / 2
     }
 
     /// Takes the first job whose object is not `busy`. No earlier job of
@@ -113,8 +132,10 @@ impl<M> Waiting<M> {
         let i = self
             .jobs
             .iter()
-            .position(|(_, job)| !busy.contains(&job.object_key))?;
-        self.jobs.remove(i)
+            .position(|(_, job, _)| !busy.contains(&job.object_key))?;
+        let (msg, job, size) = self.jobs.remove(i)?;
+        self.bytes -= size;
+        Some((msg, job))
     }
 }
 
@@ -228,9 +249,9 @@ pub async fn run(
         {
             dispatch(&mut tasks, &mut busy, &mover, stop, &msg, job);
         }
-        if waiting.len() >= READ_AHEAD {
+        if waiting.is_full() {
             intake.pause(consumer);
-        } else if waiting.len() <= READ_AHEAD / 2 {
+        } else if waiting.has_room() {
             intake.resume(consumer);
         }
         tokio::select! {
@@ -269,7 +290,10 @@ pub async fn run(
                     intake.pause(consumer);
                 }
                 match decode(&msg) {
-                    Ok(job) => waiting.push(msg, job),
+                    Ok(job) => {
+                        let size = msg.payload().map_or(0, <[u8]>::len) + msg.key().map_or(0, <[u8]>::len);
+                        waiting.push(msg, job, size);
+                    }
                     Err((class, error)) => {
                         tracing::warn!(partition = msg.partition(), offset = msg.offset(), error, "rejected migration job");
                         while let Err(e) = publisher.dead_letter(&msg, class, &error).await {
@@ -481,7 +505,7 @@ mod tests {
     fn a_waiting_job_starts_after_its_objects_earlier_jobs_and_not_behind_others() {
         let mut waiting = Waiting::default();
         for (offset, key) in [(0, "a"), (1, "a"), (2, "b"), (3, "c")] {
-            waiting.push(offset, job_of(key));
+            waiting.push(offset, job_of(key), 100);
         }
         let busy = HashSet::from(["b".to_string()]);
         let started = |w: &mut Waiting<i32>, busy: &HashSet<String>| {
@@ -496,14 +520,36 @@ mod tests {
         assert_eq!(started(&mut waiting, &busy), Some(1));
         assert_eq!(started(&mut waiting, &busy), None);
         assert_eq!(started(&mut waiting, &HashSet::new()), Some(2));
-        assert_eq!(waiting.len(), 0);
+        assert_eq!((waiting.len(), waiting.bytes), (0, 0));
+    }
+
+    #[test]
+    fn reading_stops_at_the_job_or_byte_bound_and_resumes_at_half() {
+        let mut waiting = Waiting::default();
+        waiting.push(0, job_of("a"), READ_AHEAD_BYTES - 1);
+        assert!(!waiting.is_full());
+        waiting.push(1, job_of("b"), 1);
+        assert!(waiting.is_full(), "the bytes bound");
+        waiting.take_startable(&HashSet::new());
+        assert!(!waiting.is_full() && waiting.has_room());
+
+        let mut waiting = Waiting::default();
+        for i in 0..READ_AHEAD {
+            waiting.push(i, job_of(&i.to_string()), 10);
+        }
+        assert!(waiting.is_full(), "the jobs bound");
+        while waiting.len() > READ_AHEAD / 2 {
+            assert!(!waiting.has_room());
+            waiting.take_startable(&HashSet::new());
+        }
+        assert!(waiting.has_room());
     }
 
     #[test]
     fn an_object_with_two_waiting_jobs_starts_only_the_first() {
         let mut waiting = Waiting::default();
-        waiting.push(5, job_of("x"));
-        waiting.push(6, job_of("x"));
+        waiting.push(5, job_of("x"), 100);
+        waiting.push(6, job_of("x"), 100);
         let first = waiting.take_startable(&HashSet::new()).map(|(o, _)| o);
         assert_eq!(first, Some(5));
         // The caller marks x busy once 5 starts; 6 waits for it.

@@ -237,9 +237,10 @@ impl Mover {
                 }
             }
         }
-        // Every start tries the orphans again, due or not: restarting the
-        // mover is how an operator who fixed a permission says so.
-        let orphans = self.db.orphans().await?;
+        // Every start tries a batch of orphans again, due or not: restarting
+        // the mover is how an operator who fixed a permission says so. The
+        // rest follow as they come due.
+        let orphans = self.db.orphans_due(i64::MAX).await?;
         let mut deleted = 0;
         for orphan in &orphans {
             match self.sweep_orphan(orphan).await {
@@ -384,7 +385,7 @@ impl Mover {
         // so a resume after a crash can abort it (`discard_destination`).
         let record_upload = |id: String| {
             let (db, job_key) = (self.db.clone(), job.job_key.clone());
-            async move { db.record_upload(&job_key, &id).await }.boxed()
+            async move { db.record_upload(&job_key, Some(&id)).await }.boxed()
         };
         let plan = transfer::CopyPlan {
             part_size: self.settings.part_size,
@@ -507,12 +508,15 @@ impl Mover {
         match transfer::delete(self.tier(&job.from_tier)?, &job.object_key).await {
             Ok(()) => {}
             // Waiting would hold the job and its object for as long as the
-            // store refuses (Object Lock, no delete permission). The object
+            // store refuses (no delete permission, a locked version). The object
             // has moved, so the job completes and the copy is kept on record.
-            Err(e) if !e.is_retryable() => {
-                return self
-                    .complete_leaving_orphan(job, attempt, generation, digest, &e, started)
-                    .await;
+            Err(refusal) if !refusal.is_retryable() => {
+                if let Some(outcome) = self
+                    .complete_leaving_orphan(job, attempt, generation, digest, &refusal, started)
+                    .await?
+                {
+                    return Ok(outcome);
+                }
             }
             Err(e) => return Err(anyhow::Error::new(e).context("delete source")),
         }
@@ -532,6 +536,7 @@ impl Mover {
     /// Completes a switched job whose source copy its store refused to
     /// delete for good: COMPLETED, with an error naming the copy left
     /// behind, which is recorded as an orphan and deleted once allowed.
+    /// `None` when the copy is gone after all (the job completes as usual).
     async fn complete_leaving_orphan(
         &self,
         job: &MigrationJob,
@@ -540,7 +545,14 @@ impl Mover {
         digest: &Digest256,
         refusal: &MoveError,
         started: Instant,
-    ) -> anyhow::Result<Outcome> {
+    ) -> anyhow::Result<Option<Outcome>> {
+        // What is left, so that a later delete can tell it from an object
+        // written at the key since.
+        let left = match transfer::head(self.tier(&job.from_tier)?, &job.object_key).await {
+            Ok(left) => left,
+            Err(MoveError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(anyhow::Error::new(e).context("head the source left")),
+        };
         let message = format!(
             "moved, but the copy on tier {} was left behind: its store refused to delete it ({refusal}); \
              the mover deletes it once the store allows (GET /v1/orphans)",
@@ -553,6 +565,7 @@ impl Mover {
                 attempt,
                 (SOURCE_NOT_DELETED, &message),
                 (refusal.class(), &refusal.to_string()),
+                &left,
                 retry_at,
             )
             .await?;
@@ -567,51 +580,71 @@ impl Mover {
                 message,
             });
         })
+        .map(Some)
     }
 
-    /// Tries again to delete an orphan copy, unless the catalog names its
-    /// tier again. Returns whether the orphan is gone from the record. Must
-    /// not run beside a job of the same object: the job loop holds the
-    /// object meanwhile, and recovery runs before any job.
+    /// Tries again to delete an orphan copy: unless the catalog names its
+    /// tier again, or the key holds another object now. Returns whether the
+    /// orphan is gone from the record. A sweep that fails is put off as a
+    /// refused delete is. Must not run beside a job of the same object: the
+    /// job loop holds the object meanwhile, and recovery runs before any job.
     pub async fn sweep_orphan(&self, orphan: &OrphanRow) -> anyhow::Result<bool> {
-        let catalog = self.db.catalog(&orphan.object_key).await?;
-        let gone = match protocol::sweep(orphan, catalog.as_ref()) {
-            Sweep::KeepCopy => {
-                tracing::info!(object_key = %orphan.object_key, tier = %orphan.tier, "orphan copy is the catalog's again; kept");
+        let swept = self.try_sweep(orphan).await;
+        let gone = match &swept {
+            Ok(sweep) => {
+                let what = match sweep {
+                    Sweep::Delete => "orphan copy deleted",
+                    Sweep::KeepCopy => "the key holds the catalog's copy or a newer object; kept",
+                    Sweep::Gone => "orphan copy gone",
+                };
+                tracing::info!(object_key = %orphan.object_key, tier = %orphan.tier, "{what}");
                 self.db
                     .forget_orphan(&orphan.object_key, &orphan.tier)
                     .await?;
                 true
             }
-            Sweep::Delete => {
-                match transfer::delete(self.tier(&orphan.tier)?, &orphan.object_key).await {
-                    Ok(()) => {
-                        tracing::info!(object_key = %orphan.object_key, tier = %orphan.tier, "orphan copy deleted");
-                        self.db
-                            .forget_orphan(&orphan.object_key, &orphan.tier)
-                            .await?;
-                        true
-                    }
-                    Err(e) => {
-                        let delay = protocol::orphan_retry_delay(orphan.attempts + 1);
-                        tracing::warn!(object_key = %orphan.object_key, tier = %orphan.tier, error = %e, ?delay, "orphan copy still not deleted");
-                        let retry_at = time::now_millis() + millis(delay);
-                        self.db
-                            .orphan_refused(orphan, e.class(), &e.to_string(), retry_at)
-                            .await?;
-                        false
-                    }
-                }
+            Err(e) => {
+                let delay = protocol::orphan_retry_delay(orphan.attempts + 1);
+                tracing::warn!(object_key = %orphan.object_key, tier = %orphan.tier, error = %e, ?delay, "orphan copy still not deleted");
+                let retry_at = time::now_millis() + millis(delay);
+                self.db
+                    .orphan_refused(orphan, e.class(), &e.to_string(), retry_at)
+                    .await?;
+                false
             }
         };
         self.count_orphans().await;
         Ok(gone)
     }
 
+    /// The sweep's decision, carried out.
+    async fn try_sweep(&self, orphan: &OrphanRow) -> Result<Sweep, MoveError> {
+        let infra = |e: anyhow::Error| MoveError::Transient(format!("{e:#}"));
+        let tier = self.tier(&orphan.tier).map_err(infra)?;
+        let catalog = self.db.catalog(&orphan.object_key).await.map_err(infra)?;
+        let found = match transfer::head(tier, &orphan.object_key).await {
+            Ok(meta) => Some(meta),
+            Err(MoveError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let found_id = found.as_ref().map(|m| {
+            (
+                m.size,
+                m.e_tag.as_deref(),
+                m.last_modified.timestamp_millis(),
+            )
+        });
+        let sweep = protocol::sweep(orphan, catalog.as_ref(), found_id);
+        if sweep == Sweep::Delete {
+            transfer::delete(tier, &orphan.object_key).await?;
+        }
+        Ok(sweep)
+    }
+
     /// Sets the `strata_mover_orphans` gauge from the record.
     async fn count_orphans(&self) {
-        match self.db.orphans().await {
-            Ok(orphans) => metrics::gauge!("strata_mover_orphans").set(orphans.len() as f64),
+        match self.db.orphan_count().await {
+            Ok(n) => metrics::gauge!("strata_mover_orphans").set(n as f64),
             Err(e) => tracing::warn!(error = format!("{e:#}"), "could not count orphans"),
         }
     }
@@ -629,10 +662,12 @@ impl Mover {
             .map_err(anyhow::Error::new)
             .context("discard destination copy")?;
         if let Some(upload) = self.db.upload_of(&job.job_key).await? {
-            transfer::abort_upload(dst, &job.object_key, &upload)
-                .await
-                .map_err(anyhow::Error::new)
-                .context("abort multipart upload")?;
+            // Best effort, once: a store that will not abort (no
+            // AbortMultipartUpload permission) leaves it to its lifecycle rule.
+            if let Err(e) = transfer::abort_upload(dst, &job.object_key, &upload).await {
+                tracing::warn!(job_key = %job.job_key, error = %e, "could not abort the interrupted upload");
+            }
+            self.db.record_upload(&job.job_key, None).await?;
         }
         let staged = transfer::remove_staged(dst, &job.object_key)
             .await

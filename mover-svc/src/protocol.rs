@@ -45,6 +45,11 @@ pub struct OrphanRow {
     pub tier: String,
     /// The job that left it.
     pub job_key: String,
+    /// The copy as a HEAD saw it when it was left: another object at the
+    /// key since then differs in one of these.
+    pub size: u64,
+    pub e_tag: Option<String>,
+    pub modified_ms: i64,
     /// The last refusal.
     pub error_class: String,
     pub error_message: String,
@@ -62,14 +67,24 @@ pub enum Sweep {
     Delete,
     /// The catalog names the orphan's tier again (a later job moved the
     /// object back and overwrote the copy with a verified one), or knows no
-    /// such object: the copy stays, and only the record of it goes.
+    /// such object, or the key holds another object than the one left (an
+    /// application wrote it since): it stays, and only the record goes.
     KeepCopy,
+    /// Nothing is at the key any more: only the record goes.
+    Gone,
 }
 
-/// Whether the orphan `orphan` may be deleted, given its object's catalog row.
-pub fn sweep(orphan: &OrphanRow, catalog: Option<&CatalogRow>) -> Sweep {
-    match catalog {
-        Some(c) if c.tier != orphan.tier => Sweep::Delete,
+/// Whether the orphan `orphan` may be deleted, given its object's catalog
+/// row and what a HEAD finds at its key now (`None`: nothing).
+pub fn sweep(
+    orphan: &OrphanRow,
+    catalog: Option<&CatalogRow>,
+    found: Option<(u64, Option<&str>, i64)>,
+) -> Sweep {
+    let ours = (orphan.size, orphan.e_tag.as_deref(), orphan.modified_ms);
+    match (catalog, found) {
+        (_, None) => Sweep::Gone,
+        (Some(c), Some(found)) if c.tier != orphan.tier && found == ours => Sweep::Delete,
         _ => Sweep::KeepCopy,
     }
 }
@@ -299,6 +314,9 @@ mod tests {
             object_key: "k".into(),
             tier: tier.into(),
             job_key: job(0).job_key,
+            size: 3,
+            e_tag: Some("e1".into()),
+            modified_ms: 10,
             error_class: "permanent".into(),
             error_message: "denied".into(),
             attempts: 1,
@@ -308,17 +326,25 @@ mod tests {
     }
 
     #[test]
-    fn an_orphan_is_deleted_only_while_the_catalog_names_another_tier() {
-        assert_eq!(
-            sweep(&orphan("hot"), Some(&catalog("warm", 1))),
-            Sweep::Delete
-        );
+    fn an_orphan_is_deleted_only_while_the_catalog_names_another_tier_and_it_is_unchanged() {
+        let left = Some((3, Some("e1"), 10));
+        let o = orphan("hot");
+        assert_eq!(sweep(&o, Some(&catalog("warm", 1)), left), Sweep::Delete);
         // Moved back: the copy on hot is the live one now.
-        assert_eq!(
-            sweep(&orphan("hot"), Some(&catalog("hot", 2))),
-            Sweep::KeepCopy
-        );
-        assert_eq!(sweep(&orphan("hot"), None), Sweep::KeepCopy);
+        assert_eq!(sweep(&o, Some(&catalog("hot", 2)), left), Sweep::KeepCopy);
+        assert_eq!(sweep(&o, None, left), Sweep::KeepCopy);
+        // Written since, by someone else: another object, kept.
+        for other in [
+            (4, Some("e1"), 10),
+            (3, Some("e2"), 10),
+            (3, Some("e1"), 11),
+        ] {
+            assert_eq!(
+                sweep(&o, Some(&catalog("warm", 1)), Some(other)),
+                Sweep::KeepCopy
+            );
+        }
+        assert_eq!(sweep(&o, Some(&catalog("warm", 1)), None), Sweep::Gone);
     }
 
     #[test]

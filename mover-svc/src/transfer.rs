@@ -66,6 +66,11 @@ impl MoveError {
         if io_cause(&e).is_some_and(no_such_path) {
             return MoveError::NotFound(message);
         }
+        // The local file system reports a refused file operation (EACCES,
+        // EPERM) as a generic error: it is access denied, permanent.
+        if io_cause(&e).is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied) {
+            return MoveError::Permanent(message);
+        }
         match e {
             E::NotFound { .. } => MoveError::NotFound(message),
             E::PermissionDenied { .. }
@@ -650,4 +655,26 @@ fn io_cause(e: &object_store::Error) -> Option<&std::io::Error> {
         cause = c.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_operation_the_system_refuses_is_permanent_and_a_reset_transient() {
+        let refused = object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
+        };
+        assert_eq!(
+            MoveError::from_store("delete", refused).class(),
+            "permanent"
+        );
+        let reset = object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        };
+        assert_eq!(MoveError::from_store("delete", reset).class(), "transient");
+    }
 }

@@ -586,7 +586,7 @@ async fn refused_deletes_leave_a_recorded_orphan(b: &Backend) {
         Some(&bytes[..]),
         "{name}"
     );
-    let orphans = s.mover.db.orphans().await.unwrap();
+    let orphans = s.mover.db.orphans(100).await.unwrap();
     let listed: Vec<_> = orphans
         .iter()
         .map(|o| (o.object_key.as_str(), o.tier.as_str(), o.attempts))
@@ -595,7 +595,11 @@ async fn refused_deletes_leave_a_recorded_orphan(b: &Backend) {
 
     // Still refused: kept on record, one attempt more.
     assert!(!s.mover.sweep_orphan(&orphans[0]).await.unwrap(), "{name}");
-    assert_eq!(s.mover.db.orphans().await.unwrap()[0].attempts, 2, "{name}");
+    assert_eq!(
+        s.mover.db.orphans(100).await.unwrap()[0].attempts,
+        2,
+        "{name}"
+    );
     // Allowed again: the next start deletes it and forgets it.
     refusing.store(false, Ordering::SeqCst);
     s.mover.recover().await.unwrap();
@@ -604,7 +608,35 @@ async fn refused_deletes_leave_a_recorded_orphan(b: &Backend) {
         None,
         "{name}: orphan deleted"
     );
-    assert!(s.mover.db.orphans().await.unwrap().is_empty(), "{name}");
+    assert!(s.mover.db.orphans(100).await.unwrap().is_empty(), "{name}");
+
+    // An application writes a new object at the orphan's key: the sweep
+    // tells it from the copy left and keeps it.
+    refusing.store(true, Ordering::SeqCst);
+    put(&b.src, "c/rewritten", &bytes).await;
+    s.mover
+        .handle(job("c/rewritten"))
+        .await
+        .unwrap()
+        .delivered()
+        .await
+        .unwrap();
+    put(
+        &b.src,
+        "c/rewritten",
+        b"a new object, written by an application",
+    )
+    .await;
+    refusing.store(false, Ordering::SeqCst);
+    let orphans = s.mover.db.orphans(100).await.unwrap();
+    assert_eq!(orphans.len(), 1, "{name}: {orphans:?}");
+    assert!(s.mover.sweep_orphan(&orphans[0]).await.unwrap(), "{name}");
+    assert_eq!(
+        read(&b.src, "c/rewritten").await.as_deref(),
+        Some(&b"a new object, written by an application"[..]),
+        "{name}: a newer object kept"
+    );
+    assert!(s.mover.db.orphans(100).await.unwrap().is_empty(), "{name}");
 
     // An orphan whose object a later job moves back onto its tier is the
     // live copy then: the sweep keeps it, though deletes are allowed.
@@ -638,7 +670,7 @@ async fn refused_deletes_leave_a_recorded_orphan(b: &Backend) {
         "{name}"
     );
     refusing.store(false, Ordering::SeqCst);
-    let orphans = s.mover.db.orphans().await.unwrap();
+    let orphans = s.mover.db.orphans(100).await.unwrap();
     assert_eq!(orphans.len(), 1, "{name}: {orphans:?}");
     assert!(s.mover.sweep_orphan(&orphans[0]).await.unwrap(), "{name}");
     assert_eq!(
@@ -646,7 +678,7 @@ async fn refused_deletes_leave_a_recorded_orphan(b: &Backend) {
         Some(&bytes[..]),
         "{name}: live copy kept"
     );
-    assert!(s.mover.db.orphans().await.unwrap().is_empty(), "{name}");
+    assert!(s.mover.db.orphans(100).await.unwrap().is_empty(), "{name}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
