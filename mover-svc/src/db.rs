@@ -379,13 +379,22 @@ impl Db {
         job_key: &str,
         upload_id: Option<&str>,
     ) -> anyhow::Result<()> {
+        self.queue_upload(job_key, upload_id)?.answer().await
+    }
+
+    /// [`Db::record_upload`], queued at once: no await point lies between
+    /// an upload's creation and its record being queued.
+    pub fn queue_upload(
+        &self,
+        job_key: &str,
+        upload_id: Option<&str>,
+    ) -> anyhow::Result<Queued<()>> {
         let (key, id) = (job_key.to_owned(), upload_id.map(str::to_owned));
-        self.call(false, move |c| {
+        self.enqueue(false, move |c| {
             c.prepare_cached("UPDATE ledger SET upload_id = ?2 WHERE job_key = ?1")?
                 .execute(params![key, id])
                 .map(drop)
         })
-        .await
     }
 
     /// The multipart upload a job's copy started last, if any.

@@ -384,8 +384,8 @@ impl Mover {
         // A multipart upload's id goes to the ledger before its first part,
         // so a resume after a crash can abort it (`discard_destination`).
         let record_upload = |id: String| {
-            let (db, job_key) = (self.db.clone(), job.job_key.clone());
-            async move { db.record_upload(&job_key, Some(&id)).await }.boxed()
+            let queued = self.db.queue_upload(&job.job_key, Some(&id));
+            async move { queued?.answer().await }.boxed()
         };
         let plan = transfer::CopyPlan {
             part_size: self.settings.part_size,

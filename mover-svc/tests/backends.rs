@@ -253,6 +253,18 @@ impl Moto {
         response
     }
 
+    /// Tier options for this server. Test credentials for moto; real
+    /// deployments take them from `AWS_*` variables.
+    fn tier_options(&self) -> [(&str, &str); 5] {
+        [
+            ("endpoint", self.endpoint.as_str()),
+            ("allow_http", "true"),
+            ("region", "us-east-1"),
+            ("access_key_id", "test"),
+            ("secret_access_key", "test"),
+        ]
+    }
+
     fn create_bucket(&self, bucket: &str) {
         let response = self.request("PUT", &format!("/{bucket}"));
         assert!(
@@ -303,14 +315,7 @@ fn backends() -> Vec<Backend> {
     let moto = Moto::start();
     moto.create_bucket("strata-src");
     moto.create_bucket("strata-dst");
-    // Test credentials for moto; real deployments take them from AWS_* variables.
-    let opts = [
-        ("endpoint", moto.endpoint.as_str()),
-        ("allow_http", "true"),
-        ("region", "us-east-1"),
-        ("access_key_id", "test"),
-        ("secret_access_key", "test"),
-    ];
+    let opts = moto.tier_options();
     let s3 = Backend {
         name: "s3",
         src: tier("src", "s3://strata-src/tier".into(), &opts),
@@ -394,6 +399,33 @@ fn refusing_deletes(inner: Arc<dyn ObjectStore>) -> (Arc<dyn ObjectStore>, Arc<A
         refusing: refusing.clone(),
     });
     (store, refusing)
+}
+
+/// Handles `job` to its delivered outcome.
+async fn run(s: &Setup, job: MigrationJob) {
+    s.mover
+        .handle(job)
+        .await
+        .unwrap()
+        .delivered()
+        .await
+        .unwrap();
+}
+
+/// Moves `key` (holding `bytes`) off `b.src` while the source refuses
+/// deletes, leaving an orphan there.
+async fn leave_orphan(s: &Setup, b: &Backend, refusing: &AtomicBool, key: &str, bytes: &[u8]) {
+    refusing.store(true, Ordering::SeqCst);
+    put(&b.src, key, bytes).await;
+    run(s, job(key)).await;
+}
+
+/// Sweeps the one orphan on record, which must leave the record.
+async fn sweep_the_orphan(s: &Setup, name: &str) {
+    let orphans = s.mover.db.orphans(100).await.unwrap();
+    assert_eq!(orphans.len(), 1, "{name}: {orphans:?}");
+    assert!(s.mover.sweep_orphan(&orphans[0]).await.unwrap(), "{name}");
+    assert!(s.mover.db.orphans(100).await.unwrap().is_empty(), "{name}");
 }
 
 /// The ledger row of `key`'s job, which must exist.
@@ -558,16 +590,9 @@ async fn the_protocol_holds_on_every_backend() {
 async fn refused_deletes_leave_a_recorded_orphan(b: &Backend) {
     let name = b.name;
     let bytes = b"locked bytes".repeat(1000);
-    put(&b.src, "c/locked", &bytes).await;
     let (src, refusing) = refusing_deletes(b.src.store.clone());
     let s = mover(&b.src, &b.dst, None, Some(src));
-    s.mover
-        .handle(job("c/locked"))
-        .await
-        .unwrap()
-        .delivered()
-        .await
-        .unwrap();
+    leave_orphan(&s, b, &refusing, "c/locked", &bytes).await;
     let row = ledger(&s, "c/locked").await;
     assert_eq!(
         (row.state, row.error.map(|e| e.0)),
@@ -612,43 +637,20 @@ async fn refused_deletes_leave_a_recorded_orphan(b: &Backend) {
 
     // An application writes a new object at the orphan's key: the sweep
     // tells it from the copy left and keeps it.
-    refusing.store(true, Ordering::SeqCst);
-    put(&b.src, "c/rewritten", &bytes).await;
-    s.mover
-        .handle(job("c/rewritten"))
-        .await
-        .unwrap()
-        .delivered()
-        .await
-        .unwrap();
-    put(
-        &b.src,
-        "c/rewritten",
-        b"a new object, written by an application",
-    )
-    .await;
+    leave_orphan(&s, b, &refusing, "c/rewritten", &bytes).await;
+    let newer = b"a new object, written by an application";
+    put(&b.src, "c/rewritten", newer).await;
     refusing.store(false, Ordering::SeqCst);
-    let orphans = s.mover.db.orphans(100).await.unwrap();
-    assert_eq!(orphans.len(), 1, "{name}: {orphans:?}");
-    assert!(s.mover.sweep_orphan(&orphans[0]).await.unwrap(), "{name}");
+    sweep_the_orphan(&s, name).await;
     assert_eq!(
         read(&b.src, "c/rewritten").await.as_deref(),
-        Some(&b"a new object, written by an application"[..]),
+        Some(&newer[..]),
         "{name}: a newer object kept"
     );
-    assert!(s.mover.db.orphans(100).await.unwrap().is_empty(), "{name}");
 
     // An orphan whose object a later job moves back onto its tier is the
     // live copy then: the sweep keeps it, though deletes are allowed.
-    refusing.store(true, Ordering::SeqCst);
-    put(&b.src, "c/back", &bytes).await;
-    s.mover
-        .handle(job("c/back"))
-        .await
-        .unwrap()
-        .delivered()
-        .await
-        .unwrap();
+    leave_orphan(&s, b, &refusing, "c/back", &bytes).await;
     let back = MigrationJob {
         job_key: strata_proto::job_key("c/back", "dst", "src", 1),
         object_key: "c/back".into(),
@@ -657,28 +659,19 @@ async fn refused_deletes_leave_a_recorded_orphan(b: &Backend) {
         generation: 1,
         ..Default::default()
     };
-    s.mover
-        .handle(back)
-        .await
-        .unwrap()
-        .delivered()
-        .await
-        .unwrap();
+    run(&s, back).await;
     assert_eq!(
         s.mover.db.catalog("c/back").await.unwrap().unwrap().tier,
         "src",
         "{name}"
     );
     refusing.store(false, Ordering::SeqCst);
-    let orphans = s.mover.db.orphans(100).await.unwrap();
-    assert_eq!(orphans.len(), 1, "{name}: {orphans:?}");
-    assert!(s.mover.sweep_orphan(&orphans[0]).await.unwrap(), "{name}");
+    sweep_the_orphan(&s, name).await;
     assert_eq!(
         read(&b.src, "c/back").await.as_deref(),
         Some(&bytes[..]),
         "{name}: live copy kept"
     );
-    assert!(s.mover.db.orphans(100).await.unwrap().is_empty(), "{name}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -686,13 +679,7 @@ async fn a_multipart_upload_cut_short_is_aborted_when_its_job_resumes() {
     let moto = Moto::start();
     moto.create_bucket("strata-src");
     moto.create_bucket("strata-dst");
-    let opts = [
-        ("endpoint", moto.endpoint.as_str()),
-        ("allow_http", "true"),
-        ("region", "us-east-1"),
-        ("access_key_id", "test"),
-        ("secret_access_key", "test"),
-    ];
+    let opts = moto.tier_options();
     let src = tier("src", "s3://strata-src".into(), &opts);
     let mut dst = tier("dst", "s3://strata-dst".into(), &opts);
     // 12 MB at 3 MB/s: the upload is open for about three seconds.
@@ -705,8 +692,15 @@ async fn a_multipart_upload_cut_short_is_aborted_when_its_job_resumes() {
     let mut copy = Box::pin(s.mover.handle(job("big")));
     let upload_opened = async {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while moto.open_uploads("strata-dst") == 0 {
-            assert!(std::time::Instant::now() < deadline, "no upload opened");
+        while s
+            .mover
+            .db
+            .upload_of(&job("big").job_key)
+            .await
+            .unwrap()
+            .is_none()
+        {
+            assert!(std::time::Instant::now() < deadline, "no upload recorded");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };

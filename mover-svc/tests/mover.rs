@@ -134,6 +134,18 @@ impl Harness {
         }
     }
 
+    /// Adds a `file://` tier named `name` to the tier file, with `extra`
+    /// TOML lines; a start after this sees it.
+    fn add_tier(&self, name: &str, extra: &str) {
+        let tiers = self.dir.path().join("tiers.toml");
+        let mut config = std::fs::read_to_string(&tiers).unwrap();
+        config.push_str(&format!(
+            "[[tiers]]\nname = '{name}'\nurl = 'file://{}/{name}'\n{extra}",
+            self.dir.path().display()
+        ));
+        std::fs::write(&tiers, config).unwrap();
+    }
+
     fn path(&self, tier: &str, key: &str) -> std::path::PathBuf {
         self.dir.path().join(tier).join(key)
     }
@@ -431,13 +443,7 @@ async fn a_ledger_job_on_a_tier_no_longer_configured_waits_for_it_and_blocks_not
     assert_eq!(std::fs::read(h.path("hot", "old.bin")).unwrap(), b"keep me");
     h.stop().await;
 
-    let tiers = h.dir.path().join("tiers.toml");
-    let mut config = std::fs::read_to_string(&tiers).unwrap();
-    config.push_str(&format!(
-        "[[tiers]]\nname = 'archive'\nurl = 'file://{}/archive'\n",
-        h.dir.path().display()
-    ));
-    std::fs::write(&tiers, config).unwrap();
+    h.add_tier("archive", "");
     h.start();
     let seen = h.until_terminal(&job.job_key, 1).await;
     assert_eq!(seen.last().unwrap().state(), State::Completed, "{seen:?}");
@@ -549,13 +555,7 @@ async fn a_copy_longer_than_the_poll_interval_keeps_the_group_and_is_not_deliver
     // A tier capped at 100 kB/s: the copy below takes at least 9 s, half
     // again the poll interval (the mock cluster's shortest session is 6 s),
     // while it holds the only slot.
-    let tiers = h.dir.path().join("tiers.toml");
-    let mut config = std::fs::read_to_string(&tiers).unwrap();
-    config.push_str(&format!(
-        "[[tiers]]\nname = 'slow'\nurl = 'file://{}/slow'\nmax_bytes_per_sec = 100000\n",
-        h.dir.path().display()
-    ));
-    std::fs::write(&tiers, config).unwrap();
+    h.add_tier("slow", "max_bytes_per_sec = 100000\n");
     h.start_with(&[
         "--concurrency",
         "1",
