@@ -468,13 +468,7 @@ async fn the_protocol_holds_on_every_backend() {
             let bytes: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
             put(&b.src, key, &bytes).await;
             let s = mover(&b.src, &b.dst, None, None);
-            s.mover
-                .handle(job(key))
-                .await
-                .unwrap()
-                .delivered()
-                .await
-                .unwrap();
+            run(&s, job(key)).await;
             let row = ledger(&s, key).await;
             assert_eq!(row.state, State::Completed, "{name} {key}: {row:?}");
             assert_eq!(
@@ -506,13 +500,7 @@ async fn the_protocol_holds_on_every_backend() {
         put(&b.src, "c/corrupt", &bytes).await;
         let corrupting = faulty(b.dst.store.clone(), Fault::CorruptReads);
         let s = mover(&b.src, &b.dst, Some(corrupting), None);
-        s.mover
-            .handle(job("c/corrupt"))
-            .await
-            .unwrap()
-            .delivered()
-            .await
-            .unwrap();
+        run(&s, job("c/corrupt")).await;
         let row = ledger(&s, "c/corrupt").await;
         assert_eq!(row.state, State::Failed, "{name}: {row:?}");
         assert_eq!(
@@ -541,13 +529,7 @@ async fn the_protocol_holds_on_every_backend() {
         put(&b.src, "c/racing", &bytes).await;
         let racing = faulty(b.src.store.clone(), Fault::ChangeOnFirstRead);
         let s = mover(&b.src, &b.dst, None, Some(racing));
-        s.mover
-            .handle(job("c/racing"))
-            .await
-            .unwrap()
-            .delivered()
-            .await
-            .unwrap();
+        run(&s, job("c/racing")).await;
         let row = ledger(&s, "c/racing").await;
         assert_eq!(row.state, State::Failed, "{name}: {row:?}");
         assert_eq!(
@@ -565,13 +547,7 @@ async fn the_protocol_holds_on_every_backend() {
 
         // A source that is not there: rejected at once, nothing written.
         let s = mover(&b.src, &b.dst, None, None);
-        s.mover
-            .handle(job("c/ghost"))
-            .await
-            .unwrap()
-            .delivered()
-            .await
-            .unwrap();
+        run(&s, job("c/ghost")).await;
         let row = ledger(&s, "c/ghost").await;
         assert_eq!(
             (row.state, row.error.map(|e| e.0)),
@@ -733,13 +709,7 @@ async fn retries_stop_at_the_time_bound_counting_the_attempts_themselves() {
     s.mover.settings.min_retry_delay = Duration::from_millis(1);
     s.mover.settings.max_retry_elapsed = Duration::from_secs(1);
     let began = std::time::Instant::now();
-    s.mover
-        .handle(job("k"))
-        .await
-        .unwrap()
-        .delivered()
-        .await
-        .unwrap();
+    run(&s, job("k")).await;
     let row = ledger(&s, "k").await;
     assert_eq!(row.state, State::Failed, "{row:?}");
     assert_eq!(row.error.map(|e| e.0).as_deref(), Some("transient"));
