@@ -19,7 +19,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use strata_proto::{MigrationJob, State, time};
 use strata_runtime::sqlite::{self, Durability};
 
-use crate::protocol::{CatalogRow, LedgerRow, OrphanRow};
+use crate::protocol::{self, CatalogRow, LedgerRow, OrphanRow};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/001-catalog-and-ledger.sql"),
@@ -476,11 +476,8 @@ impl Db {
         retry_at_ms: i64,
     ) -> anyhow::Result<()> {
         let job = job.clone();
-        let (size, e_tag, modified_ms) = (
-            left.size as i64,
-            left.e_tag.clone(),
-            left.last_modified.timestamp_millis(),
-        );
+        let (size, e_tag, modified_ms) = protocol::identity(left);
+        let (size, e_tag) = (size as i64, e_tag.map(str::to_owned));
         let job_error = (job_error.0.to_owned(), job_error.1.to_owned());
         let refusal = (refusal.0.to_owned(), refusal.1.to_owned());
         self.call(true, move |c| {

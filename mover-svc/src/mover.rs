@@ -505,47 +505,43 @@ impl Mover {
         digest: &Digest256,
         started: Instant,
     ) -> anyhow::Result<Outcome> {
-        match transfer::delete(self.tier(&job.from_tier)?, &job.object_key).await {
-            Ok(()) => {}
+        let left = match transfer::delete(self.tier(&job.from_tier)?, &job.object_key).await {
+            Ok(()) => None,
             // Waiting would hold the job and its object for as long as the
-            // store refuses (no delete permission, a locked version). The object
-            // has moved, so the job completes and the copy is kept on record.
+            // store refuses (no delete permission, a locked version). The
+            // object has moved, so the job completes and the copy is kept on
+            // record.
             Err(refusal) if !refusal.is_retryable() => {
-                if let Some(outcome) = self
-                    .complete_leaving_orphan(job, attempt, generation, digest, &refusal, started)
-                    .await?
-                {
-                    return Ok(outcome);
-                }
+                self.leave_orphan(job, attempt, &refusal).await?
             }
             Err(e) => return Err(anyhow::Error::new(e).context("delete source")),
+        };
+        if left.is_none() {
+            fault::point("deleted");
+            self.db
+                .set_state(&job.job_key, State::Completed, attempt, None)
+                .await?;
         }
-        fault::point("deleted");
-        self.db
-            .set_state(&job.job_key, State::Completed, attempt, None)
-            .await?;
         fault::point("completed");
         metrics::counter!("strata_mover_jobs_total", "state" => "COMPLETED").increment(1);
         metrics::histogram!("strata_mover_job_seconds").record(started.elapsed().as_secs_f64());
         tracing::info!(job_key = %job.job_key, object_key = %job.object_key, from = %job.from_tier, to = %job.to_tier, generation, "job completed");
         self.report(job, State::Completed, started, |s| {
-            switched(s, job, generation, digest, attempt)
+            switched(s, job, generation, digest, attempt);
+            s.error = left;
         })
     }
 
-    /// Completes a switched job whose source copy its store refused to
-    /// delete for good: COMPLETED, with an error naming the copy left
-    /// behind, which is recorded as an orphan and deleted once allowed.
-    /// `None` when the copy is gone after all (the job completes as usual).
-    async fn complete_leaving_orphan(
+    /// Ends a switched job whose source copy its store refused to delete
+    /// for good: COMPLETED in the ledger, with the returned error naming the
+    /// copy, which is recorded as an orphan and deleted once allowed. `None`
+    /// when the copy is gone after all (the job completes as usual).
+    async fn leave_orphan(
         &self,
         job: &MigrationJob,
         attempt: u32,
-        generation: u64,
-        digest: &Digest256,
         refusal: &MoveError,
-        started: Instant,
-    ) -> anyhow::Result<Option<Outcome>> {
+    ) -> anyhow::Result<Option<pb::Error>> {
         // What is left, so that a later delete can tell it from an object
         // written at the key since.
         let left = match transfer::head(self.tier(&job.from_tier)?, &job.object_key).await {
@@ -569,18 +565,12 @@ impl Mover {
                 retry_at,
             )
             .await?;
-        metrics::counter!("strata_mover_jobs_total", "state" => "COMPLETED").increment(1);
-        metrics::histogram!("strata_mover_job_seconds").record(started.elapsed().as_secs_f64());
         self.count_orphans().await;
-        tracing::warn!(job_key = %job.job_key, object_key = %job.object_key, tier = %job.from_tier, error = %refusal, "job completed; source copy left as an orphan");
-        self.report(job, State::Completed, started, |s| {
-            switched(s, job, generation, digest, attempt);
-            s.error = Some(pb::Error {
-                class: SOURCE_NOT_DELETED.into(),
-                message,
-            });
-        })
-        .map(Some)
+        tracing::warn!(job_key = %job.job_key, object_key = %job.object_key, tier = %job.from_tier, error = %refusal, "source copy left as an orphan");
+        Ok(Some(pb::Error {
+            class: SOURCE_NOT_DELETED.into(),
+            message,
+        }))
     }
 
     /// Tries again to delete an orphan copy: unless the catalog names its
@@ -627,14 +617,11 @@ impl Mover {
             Err(MoveError::NotFound(_)) => None,
             Err(e) => return Err(e),
         };
-        let found_id = found.as_ref().map(|m| {
-            (
-                m.size,
-                m.e_tag.as_deref(),
-                m.last_modified.timestamp_millis(),
-            )
-        });
-        let sweep = protocol::sweep(orphan, catalog.as_ref(), found_id);
+        let sweep = protocol::sweep(
+            orphan,
+            catalog.as_ref(),
+            found.as_ref().map(protocol::identity),
+        );
         if sweep == Sweep::Delete {
             transfer::delete(tier, &orphan.object_key).await?;
         }
@@ -661,7 +648,9 @@ impl Mover {
             .await
             .map_err(anyhow::Error::new)
             .context("discard destination copy")?;
-        if let Some(upload) = self.db.upload_of(&job.job_key).await? {
+        if dst.multipart.is_some()
+            && let Some(upload) = self.db.upload_of(&job.job_key).await?
+        {
             // Best effort, once: a store that will not abort (no
             // AbortMultipartUpload permission) leaves it to its lifecycle rule.
             if let Err(e) = transfer::abort_upload(dst, &job.object_key, &upload).await {

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use object_store::ObjectMeta;
 use strata_proto::{MigrationJob, State};
 
 /// A job's row in the ledger.
@@ -74,12 +75,25 @@ pub enum Sweep {
     Gone,
 }
 
+/// What tells a stored object from another written at its key later: its
+/// size, ETag and modification time (milliseconds).
+pub type Identity<'a> = (u64, Option<&'a str>, i64);
+
+/// The [`Identity`] of what a HEAD or a listing saw.
+pub fn identity(meta: &ObjectMeta) -> Identity<'_> {
+    (
+        meta.size,
+        meta.e_tag.as_deref(),
+        meta.last_modified.timestamp_millis(),
+    )
+}
+
 /// Whether the orphan `orphan` may be deleted, given its object's catalog
 /// row and what a HEAD finds at its key now (`None`: nothing).
 pub fn sweep(
     orphan: &OrphanRow,
     catalog: Option<&CatalogRow>,
-    found: Option<(u64, Option<&str>, i64)>,
+    found: Option<Identity<'_>>,
 ) -> Sweep {
     let ours = (orphan.size, orphan.e_tag.as_deref(), orphan.modified_ms);
     match (catalog, found) {

@@ -7,17 +7,17 @@ use std::{
     io::{Read, Seek, SeekFrom},
     ops::Range,
     path::PathBuf,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
 use bytes::Bytes;
-use futures::{StreamExt, future::BoxFuture, stream::BoxStream};
+use futures::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
 use object_store::{
-    GetResult, GetResultPayload, MultipartId, ObjectMeta, ObjectStoreExt, PutPayload,
-    WriteMultipart, multipart::PartId, path::Path,
+    GetResult, GetResultPayload, MultipartId, MultipartUpload, ObjectMeta, ObjectStoreExt,
+    PutPayload, PutResult, UploadPart, WriteMultipart, multipart::PartId, path::Path,
 };
 use sha2::{Digest, Sha256};
 use strata_runtime::tiers::{Multipart, TierStore};
-use tokio::task::JoinSet;
 
 use crate::durable::GroupSync;
 
@@ -267,15 +267,13 @@ pub async fn copy(
         on_progress(done);
     } else {
         dst.limits.op().await;
-        let mut writer = match (&dst.multipart, record_upload) {
+        let upload: Box<dyn MultipartUpload> = match (&dst.multipart, record_upload) {
             (Some(multipart), Some(record)) => {
-                Parts::tracked(multipart, &to, part_size, record, put_failed).await?
+                Box::new(KnownUpload::start(multipart, &to, record, put_failed).await?)
             }
-            _ => {
-                let upload = dst.store.put_multipart(&to).await.map_err(put_failed)?;
-                Parts::Plain(WriteMultipart::new_with_chunk_size(upload, part_size))
-            }
+            _ => dst.store.put_multipart(&to).await.map_err(put_failed)?,
         };
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
         let result: Result<Sha256, MoveError> = async {
             let mut hasher = hasher;
             while let Some(chunk) = stream.next().await {
@@ -329,33 +327,23 @@ pub async fn copy(
     })
 }
 
-/// A multipart upload on the way: object_store's [`WriteMultipart`], or,
-/// where the tier offers its multipart API, parts sent by hand under an
-/// upload id that is recorded before the first part.
-enum Parts {
-    Plain(WriteMultipart),
-    Tracked(TrackedUpload),
-}
-
-struct TrackedUpload {
+/// An upload through a store's multipart API under an id the mover knows
+/// (recorded before the first part), driven by [`WriteMultipart`] like any
+/// other upload.
+#[derive(Debug)]
+struct KnownUpload {
     store: Multipart,
     location: Path,
     id: MultipartId,
-    part_size: usize,
-    /// The next part's bytes so far.
-    buffer: Vec<Bytes>,
-    buffered: usize,
-    sent: JoinSet<(usize, object_store::Result<PartId>)>,
     /// One entry per part sent, filled as each is acknowledged.
-    done: Vec<Option<PartId>>,
+    parts: Arc<Mutex<Vec<Option<PartId>>>>,
 }
 
-impl Parts {
-    /// Starts an upload and has `record` record its id before any part goes.
-    async fn tracked(
+impl KnownUpload {
+    /// Creates the upload and has `record` record its id.
+    async fn start(
         multipart: &Multipart,
         location: &Path,
-        part_size: usize,
         record: RecordUpload<'_>,
         put_failed: impl Fn(object_store::Error) -> MoveError,
     ) -> Result<Self, MoveError> {
@@ -368,108 +356,51 @@ impl Parts {
             let _ = multipart.0.abort_multipart(location, &id).await;
             return Err(MoveError::Transient(format!("record upload id: {e:#}")));
         }
-        Ok(Parts::Tracked(TrackedUpload {
+        Ok(Self {
             store: multipart.clone(),
             location: location.clone(),
             id,
-            part_size,
-            buffer: Vec::new(),
-            buffered: 0,
-            sent: JoinSet::new(),
-            done: Vec::new(),
-        }))
+            parts: Arc::default(),
+        })
     }
 
-    /// Waits until fewer than `max` parts are in flight.
-    async fn wait_for_capacity(&mut self, max: usize) -> object_store::Result<()> {
-        match self {
-            Parts::Plain(w) => w.wait_for_capacity(max).await,
-            Parts::Tracked(t) => {
-                while t.sent.len() >= max {
-                    t.settle_one().await?;
-                }
-                Ok(())
-            }
-        }
-    }
-
-    fn put(&mut self, mut chunk: Bytes) {
-        match self {
-            Parts::Plain(w) => w.put(chunk),
-            Parts::Tracked(t) => {
-                while !chunk.is_empty() {
-                    let take = chunk.split_to((t.part_size - t.buffered).min(chunk.len()));
-                    t.buffered += take.len();
-                    t.buffer.push(take);
-                    if t.buffered == t.part_size {
-                        t.send_part();
-                    }
-                }
-            }
-        }
-    }
-
-    async fn finish(self) -> object_store::Result<()> {
-        match self {
-            Parts::Plain(w) => w.finish().await.map(drop),
-            Parts::Tracked(mut t) => {
-                if t.buffered > 0 || t.done.is_empty() {
-                    t.send_part();
-                }
-                while !t.sent.is_empty() {
-                    t.settle_one().await?;
-                }
-                let parts: Option<Vec<PartId>> = t.done.into_iter().collect();
-                let parts = parts.ok_or_else(|| object_store::Error::Generic {
-                    store: "mover",
-                    source: "a part of the upload was never acknowledged".into(),
-                })?;
-                t.store
-                    .0
-                    .complete_multipart(&t.location, &t.id, parts)
-                    .await
-                    .map(drop)
-            }
-        }
-    }
-
-    async fn abort(self) -> object_store::Result<()> {
-        match self {
-            Parts::Plain(w) => w.abort().await,
-            Parts::Tracked(mut t) => {
-                t.sent.abort_all();
-                t.store.0.abort_multipart(&t.location, &t.id).await
-            }
-        }
+    fn parts(&self) -> MutexGuard<'_, Vec<Option<PartId>>> {
+        self.parts.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-impl TrackedUpload {
-    fn send_part(&mut self) {
-        let payload: PutPayload = std::mem::take(&mut self.buffer).into_iter().collect();
-        self.buffered = 0;
-        let index = self.done.len();
-        self.done.push(None);
+#[async_trait::async_trait]
+impl MultipartUpload for KnownUpload {
+    fn put_part(&mut self, data: PutPayload) -> UploadPart {
+        let index = {
+            let mut parts = self.parts();
+            parts.push(None);
+            parts.len() - 1
+        };
         let (store, location, id) = (self.store.clone(), self.location.clone(), self.id.clone());
-        self.sent.spawn(async move {
-            let part = store.0.put_part(&location, &id, index, payload).await;
-            (index, part)
-        });
+        let parts = self.parts.clone();
+        async move {
+            let part = store.0.put_part(&location, &id, index, data).await?;
+            parts.lock().unwrap_or_else(PoisonError::into_inner)[index] = Some(part);
+            Ok(())
+        }
+        .boxed()
     }
 
-    /// Waits for one part in flight to be acknowledged.
-    async fn settle_one(&mut self) -> object_store::Result<()> {
-        match self.sent.join_next().await {
-            Some(Ok((index, part))) => {
-                self.done[index] = Some(part?);
-                Ok(())
-            }
-            Some(Err(e)) => Err(object_store::Error::Generic {
-                store: "mover",
-                source: format!("part upload task: {e}").into(),
-            }),
-            None => Ok(()),
-        }
+    async fn complete(&mut self) -> object_store::Result<PutResult> {
+        let parts: Option<Vec<PartId>> = std::mem::take(&mut *self.parts()).into_iter().collect();
+        let parts = parts.ok_or_else(|| object_store::Error::Generic {
+            store: "mover",
+            source: "a part of the upload was never acknowledged".into(),
+        })?;
+        self.store
+            .0
+            .complete_multipart(&self.location, &self.id, parts)
+            .await
+    }
+
+    async fn abort(&mut self) -> object_store::Result<()> {
+        self.store.0.abort_multipart(&self.location, &self.id).await
     }
 }
 
