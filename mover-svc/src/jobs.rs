@@ -72,11 +72,15 @@ impl OffsetTracker {
 
 /// Jobs read ahead of the loop's capacity at most; past this many waiting,
 /// or [`READ_AHEAD_BYTES`] of their messages, the partitions are paused
-/// until half of them have started. The half left when the partitions
-/// resume must outlast the refetch: measured on librdkafka's mock cluster,
-/// the first messages after a resume can wait for the next turn of the loop
-/// ([`POLL_AT_LEAST_EVERY`]), which 512 small jobs do.
-const READ_AHEAD: usize = 1024;
+/// until half of them have started. A pause drops what librdkafka had
+/// fetched, and after the resume the first messages come about a quarter
+/// of a second later (measured on librdkafka's mock cluster, whatever the
+/// loop's own turn); the half left must outlast that. At 1,024 it did not:
+/// 512 small jobs take about 0.2 s, so each pause idled the slots and
+/// halved the small-object rate (1,100 against 2,400 jobs/s over 10,000
+/// jobs). 8,192 jobs left take seconds. A waiting job holds its decoded
+/// job and position, not its message: a few hundred bytes.
+const READ_AHEAD: usize = 16_384;
 
 /// Bytes of waiting messages at most (jobs with long reasons).
 const READ_AHEAD_BYTES: usize = 8 << 20;
@@ -203,6 +207,16 @@ struct Position {
     offset: i64,
 }
 
+impl Position {
+    fn of(msg: &OwnedMessage) -> Self {
+        Self {
+            topic: msg.topic().to_owned(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+        }
+    }
+}
+
 /// What a finished task reports back.
 struct Done {
     at: Position,
@@ -232,7 +246,7 @@ pub async fn run(
     let mut acks: FuturesUnordered<BoxFuture<'static, Acked>> = FuturesUnordered::new();
     let mut busy: HashSet<String> = HashSet::new();
     let mut tracker = OffsetTracker::default();
-    let mut waiting: Waiting<OwnedMessage> = Waiting::default();
+    let mut waiting: Waiting<Position> = Waiting::default();
     let mut intake = Intake::default();
     // Deletes of orphan copies that came due; each holds its object as a job does.
     let mut sweeps: JoinSet<String> = JoinSet::new();
@@ -245,9 +259,9 @@ pub async fn run(
     keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         while tasks.len() < concurrency
-            && let Some((msg, job)) = waiting.take_startable(&busy)
+            && let Some((at, job)) = waiting.take_startable(&busy)
         {
-            dispatch(&mut tasks, &mut busy, &mover, stop, &msg, job);
+            dispatch(&mut tasks, &mut busy, &mover, stop, at, job);
         }
         if waiting.is_full() {
             intake.pause(consumer);
@@ -292,7 +306,7 @@ pub async fn run(
                 match decode(&msg) {
                     Ok(job) => {
                         let size = msg.payload().map_or(0, <[u8]>::len) + msg.key().map_or(0, <[u8]>::len);
-                        waiting.push(msg, job, size);
+                        waiting.push(Position::of(&msg), job, size);
                     }
                     Err((class, error)) => {
                         tracing::warn!(partition = msg.partition(), offset = msg.offset(), error, "rejected migration job");
@@ -426,16 +440,11 @@ fn dispatch(
     busy: &mut HashSet<String>,
     mover: &Arc<Mover>,
     stop: &CancellationToken,
-    msg: &OwnedMessage,
+    at: Position,
     job: MigrationJob,
 ) {
     busy.insert(job.object_key.clone());
     let (mover, stop) = (mover.clone(), stop.clone());
-    let at = Position {
-        topic: msg.topic().to_owned(),
-        partition: msg.partition(),
-        offset: msg.offset(),
-    };
     tasks.spawn(async move {
         let mut delays = interrupted_delays();
         let outcome = loop {
