@@ -78,8 +78,8 @@ impl OffsetTracker {
 /// loop's own turn); the half left must outlast that. At 1,024 it did not:
 /// 512 small jobs take about 0.2 s, so each pause idled the slots and
 /// halved the small-object rate (1,100 against 2,400 jobs/s at concurrency
-/// 16 over 10,000 jobs). 8,192 jobs left take seconds. A waiting job holds its decoded
-/// job and position, not its message: a few hundred bytes.
+/// 16 over 10,000 jobs). 8,192 jobs left take seconds. A waiting job holds
+/// its decoded job and position, not its message: a few hundred bytes.
 const READ_AHEAD: usize = 16_384;
 
 /// Bytes of waiting messages at most (jobs with long reasons).
@@ -298,7 +298,8 @@ pub async fn run(
                     }
                 };
                 // In flight from here: no offset past it is stored until it is done.
-                tracker.start(msg.topic(), msg.partition(), msg.offset());
+                let at = Position::of(&msg);
+                tracker.start(&at.topic, at.partition, at.offset);
                 if intake.is_paused() {
                     // From a partition assigned since the pause.
                     intake.pause(consumer);
@@ -306,7 +307,7 @@ pub async fn run(
                 match decode(&msg) {
                     Ok(job) => {
                         let size = msg.payload().map_or(0, <[u8]>::len) + msg.key().map_or(0, <[u8]>::len);
-                        waiting.push(Position::of(&msg), job, size);
+                        waiting.push(at, job, size);
                     }
                     Err((class, error)) => {
                         tracing::warn!(partition = msg.partition(), offset = msg.offset(), error, "rejected migration job");
@@ -317,8 +318,8 @@ pub async fn run(
                             }
                             tokio::time::sleep(Duration::from_secs(2)).await;
                         }
-                        if let Some(next) = tracker.finish(msg.topic(), msg.partition(), msg.offset()) {
-                            store(consumer, msg.topic(), msg.partition(), next);
+                        if let Some(next) = tracker.finish(&at.topic, at.partition, at.offset) {
+                            store(consumer, &at.topic, at.partition, next);
                         }
                     }
                 }
