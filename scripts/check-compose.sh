@@ -155,9 +155,9 @@ TIERS = ["hot", "warm", "cold", "archive"]
 TIER_NUMBERS = {  # the numeric fields of runtime::tiers::Tier
     "idle_days", "storage_usd_per_gb_month", "retrieval_usd_per_gb", "put_usd_per_1k",
     "get_usd_per_1k", "min_storage_days", "first_byte_ms", "max_ops_per_sec", "max_bytes_per_sec",
-    "egress_usd_per_gb", "min_billable_bytes", "overhead_bytes",
+    "egress_usd_per_gb", "min_billable_bytes", "overhead_bytes", "restore_days",
 }
-TIER_KEYS = {"name", "url", "options", "preset", "provider", *TIER_NUMBERS}  # Tier denies unknown fields
+TIER_KEYS = {"name", "url", "options", "preset", "provider", "storage_class", "restore_tier", *TIER_NUMBERS}  # Tier denies unknown fields
 METRICS = [
     "strata_ingest_events_total", "strata_dead_letters_total", "strata_policy_events_applied_total",
     "strata_policy_jobs_emitted_total", "strata_mover_jobs_total", "strata_mover_bytes_copied_total",

@@ -9,7 +9,7 @@
 //!   end ("revived"), so they come back up.
 
 use anyhow::Context;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::{PutOptions, PutPayload};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use strata_proto::{AccessEvent, Op, codec::Encoding, time};
 use strata_runtime::{kafka::Publisher, tiers::TierStore};
@@ -116,8 +116,12 @@ pub async fn run(
         let mut bytes = vec![0u8; o.size as usize];
         rng.fill(&mut bytes[..]);
         let location = tier.location(&o.key)?;
+        let opts = PutOptions {
+            attributes: tier.attributes.clone(),
+            ..PutOptions::default()
+        };
         tier.store
-            .put(&location, PutPayload::from(bytes))
+            .put_opts(&location, PutPayload::from(bytes), opts)
             .await
             .with_context(|| format!("create demo object {}", tier.url_of(&o.key)))?;
     }

@@ -8,6 +8,7 @@
 //! - [`db`]: the catalog and the ledger in SQLite.
 //! - [`transfer`]: streaming copy, read-back and delete on object stores.
 //! - [`local`]: the direct copy between two `file://` tiers.
+//! - [`restore`]: restores of archived objects (S3 Glacier, Deep Archive).
 //! - [`durable`]: group syncs that make file tier copies durable.
 //! - [`mover`]: the protocol in action.
 //! - [`jobs`]: the Kafka job loop: concurrency, ordering per object, offsets.
@@ -24,6 +25,7 @@ pub mod jobs;
 pub mod local;
 pub mod mover;
 pub mod protocol;
+pub mod restore;
 pub mod tail;
 pub mod transfer;
 

@@ -20,6 +20,7 @@ use crate::{
     durable::Syncs,
     fault,
     protocol::{self, Arrival, LedgerRow, OrphanRow, Resume, Sweep, VerifyError},
+    restore,
     transfer::{self, Digest256, MoveError},
 };
 
@@ -314,6 +315,12 @@ impl Mover {
                 Err(StepError::Infra(e)) => return Err(e),
                 Err(StepError::Move(e)) => e,
             };
+            let error = match error {
+                MoveError::Archived(message) => {
+                    MoveError::Archived(self.restore_archived(job, message).await)
+                }
+                other => other,
+            };
             ledger = Ledger::Record;
             self.discard_destination(job).await?;
             let next = delays.next().filter(|delay| {
@@ -458,6 +465,7 @@ impl Mover {
         })?;
         let read_back = match read_back {
             Some(read_back) => Ok(read_back),
+            None if dst.archived => transfer::archived_digest(dst, &job.object_key, &copied).await,
             None => transfer::read_digest(dst, &job.object_key).await,
         };
         let verified = read_back.and_then(|read_back| {
@@ -480,6 +488,32 @@ impl Mover {
         }
         fault::point("verified");
         Ok((copied, verifying))
+    }
+
+    /// Asks the source's store to restore an archived source, once per
+    /// failed job; returns the FAILED status's message, which says where
+    /// the restore stands. The policy's retry of the job, hours later, finds
+    /// the object readable.
+    async fn restore_archived(&self, job: &MigrationJob, message: String) -> String {
+        let Ok(src) = self.tier(&job.from_tier) else {
+            return message;
+        };
+        match (restore::request(src, &job.object_key).await, &src.s3) {
+            (Some(Ok(restore)), Some(s3)) => {
+                tracing::info!(job_key = %job.job_key, object_key = %job.object_key, tier = %job.from_tier, ?restore, "archived source: restore asked for");
+                format!("{message}; {}", restore.describe(s3))
+            }
+            (Some(Err(e)), _) => {
+                tracing::warn!(job_key = %job.job_key, object_key = %job.object_key, error = %e, "archived source: restore request failed");
+                format!(
+                    "{message}; the restore request failed ({e}): restore it, then send the job again"
+                )
+            }
+            _ => format!(
+                "{message}; tier {} cannot ask for it: restore it (Azure: rehydrate the blob), then send the job again",
+                job.from_tier
+            ),
+        }
     }
 
     /// I2 guard for a job found switched in the ledger (a resume): never

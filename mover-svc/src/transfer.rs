@@ -14,7 +14,8 @@ use bytes::Bytes;
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
 use object_store::{
     GetResult, GetResultPayload, MultipartId, MultipartUpload, ObjectMeta, ObjectStoreExt,
-    PutPayload, PutResult, UploadPart, WriteMultipart, multipart::PartId, path::Path,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, UploadPart, WriteMultipart,
+    multipart::PartId, path::Path,
 };
 use sha2::{Digest, Sha256};
 use strata_runtime::tiers::{Multipart, TierStore};
@@ -33,6 +34,11 @@ pub enum MoveError {
     /// The source changed while it was copied: permanent for this job.
     #[error("source changed during the copy: {0}")]
     SourceChanged(String),
+    /// The source is in an archive class (S3 Glacier Flexible Retrieval or
+    /// Deep Archive, Azure's Archive tier) and must be restored before it
+    /// can be read: permanent for this job, which fails at once.
+    #[error("{0}")]
+    Archived(String),
     /// The destination did not read back as copied: retried.
     #[error("verify mismatch: {0}")]
     VerifyMismatch(String),
@@ -47,6 +53,7 @@ impl MoveError {
         match self {
             MoveError::NotFound(_) => "not_found",
             MoveError::Permanent(_) => "permanent",
+            MoveError::Archived(_) => "archived",
             MoveError::SourceChanged(_) => "source_changed",
             MoveError::VerifyMismatch(_) => "verify_mismatch",
             MoveError::Transient(_) => "transient",
@@ -62,7 +69,8 @@ impl MoveError {
     /// folder on it is a file, a name too long) holds no object: not found.
     pub fn from_store(context: &str, e: object_store::Error) -> Self {
         use object_store::Error as E;
-        let message = format!("{context}: {e}");
+        let said = e.to_string();
+        let message = format!("{context}: {said}");
         if io_cause(&e).is_some_and(no_such_path) {
             return MoveError::NotFound(message);
         }
@@ -70,6 +78,20 @@ impl MoveError {
         // EPERM) as a generic error: it is access denied, permanent.
         if io_cause(&e).is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied) {
             return MoveError::Permanent(message);
+        }
+        // What the store says in its error body: an archived object (S3:
+        // 403 InvalidObjectState; Azure: 409 BlobArchived), a storage class
+        // the store does not know (400 InvalidStorageClass: the tier's
+        // class, on every write, so retrying is no use).
+        if said.contains("InvalidObjectState") || said.contains("BlobArchived") {
+            return MoveError::Archived(format!(
+                "{message}: the object is archived and must be restored before it can be read"
+            ));
+        }
+        if said.contains("InvalidStorageClass") {
+            return MoveError::Permanent(format!(
+                "{message} (the tier's storage_class; a store without classes needs storage_class = \"\")"
+            ));
         }
         match e {
             E::NotFound { .. } => MoveError::NotFound(message),
@@ -263,15 +285,26 @@ pub async fn copy(
         let payload: PutPayload = parts.into_iter().collect();
         dst.limits.op().await;
         dst.limits.bytes(done as usize).await;
-        dst.store.put(&to, payload).await.map_err(put_failed)?;
+        let opts = PutOptions {
+            attributes: dst.attributes.clone(),
+            ..PutOptions::default()
+        };
+        dst.store
+            .put_opts(&to, payload, opts)
+            .await
+            .map_err(put_failed)?;
         on_progress(done);
     } else {
         dst.limits.op().await;
         let upload: Box<dyn MultipartUpload> = match (&dst.multipart, record_upload) {
             (Some(multipart), Some(record)) => {
-                Box::new(KnownUpload::start(multipart, &to, record, put_failed).await?)
+                Box::new(KnownUpload::start(multipart, dst, &to, record, put_failed).await?)
             }
-            _ => dst.store.put_multipart(&to).await.map_err(put_failed)?,
+            _ => dst
+                .store
+                .put_multipart_opts(&to, multipart_options(dst))
+                .await
+                .map_err(put_failed)?,
         };
         let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
         let result: Result<Sha256, MoveError> = async {
@@ -327,6 +360,14 @@ pub async fn copy(
     })
 }
 
+/// The options of a multipart upload to `tier`: its storage class.
+fn multipart_options(tier: &TierStore) -> PutMultipartOptions {
+    PutMultipartOptions {
+        attributes: tier.attributes.clone(),
+        ..PutMultipartOptions::default()
+    }
+}
+
 /// An upload through a store's multipart API under an id the mover knows
 /// (recorded before the first part), driven by [`WriteMultipart`] like any
 /// other upload.
@@ -340,16 +381,17 @@ struct KnownUpload {
 }
 
 impl KnownUpload {
-    /// Creates the upload and has `record` record its id.
+    /// Creates the upload on `tier` and has `record` record its id.
     async fn start(
         multipart: &Multipart,
+        tier: &TierStore,
         location: &Path,
         record: RecordUpload<'_>,
         put_failed: impl Fn(object_store::Error) -> MoveError,
     ) -> Result<Self, MoveError> {
         let id = multipart
             .0
-            .create_multipart(location)
+            .create_multipart_opts(location, multipart_options(tier))
             .await
             .map_err(&put_failed)?;
         if let Err(e) = record(id.clone()).await {
@@ -470,6 +512,23 @@ async fn copy_files(
     };
     on_progress(copied.copied.bytes);
     Ok(copied)
+}
+
+/// The digest of a copy on an archived tier ([`TierStore::archived`]),
+/// which cannot be read back: the copy's own digest once a HEAD finds the
+/// object at its size. The store checked the SHA-256 that each request of
+/// the upload signed (object_store signs payloads), so the bytes it holds
+/// are the bytes hashed.
+pub async fn archived_digest(
+    tier: &TierStore,
+    key: &str,
+    copied: &Digest256,
+) -> Result<Digest256, MoveError> {
+    let found = head(tier, key).await?;
+    Ok(Digest256 {
+        sha256: copied.sha256.clone(),
+        bytes: found.size,
+    })
 }
 
 /// Reads `key` back from `tier` and hashes it.

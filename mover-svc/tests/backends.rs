@@ -273,6 +273,36 @@ impl Moto {
         );
     }
 
+    /// The storage class `key` on the S3 tier `t` is billed in (S3 names
+    /// every class but STANDARD in a HEAD's `x-amz-storage-class`).
+    async fn storage_class(&self, t: &TierStore, key: &str) -> String {
+        use object_store::signer::Signer;
+        let s3 = t.s3.as_ref().expect("an S3 tier");
+        let url = s3
+            .store
+            .signed_url(
+                http::Method::HEAD,
+                &t.location(key).unwrap(),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        let target = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+        let response = self.request("HEAD", &target);
+        assert!(
+            response.starts_with("HTTP/1.1 200"),
+            "HEAD {key}: {response}"
+        );
+        response
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("x-amz-storage-class")
+                    .then(|| value.trim().to_owned())
+            })
+            .unwrap_or_else(|| "STANDARD".into())
+    }
+
     /// Multipart uploads begun in `bucket` and neither completed nor aborted.
     fn open_uploads(&self, bucket: &str) -> usize {
         let response = self.request("GET", &format!("/{bucket}?uploads"));
@@ -282,7 +312,13 @@ impl Moto {
 }
 
 fn tier(name: &str, url: String, options: &[(&str, &str)]) -> TierStore {
-    let mut tier: Tier = toml::from_str(&format!("name = '{name}'\nurl = '{url}'")).unwrap();
+    classed_tier(name, url, "", options)
+}
+
+/// A tier whose file also says `class`: `preset = '...'` or `storage_class = '...'`.
+fn classed_tier(name: &str, url: String, class: &str, options: &[(&str, &str)]) -> TierStore {
+    let mut tier: Tier =
+        toml::from_str(&format!("name = '{name}'\nurl = '{url}'\n{class}")).unwrap();
     tier.options = options
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -648,6 +684,123 @@ async fn refused_deletes_leave_a_recorded_orphan(b: &Backend) {
         Some(&bytes[..]),
         "{name}: live copy kept"
     );
+}
+
+/// Objects land in the storage class their tier bills (its preset's, or
+/// the class its file names), by single PUT and multipart alike. A source
+/// in an archive class fails its job at once and stays; a class the store
+/// does not know fails the job at once, the source untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_are_written_in_the_storage_class_of_their_tier() {
+    let moto = Moto::start();
+    for bucket in ["strata-src", "strata-ia", "strata-deep", "strata-odd"] {
+        moto.create_bucket(bucket);
+    }
+    let opts = moto.tier_options();
+    let src = tier("src", "s3://strata-src".into(), &opts);
+    let memory_src = tier("src", "memory://".into(), &[]);
+    let ia_preset = "preset = 'aws-s3-standard-ia'";
+    let memory_ia = classed_tier("dst", "memory://".into(), ia_preset, &[]);
+    let ia = classed_tier("dst", "s3://strata-ia".into(), ia_preset, &opts);
+    let (on_s3, on_memory) = (
+        mover(&src, &ia, None, None),
+        mover(&memory_src, &memory_ia, None, None),
+    );
+    for (key, size) in [("small", 70_000usize), ("big", 12 << 20)] {
+        let bytes: Vec<u8> = (0..size).map(|i| (i * 13 % 251) as u8).collect();
+        put(&src, key, &bytes).await;
+        run(&on_s3, job(key)).await;
+        assert_eq!(ledger(&on_s3, key).await.state, State::Completed, "{key}");
+        assert_eq!(moto.storage_class(&ia, key).await, "STANDARD_IA", "{key}");
+
+        put(&memory_src, key, &bytes).await;
+        run(&on_memory, job(key)).await;
+        let got = memory_ia
+            .store
+            .get(&memory_ia.location(key).unwrap())
+            .await
+            .unwrap();
+        let class = got.attributes.get(&object_store::Attribute::StorageClass);
+        assert_eq!(
+            class.map(|c| c.as_ref()),
+            Some("STANDARD_IA"),
+            "memory {key}"
+        );
+    }
+
+    // Into Deep Archive, then out of it: S3 refuses to read the object
+    // until it is restored, so the job fails at once and the object stays.
+    let deep = classed_tier(
+        "dst",
+        "s3://strata-deep".into(),
+        "preset = 'aws-s3-deep-archive'",
+        &opts,
+    );
+    let s = mover(&src, &deep, None, None);
+    put(&src, "frozen", b"cold bytes").await;
+    run(&s, job("frozen")).await;
+    assert_eq!(moto.storage_class(&deep, "frozen").await, "DEEP_ARCHIVE");
+    let thaw = MigrationJob {
+        job_key: strata_proto::job_key("frozen", "dst", "src", 1),
+        object_key: "frozen".into(),
+        from_tier: "dst".into(),
+        to_tier: "src".into(),
+        generation: 1,
+        ..Default::default()
+    };
+    run(&s, thaw.clone()).await;
+    let row = s.mover.db.ledger(&thaw.job_key).await.unwrap().unwrap();
+    assert_eq!(row.state, State::Failed, "{row:?}");
+    let (class, message) = row.error.unwrap();
+    assert_eq!((class.as_str(), row.attempt), ("archived", 1), "{message}");
+    assert!(
+        message.contains("restore requested (Standard retrieval"),
+        "{message}"
+    );
+    assert_eq!(
+        s.mover.db.catalog("frozen").await.unwrap().unwrap().tier,
+        "dst"
+    );
+    assert_eq!(moto.storage_class(&deep, "frozen").await, "DEEP_ARCHIVE");
+    assert_eq!(
+        read(&src, "frozen").await,
+        None,
+        "no copy left where it was to go"
+    );
+    // moto restores at once (S3 takes hours): the policy's retry moves it.
+    let retry = MigrationJob {
+        job_key: strata_proto::retry_job_key("frozen", "dst", "src", 1, 1),
+        retry: 1,
+        ..thaw
+    };
+    run(&s, retry.clone()).await;
+    let row = s.mover.db.ledger(&retry.job_key).await.unwrap().unwrap();
+    assert_eq!(row.state, State::Completed, "{row:?}");
+    assert_eq!(
+        read(&src, "frozen").await.as_deref(),
+        Some(&b"cold bytes"[..])
+    );
+    assert_eq!(
+        s.mover.db.catalog("frozen").await.unwrap().unwrap().tier,
+        "src"
+    );
+
+    // A class the store does not know: every write would fail alike.
+    let odd = classed_tier(
+        "dst",
+        "s3://strata-odd".into(),
+        "storage_class = 'NO_SUCH_CLASS'",
+        &opts,
+    );
+    let s = mover(&src, &odd, None, None);
+    put(&src, "odd", b"bytes").await;
+    run(&s, job("odd")).await;
+    let row = ledger(&s, "odd").await;
+    assert_eq!(row.state, State::Failed, "{row:?}");
+    let (class, message) = row.error.unwrap();
+    assert_eq!((class.as_str(), row.attempt), ("permanent", 1), "{message}");
+    assert!(message.contains("storage_class"), "{message}");
+    assert_eq!(read(&src, "odd").await.as_deref(), Some(&b"bytes"[..]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

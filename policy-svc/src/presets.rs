@@ -398,6 +398,27 @@ mod tests {
         assert!(err.contains("aws-s3-deep-archive"), "{err}");
     }
 
+    /// The mover writes each preset's storage class
+    /// (`strata_runtime::tiers::PRESET_STORAGE_CLASSES`): a preset it did not
+    /// know would be priced as a class its objects are never written in.
+    #[test]
+    fn every_preset_names_the_storage_class_the_mover_writes() {
+        use strata_runtime::tiers::{PRESET_STORAGE_CLASSES, preset_storage_class};
+        for preset in PRESETS {
+            assert!(
+                preset_storage_class(preset.name).is_some(),
+                "{} has no storage class",
+                preset.name
+            );
+        }
+        for (name, _, _) in PRESET_STORAGE_CLASSES {
+            assert!(
+                get(name).is_some(),
+                "storage class of an unknown preset {name}"
+            );
+        }
+    }
+
     #[test]
     fn every_provider_has_its_classes_cheaper_as_they_go_colder() {
         for provider in ["aws", "azure", "gcp"] {

@@ -18,8 +18,13 @@ use std::{collections::BTreeMap, path::Path as FsPath, sync::Arc};
 
 use anyhow::{Context, bail};
 use object_store::{
-    ObjectStore, aws::AmazonS3Builder, local::LocalFileSystem, memory::InMemory,
-    multipart::MultipartStore, path::Path,
+    Attribute, Attributes, ClientConfigKey, ObjectStore,
+    aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey},
+    client::{HttpClient, HttpConnector, ReqwestConnector},
+    local::LocalFileSystem,
+    memory::InMemory,
+    multipart::MultipartStore,
+    path::Path,
 };
 use serde::Deserialize;
 use url::Url;
@@ -89,6 +94,22 @@ pub struct Tier {
     /// Bytes billed on top of each object (S3 Glacier: 40 KB of metadata).
     #[serde(default)]
     pub overhead_bytes: u64,
+    /// The storage class every object written to this tier gets: S3's
+    /// `x-amz-storage-class` (`STANDARD_IA`, `GLACIER_IR`, ...), GCS's
+    /// storage class (`NEARLINE`, ...), Azure's access tier (`Cool`, ...).
+    /// Unset, it is the preset's class ([`preset_storage_class`]), or none;
+    /// `""` sends none (for S3-compatible servers that know no classes).
+    #[serde(default)]
+    pub storage_class: Option<String>,
+    /// On an S3 tier whose class is archived (Glacier Flexible Retrieval,
+    /// Deep Archive): how many days a restored copy stays readable. mover-svc
+    /// asks S3 to restore an object it cannot read; default 7.
+    #[serde(default)]
+    pub restore_days: Option<u32>,
+    /// And at which retrieval tier: `Standard` (default), `Bulk` or
+    /// `Expedited` (Glacier Flexible Retrieval only).
+    #[serde(default)]
+    pub restore_tier: Option<String>,
     /// The fields written in the file for this tier (filled by
     /// [`TierConfig::parse`]), so that a preset never overrides them.
     #[serde(skip)]
@@ -164,6 +185,33 @@ pub struct TierStore {
     /// `memory://`): an upload's id is known before its first part, so an
     /// upload cut short by a crash can be aborted at the next start.
     pub multipart: Option<Multipart>,
+    /// What every write to this tier carries: its storage class
+    /// ([`Tier::storage_class`]), if it has one.
+    pub attributes: Attributes,
+    /// Set on an S3 tier: what the mover needs for the requests object_store
+    /// does not make (restoring archived objects).
+    pub s3: Option<S3Tier>,
+    /// Objects written here cannot be read until restored: the tier's class
+    /// is S3 Glacier Flexible Retrieval or Deep Archive, or Azure's Archive
+    /// tier. A copy to it is verified by its size and by the store's own
+    /// check of each request's signed SHA-256, not by reading it back.
+    pub archived: bool,
+}
+
+/// An S3 tier's store and what signing a request of one's own takes.
+#[derive(Debug, Clone)]
+pub struct S3Tier {
+    /// The store: its credentials sign, and its URLs name objects as its
+    /// own requests do.
+    pub store: Arc<AmazonS3>,
+    /// The region requests are signed for.
+    pub region: String,
+    /// An HTTP client with the tier's client options (`allow_http`, ...).
+    pub client: HttpClient,
+    /// Days a restored copy stays readable ([`Tier::restore_days`]).
+    pub restore_days: u32,
+    /// The retrieval tier of restores ([`Tier::restore_tier`]).
+    pub restore_tier: String,
 }
 
 /// A store's multipart API ([`TierStore::multipart`]).
@@ -240,12 +288,125 @@ fn is_staging_name(segment: &str) -> bool {
         .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// The storage class of each cloud price preset: what an object must be
+/// written with to be billed as the preset says, and the URL schemes of the
+/// store that knows the class. Policy-svc's presets
+/// (`policy-svc/src/presets.rs`) are checked to have one each.
+pub const PRESET_STORAGE_CLASSES: &[(&str, &[&str], &str)] = &[
+    ("aws-s3-standard", S3, "STANDARD"),
+    ("aws-s3-standard-ia", S3, "STANDARD_IA"),
+    ("aws-s3-glacier-ir", S3, "GLACIER_IR"),
+    ("aws-s3-glacier-flexible", S3, "GLACIER"),
+    ("aws-s3-deep-archive", S3, "DEEP_ARCHIVE"),
+    ("azure-hot", AZURE, "Hot"),
+    ("azure-cool", AZURE, "Cool"),
+    ("azure-cold", AZURE, "Cold"),
+    ("azure-archive", AZURE, "Archive"),
+    ("gcs-standard", GCS, "STANDARD"),
+    ("gcs-nearline", GCS, "NEARLINE"),
+    ("gcs-coldline", GCS, "COLDLINE"),
+    ("gcs-archive", GCS, "ARCHIVE"),
+];
+
+const S3: &[&str] = &["s3", "s3a"];
+const AZURE: &[&str] = &["az", "azure", "abfs", "abfss"];
+const GCS: &[&str] = &["gs"];
+
+/// The storage class of the price preset `preset`, if it is a known one.
+pub fn preset_storage_class(preset: &str) -> Option<&'static str> {
+    preset_class(preset).map(|(_, class)| class)
+}
+
+fn preset_class(preset: &str) -> Option<(&'static [&'static str], &'static str)> {
+    PRESET_STORAGE_CLASSES
+        .iter()
+        .find(|(name, _, _)| *name == preset)
+        .map(|(_, schemes, class)| (*schemes, *class))
+}
+
 impl Tier {
+    /// The storage class objects written to this tier get: the one written
+    /// in the file (`""`: none), else its preset's, else none.
+    pub fn storage_class(&self) -> Option<&str> {
+        match &self.storage_class {
+            Some(class) => Some(class.as_str()).filter(|c| !c.is_empty()),
+            None => self.preset.as_deref().and_then(preset_storage_class),
+        }
+    }
+
+    /// The write attributes of an object store behind `scheme`. A local
+    /// folder has no storage classes: there a preset prices the tier as if
+    /// it were the class, and a class written out is refused.
+    fn write_attributes(&self, scheme: &str) -> anyhow::Result<Attributes> {
+        let mut attributes = Attributes::new();
+        let Some(class) = self.storage_class() else {
+            return Ok(attributes);
+        };
+        match (
+            &self.storage_class,
+            self.preset.as_deref().and_then(preset_class),
+        ) {
+            (Some(_), _) if scheme == "file" => bail!(
+                "tier {}: a file:// tier has no storage class (storage_class = {class:?})",
+                self.name
+            ),
+            // A local folder or memory priced as a cloud class: no class to send.
+            (None, _) if scheme == "file" => return Ok(attributes),
+            (None, Some((schemes, _))) if scheme != "memory" && !schemes.contains(&scheme) => {
+                bail!(
+                    "tier {}: preset {:?} is a class of {}:// stores, not of {scheme}://; \
+                     write storage_class = \"\" to price the tier as the preset without \
+                     sending its class",
+                    self.name,
+                    self.preset.as_deref().unwrap_or_default(),
+                    schemes[0]
+                )
+            }
+            _ => {}
+        }
+        if !class
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            bail!(
+                "tier {}: storage class {class:?} is not a class name (letters, digits, '_', '-')",
+                self.name
+            );
+        }
+        attributes.insert(Attribute::StorageClass, class.to_owned().into());
+        Ok(attributes)
+    }
+
+    /// Whether the tier's class on a `scheme` store makes objects unreadable
+    /// until restored.
+    fn is_archived(&self, scheme: &str) -> bool {
+        match self.storage_class() {
+            Some("GLACIER" | "DEEP_ARCHIVE") => S3.contains(&scheme),
+            Some(class) => class.eq_ignore_ascii_case("archive") && AZURE.contains(&scheme),
+            None => false,
+        }
+    }
+
+    /// The retrieval tier of restores, checked.
+    fn restore_tier(&self) -> anyhow::Result<String> {
+        match self.restore_tier.as_deref() {
+            None => Ok("Standard".into()),
+            Some(t @ ("Standard" | "Bulk" | "Expedited")) => Ok(t.into()),
+            Some(other) => bail!(
+                "tier {}: restore_tier {other:?} is not Standard, Bulk or Expedited",
+                self.name
+            ),
+        }
+    }
+
     /// Builds the tier's object store. `file://` folders are created when
     /// missing; S3 credentials come from `AWS_*` variables.
     pub fn open(&self) -> anyhow::Result<TierStore> {
         let url = Url::parse(&self.url).with_context(|| format!("tier {} url", self.name))?;
         let prefix = Path::from_url_path(url.path()).unwrap_or_default();
+        let attributes = self.write_attributes(url.scheme())?;
+        let archived = self.is_archived(url.scheme());
+        let mut s3 = None;
         let mut local = None;
         let mut multipart = None;
         let (store, prefix): (Arc<dyn ObjectStore>, Path) = match url.scheme() {
@@ -284,9 +445,36 @@ impl Tier {
                         .with_context(|| format!("tier {} option {k:?}", self.name))?;
                     builder = builder.with_config(key, v);
                 }
-                let s3 = Arc::new(builder.build()?);
-                multipart = Some(Multipart(s3.clone()));
-                (s3, prefix)
+                let region = builder
+                    .get_config_value(&AmazonS3ConfigKey::Region)
+                    .unwrap_or_else(|| "us-east-1".into());
+                let allow_http = builder
+                    .get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp))
+                    .is_some_and(|v| v == "true");
+                // An archived copy is not read back: S3's check of the
+                // SHA-256 each request signs is its verification.
+                if self.is_archived(url.scheme())
+                    && builder
+                        .get_config_value(&AmazonS3ConfigKey::UnsignedPayload)
+                        .is_some_and(|v| v == "true")
+                {
+                    bail!(
+                        "tier {}: an archived class needs signed payloads (unsigned_payload = \"false\"): \
+                         S3's check of them is what verifies a copy that cannot be read back",
+                        self.name
+                    );
+                }
+                let store = Arc::new(builder.build()?);
+                let client_options = object_store::ClientOptions::new().with_allow_http(allow_http);
+                s3 = Some(S3Tier {
+                    store: store.clone(),
+                    region,
+                    client: ReqwestConnector::default().connect(&client_options)?,
+                    restore_days: self.restore_days.unwrap_or(7).max(1),
+                    restore_tier: self.restore_tier()?,
+                });
+                multipart = Some(Multipart(store.clone()));
+                (store, prefix)
             }
             "gs" | "az" | "azure" | "abfs" | "abfss" => {
                 let opts = self.options.iter().map(|(k, v)| (k.as_str(), v.as_str()));
@@ -306,6 +494,9 @@ impl Tier {
             )),
             local,
             multipart,
+            attributes,
+            s3,
+            archived,
         })
     }
 }
@@ -370,6 +561,80 @@ mod tests {
         assert!(TierConfig::parse(dup, &[]).is_err());
         assert!(TierConfig::parse("[[tiers]]\nname='a/b'\nurl='memory://'", &[]).is_err());
         assert!(TierConfig::parse("tiers = []", &[]).is_err());
+    }
+
+    fn tier_of(toml: &str) -> Tier {
+        TierConfig::parse(&format!("[[tiers]]\nname = 't'\n{toml}"), &[])
+            .unwrap()
+            .tiers
+            .remove(0)
+    }
+
+    fn class_written(toml: &str) -> anyhow::Result<Option<String>> {
+        let store = tier_of(toml).open()?;
+        Ok(store
+            .attributes
+            .get(&Attribute::StorageClass)
+            .map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn writes_carry_the_class_of_the_tier_or_its_preset() {
+        let s3 = "url = 's3://bucket/ia'\n[tiers.options]\nregion = 'us-east-1'";
+        let ia = format!("preset = 'aws-s3-standard-ia'\n{s3}");
+        assert_eq!(class_written(&ia).unwrap().as_deref(), Some("STANDARD_IA"));
+        let explicit = format!("storage_class = 'ONEZONE_IA'\n{ia}");
+        assert_eq!(
+            class_written(&explicit).unwrap().as_deref(),
+            Some("ONEZONE_IA")
+        );
+        // "" sends none: an S3-compatible server without classes (MinIO).
+        let none = format!("storage_class = ''\n{ia}");
+        assert_eq!(class_written(&none).unwrap(), None);
+        assert_eq!(class_written(s3).unwrap(), None);
+        let gcs = "preset = 'gcs-coldline'\nurl = 'memory://'";
+        assert_eq!(class_written(gcs).unwrap().as_deref(), Some("COLDLINE"));
+        // Only the classes S3 and Azure must restore before a read are
+        // archived: copies to them are not read back.
+        let archived = |preset: &str, url: &str| {
+            tier_of(&format!(
+                "preset = '{preset}'\nurl = '{url}'\n[tiers.options]\nregion = 'x'"
+            ))
+            .open()
+            .unwrap()
+            .archived
+        };
+        assert!(archived("aws-s3-deep-archive", "s3://b"));
+        assert!(archived("aws-s3-glacier-flexible", "s3://b"));
+        assert!(!archived("aws-s3-glacier-ir", "s3://b"));
+        assert!(!archived("aws-s3-deep-archive", "memory://"));
+        assert!(!archived("gcs-archive", "memory://"));
+        let unsigned = "preset = 'aws-s3-deep-archive'\nurl = 's3://b'\n[tiers.options]\nregion = 'x'\nunsigned_payload = 'true'";
+        let e = tier_of(unsigned).open().unwrap_err();
+        assert!(format!("{e:#}").contains("needs signed payloads"), "{e:#}");
+    }
+
+    #[test]
+    fn a_class_the_store_cannot_have_is_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = format!("url = 'file://{}/t'", dir.path().display());
+        // A local folder priced as a cloud class sends no class...
+        let priced = format!("preset = 'aws-s3-glacier-ir'\n{folder}");
+        assert_eq!(class_written(&priced).unwrap(), None);
+        // ...and refuses one written out.
+        let written = format!("storage_class = 'GLACIER_IR'\n{folder}");
+        let e = format!("{:#}", class_written(&written).unwrap_err());
+        assert!(e.contains("file:// tier has no storage class"), "{e}");
+        // An Azure class on an S3 bucket is a mistake in the file.
+        let e =
+            class_written("preset = 'azure-cool'\nurl = 's3://b'\n[tiers.options]\nregion = 'x'")
+                .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("az:// stores, not of s3://"),
+            "{e:#}"
+        );
+        let e = class_written("storage_class = 'STANDARD IA'\nurl = 'memory://'").unwrap_err();
+        assert!(format!("{e:#}").contains("not a class name"), "{e:#}");
     }
 
     #[test]
