@@ -24,6 +24,9 @@ pub enum Command {
     /// Create demo objects in the tiers and publish a skewed read stream
     /// with event times spread over weeks, then exit.
     Demo(DemoArgs),
+    /// Publish the events of an access trace file (CSV, NDJSON or IBM, as
+    /// `policy-svc simulate` reads them), ending it now, then exit.
+    Replay(crate::replay::ReplayArgs),
 }
 
 /// The demo workload's shape.

@@ -1,17 +1,19 @@
 //! ingest-svc: turns the outside world's signals into `access_events`:
-//! `POST /v1/events`, periodic inventories of every tier, and the demo
-//! workload.
+//! `POST /v1/events`, periodic inventories of every tier, replays of
+//! trace files and the demo workload.
 //!
 //! # Layout
 //! - [`config`]: flags, environment, subcommands.
 //! - [`events`]: parsing and validating a posted batch (pure).
 //! - [`inventory`]: listing tiers into INVENTORY events.
 //! - [`demo`]: the seeded demo workload.
+//! - [`replay`]: replays of access trace files.
 
 pub mod config;
 pub mod demo;
 pub mod events;
 pub mod inventory;
+pub mod replay;
 
 use std::{future::Future, sync::Arc, time::Duration};
 

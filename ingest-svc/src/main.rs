@@ -1,5 +1,5 @@
 //! ingest-svc binary: parse flags, start tracing, run until SIGINT/SIGTERM
-//! (or run the demo workload once).
+//! (or run the demo workload, or replay a trace, once).
 
 use clap::Parser;
 use ingest_svc::config::{Cli, Command};
@@ -22,6 +22,34 @@ async fn main() -> anyhow::Result<()> {
                     .await?;
             println!(
                 "demo: created {objects} objects, published {events} access events to {topic}"
+            );
+            Ok(())
+        }
+        Some(Command::Replay(args)) => {
+            let publisher = kafka::Publisher::try_new(&config.common)?;
+            kafka::ensure_topics(&config.common, &config.common.all_topics()).await?;
+            let topic = &config.common.topic_access_events;
+            let stop = shutdown::token(shutdown::signal_received());
+            let now_ms = strata_proto::time::now_millis();
+            let done = ingest_svc::replay::run(
+                &args,
+                &publisher,
+                topic,
+                config.event_encoding,
+                now_ms,
+                &stop,
+            )
+            .await?;
+            println!(
+                "replay: published {} access events to {topic}; skipped {} invalid and {} of operations not replayed{}",
+                done.published,
+                done.invalid,
+                done.skipped,
+                if done.stopped {
+                    " (stopped early: run it again to finish; events already published are not counted twice)"
+                } else {
+                    ""
+                }
             );
             Ok(())
         }

@@ -164,6 +164,11 @@ pub fn stored_offsets(conn: &Connection, topic: &str) -> rusqlite::Result<Vec<(i
     rows.collect()
 }
 
+/// How far past the wall clock an event's time may be taken: a sender's
+/// clock that runs ahead, not a time decades off (a unit mistake, a bad
+/// producer), which would move the clock and age every object at once.
+pub const MAX_AHEAD_MS: i64 = DAY_MS;
+
 fn apply_event(
     tx: &Transaction<'_>,
     touched: &mut Touched,
@@ -184,6 +189,13 @@ fn apply_event(
     }
     // Validated upstream: ts is set (the record timestamp when the event had none).
     let ts = e.ts.as_ref().map(time::to_millis).unwrap_or(wall_ms);
+    let ts = if ts > wall_ms + MAX_AHEAD_MS {
+        metrics::counter!("strata_policy_future_events_total").increment(1);
+        tracing::warn!(object_key = %e.object_key, ts, wall_ms, "event time more than a day ahead of the wall clock; taken as a day ahead");
+        wall_ms + MAX_AHEAD_MS
+    } else {
+        ts
+    };
     clock.observe(ts, wall_ms);
     let op = e.op();
     let existing = touched.load(tx, &e.object_key)?;

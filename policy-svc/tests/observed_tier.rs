@@ -73,3 +73,29 @@ async fn an_assumed_tier_gives_way_to_an_observed_one_until_the_mover_moves_the_
     let o = store.object("logs/a").await.unwrap().unwrap();
     assert_eq!((o.tier.as_str(), o.generation), ("cold", 2));
 }
+
+/// An event time decades ahead (a unit mistake, a bad producer) must not
+/// move the policy's clock there, which would age every object at once:
+/// it is taken as a day ahead of the wall clock at most.
+#[tokio::test]
+async fn an_event_from_the_far_future_moves_the_clock_a_day_at_most() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("policy.db")).unwrap();
+    let fifty_years = 50 * 365 * policy_svc::rules::DAY_MS;
+    apply(&store, 0, seen(Op::Get, "", WALL + fifty_years), WALL).await;
+    let day_ahead = WALL + policy_svc::engine::MAX_AHEAD_MS;
+    assert_eq!(store.clock().await.unwrap().now(WALL), day_ahead);
+    let o = store.object("logs/a").await.unwrap().unwrap();
+    assert_eq!(o.last_access_ms, day_ahead);
+    // A sender whose clock runs an hour ahead is taken at its word.
+    let hour = 3_600_000;
+    apply(
+        &store,
+        1,
+        seen(Op::Get, "", day_ahead + hour),
+        WALL + 2 * hour,
+    )
+    .await;
+    let o = store.object("logs/a").await.unwrap().unwrap();
+    assert_eq!(o.last_access_ms, day_ahead + hour);
+}

@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`args`]: command-line and environment settings every daemon takes.
 //! - [`tiers`]: the tier file (TOML) and the object store of each tier.
+//! - [`trace`]: access trace files (CSV, NDJSON, IBM) for the simulator and replays.
 //! - [`kafka`]: client configs, topic creation, [`kafka::Publisher`], dead letters.
 //! - [`http`]: the base router and `serve` with graceful shutdown.
 //! - [`limits`]: per-tier caps on operations and bytes per second.
@@ -21,3 +22,4 @@ pub mod shutdown;
 pub mod sqlite;
 pub mod telemetry;
 pub mod tiers;
+pub mod trace;

@@ -251,13 +251,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         None => presets::aws_s3(),
     };
     let params = args.cost.params()?;
-    let format =
-        args.format
-            .unwrap_or_else(|| match args.trace.extension().and_then(|e| e.to_str()) {
-                Some("csv") => Format::Csv,
-                Some("ndjson" | "jsonl" | "json") => Format::Ndjson,
-                _ => Format::Ibm,
-            });
+    let format = args.format.unwrap_or_else(|| Format::of_path(&args.trace));
     let file = std::fs::File::open(&args.trace)
         .with_context(|| format!("open trace {}", args.trace.display()))?;
     let trace = trace::read(file, format, args.time_scale)

@@ -1,0 +1,363 @@
+//! Replays an access trace file (CSV, NDJSON or the IBM Cloud Object Storage
+//! format, as `policy-svc simulate` reads them: `strata_runtime::trace`) into
+//! `access_events`, so that the daemons learn a recorded workload.
+//!
+//! - Event times keep their spacing (stretched by `--time-scale`) and are
+//!   shifted so that the trace's last event falls at the moment the replay
+//!   starts: the trace becomes the recent past, and policy-svc decides as
+//!   of now. `--keep-times` publishes the times as written instead.
+//! - Every event gets an id made of the trace's SHA-256 and the event's
+//!   place in it, and policy-svc drops ids it has seen: a replay cut short
+//!   (Ctrl-C, a crash) and run again counts no event twice.
+//! - Events that fail validation (a key that could name a path outside a
+//!   tier, a size past 5 TiB) are skipped and counted, never published.
+
+use std::{
+    fs::File,
+    io,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+use strata_proto::{AccessEvent, Op, codec::Encoding, time, validate};
+use strata_runtime::{
+    kafka::Publisher,
+    trace::{self, Format},
+};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// The replay's settings (`ingest-svc replay --help`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplayArgs {
+    /// The trace file.
+    #[arg(long)]
+    pub trace: PathBuf,
+    /// Its format; by default from the extension (`.csv`, `.ndjson` or
+    /// `.jsonl`, anything else IBM).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Stretches the trace's times by this factor from its first event
+    /// (30 turns a day into a month).
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Publishes the event times as written instead of ending the trace now.
+    #[arg(long)]
+    pub keep_times: bool,
+    /// Prepended to every key, with a `/` (e.g. `trace` puts `a.bin` at
+    /// `trace/a.bin`).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Events per second at most; 0 publishes as fast as the broker takes them.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replayed {
+    /// Events published (and acknowledged by the broker).
+    pub published: u64,
+    /// Events that failed validation.
+    pub invalid: u64,
+    /// Lines whose operation a trace does not replay (LIST, ...).
+    pub skipped: u64,
+    /// Whether `stop` ended the replay before the last event.
+    pub stopped: bool,
+}
+
+/// Events published at once; each batch is acknowledged before the next.
+const BATCH: usize = 256;
+
+/// Publishes the trace's events on `topic`, as of `now_ms`, until done or
+/// `stop`. Each batch is acknowledged before the next is sent.
+pub async fn run(
+    args: &ReplayArgs,
+    publisher: &Publisher,
+    topic: &str,
+    encoding: Encoding,
+    now_ms: i64,
+    stop: &CancellationToken,
+) -> anyhow::Result<Replayed> {
+    anyhow::ensure!(
+        args.time_scale.is_finite() && args.time_scale > 0.0,
+        "--time-scale must be a positive number, not {}",
+        args.time_scale
+    );
+    let path = &args.trace;
+    let run_id = trace_id(path)?;
+    let format = args.format.unwrap_or_else(|| Format::of_path(path));
+    let file = File::open(path).with_context(|| format!("open trace {}", path.display()))?;
+    let trace = trace::read(file, format, args.time_scale)
+        .with_context(|| format!("read trace {}", path.display()))?;
+    let shift = match (args.keep_times, trace.events.last()) {
+        (false, Some(last)) => now_ms - last.ts_ms,
+        _ => 0,
+    };
+    let mut done = Replayed {
+        skipped: trace.skipped,
+        ..Replayed::default()
+    };
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(BATCH);
+    for (n, e) in trace.events.iter().enumerate() {
+        let key = &trace.keys[e.key as usize];
+        let event = AccessEvent {
+            object_key: match &args.prefix {
+                Some(prefix) => format!("{}/{key}", prefix.trim_end_matches('/')),
+                None => key.clone(),
+            },
+            op: match e.op {
+                trace::Op::Get => Op::Get,
+                trace::Op::Put => Op::Put,
+                trace::Op::Delete => Op::Delete,
+                trace::Op::Head => Op::Head,
+            } as i32,
+            size_bytes: e.size,
+            bytes_read: if e.op == trace::Op::Get && e.bytes != e.size {
+                e.bytes
+            } else {
+                0
+            },
+            ts: Some(time::from_millis(e.ts_ms.saturating_add(shift))),
+            event_id: format!("replay-{run_id}-{n}"),
+            source: "replay".into(),
+            ..Default::default()
+        };
+        if let Err(error) = validate::access_event(&event) {
+            done.invalid += 1;
+            if done.invalid <= 5 {
+                tracing::warn!(event = n, key = %event.object_key, %error, "trace event skipped");
+            }
+            continue;
+        }
+        batch.push(event);
+        if batch.len() == BATCH {
+            if stop.is_cancelled() {
+                done.stopped = true;
+                return Ok(done);
+            }
+            done.published += publish(publisher, topic, encoding, &mut batch).await?;
+            pace(args.rate, done.published, started).await;
+        }
+    }
+    if stop.is_cancelled() {
+        done.stopped = true;
+        return Ok(done);
+    }
+    done.published += publish(publisher, topic, encoding, &mut batch).await?;
+    Ok(done)
+}
+
+/// The first 16 hex digits of the file's SHA-256: the same trace, the same ids.
+fn trace_id(path: &Path) -> anyhow::Result<String> {
+    let mut file = File::open(path).with_context(|| format!("open trace {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    io::copy(&mut file, &mut hasher).with_context(|| format!("read trace {}", path.display()))?;
+    Ok(hex::encode(&hasher.finalize()[..8]))
+}
+
+/// Publishes and empties `batch`; returns how many the broker acknowledged.
+async fn publish(
+    publisher: &Publisher,
+    topic: &str,
+    encoding: Encoding,
+    batch: &mut Vec<AccessEvent>,
+) -> anyhow::Result<u64> {
+    let sends = batch
+        .iter()
+        .map(|e| publisher.publish(topic, &e.object_key, e, encoding));
+    futures::future::try_join_all(sends).await?;
+    let n = batch.len() as u64;
+    metrics::counter!("strata_ingest_events_total", "source" => "replay").increment(n);
+    batch.clear();
+    Ok(n)
+}
+
+/// Waits until `published` events at `rate` per second are due.
+async fn pace(rate: u64, published: u64, started: Instant) {
+    if rate == 0 {
+        return;
+    }
+    let due = started + Duration::from_secs_f64(published as f64 / rate as f64);
+    tokio::time::sleep_until(due).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use rdkafka::{
+        ClientConfig,
+        consumer::{Consumer, StreamConsumer},
+        mocking::MockCluster,
+    };
+    use strata_runtime::args::CommonArgs;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    const DAY_MS: i64 = 86_400_000;
+
+    fn args(trace: PathBuf) -> ReplayArgs {
+        ReplayArgs {
+            trace,
+            format: None,
+            time_scale: 1.0,
+            keep_times: false,
+            prefix: Some("t".into()),
+            rate: 0,
+        }
+    }
+
+    /// Reads `n` events from the start of `topic`.
+    async fn consume(brokers: &str, topic: &str, group: &str, n: usize) -> Vec<AccessEvent> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", group)
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[topic]).unwrap();
+        let mut events = Vec::new();
+        while events.len() < n {
+            let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            events.push(strata_runtime::kafka::decode::<AccessEvent>(&msg).unwrap());
+        }
+        events
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_trace_is_published_ending_now_with_stable_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trace.csv");
+        // Days 0, 1 and 3 of 2021; a LIST no replay knows; a key that
+        // would leave its tier; a range read of 100 bytes.
+        std::fs::write(
+            &path,
+            "ts,key,op,size\n\
+             1609459200000,a.bin,PUT,1000\n\
+             1609545600000,a.bin,GET,1000\n\
+             1609545600000,x,LIST,0\n\
+             1609545600000,../escape,GET,5\n\
+             1609718400000,a.bin,DELETE,0\n",
+        )
+        .unwrap();
+        let ibm = dir.path().join("ibm.txt");
+        std::fs::write(&ibm, "1000 REST.GET.OBJECT obj 1000 0 99\n").unwrap();
+
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("access_events", 1, 1).unwrap();
+        let brokers = cluster.bootstrap_servers();
+        let cli = Cli::try_parse_from(["t", "--brokers", &brokers]).unwrap();
+        let publisher = Publisher::try_new(&cli.common).unwrap();
+        let stop = CancellationToken::new();
+        let now = 1_800_000_000_000;
+        let done = run(
+            &args(path.clone()),
+            &publisher,
+            "access_events",
+            Encoding::Protobuf,
+            now,
+            &stop,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            done,
+            Replayed {
+                published: 3,
+                invalid: 1,
+                skipped: 1,
+                stopped: false
+            }
+        );
+        let ranged = run(
+            &args(ibm),
+            &publisher,
+            "access_events",
+            Encoding::Json,
+            now,
+            &stop,
+        )
+        .await
+        .unwrap();
+        assert_eq!(ranged.published, 1);
+
+        let events = consume(&brokers, "access_events", "replay-reader", 4).await;
+        let seen: Vec<_> = events
+            .iter()
+            .map(|e| {
+                (
+                    e.object_key.as_str(),
+                    e.op(),
+                    time::to_millis(e.ts.as_ref().unwrap()),
+                )
+            })
+            .collect();
+        // The spacing kept, the last event now.
+        assert_eq!(
+            seen[..3],
+            [
+                ("t/a.bin", Op::Put, now - 3 * DAY_MS),
+                ("t/a.bin", Op::Get, now - 2 * DAY_MS),
+                ("t/a.bin", Op::Delete, now),
+            ]
+        );
+        assert_eq!(
+            (events[3].object_key.as_str(), events[3].bytes_read),
+            ("t/obj", 100)
+        );
+        for e in &events {
+            assert_eq!(validate::access_event(e), Ok(()));
+            assert_eq!(e.source, "replay");
+        }
+
+        // Run again, with times as written: the same ids (policy-svc counts
+        // each once), the trace's own times.
+        let again = ReplayArgs {
+            keep_times: true,
+            ..args(path)
+        };
+        run(
+            &again,
+            &publisher,
+            "access_events",
+            Encoding::Protobuf,
+            now,
+            &stop,
+        )
+        .await
+        .unwrap();
+        let twice = consume(&brokers, "access_events", "replay-reader-2", 7).await;
+        let ids = |es: &[AccessEvent]| es.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&twice[4..]), ids(&events[..3]));
+        assert_eq!(
+            time::to_millis(twice[4].ts.as_ref().unwrap()),
+            1_609_459_200_000
+        );
+
+        // Stopped: nothing more is sent.
+        stop.cancel();
+        let none = run(
+            &again,
+            &publisher,
+            "access_events",
+            Encoding::Protobuf,
+            now,
+            &stop,
+        )
+        .await
+        .unwrap();
+        assert_eq!((none.published, none.stopped), (0, true));
+    }
+}

@@ -1,0 +1,272 @@
+//! Access trace files: the generic CSV or NDJSON of `ts,key,op,size`
+//! (design §6) and the IBM Cloud Object Storage trace format
+//! (`<ts_ms> REST.GET.OBJECT <id> <size> [<first> <last>]`). policy-svc's
+//! simulator replays them without Kafka; ingest-svc's `replay` publishes
+//! them as access events.
+
+use std::{
+    borrow::Cow,
+    collections::HashMap,
+    io::{BufRead, BufReader, Read},
+    path::Path,
+};
+
+use anyhow::{Context, bail};
+
+/// A trace's file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Csv,
+    Ndjson,
+    Ibm,
+}
+
+impl Format {
+    /// The format a file's extension names: `.csv`, `.ndjson` / `.jsonl` /
+    /// `.json`, anything else IBM.
+    pub fn of_path(path: &Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("csv") => Format::Csv,
+            Some("ndjson" | "jsonl" | "json") => Format::Ndjson,
+            _ => Format::Ibm,
+        }
+    }
+}
+
+/// An access's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Get,
+    Put,
+    Delete,
+    Head,
+}
+
+impl Op {
+    fn parse(s: &str) -> Option<Op> {
+        Some(match s.trim() {
+            "GET" | "get" | "REST.GET.OBJECT" => Op::Get,
+            "PUT" | "put" | "REST.PUT.OBJECT" | "REST.COPY.OBJECT" | "REST.POST.UPLOAD" => Op::Put,
+            "DELETE" | "delete" | "REST.DELETE.OBJECT" => Op::Delete,
+            "HEAD" | "head" | "REST.HEAD.OBJECT" => Op::Head,
+            _ => return None,
+        })
+    }
+}
+
+/// One access, with its key interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    pub ts_ms: i64,
+    pub key: u32,
+    pub op: Op,
+    pub size: u64,
+    /// Bytes read (a range read reads less than `size`).
+    pub bytes: u64,
+}
+
+/// A parsed trace: events in time order and the keys they name.
+#[derive(Debug, Default, Clone)]
+pub struct Trace {
+    pub keys: Vec<String>,
+    pub events: Vec<Event>,
+    /// Lines skipped (unknown operations).
+    pub skipped: u64,
+}
+
+struct Interner {
+    ids: HashMap<String, u32>,
+    keys: Vec<String>,
+}
+
+impl Interner {
+    fn id(&mut self, key: &str) -> u32 {
+        if let Some(&id) = self.ids.get(key) {
+            return id;
+        }
+        let id = self.keys.len() as u32;
+        self.keys.push(key.to_owned());
+        self.ids.insert(key.to_owned(), id);
+        id
+    }
+}
+
+/// Parses a timestamp: integer milliseconds since the epoch, or RFC 3339.
+pub fn parse_ts(raw: &str) -> anyhow::Result<i64> {
+    let raw = raw.trim();
+    if let Ok(ms) = raw.parse::<i64>() {
+        return Ok(ms);
+    }
+    if let Ok(ms) = raw.parse::<f64>() {
+        return Ok(ms as i64);
+    }
+    let t = chrono::DateTime::parse_from_rfc3339(raw)
+        .with_context(|| format!("timestamp {raw:?} is neither ms nor RFC 3339"))?;
+    Ok(t.timestamp_millis())
+}
+
+/// Reads a whole trace; `time_scale` stretches times from the first event.
+pub fn read(input: impl Read, format: Format, time_scale: f64) -> anyhow::Result<Trace> {
+    let mut interner = Interner {
+        ids: HashMap::new(),
+        keys: Vec::new(),
+    };
+    let mut trace = Trace::default();
+    let mut columns: Option<[usize; 4]> = None;
+    for (n, line) in BufReader::with_capacity(1 << 20, input).lines().enumerate() {
+        let line = line.with_context(|| format!("read line {}", n + 1))?;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let parsed = match format {
+            Format::Csv => {
+                let Some(cols) = columns else {
+                    columns = Some(csv_header(line)?);
+                    continue;
+                };
+                csv_line(line, cols)
+            }
+            Format::Ndjson => ndjson_line(line),
+            Format::Ibm => ibm_line(line),
+        };
+        let (ts, key, op, size, bytes) = parsed.with_context(|| format!("line {}", n + 1))?;
+        let Some(op) = op else {
+            trace.skipped += 1;
+            continue;
+        };
+        let key = interner.id(&key);
+        trace.events.push(Event {
+            ts_ms: ts,
+            key,
+            op,
+            size,
+            bytes: bytes.unwrap_or(size),
+        });
+    }
+    trace.events.sort_by_key(|e| e.ts_ms);
+    if let Some(first) = trace.events.first().map(|e| e.ts_ms) {
+        if time_scale != 1.0 {
+            for e in &mut trace.events {
+                e.ts_ms = first + ((e.ts_ms - first) as f64 * time_scale) as i64;
+            }
+        }
+    }
+    trace.keys = interner.keys;
+    Ok(trace)
+}
+
+type Parsed<'a> = (i64, Cow<'a, str>, Option<Op>, u64, Option<u64>);
+
+fn csv_header(line: &str) -> anyhow::Result<[usize; 4]> {
+    let names: Vec<&str> = line.split(',').map(str::trim).collect();
+    let mut cols = [0; 4];
+    for (slot, want) in cols.iter_mut().zip(["ts", "key", "op", "size"]) {
+        *slot = names
+            .iter()
+            .position(|n| *n == want)
+            .with_context(|| format!("csv header {line:?} lacks column {want:?}"))?;
+    }
+    Ok(cols)
+}
+
+fn csv_line(line: &str, cols: [usize; 4]) -> anyhow::Result<Parsed<'_>> {
+    let fields: Vec<&str> = line.split(',').collect();
+    let field = |i: usize| {
+        fields
+            .get(cols[i])
+            .map(|f| f.trim())
+            .with_context(|| format!("too few fields in {line:?}"))
+    };
+    let size = field(3)?;
+    let size = if size.is_empty() {
+        0
+    } else {
+        size.parse().context("size")?
+    };
+    Ok((
+        parse_ts(field(0)?)?,
+        field(1)?.into(),
+        Op::parse(field(2)?),
+        size,
+        None,
+    ))
+}
+
+#[derive(serde::Deserialize)]
+struct JsonEvent {
+    ts: serde_json::Value,
+    key: String,
+    op: String,
+    #[serde(default)]
+    size: u64,
+}
+
+fn ndjson_line(line: &str) -> anyhow::Result<Parsed<'static>> {
+    let e: JsonEvent = serde_json::from_str(line).context("json event")?;
+    let ts = match &e.ts {
+        serde_json::Value::Number(n) => n.as_f64().context("ts")? as i64,
+        serde_json::Value::String(s) => parse_ts(s)?,
+        other => bail!("ts {other} is neither a number nor a string"),
+    };
+    Ok((ts, e.key.into(), Op::parse(&e.op), e.size, None))
+}
+
+fn ibm_line(line: &str) -> anyhow::Result<Parsed<'_>> {
+    let mut parts = line.split_ascii_whitespace();
+    let mut next = |what: &str| {
+        parts
+            .next()
+            .with_context(|| format!("no {what} in {line:?}"))
+    };
+    let ts = parse_ts(next("timestamp")?)?;
+    let op = Op::parse(next("operation")?);
+    let key = next("object id")?;
+    let size = parts.next().map_or(Ok(0), str::parse).context("size")?;
+    let range = match (parts.next(), parts.next()) {
+        (Some(first), Some(last)) => {
+            let (first, last): (u64, u64) = (first.parse()?, last.parse()?);
+            Some(last.saturating_sub(first) + 1)
+        }
+        _ => None,
+    };
+    Ok((ts, key.into(), op, size, range))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_with_rfc3339_and_ms_times() {
+        let raw = "key,ts,op,size\na,1000,PUT,10\na,1970-01-01T00:00:02Z,GET,10\nb,3000,LIST,0\n";
+        let t = read(raw.as_bytes(), Format::Csv, 1.0).unwrap();
+        assert_eq!(t.events.len(), 2);
+        assert_eq!(t.events[1].ts_ms, 2000);
+        assert_eq!(t.skipped, 1);
+    }
+
+    #[test]
+    fn ndjson_and_ibm_lines() {
+        let raw = r#"{"ts":"1970-01-01T00:00:01Z","key":"k","op":"GET","size":5}
+{"ts":2000,"key":"k","op":"DELETE"}"#;
+        let t = read(raw.as_bytes(), Format::Ndjson, 2.0).unwrap();
+        assert_eq!(t.events[1].ts_ms, 3000, "stretched from the first event");
+        let ibm = "100 REST.GET.OBJECT abc 1000 0 99\n200 REST.PUT.OBJECT abd 50\n";
+        let t = read(ibm.as_bytes(), Format::Ibm, 1.0).unwrap();
+        assert_eq!((t.events[0].bytes, t.events[0].size), (100, 1000));
+        assert_eq!(t.keys, vec!["abc", "abd"]);
+    }
+
+    #[test]
+    fn formats_follow_the_extension() {
+        for (name, format) in [
+            ("a.csv", Format::Csv),
+            ("a.jsonl", Format::Ndjson),
+            ("a.ndjson", Format::Ndjson),
+            ("trace.txt", Format::Ibm),
+        ] {
+            assert_eq!(Format::of_path(Path::new(name)), format, "{name}");
+        }
+    }
+}
