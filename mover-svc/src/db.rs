@@ -476,8 +476,7 @@ impl Db {
         retry_at_ms: i64,
     ) -> anyhow::Result<()> {
         let job = job.clone();
-        let (size, e_tag, modified_ms) = protocol::identity(left);
-        let (size, e_tag) = (size as i64, e_tag.map(str::to_owned));
+        let left = Left::of(left);
         let job_error = (job_error.0.to_owned(), job_error.1.to_owned());
         let refusal = (refusal.0.to_owned(), refusal.1.to_owned());
         self.call(true, move |c| {
@@ -487,29 +486,45 @@ impl Db {
                     error_message = ?4, updated_at_ms = ?5 WHERE job_key = ?1",
             )?
             .execute(params![job.job_key, attempt, job_error.0, job_error.1, now])?;
-            c.prepare_cached(
-                "INSERT INTO orphans (object_key, tier, job_key, size, e_tag, modified_ms,
-                    error_class, error_message, attempts, since_ms, next_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?10)
-                 ON CONFLICT (object_key, tier) DO UPDATE SET job_key = excluded.job_key,
-                    size = excluded.size, e_tag = excluded.e_tag,
-                    modified_ms = excluded.modified_ms,
-                    error_class = excluded.error_class, error_message = excluded.error_message,
-                    attempts = attempts + 1, next_at_ms = excluded.next_at_ms",
-            )?
-            .execute(params![
-                job.object_key,
-                job.from_tier,
-                job.job_key,
-                size,
-                e_tag,
-                modified_ms,
-                refusal.0,
-                refusal.1,
-                now,
-                retry_at_ms
-            ])
-            .map(drop)
+            insert_orphan(
+                c,
+                &job.object_key,
+                &job.from_tier,
+                &job.job_key,
+                &left,
+                &refusal,
+                retry_at_ms,
+            )
+        })
+        .await
+    }
+
+    /// Records a copy on `tier` that a job of `job_key` could not discard,
+    /// its store refusing for good, as an orphan to be deleted again from
+    /// `retry_at_ms`. Durable.
+    pub async fn record_orphan(
+        &self,
+        job_key: &str,
+        object_key: &str,
+        tier: &str,
+        refusal: (&str, &str),
+        left: &ObjectMeta,
+        retry_at_ms: i64,
+    ) -> anyhow::Result<()> {
+        let (job_key, object_key, tier) =
+            (job_key.to_owned(), object_key.to_owned(), tier.to_owned());
+        let left = Left::of(left);
+        let refusal = (refusal.0.to_owned(), refusal.1.to_owned());
+        self.call(true, move |c| {
+            insert_orphan(
+                c,
+                &object_key,
+                &tier,
+                &job_key,
+                &left,
+                &refusal,
+                retry_at_ms,
+            )
         })
         .await
     }
@@ -665,6 +680,59 @@ fn insert_ledger(
         error.map(|e| &e.1),
         time::now_millis()
     ])
+}
+
+/// What identifies a copy left behind: size, ETag, modification time.
+struct Left {
+    size: i64,
+    e_tag: Option<String>,
+    modified_ms: i64,
+}
+
+impl Left {
+    fn of(meta: &ObjectMeta) -> Self {
+        let (size, e_tag, modified_ms) = protocol::identity(meta);
+        Left {
+            size: size as i64,
+            e_tag: e_tag.map(str::to_owned),
+            modified_ms,
+        }
+    }
+}
+
+/// Records (or records again) the orphan copy of `object_key` on `tier`.
+fn insert_orphan(
+    c: &Connection,
+    object_key: &str,
+    tier: &str,
+    job_key: &str,
+    left: &Left,
+    refusal: &(String, String),
+    retry_at_ms: i64,
+) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO orphans (object_key, tier, job_key, size, e_tag, modified_ms,
+            error_class, error_message, attempts, since_ms, next_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?10)
+         ON CONFLICT (object_key, tier) DO UPDATE SET job_key = excluded.job_key,
+            size = excluded.size, e_tag = excluded.e_tag,
+            modified_ms = excluded.modified_ms,
+            error_class = excluded.error_class, error_message = excluded.error_message,
+            attempts = attempts + 1, next_at_ms = excluded.next_at_ms",
+    )?
+    .execute(params![
+        object_key,
+        tier,
+        job_key,
+        left.size,
+        left.e_tag,
+        left.modified_ms,
+        refusal.0,
+        refusal.1,
+        time::now_millis(),
+        retry_at_ms
+    ])
+    .map(drop)
 }
 
 #[cfg(test)]

@@ -678,10 +678,16 @@ impl Mover {
             return Ok(());
         }
         let dst = self.tier(&job.to_tier)?;
-        transfer::delete(dst, &job.object_key)
-            .await
-            .map_err(anyhow::Error::new)
-            .context("discard destination copy")?;
+        match transfer::delete(dst, &job.object_key).await {
+            Ok(()) => {}
+            // Waiting would hold the job and its object for as long as the
+            // store refuses (no delete permission, Object Lock): the copy,
+            // never the catalog's, goes on record to be deleted once allowed.
+            Err(refusal) if !refusal.is_retryable() => {
+                self.leave_discarded(job, dst, &refusal).await?;
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("discard destination copy")),
+        }
         if dst.multipart.is_some()
             && let Some(upload) = self.db.upload_of(&job.job_key).await?
         {
@@ -699,6 +705,37 @@ impl Mover {
         if staged > 0 {
             tracing::info!(job_key = %job.job_key, staged, "removed interrupted upload");
         }
+        Ok(())
+    }
+
+    /// Records a destination copy its store refused to delete for good as
+    /// an orphan (unless it is gone after all): the sweep deletes it once
+    /// allowed, and keeps it if the catalog comes to name its tier or
+    /// another object is written at its key.
+    async fn leave_discarded(
+        &self,
+        job: &MigrationJob,
+        dst: &TierStore,
+        refusal: &MoveError,
+    ) -> anyhow::Result<()> {
+        let left = match transfer::head(dst, &job.object_key).await {
+            Ok(left) => left,
+            Err(MoveError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(anyhow::Error::new(e).context("head the copy left")),
+        };
+        let retry_at = time::now_millis() + millis(protocol::orphan_retry_delay(1));
+        self.db
+            .record_orphan(
+                &job.job_key,
+                &job.object_key,
+                &job.to_tier,
+                (refusal.class(), &refusal.to_string()),
+                &left,
+                retry_at,
+            )
+            .await?;
+        self.count_orphans().await;
+        tracing::warn!(job_key = %job.job_key, object_key = %job.object_key, tier = %job.to_tier, error = %refusal, "discarded copy left as an orphan");
         Ok(())
     }
 

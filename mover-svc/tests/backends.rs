@@ -592,7 +592,57 @@ async fn the_protocol_holds_on_every_backend() {
         );
 
         refused_deletes_leave_a_recorded_orphan(&b).await;
+        refused_discards_leave_a_recorded_orphan(&b).await;
     }
+}
+
+/// A destination that reads back corrupted and refuses deletes for good:
+/// every attempt fails its verify, and each bad copy, which its store will
+/// not delete, is put on record as an orphan instead of holding the job.
+/// The job FAILS with the source intact; the sweep deletes the copy once
+/// deletes are allowed.
+async fn refused_discards_leave_a_recorded_orphan(b: &Backend) {
+    let name = b.name;
+    let bytes = b"bytes the copy corrupts".repeat(500);
+    put(&b.src, "c/stuck", &bytes).await;
+    let (denying, refusing) = refusing_deletes(b.dst.store.clone());
+    let s = mover(
+        &b.src,
+        &b.dst,
+        Some(faulty(denying, Fault::CorruptReads)),
+        None,
+    );
+    run(&s, job("c/stuck")).await;
+    let row = ledger(&s, "c/stuck").await;
+    assert_eq!(
+        (row.state, row.error.map(|e| e.0)),
+        (State::Failed, Some("verify_mismatch".into())),
+        "{name}"
+    );
+    assert_eq!(
+        read(&b.src, "c/stuck").await.as_deref(),
+        Some(&bytes[..]),
+        "{name}: source intact"
+    );
+    let catalog = s.mover.db.catalog("c/stuck").await.unwrap().unwrap();
+    assert_eq!(catalog.tier, "src", "{name}");
+    let orphans = s.mover.db.orphans(100).await.unwrap();
+    let listed: Vec<_> = orphans
+        .iter()
+        .map(|o| (o.object_key.as_str(), o.tier.as_str()))
+        .collect();
+    assert_eq!(listed, [("c/stuck", "dst")], "{name}");
+    assert!(
+        read(&b.dst, "c/stuck").await.is_some(),
+        "{name}: the copy left"
+    );
+    refusing.store(false, Ordering::SeqCst);
+    sweep_the_orphan(&s, name).await;
+    assert_eq!(
+        read(&b.dst, "c/stuck").await,
+        None,
+        "{name}: deleted once allowed"
+    );
 }
 
 /// The source's store refuses deletes for good (Object Lock, no delete
