@@ -6,7 +6,8 @@
 #
 # Stages:
 #   1. broker        scripts/ensure-broker.sh (installs tansu once, ~12 min)
-#   2. python deps   confluent-kafka, pytest and moto, installed only when missing
+#   2. test deps     confluent-kafka, pytest and moto (pip), Azurite (npm),
+#                    installed only when missing
 #   3. build         cargo build --workspace --bins
 #   4. rust tests    cargo nextest run --workspace (+ doc tests), or
 #                    cargo test --workspace without nextest
@@ -14,8 +15,10 @@
 #   6. crash harness mover-svc built with fault points, killed at every step
 #                    and at random over 200 jobs (a few minutes)
 # Stops at the first failing stage and exits non-zero.
-# Environment: PYTHON (default python3); CARGO_TARGET_DIR is honoured (the
-# e2e test then runs the daemons from $CARGO_TARGET_DIR/debug).
+# Environment: PYTHON (default python3); STRATA_TEST_AZURITE (the
+# azurite-blob command; default: installed, then found on PATH);
+# CARGO_TARGET_DIR is honoured (the e2e test then runs the daemons from
+# $CARGO_TARGET_DIR/debug).
 
 set -euo pipefail
 STRATA_SCRIPT="test"
@@ -48,7 +51,7 @@ stage "1/6 broker (tansu)"
 scripts/ensure-broker.sh
 stage_done
 
-stage "2/6 python deps (tests/e2e/requirements.txt)"
+stage "2/6 test deps (tests/e2e/requirements.txt, azurite)"
 command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found: install Python 3"
 if "$PYTHON" -c 'import confluent_kafka, pytest, moto.server' 2>/dev/null; then
     say "confluent-kafka, pytest and moto present"
@@ -65,6 +68,19 @@ else
     "$PYTHON" -c 'import confluent_kafka, pytest, moto.server' ||
         die "confluent-kafka, pytest or moto still not importable by $PYTHON"
 fi
+# Azurite, the Azure Blob server the mover's Azure tests start.
+if [ -z "${STRATA_TEST_AZURITE:-}" ]; then
+    if ! command -v azurite-blob >/dev/null 2>&1; then
+        command -v npm >/dev/null 2>&1 ||
+            die "azurite-blob missing and npm not found (Debian: apt-get install nodejs npm)"
+        say "installing: npm install -g azurite@3"
+        npm install -g --no-fund --no-audit azurite@3 >/dev/null
+    fi
+    STRATA_TEST_AZURITE="$(command -v azurite-blob)" ||
+        die "azurite-blob still not on PATH after npm install -g azurite"
+fi
+export STRATA_TEST_AZURITE
+say "azurite: $STRATA_TEST_AZURITE"
 stage_done
 
 stage "3/6 build (cargo build --workspace --bins)"

@@ -8,7 +8,8 @@
 //! - [`db`]: the catalog and the ledger in SQLite.
 //! - [`transfer`]: streaming copy, read-back and delete on object stores.
 //! - [`local`]: the direct copy between two `file://` tiers.
-//! - [`restore`]: restores of archived objects (S3 Glacier, Deep Archive).
+//! - [`archive`]: archive classes: restores of archived sources, Azure's
+//!   Archive tier set on verified copies.
 //! - [`durable`]: group syncs that make file tier copies durable.
 //! - [`mover`]: the protocol in action.
 //! - [`jobs`]: the Kafka job loop: concurrency, ordering per object, offsets.
@@ -17,6 +18,7 @@
 //! - [`tail`]: the `tail-status` subcommand.
 
 pub mod api;
+pub mod archive;
 pub mod config;
 pub mod db;
 pub mod durable;
@@ -25,7 +27,6 @@ pub mod jobs;
 pub mod local;
 pub mod mover;
 pub mod protocol;
-pub mod restore;
 pub mod tail;
 pub mod transfer;
 

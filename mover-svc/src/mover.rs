@@ -16,11 +16,11 @@ use strata_runtime::{
 use tokio::time::Instant;
 
 use crate::{
+    archive,
     db::{Db, Queued},
     durable::Syncs,
     fault,
     protocol::{self, Arrival, LedgerRow, OrphanRow, Resume, Sweep, VerifyError},
-    restore,
     transfer::{self, Digest256, MoveError},
 };
 
@@ -487,6 +487,11 @@ impl Mover {
             return Err(e.into());
         }
         fault::point("verified");
+        // Azure's Archive tier, set now that the copy has been read back.
+        if let Err(e) = archive::seal(dst, &job.object_key).await {
+            verifying.answer().await?;
+            return Err(e.into());
+        }
         Ok((copied, verifying))
     }
 
@@ -498,19 +503,19 @@ impl Mover {
         let Ok(src) = self.tier(&job.from_tier) else {
             return message;
         };
-        match (restore::request(src, &job.object_key).await, &src.s3) {
-            (Some(Ok(restore)), Some(s3)) => {
+        match archive::request_restore(src, &job.object_key).await {
+            Some(Ok(restore)) => {
                 tracing::info!(job_key = %job.job_key, object_key = %job.object_key, tier = %job.from_tier, ?restore, "archived source: restore asked for");
-                format!("{message}; {}", restore.describe(s3))
+                format!("{message}; {}", restore.describe(src))
             }
-            (Some(Err(e)), _) => {
+            Some(Err(e)) => {
                 tracing::warn!(job_key = %job.job_key, object_key = %job.object_key, error = %e, "archived source: restore request failed");
                 format!(
                     "{message}; the restore request failed ({e}): restore it, then send the job again"
                 )
             }
-            _ => format!(
-                "{message}; tier {} cannot ask for it: restore it (Azure: rehydrate the blob), then send the job again",
+            None => format!(
+                "{message}; tier {} cannot ask for it: restore it, then send the job again",
                 job.from_tier
             ),
         }

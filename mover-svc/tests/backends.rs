@@ -311,6 +311,136 @@ impl Moto {
     }
 }
 
+/// Azurite's Blob service (npm `azurite`, which scripts/test.sh installs)
+/// on a free loopback port, killed on drop. `STRATA_TEST_AZURITE` names its
+/// `azurite-blob` command (default: on PATH).
+struct Azurite {
+    child: Child,
+    endpoint: String,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Azurite {
+    const ACCOUNT: &str = "devstoreaccount1";
+    /// Azurite's published development key (no secret).
+    const KEY: &str =
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+    fn start() -> Azurite {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let data = tempfile::tempdir().unwrap();
+        let azurite =
+            std::env::var("STRATA_TEST_AZURITE").unwrap_or_else(|_| "azurite-blob".into());
+        let child = Command::new(&azurite)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .arg("--location")
+            .arg(data.path())
+            .args(["--silent", "--skipApiVersionCheck", "--loose"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {azurite} ({e}): npm install -g azurite (scripts/test.sh does)"
+                )
+            });
+        let endpoint = format!("http://127.0.0.1:{port}/{}", Self::ACCOUNT);
+        let mut azurite = Azurite {
+            child,
+            endpoint,
+            _data: data,
+        };
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return azurite;
+            }
+            if let Ok(Some(status)) = azurite.child.try_wait() {
+                panic!(
+                    "azurite-blob exited ({status}): npm install -g azurite (scripts/test.sh does)"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("azurite did not listen on {port} within 30 s");
+    }
+
+    /// Tier options for this server (real deployments take the account's
+    /// credentials from `AZURE_STORAGE_*` variables).
+    fn tier_options(&self) -> [(&str, &str); 4] {
+        [
+            ("endpoint", self.endpoint.as_str()),
+            ("allow_http", "true"),
+            ("account_name", Self::ACCOUNT),
+            ("access_key", Self::KEY),
+        ]
+    }
+
+    /// Sends a request signed with the account key; its status and headers.
+    async fn signed(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, http::HeaderMap) {
+        use object_store::{
+            azure::{AzureAccessKey, AzureAuthorizer, AzureCredential},
+            client::{HttpConnector, HttpRequestBody, ReqwestConnector},
+        };
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{target}", self.endpoint))
+            .header("x-ms-version", "2023-11-03")
+            .header(
+                "x-ms-date",
+                chrono::Utc::now()
+                    .format("%a, %d %h %Y %H:%M:%S GMT")
+                    .to_string(),
+            )
+            .header("content-length", "0");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let mut request = builder.body(HttpRequestBody::from(Vec::new())).unwrap();
+        let credential = AzureCredential::AccessKey(AzureAccessKey::try_new(Self::KEY).unwrap());
+        AzureAuthorizer::new(&credential, Self::ACCOUNT)
+            .try_authorize(&mut request)
+            .unwrap();
+        let options = object_store::ClientOptions::new().with_allow_http(true);
+        let client = ReqwestConnector::default().connect(&options).unwrap();
+        let response = client.execute(request).await.unwrap();
+        (response.status().as_u16(), response.headers().clone())
+    }
+
+    async fn create_container(&self, name: &str) {
+        let target = format!("/{name}?restype=container");
+        let (status, _) = self.signed("PUT", &target, &[]).await;
+        assert_eq!(status, 201, "create container {name}");
+    }
+
+    /// The access tier of `key` in `container`.
+    async fn access_tier(&self, container: &str, key: &str) -> String {
+        let (status, headers) = self
+            .signed("HEAD", &format!("/{container}/{key}"), &[])
+            .await;
+        assert_eq!(status, 200, "HEAD {key}");
+        headers
+            .get("x-ms-access-tier")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+}
+
 fn tier(name: &str, url: String, options: &[(&str, &str)]) -> TierStore {
     classed_tier(name, url, "", options)
 }
@@ -331,22 +461,22 @@ struct Backend {
     name: &'static str,
     src: TierStore,
     dst: TierStore,
-    _guards: (Option<tempfile::TempDir>, Option<Moto>),
+    _guards: (Option<tempfile::TempDir>, Option<Moto>, Option<Azurite>),
 }
 
-fn backends() -> Vec<Backend> {
+async fn backends() -> Vec<Backend> {
     let dir = tempfile::tempdir().unwrap();
     let file = Backend {
         name: "file",
         src: tier("src", format!("file://{}/src", dir.path().display()), &[]),
         dst: tier("dst", format!("file://{}/dst", dir.path().display()), &[]),
-        _guards: (Some(dir), None),
+        _guards: (Some(dir), None, None),
     };
     let memory = Backend {
         name: "memory",
         src: tier("src", "memory://".into(), &[]),
         dst: tier("dst", "memory://".into(), &[]),
-        _guards: (None, None),
+        _guards: (None, None, None),
     };
     let moto = Moto::start();
     moto.create_bucket("strata-src");
@@ -356,9 +486,19 @@ fn backends() -> Vec<Backend> {
         name: "s3",
         src: tier("src", "s3://strata-src/tier".into(), &opts),
         dst: tier("dst", "s3://strata-dst".into(), &opts),
-        _guards: (None, Some(moto)),
+        _guards: (None, Some(moto), None),
     };
-    vec![file, memory, s3]
+    let azurite = Azurite::start();
+    azurite.create_container("strata-src").await;
+    azurite.create_container("strata-dst").await;
+    let opts = azurite.tier_options();
+    let azure = Backend {
+        name: "azure",
+        src: tier("src", "az://strata-src/tier".into(), &opts),
+        dst: tier("dst", "az://strata-dst".into(), &opts),
+        _guards: (None, None, Some(azurite)),
+    };
+    vec![file, memory, s3, azure]
 }
 
 struct Setup {
@@ -497,7 +637,7 @@ async fn read(t: &TierStore, key: &str) -> Option<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_protocol_holds_on_every_backend() {
-    for b in backends() {
+    for b in backends().await {
         let name = b.name;
         // A single-PUT object and a multipart one (12 MB, 5 MB parts).
         for (key, size) in [("small/a.bin", 70_000usize), ("big/b.bin", 12 << 20)] {
@@ -851,6 +991,88 @@ async fn objects_are_written_in_the_storage_class_of_their_tier() {
     assert_eq!((class.as_str(), row.attempt), ("permanent", 1), "{message}");
     assert!(message.contains("storage_class"), "{message}");
     assert_eq!(read(&src, "odd").await.as_deref(), Some(&b"bytes"[..]));
+}
+
+/// On Azure: blobs land in their tier's access tier (Cool), by single PUT
+/// and block list alike; an Archive tier is set once the copy has been read
+/// back. A job moving an archived blob out fails at once and asks for its
+/// rehydration; the retry, once it is done, moves the blob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_blobs_are_written_in_the_access_tier_of_their_tier() {
+    let azurite = Azurite::start();
+    for container in ["strata-src", "strata-cool", "strata-archive"] {
+        azurite.create_container(container).await;
+    }
+    let opts = azurite.tier_options();
+    let src = tier("src", "az://strata-src".into(), &opts);
+    let cool = classed_tier(
+        "dst",
+        "az://strata-cool".into(),
+        "preset = 'azure-cool'",
+        &opts,
+    );
+    let s = mover(&src, &cool, None, None);
+    for (key, size) in [("small", 70_000usize), ("big", 12 << 20)] {
+        let bytes: Vec<u8> = (0..size).map(|i| (i * 17 % 251) as u8).collect();
+        put(&src, key, &bytes).await;
+        run(&s, job(key)).await;
+        assert_eq!(ledger(&s, key).await.state, State::Completed, "{key}");
+        assert_eq!(
+            azurite.access_tier("strata-cool", key).await,
+            "Cool",
+            "{key}"
+        );
+        assert_eq!(read(&cool, key).await.as_deref(), Some(&bytes[..]), "{key}");
+    }
+
+    let archive = classed_tier(
+        "dst",
+        "az://strata-archive".into(),
+        "preset = 'azure-archive'",
+        &opts,
+    );
+    let s = mover(&src, &archive, None, None);
+    put(&src, "frozen", b"cold bytes").await;
+    run(&s, job("frozen")).await;
+    assert_eq!(ledger(&s, "frozen").await.state, State::Completed);
+    assert_eq!(
+        azurite.access_tier("strata-archive", "frozen").await,
+        "Archive"
+    );
+    let thaw = MigrationJob {
+        job_key: strata_proto::job_key("frozen", "dst", "src", 1),
+        object_key: "frozen".into(),
+        from_tier: "dst".into(),
+        to_tier: "src".into(),
+        generation: 1,
+        ..Default::default()
+    };
+    run(&s, thaw.clone()).await;
+    let row = s.mover.db.ledger(&thaw.job_key).await.unwrap().unwrap();
+    assert_eq!(row.state, State::Failed, "{row:?}");
+    let (class, message) = row.error.unwrap();
+    assert_eq!((class.as_str(), row.attempt), ("archived", 1), "{message}");
+    assert!(
+        message.contains("rehydration to Hot requested (Standard priority)"),
+        "{message}"
+    );
+    assert_eq!(
+        s.mover.db.catalog("frozen").await.unwrap().unwrap().tier,
+        "dst"
+    );
+    // Azurite rehydrates at once (Azure takes hours): the retry moves it.
+    let retry = MigrationJob {
+        job_key: strata_proto::retry_job_key("frozen", "dst", "src", 1, 1),
+        retry: 1,
+        ..thaw
+    };
+    run(&s, retry.clone()).await;
+    let row = s.mover.db.ledger(&retry.job_key).await.unwrap().unwrap();
+    assert_eq!(row.state, State::Completed, "{row:?}");
+    assert_eq!(
+        read(&src, "frozen").await.as_deref(),
+        Some(&b"cold bytes"[..])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,7 @@ use anyhow::{Context, bail};
 use object_store::{
     Attribute, Attributes, ClientConfigKey, ObjectStore,
     aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey},
+    azure::{AzureConfigKey, MicrosoftAzure, MicrosoftAzureBuilder},
     client::{HttpClient, HttpConnector, ReqwestConnector},
     local::LocalFileSystem,
     memory::InMemory,
@@ -191,11 +192,42 @@ pub struct TierStore {
     /// Set on an S3 tier: what the mover needs for the requests object_store
     /// does not make (restoring archived objects).
     pub s3: Option<S3Tier>,
+    /// Set on an Azure tier: the same, for rehydrating archived blobs and
+    /// archiving verified copies.
+    pub azure: Option<AzureTier>,
     /// Objects written here cannot be read until restored: the tier's class
-    /// is S3 Glacier Flexible Retrieval or Deep Archive, or Azure's Archive
-    /// tier. A copy to it is verified by its size and by the store's own
-    /// check of each request's signed SHA-256, not by reading it back.
+    /// is S3 Glacier Flexible Retrieval or Deep Archive. A copy to it is
+    /// verified by its size and by the store's own check of each request's
+    /// signed SHA-256, not by reading it back.
     pub archived: bool,
+}
+
+/// An Azure tier's store and what signing a request of one's own takes.
+#[derive(Debug, Clone)]
+pub struct AzureTier {
+    /// The store: its credentials sign, and its URLs name blobs as its own
+    /// requests do.
+    pub store: Arc<MicrosoftAzure>,
+    /// The storage account requests are signed for.
+    pub account: String,
+    /// An HTTP client with the tier's client options (`allow_http`, ...).
+    pub client: HttpClient,
+    /// The access tier a verified copy is moved to in place (`Archive`):
+    /// a blob in it could not be read back, so it is written in the
+    /// account's default tier and archived once verified.
+    pub seal_tier: Option<String>,
+    /// The priority of rehydrations from Archive: `Standard` or `High`.
+    pub rehydrate_priority: String,
+}
+
+/// The storage account an Azure URL names in its host, if it does
+/// (`abfss://container@account.dfs.core.windows.net/`, `https://account.blob...`).
+fn account_of(url: &Url) -> Option<String> {
+    let host = url.host_str()?;
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let (account, rest) = host.split_once('.')?;
+    rest.contains("core.windows.net")
+        .then(|| account.to_owned())
 }
 
 /// An S3 tier's store and what signing a request of one's own takes.
@@ -378,16 +410,13 @@ impl Tier {
     }
 
     /// Whether the tier's class on a `scheme` store makes objects unreadable
-    /// until restored.
+    /// as soon as they are written (S3's archive classes). Azure's Archive
+    /// tier is set after the read-back ([`AzureTier::seal_tier`]).
     fn is_archived(&self, scheme: &str) -> bool {
-        match self.storage_class() {
-            Some("GLACIER" | "DEEP_ARCHIVE") => S3.contains(&scheme),
-            Some(class) => class.eq_ignore_ascii_case("archive") && AZURE.contains(&scheme),
-            None => false,
-        }
+        matches!(self.storage_class(), Some("GLACIER" | "DEEP_ARCHIVE")) && S3.contains(&scheme)
     }
 
-    /// The retrieval tier of restores, checked.
+    /// The retrieval tier of S3 restores, checked.
     fn restore_tier(&self) -> anyhow::Result<String> {
         match self.restore_tier.as_deref() {
             None => Ok("Standard".into()),
@@ -399,14 +428,27 @@ impl Tier {
         }
     }
 
+    /// The priority of Azure rehydrations (`restore_tier`), checked.
+    fn rehydrate_priority(&self) -> anyhow::Result<String> {
+        match self.restore_tier.as_deref() {
+            None => Ok("Standard".into()),
+            Some(t @ ("Standard" | "High")) => Ok(t.into()),
+            Some(other) => bail!(
+                "tier {}: restore_tier {other:?} is not an Azure rehydrate priority (Standard or High)",
+                self.name
+            ),
+        }
+    }
+
     /// Builds the tier's object store. `file://` folders are created when
     /// missing; S3 credentials come from `AWS_*` variables.
     pub fn open(&self) -> anyhow::Result<TierStore> {
         let url = Url::parse(&self.url).with_context(|| format!("tier {} url", self.name))?;
         let prefix = Path::from_url_path(url.path()).unwrap_or_default();
-        let attributes = self.write_attributes(url.scheme())?;
+        let mut attributes = self.write_attributes(url.scheme())?;
         let archived = self.is_archived(url.scheme());
         let mut s3 = None;
+        let mut azure = None;
         let mut local = None;
         let mut multipart = None;
         let (store, prefix): (Arc<dyn ObjectStore>, Path) = match url.scheme() {
@@ -476,7 +518,42 @@ impl Tier {
                 multipart = Some(Multipart(store.clone()));
                 (store, prefix)
             }
-            "gs" | "az" | "azure" | "abfs" | "abfss" => {
+            "az" | "azure" | "abfs" | "abfss" => {
+                let mut builder = MicrosoftAzureBuilder::from_env().with_url(self.url.as_str());
+                for (k, v) in &self.options {
+                    let key = k
+                        .parse()
+                        .with_context(|| format!("tier {} option {k:?}", self.name))?;
+                    builder = builder.with_config(key, v);
+                }
+                let account = builder
+                    .get_config_value(&AzureConfigKey::AccountName)
+                    .or_else(|| account_of(&url))
+                    .unwrap_or_default();
+                let allow_http = builder
+                    .get_config_value(&AzureConfigKey::Client(ClientConfigKey::AllowHttp))
+                    .is_some_and(|v| v == "true");
+                let store = Arc::new(builder.build()?);
+                let client_options = object_store::ClientOptions::new().with_allow_http(allow_http);
+                // The Archive tier is set once a copy has been read back
+                // (Azure changes a blob's tier in place, without a copy).
+                let archive = attributes
+                    .get(&Attribute::StorageClass)
+                    .filter(|c| c.eq_ignore_ascii_case("archive"));
+                let seal_tier = archive.map(|c| c.to_string());
+                if seal_tier.is_some() {
+                    attributes.remove(&Attribute::StorageClass);
+                }
+                azure = Some(AzureTier {
+                    store: store.clone(),
+                    account,
+                    client: ReqwestConnector::default().connect(&client_options)?,
+                    seal_tier,
+                    rehydrate_priority: self.rehydrate_priority()?,
+                });
+                (store, prefix)
+            }
+            "gs" => {
                 let opts = self.options.iter().map(|(k, v)| (k.as_str(), v.as_str()));
                 let (store, path) = object_store::parse_url_opts(&url, opts)?;
                 (Arc::from(store), path)
@@ -496,6 +573,7 @@ impl Tier {
             multipart,
             attributes,
             s3,
+            azure,
             archived,
         })
     }
