@@ -179,11 +179,7 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use clap::Parser;
-    use rdkafka::{
-        ClientConfig, Message,
-        consumer::{Consumer, StreamConsumer},
-        mocking::MockCluster,
-    };
+    use rdkafka::mocking::MockCluster;
     use strata_runtime::{args::CommonArgs, tiers::TierConfig};
 
     use super::*;
@@ -230,23 +226,10 @@ mod tests {
             .unwrap();
         assert_eq!(published, 2);
 
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .set("group.id", "inventory-reader")
-            .set("auto.offset.reset", "earliest")
-            .create()
-            .unwrap();
-        consumer.subscribe(&["access_events"]).unwrap();
-        let mut events = Vec::new();
-        while events.len() < 2 {
-            let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
-                .await
-                .unwrap()
-                .unwrap();
-            let event: AccessEvent =
-                strata_proto::codec::decode(msg.payload().unwrap(), None).unwrap();
-            assert_eq!(validate::access_event(&event), Ok(()));
-            events.push(event);
+        let mut events =
+            crate::testing::consume(&brokers, "access_events", "inventory-reader", 2).await;
+        for event in &events {
+            assert_eq!(validate::access_event(event), Ok(()));
         }
         events.sort_by(|a, b| a.object_key.cmp(&b.object_key));
         assert_eq!(events[0].object_key, "new.txt");

@@ -139,3 +139,35 @@ async fn post_events(State(state): State<AppState>, body: Bytes) -> Response {
         }
     }
 }
+
+/// What the unit tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::time::Duration;
+
+    use rdkafka::{
+        ClientConfig,
+        consumer::{Consumer, StreamConsumer},
+    };
+    use strata_proto::AccessEvent;
+
+    /// Reads `n` events from the start of `topic`.
+    pub async fn consume(brokers: &str, topic: &str, group: &str, n: usize) -> Vec<AccessEvent> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", group)
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[topic]).unwrap();
+        let mut events = Vec::new();
+        while events.len() < n {
+            let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            events.push(strata_runtime::kafka::decode::<AccessEvent>(&msg).unwrap());
+        }
+        events
+    }
+}

@@ -12,19 +12,14 @@
 //! - Events that fail validation (a key that could name a path outside a
 //!   tier, a size past 5 TiB) are skipped and counted, never published.
 
-use std::{
-    fs::File,
-    io,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{fs::File, io, path::Path, time::Duration};
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 use strata_proto::{AccessEvent, Op, codec::Encoding, time, validate};
 use strata_runtime::{
     kafka::Publisher,
-    trace::{self, Format},
+    trace::{self, TraceArgs},
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -32,17 +27,8 @@ use tokio_util::sync::CancellationToken;
 /// The replay's settings (`ingest-svc replay --help`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReplayArgs {
-    /// The trace file.
-    #[arg(long)]
-    pub trace: PathBuf,
-    /// Its format; by default from the extension (`.csv`, `.ndjson` or
-    /// `.jsonl`, anything else IBM).
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
-    /// Stretches the trace's times by this factor from its first event
-    /// (30 turns a day into a month).
-    #[arg(long, default_value_t = 1.0)]
-    pub time_scale: f64,
+    #[command(flatten)]
+    pub trace: TraceArgs,
     /// Publishes the event times as written instead of ending the trace now.
     #[arg(long)]
     pub keep_times: bool,
@@ -81,17 +67,8 @@ pub async fn run(
     now_ms: i64,
     stop: &CancellationToken,
 ) -> anyhow::Result<Replayed> {
-    anyhow::ensure!(
-        args.time_scale.is_finite() && args.time_scale > 0.0,
-        "--time-scale must be a positive number, not {}",
-        args.time_scale
-    );
-    let path = &args.trace;
-    let run_id = trace_id(path)?;
-    let format = args.format.unwrap_or_else(|| Format::of_path(path));
-    let file = File::open(path).with_context(|| format!("open trace {}", path.display()))?;
-    let trace = trace::read(file, format, args.time_scale)
-        .with_context(|| format!("read trace {}", path.display()))?;
+    let run_id = trace_id(&args.trace.trace)?;
+    let trace = args.trace.read()?;
     let shift = match (args.keep_times, trace.events.last()) {
         (false, Some(last)) => now_ms - last.ts_ms,
         _ => 0,
@@ -188,11 +165,9 @@ async fn pace(rate: u64, published: u64, started: Instant) {
 #[cfg(test)]
 mod tests {
     use clap::Parser;
-    use rdkafka::{
-        ClientConfig,
-        consumer::{Consumer, StreamConsumer},
-        mocking::MockCluster,
-    };
+    use rdkafka::mocking::MockCluster;
+    use std::path::PathBuf;
+
     use strata_runtime::args::CommonArgs;
 
     use super::*;
@@ -207,33 +182,15 @@ mod tests {
 
     fn args(trace: PathBuf) -> ReplayArgs {
         ReplayArgs {
-            trace,
-            format: None,
-            time_scale: 1.0,
+            trace: TraceArgs {
+                trace,
+                format: None,
+                time_scale: 1.0,
+            },
             keep_times: false,
             prefix: Some("t".into()),
             rate: 0,
         }
-    }
-
-    /// Reads `n` events from the start of `topic`.
-    async fn consume(brokers: &str, topic: &str, group: &str, n: usize) -> Vec<AccessEvent> {
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("group.id", group)
-            .set("auto.offset.reset", "earliest")
-            .create()
-            .unwrap();
-        consumer.subscribe(&[topic]).unwrap();
-        let mut events = Vec::new();
-        while events.len() < n {
-            let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
-                .await
-                .unwrap()
-                .unwrap();
-            events.push(strata_runtime::kafka::decode::<AccessEvent>(&msg).unwrap());
-        }
-        events
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,7 +250,7 @@ mod tests {
         .unwrap();
         assert_eq!(ranged.published, 1);
 
-        let events = consume(&brokers, "access_events", "replay-reader", 4).await;
+        let events = crate::testing::consume(&brokers, "access_events", "replay-reader", 4).await;
         let seen: Vec<_> = events
             .iter()
             .map(|e| {
@@ -338,7 +295,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let twice = consume(&brokers, "access_events", "replay-reader-2", 7).await;
+        let twice = crate::testing::consume(&brokers, "access_events", "replay-reader-2", 7).await;
         let ids = |es: &[AccessEvent]| es.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&twice[4..]), ids(&events[..3]));
         assert_eq!(

@@ -620,6 +620,46 @@ fn job(key: &str) -> MigrationJob {
     }
 }
 
+/// Retry `retry` of the job moving `key` back from `dst` to `src` after
+/// its first move (generation 1).
+fn back(key: &str, retry: u32) -> MigrationJob {
+    MigrationJob {
+        job_key: strata_proto::retry_job_key(key, "dst", "src", 1, retry),
+        object_key: key.into(),
+        from_tier: "dst".into(),
+        to_tier: "src".into(),
+        generation: 1,
+        retry,
+        ..Default::default()
+    }
+}
+
+/// Moves `key` (holding `bytes`), archived on `dst` (a store that restores
+/// at once), back to `src`: the first job fails at once as `archived`, the
+/// object left where it is and its message saying `asked`; the retry moves it.
+async fn thaw(s: &Setup, src: &TierStore, key: &str, bytes: &[u8], asked: &str) {
+    let first = back(key, 0);
+    run(s, first.clone()).await;
+    let row = s.mover.db.ledger(&first.job_key).await.unwrap().unwrap();
+    assert_eq!(row.state, State::Failed, "{row:?}");
+    let (class, message) = row.error.unwrap();
+    assert_eq!((class.as_str(), row.attempt), ("archived", 1), "{message}");
+    assert!(message.contains(asked), "{message}");
+    assert_eq!(s.mover.db.catalog(key).await.unwrap().unwrap().tier, "dst");
+    assert_eq!(
+        read(src, key).await,
+        None,
+        "no copy left where it was to go"
+    );
+
+    let retry = back(key, 1);
+    run(s, retry.clone()).await;
+    let row = s.mover.db.ledger(&retry.job_key).await.unwrap().unwrap();
+    assert_eq!(row.state, State::Completed, "{row:?}");
+    assert_eq!(read(src, key).await.as_deref(), Some(bytes));
+    assert_eq!(s.mover.db.catalog(key).await.unwrap().unwrap().tier, "src");
+}
+
 async fn put(t: &TierStore, key: &str, bytes: &[u8]) {
     t.store
         .put(&t.location(key).unwrap(), PutPayload::from(bytes.to_vec()))
@@ -853,15 +893,7 @@ async fn refused_deletes_leave_a_recorded_orphan(b: &Backend) {
     // An orphan whose object a later job moves back onto its tier is the
     // live copy then: the sweep keeps it, though deletes are allowed.
     leave_orphan(&s, b, &refusing, "c/back", &bytes).await;
-    let back = MigrationJob {
-        job_key: strata_proto::job_key("c/back", "dst", "src", 1),
-        object_key: "c/back".into(),
-        from_tier: "dst".into(),
-        to_tier: "src".into(),
-        generation: 1,
-        ..Default::default()
-    };
-    run(&s, back).await;
+    run(&s, back("c/back", 0)).await;
     assert_eq!(
         s.mover.db.catalog("c/back").await.unwrap().unwrap().tier,
         "src",
@@ -930,50 +962,15 @@ async fn objects_are_written_in_the_storage_class_of_their_tier() {
     put(&src, "frozen", b"cold bytes").await;
     run(&s, job("frozen")).await;
     assert_eq!(moto.storage_class(&deep, "frozen").await, "DEEP_ARCHIVE");
-    let thaw = MigrationJob {
-        job_key: strata_proto::job_key("frozen", "dst", "src", 1),
-        object_key: "frozen".into(),
-        from_tier: "dst".into(),
-        to_tier: "src".into(),
-        generation: 1,
-        ..Default::default()
-    };
-    run(&s, thaw.clone()).await;
-    let row = s.mover.db.ledger(&thaw.job_key).await.unwrap().unwrap();
-    assert_eq!(row.state, State::Failed, "{row:?}");
-    let (class, message) = row.error.unwrap();
-    assert_eq!((class.as_str(), row.attempt), ("archived", 1), "{message}");
-    assert!(
-        message.contains("restore requested (Standard retrieval"),
-        "{message}"
-    );
-    assert_eq!(
-        s.mover.db.catalog("frozen").await.unwrap().unwrap().tier,
-        "dst"
-    );
-    assert_eq!(moto.storage_class(&deep, "frozen").await, "DEEP_ARCHIVE");
-    assert_eq!(
-        read(&src, "frozen").await,
-        None,
-        "no copy left where it was to go"
-    );
     // moto restores at once (S3 takes hours): the policy's retry moves it.
-    let retry = MigrationJob {
-        job_key: strata_proto::retry_job_key("frozen", "dst", "src", 1, 1),
-        retry: 1,
-        ..thaw
-    };
-    run(&s, retry.clone()).await;
-    let row = s.mover.db.ledger(&retry.job_key).await.unwrap().unwrap();
-    assert_eq!(row.state, State::Completed, "{row:?}");
-    assert_eq!(
-        read(&src, "frozen").await.as_deref(),
-        Some(&b"cold bytes"[..])
-    );
-    assert_eq!(
-        s.mover.db.catalog("frozen").await.unwrap().unwrap().tier,
-        "src"
-    );
+    thaw(
+        &s,
+        &src,
+        "frozen",
+        b"cold bytes",
+        "restore requested (Standard retrieval",
+    )
+    .await;
 
     // A class the store does not know: every write would fail alike.
     let odd = classed_tier(
@@ -1039,40 +1036,15 @@ async fn azure_blobs_are_written_in_the_access_tier_of_their_tier() {
         azurite.access_tier("strata-archive", "frozen").await,
         "Archive"
     );
-    let thaw = MigrationJob {
-        job_key: strata_proto::job_key("frozen", "dst", "src", 1),
-        object_key: "frozen".into(),
-        from_tier: "dst".into(),
-        to_tier: "src".into(),
-        generation: 1,
-        ..Default::default()
-    };
-    run(&s, thaw.clone()).await;
-    let row = s.mover.db.ledger(&thaw.job_key).await.unwrap().unwrap();
-    assert_eq!(row.state, State::Failed, "{row:?}");
-    let (class, message) = row.error.unwrap();
-    assert_eq!((class.as_str(), row.attempt), ("archived", 1), "{message}");
-    assert!(
-        message.contains("rehydration to Hot requested (Standard priority)"),
-        "{message}"
-    );
-    assert_eq!(
-        s.mover.db.catalog("frozen").await.unwrap().unwrap().tier,
-        "dst"
-    );
     // Azurite rehydrates at once (Azure takes hours): the retry moves it.
-    let retry = MigrationJob {
-        job_key: strata_proto::retry_job_key("frozen", "dst", "src", 1, 1),
-        retry: 1,
-        ..thaw
-    };
-    run(&s, retry.clone()).await;
-    let row = s.mover.db.ledger(&retry.job_key).await.unwrap().unwrap();
-    assert_eq!(row.state, State::Completed, "{row:?}");
-    assert_eq!(
-        read(&src, "frozen").await.as_deref(),
-        Some(&b"cold bytes"[..])
-    );
+    thaw(
+        &s,
+        &src,
+        "frozen",
+        b"cold bytes",
+        "rehydration to Hot requested (Standard priority)",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

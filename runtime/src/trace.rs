@@ -8,7 +8,7 @@ use std::{
     borrow::Cow,
     collections::HashMap,
     io::{BufRead, BufReader, Read},
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 use anyhow::{Context, bail};
@@ -30,6 +30,40 @@ impl Format {
             Some("ndjson" | "jsonl" | "json") => Format::Ndjson,
             _ => Format::Ibm,
         }
+    }
+}
+
+/// The flags that name a trace: the file, its format, its time scale.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TraceArgs {
+    /// The trace file.
+    #[arg(long)]
+    pub trace: PathBuf,
+    /// Its format; by default from the extension (`.csv`, `.ndjson` or
+    /// `.jsonl`, anything else IBM).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Stretches the trace's times by this factor from its first event
+    /// (30 turns a day into a month).
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+}
+
+impl TraceArgs {
+    /// Reads the whole trace.
+    pub fn read(&self) -> anyhow::Result<Trace> {
+        let path = &self.trace;
+        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
+            bail!(
+                "--time-scale must be a positive number, not {}",
+                self.time_scale
+            );
+        }
+        let format = self.format.unwrap_or_else(|| Format::of_path(path));
+        let file =
+            std::fs::File::open(path).with_context(|| format!("open trace {}", path.display()))?;
+        read(file, format, self.time_scale)
+            .with_context(|| format!("read trace {}", path.display()))
     }
 }
 

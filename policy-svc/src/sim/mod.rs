@@ -31,20 +31,14 @@ use strata_runtime::tiers::TierConfig;
 use crate::{config::CostArgs, placement::CostParams, presets};
 use ledger::Ledger;
 use policies::Policy;
-use trace::{Format, Trace};
+use strata_runtime::trace::TraceArgs;
+use trace::Trace;
 
 /// Flags of `policy-svc simulate`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimulateArgs {
-    /// The trace file.
-    #[arg(long)]
-    pub trace: PathBuf,
-    /// Its format; by default from the extension (.csv, .ndjson/.jsonl, else ibm).
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
-    /// Stretches the trace's times by this factor (from its first event).
-    #[arg(long, default_value_t = 1.0)]
-    pub time_scale: f64,
+    #[command(flatten)]
+    pub trace: TraceArgs,
     /// A tier file (presets allowed); default the five AWS S3 classes.
     #[arg(long)]
     pub tiers: Option<PathBuf>,
@@ -251,11 +245,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         None => presets::aws_s3(),
     };
     let params = args.cost.params()?;
-    let format = args.format.unwrap_or_else(|| Format::of_path(&args.trace));
-    let file = std::fs::File::open(&args.trace)
-        .with_context(|| format!("open trace {}", args.trace.display()))?;
-    let trace = trace::read(file, format, args.time_scale)
-        .with_context(|| format!("read trace {}", args.trace.display()))?;
+    let trace = args.trace.read()?;
     let bar = !args.quiet && std::io::stderr().is_terminal();
     let report = simulate(
         &trace,
