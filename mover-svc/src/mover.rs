@@ -505,6 +505,8 @@ impl Mover {
         };
         match archive::request_restore(src, &job.object_key).await {
             Some(Ok(restore)) => {
+                metrics::counter!("strata_mover_restore_requests_total", "tier" => job.from_tier.clone())
+                    .increment(1);
                 tracing::info!(job_key = %job.job_key, object_key = %job.object_key, tier = %job.from_tier, ?restore, "archived source: restore asked for");
                 format!("{message}; {}", restore.describe(src))
             }
