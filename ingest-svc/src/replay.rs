@@ -12,7 +12,7 @@
 //! - Events that fail validation (a key that could name a path outside a
 //!   tier, a size past 5 TiB) are skipped and counted, never published.
 
-use std::{fs::File, io, path::Path, time::Duration};
+use std::{fs::File, io, time::Duration};
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
@@ -67,7 +67,7 @@ pub async fn run(
     now_ms: i64,
     stop: &CancellationToken,
 ) -> anyhow::Result<Replayed> {
-    let run_id = trace_id(&args.trace.trace)?;
+    let run_id = run_id(args)?;
     let trace = args.trace.read()?;
     let shift = match (args.keep_times, trace.events.last()) {
         (false, Some(last)) => now_ms - last.ts_ms,
@@ -78,7 +78,12 @@ pub async fn run(
         ..Replayed::default()
     };
     let started = Instant::now();
-    let mut batch = Vec::with_capacity(BATCH);
+    // At a low rate, batches as small as a second's events.
+    let batch_len = match args.rate {
+        0 => BATCH,
+        rate => usize::try_from(rate).unwrap_or(BATCH).clamp(1, BATCH),
+    };
+    let mut batch = Vec::with_capacity(batch_len);
     for (n, e) in trace.events.iter().enumerate() {
         let key = &trace.keys[e.key as usize];
         let event = AccessEvent {
@@ -111,7 +116,7 @@ pub async fn run(
             continue;
         }
         batch.push(event);
-        if batch.len() == BATCH {
+        if batch.len() == batch_len {
             if stop.is_cancelled() {
                 done.stopped = true;
                 return Ok(done);
@@ -128,11 +133,17 @@ pub async fn run(
     Ok(done)
 }
 
-/// The first 16 hex digits of the file's SHA-256: the same trace, the same ids.
-fn trace_id(path: &Path) -> anyhow::Result<String> {
+/// The first 16 hex digits of the SHA-256 of the trace file and of what
+/// makes its events other events (the key prefix, the time scale): the
+/// same replay, the same ids.
+fn run_id(args: &ReplayArgs) -> anyhow::Result<String> {
+    let path = &args.trace.trace;
     let mut file = File::open(path).with_context(|| format!("open trace {}", path.display()))?;
     let mut hasher = Sha256::new();
     io::copy(&mut file, &mut hasher).with_context(|| format!("read trace {}", path.display()))?;
+    hasher.update(args.prefix.as_deref().unwrap_or_default());
+    hasher.update([0]);
+    hasher.update(args.trace.time_scale.to_le_bytes());
     Ok(hex::encode(&hasher.finalize()[..8]))
 }
 
@@ -302,6 +313,17 @@ mod tests {
             time::to_millis(twice[4].ts.as_ref().unwrap()),
             1_609_459_200_000
         );
+
+        // Under another prefix, or stretched, they are other events.
+        let moved = ReplayArgs {
+            prefix: Some("u".into()),
+            ..again.clone()
+        };
+        let mut stretched = again.clone();
+        stretched.trace.time_scale = 2.0;
+        let id = run_id(&again).unwrap();
+        assert_ne!(run_id(&moved).unwrap(), id);
+        assert_ne!(run_id(&stretched).unwrap(), id);
 
         // Stopped: nothing more is sent.
         stop.cancel();

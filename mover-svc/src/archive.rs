@@ -107,10 +107,17 @@ async fn url_of(
     let location = tier
         .location(key)
         .map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
+    // The presigner names the URL; it needs credentials it can sign with
+    // (an access key or a token, not a SAS), which no retry changes.
     let mut url = store
         .signed_url(method, &location, Duration::from_secs(60))
         .await
-        .map_err(|e| failed(tier, key, "address", &e))?;
+        .map_err(|e| {
+            MoveError::Permanent(format!(
+                "address {} for a request of the mover's own: {e}",
+                tier.url_of(key)
+            ))
+        })?;
     url.set_query(None);
     Ok(url)
 }

@@ -688,8 +688,9 @@ impl Mover {
         match transfer::delete(dst, &job.object_key).await {
             Ok(()) => {}
             // Waiting would hold the job and its object for as long as the
-            // store refuses (no delete permission, Object Lock): the copy,
-            // never the catalog's, goes on record to be deleted once allowed.
+            // store refuses (no delete permission, an immutability policy):
+            // the copy, never the catalog's, goes on record to be deleted
+            // once allowed.
             Err(refusal) if !refusal.is_retryable() => {
                 self.leave_discarded(job, dst, &refusal).await?;
             }

@@ -69,8 +69,8 @@ impl MoveError {
     /// folder on it is a file, a name too long) holds no object: not found.
     pub fn from_store(context: &str, e: object_store::Error) -> Self {
         use object_store::Error as E;
-        let said = e.to_string();
-        let message = format!("{context}: {said}");
+        let code = error_code(&e);
+        let message = format!("{context}: {e}");
         if io_cause(&e).is_some_and(no_such_path) {
             return MoveError::NotFound(message);
         }
@@ -83,15 +83,22 @@ impl MoveError {
         // 403 InvalidObjectState; Azure: 409 BlobArchived), a storage class
         // the store does not know (400 InvalidStorageClass: the tier's
         // class, on every write, so retrying is no use).
-        if said.contains("InvalidObjectState") || said.contains("BlobArchived") {
-            return MoveError::Archived(format!(
-                "{message}: the object is archived and must be restored before it can be read"
-            ));
-        }
-        if said.contains("InvalidStorageClass") {
-            return MoveError::Permanent(format!(
-                "{message} (the tier's storage_class; a store without classes needs storage_class = \"\")"
-            ));
+        match code.as_deref() {
+            Some("InvalidObjectState" | "BlobArchived") => {
+                return MoveError::Archived(format!(
+                    "{message}: the object is archived and must be restored before it can be read"
+                ));
+            }
+            Some("InvalidStorageClass") => {
+                return MoveError::Permanent(format!(
+                    "{message} (the tier's storage_class; a store without classes needs storage_class = \"\")"
+                ));
+            }
+            // Azure's immutability policies and legal holds refuse for good.
+            Some(code) if code.starts_with("BlobImmutable") => {
+                return MoveError::Permanent(message);
+            }
+            _ => {}
         }
         match e {
             E::NotFound { .. } => MoveError::NotFound(message),
@@ -103,6 +110,22 @@ impl MoveError {
             _ => MoveError::Transient(message),
         }
     }
+}
+
+/// The code of a store's XML error answer (`<Code>InvalidObjectState</Code>`
+/// on S3, `<Code>BlobArchived</Code>` on Azure). It is read from the
+/// innermost error, which holds the answer's status and body alone: the
+/// object's key and URL, which the outer errors name, cannot pass for one,
+/// and the body escapes any key it quotes.
+fn error_code(e: &object_store::Error) -> Option<String> {
+    let mut innermost: &dyn std::error::Error = e;
+    while let Some(next) = innermost.source() {
+        innermost = next;
+    }
+    let text = innermost.to_string();
+    let start = text.find("<Code>")? + "<Code>".len();
+    let len = text[start..].find("</Code>")?;
+    Some(text[start..start + len].to_owned())
 }
 
 /// The bytes and digest of a copy or a read-back.
@@ -666,5 +689,53 @@ mod tests {
             source: Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
         };
         assert_eq!(MoveError::from_store("delete", reset).class(), "transient");
+    }
+
+    /// A store's answer, as object_store nests it: the path outside, the
+    /// status and body innermost.
+    fn answered(path: &str, body: &str) -> object_store::Error {
+        #[derive(Debug, thiserror::Error)]
+        #[error("Error performing GET http://store/{path}")]
+        struct Request {
+            path: String,
+            #[source]
+            answer: std::io::Error,
+        }
+        object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(Request {
+                path: path.into(),
+                answer: std::io::Error::other(format!(
+                    "Server returned non-2xx status code: {body}"
+                )),
+            }),
+        }
+    }
+
+    #[test]
+    fn store_error_codes_are_read_from_the_answer_not_the_key() {
+        let archived = "403 Forbidden: <Error><Code>InvalidObjectState</Code></Error>";
+        let e = MoveError::from_store("get k", answered("k", archived));
+        assert_eq!(e.class(), "archived");
+        let azure = "409 Conflict: <Error><Code>BlobArchived</Code></Error>";
+        assert_eq!(
+            MoveError::from_store("get k", answered("k", azure)).class(),
+            "archived"
+        );
+        // A key that reads like a code is only a key: a 503 stays transient.
+        let key = "logs/<Code>InvalidObjectState</Code>.csv";
+        let busy = "503 Service Unavailable: <Error><Code>SlowDown</Code></Error>";
+        let e = MoveError::from_store(&format!("get {key}"), answered(key, busy));
+        assert_eq!(e.class(), "transient", "{e}");
+        let class = "400 Bad Request: <Error><Code>InvalidStorageClass</Code></Error>";
+        assert_eq!(
+            MoveError::from_store("put k", answered("k", class)).class(),
+            "permanent"
+        );
+        let held = "409 Conflict: <Error><Code>BlobImmutableDueToPolicy</Code></Error>";
+        assert_eq!(
+            MoveError::from_store("delete k", answered("k", held)).class(),
+            "permanent"
+        );
     }
 }

@@ -221,13 +221,24 @@ pub struct AzureTier {
 }
 
 /// The storage account an Azure URL names in its host, if it does
-/// (`abfss://container@account.dfs.core.windows.net/`, `https://account.blob...`).
+/// (`abfss://container@account.dfs.core.windows.net/`, sovereign clouds'
+/// hosts alike); `az://container` names none.
 fn account_of(url: &Url) -> Option<String> {
-    let host = url.host_str()?;
+    let Some(url::Host::Domain(host)) = url.host() else {
+        return None;
+    };
     let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-    let (account, rest) = host.split_once('.')?;
-    rest.contains("core.windows.net")
-        .then(|| account.to_owned())
+    let (account, _) = host.split_once('.')?;
+    Some(account.to_owned())
+}
+
+/// A boolean option as object_store reads one (`true`, `1`, `yes`, `y`,
+/// `on`, in any case).
+fn truthy(value: &str) -> bool {
+    matches!(
+        value.to_ascii_lowercase().as_str(),
+        "true" | "1" | "yes" | "y" | "on"
+    )
 }
 
 /// An S3 tier's store and what signing a request of one's own takes.
@@ -416,6 +427,23 @@ impl Tier {
         matches!(self.storage_class(), Some("GLACIER" | "DEEP_ARCHIVE")) && S3.contains(&scheme)
     }
 
+    /// An HTTP client for the requests the mover makes itself, with the
+    /// client options the store has: those in the file (`proxy_url`,
+    /// `timeout`, ...) and `allow_http` as the store resolved it (the
+    /// environment's included).
+    fn http_client(&self, allow_http: Option<String>) -> anyhow::Result<HttpClient> {
+        let mut options = object_store::ClientOptions::new();
+        for (k, v) in &self.options {
+            if let Ok(key) = k.parse::<ClientConfigKey>() {
+                options = options.with_config(key, v);
+            }
+        }
+        if let Some(allow) = allow_http {
+            options = options.with_config(ClientConfigKey::AllowHttp, allow);
+        }
+        Ok(ReqwestConnector::default().connect(&options)?)
+    }
+
     /// The retrieval tier of S3 restores, checked.
     fn restore_tier(&self) -> anyhow::Result<String> {
         match self.restore_tier.as_deref() {
@@ -491,27 +519,28 @@ impl Tier {
                     .get_config_value(&AmazonS3ConfigKey::Region)
                     .unwrap_or_else(|| "us-east-1".into());
                 let allow_http = builder
-                    .get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp))
-                    .is_some_and(|v| v == "true");
+                    .get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp));
                 // An archived copy is not read back: S3's check of the
                 // SHA-256 each request signs is its verification.
-                if self.is_archived(url.scheme())
-                    && builder
-                        .get_config_value(&AmazonS3ConfigKey::UnsignedPayload)
-                        .is_some_and(|v| v == "true")
-                {
+                let unsigned = [
+                    AmazonS3ConfigKey::UnsignedPayload,
+                    AmazonS3ConfigKey::SkipSignature,
+                ]
+                .iter()
+                .any(|key| builder.get_config_value(key).is_some_and(|v| truthy(&v)));
+                if self.is_archived(url.scheme()) && unsigned {
                     bail!(
-                        "tier {}: an archived class needs signed payloads (unsigned_payload = \"false\"): \
-                         S3's check of them is what verifies a copy that cannot be read back",
+                        "tier {}: an archived class needs signed payloads (no unsigned_payload or \
+                         skip_signature): S3's check of them is what verifies a copy that cannot \
+                         be read back",
                         self.name
                     );
                 }
                 let store = Arc::new(builder.build()?);
-                let client_options = object_store::ClientOptions::new().with_allow_http(allow_http);
                 s3 = Some(S3Tier {
                     store: store.clone(),
                     region,
-                    client: ReqwestConnector::default().connect(&client_options)?,
+                    client: self.http_client(allow_http)?,
                     restore_days: self.restore_days.unwrap_or(7).max(1),
                     restore_tier: self.restore_tier()?,
                 });
@@ -526,15 +555,19 @@ impl Tier {
                         .with_context(|| format!("tier {} option {k:?}", self.name))?;
                     builder = builder.with_config(key, v);
                 }
+                let emulator = builder
+                    .get_config_value(&AzureConfigKey::UseEmulator)
+                    .is_some_and(|v| truthy(&v));
                 let account = builder
                     .get_config_value(&AzureConfigKey::AccountName)
                     .or_else(|| account_of(&url))
-                    .unwrap_or_default();
-                let allow_http = builder
-                    .get_config_value(&AzureConfigKey::Client(ClientConfigKey::AllowHttp))
-                    .is_some_and(|v| v == "true");
+                    .or_else(|| emulator.then(|| "devstoreaccount1".into()))
+                    .with_context(|| {
+                        format!("tier {}: no storage account name (account_name)", self.name)
+                    })?;
+                let allow_http =
+                    builder.get_config_value(&AzureConfigKey::Client(ClientConfigKey::AllowHttp));
                 let store = Arc::new(builder.build()?);
-                let client_options = object_store::ClientOptions::new().with_allow_http(allow_http);
                 // The Archive tier is set once a copy has been read back
                 // (Azure changes a blob's tier in place, without a copy).
                 let archive = attributes
@@ -547,7 +580,7 @@ impl Tier {
                 azure = Some(AzureTier {
                     store: store.clone(),
                     account,
-                    client: ReqwestConnector::default().connect(&client_options)?,
+                    client: self.http_client(allow_http)?,
                     seal_tier,
                     rehydrate_priority: self.rehydrate_priority()?,
                 });
@@ -687,9 +720,34 @@ mod tests {
         assert!(!archived("aws-s3-glacier-ir", "s3://b"));
         assert!(!archived("aws-s3-deep-archive", "memory://"));
         assert!(!archived("gcs-archive", "memory://"));
-        let unsigned = "preset = 'aws-s3-deep-archive'\nurl = 's3://b'\n[tiers.options]\nregion = 'x'\nunsigned_payload = 'true'";
-        let e = tier_of(unsigned).open().unwrap_err();
-        assert!(format!("{e:#}").contains("needs signed payloads"), "{e:#}");
+        for option in [
+            "unsigned_payload = 'true'",
+            "unsigned_payload = 'YES'",
+            "skip_signature = '1'",
+        ] {
+            let unsigned = format!(
+                "preset = 'aws-s3-deep-archive'\nurl = 's3://b'\n[tiers.options]\nregion = 'x'\n{option}"
+            );
+            let e = tier_of(&unsigned).open().unwrap_err();
+            assert!(
+                format!("{e:#}").contains("needs signed payloads"),
+                "{option}: {e:#}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_azure_url_names_its_account_in_its_host_or_not_at_all() {
+        let account = |u: &str| account_of(&Url::parse(u).unwrap());
+        assert_eq!(account("az://container/prefix"), None);
+        assert_eq!(
+            account("abfss://c@acct.dfs.core.windows.net/p").as_deref(),
+            Some("acct")
+        );
+        assert_eq!(
+            account("abfss://c@gov.dfs.core.usgovcloudapi.net/").as_deref(),
+            Some("gov")
+        );
     }
 
     #[test]
