@@ -20,7 +20,9 @@ d. the policy's cost model (deploy/strata.local.toml's prices) moves q1.csv
    the sources go;
 e. every poison is in ``<topic>.dlq`` with headers naming where it came from;
 f. an operator's job published twice: one COMPLETED, one DUPLICATE;
-g. SIGTERM: every daemon exits 0 within 30 s.
+g. a trace file replayed by ``ingest-svc replay``: an object it shows
+   written 90 days before the trace's end, and never read, leaves hot;
+h. SIGTERM: every daemon exits 0 within 30 s.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import hashlib
 import json
 import os
 import struct
+import subprocess
 import time
 import urllib.parse
 import uuid
@@ -38,7 +41,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer
 
-from conftest import SHUTDOWN_SECS, TIERS, TOPICS, Pipeline, http_get
+from conftest import BIN_DIR, SHUTDOWN_SECS, TIERS, TOPICS, Pipeline, http_get
 
 Q1 = "reports/2026/q1.csv"
 POPULAR = "datasets/popular.parquet"
@@ -494,6 +497,41 @@ def test_policy_explains_and_sums_up(pipeline, workload, statuses):
     assert summary["projectedMonthlyStorageUsd"] <= summary["monthlyStorageUsdAllHot"], summary
 
 
+def test_a_replayed_trace_moves_what_it_shows_idle(pipeline, statuses):
+    """g: a CSV trace in the simulator's format, published by the real
+    `ingest-svc replay` (its last event at the time of the replay): the
+    object written 90 days before that end and never read leaves hot,
+    bytes intact; the busy one, read daily, stays."""
+    idle, busy = "replayed/idle.bin", "replayed/busy.bin"
+    files = {}
+    for key in (idle, busy):
+        path = pipeline.object_path("hot", key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(256 * 1024))
+        files[key] = sha256_file(path)
+    start = datetime(2021, 3, 1, tzinfo=timezone.utc)
+    rows = ["ts,key,op,size", f"{rfc3339(start)},idle.bin,PUT,262144", f"{rfc3339(start)},busy.bin,PUT,262144"]
+    rows += [f"{rfc3339(start + timedelta(days=d))},busy.bin,GET,262144" for d in range(1, 91)]
+    trace = pipeline.root / "trace.csv"
+    trace.write_text("\n".join(rows) + "\n")
+
+    run = subprocess.run(
+        [str(BIN_DIR / "ingest-svc"), "replay", "--trace", str(trace), "--prefix", "replayed"],
+        env=pipeline.env(), capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, f"replay failed ({run.returncode}):\n{run.stdout}\n{run.stderr}"
+    assert f"published {len(rows) - 1} access events" in run.stdout, run.stdout
+
+    statuses.wait_for(lambda s: completed(s, idle), MOVES_TIMEOUT, f"COMPLETED for {idle}")
+    done = completed(statuses.statuses, idle)[-1]
+    assert done["fromTier"] == "hot" and done["toTier"] != "hot", statuses.dump(idle)
+    moved = pipeline.object_path(done["toTier"], idle)
+    assert moved.is_file() and sha256_file(moved) == files[idle], moved
+    assert not pipeline.object_path("hot", idle).exists(), "source left in hot"
+    assert not completed(statuses.statuses, busy), statuses.dump(busy)
+    assert sha256_file(pipeline.object_path("hot", busy)) == files[busy]
+
+
 def test_health_and_metrics(pipeline):
     for name in ("ingest-svc", "policy-svc", "mover-svc"):
         for path in ("/healthz", "/readyz", "/metrics"):
@@ -502,7 +540,7 @@ def test_health_and_metrics(pipeline):
 
 
 def test_clean_shutdown(pipeline):
-    """g: SIGTERM; each daemon finishes, commits and exits 0 within 30 s."""
+    """h: SIGTERM; each daemon finishes, commits and exits 0 within 30 s."""
     codes = pipeline.stop_daemons()
     bad = {name: code for name, code in codes.items() if code != 0}
     assert not bad, f"exit codes (None = killed after {SHUTDOWN_SECS}s): {codes}"
