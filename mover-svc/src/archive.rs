@@ -10,25 +10,19 @@
 //!   mover writes it in the account's default tier, verifies it, and then
 //!   moves it to Archive in place ([`seal`]).
 //!
-//! The requests are addressed by the stores' own URL schemes (through their
-//! presigners, whose query is replaced) and signed by object_store's own
-//! authorizers.
-
-use std::time::Duration;
+//! The requests are the mover's own ([`crate::signed`]).
 
 use http::{
     Method, StatusCode,
     header::{CONTENT_LENGTH, CONTENT_TYPE},
 };
-use object_store::{
-    aws::AwsAuthorizer,
-    azure::AzureAuthorizer,
-    client::{HttpClient, HttpRequest, HttpRequestBody},
-    signer::Signer,
-};
+use object_store::{azure::AzureAuthorizer, client::HttpRequestBody};
 use strata_runtime::tiers::{AzureTier, S3Tier, TierStore};
 
-use crate::transfer::MoveError;
+use crate::{
+    signed::{failed, refused, send, send_s3, url_of},
+    transfer::MoveError,
+};
 
 /// Where a restore stands once asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,68 +86,11 @@ pub async fn seal(tier: &TierStore, key: &str) -> Result<(), MoveError> {
         .map(drop)
 }
 
-/// Errors of a request of ours, named by what was asked.
-fn failed(tier: &TierStore, key: &str, what: &str, e: &dyn std::fmt::Display) -> MoveError {
-    MoveError::Transient(format!("{what} {}: {e}", tier.url_of(key)))
-}
-
-/// The URL of `key` as `store` names it, without a query.
-async fn url_of(
-    store: &dyn Signer,
-    tier: &TierStore,
-    key: &str,
-    method: Method,
-) -> Result<url::Url, MoveError> {
-    let location = tier
-        .location(key)
-        .map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
-    // The presigner names the URL; it needs credentials it can sign with
-    // (an access key or a token, not a SAS), which no retry changes.
-    let mut url = store
-        .signed_url(method, &location, Duration::from_secs(60))
-        .await
-        .map_err(|e| {
-            MoveError::Permanent(format!(
-                "address {} for a request of the mover's own: {e}",
-                tier.url_of(key)
-            ))
-        })?;
-    url.set_query(None);
-    Ok(url)
-}
-
-/// Sends `request` and returns its status and body text.
-async fn send(
-    tier: &TierStore,
-    client: &HttpClient,
-    key: &str,
-    what: &str,
-    request: HttpRequest,
-) -> Result<(StatusCode, String), MoveError> {
-    tier.limits.op().await;
-    let response = client
-        .execute(request)
-        .await
-        .map_err(|e| failed(tier, key, what, &e))?;
-    let status = response.status();
-    let body = response.into_body().bytes().await.unwrap_or_default();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
-}
-
-/// A failed answer: retried when the store may answer otherwise later.
-fn refused(tier: &TierStore, key: &str, what: &str, status: StatusCode, text: &str) -> MoveError {
-    let message = format!("{what} {}: {status}: {text}", tier.url_of(key));
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-        MoveError::Transient(message)
-    } else {
-        MoveError::Permanent(message)
-    }
-}
-
 /// S3 `RestoreObject`.
 async fn restore_s3(tier: &TierStore, s3: &S3Tier, key: &str) -> Result<Restore, MoveError> {
     const WHAT: &str = "restore";
-    let mut url = url_of(s3.store.as_ref(), tier, key, Method::POST).await?;
+    let location = location(tier, key)?;
+    let mut url = url_of(s3.store.as_ref(), tier, &location, Method::POST).await?;
     url.set_query(Some("restore"));
     let body = format!(
         "<RestoreRequest xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
@@ -161,29 +98,26 @@ async fn restore_s3(tier: &TierStore, s3: &S3Tier, key: &str) -> Result<Restore,
          </RestoreRequest>",
         s3.restore_days, s3.restore_tier
     );
-    let mut request = http::Request::builder()
+    let request = http::Request::builder()
         .method(Method::POST)
         .uri(url.as_str())
         .header(CONTENT_TYPE, "application/xml")
         .body(HttpRequestBody::from(body))
-        .map_err(|e| failed(tier, key, WHAT, &e))?;
-    let credential = s3
-        .store
-        .credentials()
-        .get_credential()
-        .await
-        .map_err(|e| failed(tier, key, WHAT, &e))?;
-    AwsAuthorizer::new(&credential, "s3", &s3.region)
-        .try_authorize(&mut request, None)
-        .map_err(|e| failed(tier, key, WHAT, &e))?;
-    match send(tier, &s3.client, key, WHAT, request).await? {
+        .map_err(|e| failed(WHAT, url.as_str(), &e))?;
+    match send_s3(tier, s3, WHAT, request).await? {
         (StatusCode::ACCEPTED, _) => Ok(Restore::Started),
         (StatusCode::OK, _) => Ok(Restore::Ready),
         (StatusCode::CONFLICT, text) if text.contains("RestoreAlreadyInProgress") => {
             Ok(Restore::UnderWay)
         }
-        (status, text) => Err(refused(tier, key, WHAT, status, &text)),
+        (status, text) => Err(refused(WHAT, url.as_str(), status, &text)),
     }
+}
+
+/// Where `key` lives on `tier`.
+fn location(tier: &TierStore, key: &str) -> Result<object_store::path::Path, MoveError> {
+    tier.location(key)
+        .map_err(|e| MoveError::Permanent(format!("{e:#}")))
 }
 
 /// Azure Set Blob Tier: `access_tier` for the blob, with a rehydrate
@@ -197,7 +131,8 @@ async fn set_azure_tier(
     priority: Option<&str>,
 ) -> Result<Restore, MoveError> {
     const WHAT: &str = "set the access tier of";
-    let mut url = url_of(azure.store.as_ref(), tier, key, Method::PUT).await?;
+    let location = location(tier, key)?;
+    let mut url = url_of(azure.store.as_ref(), tier, &location, Method::PUT).await?;
     url.set_query(Some("comp=tier"));
     let date = chrono::Utc::now()
         .format("%a, %d %h %Y %H:%M:%S GMT")
@@ -214,22 +149,22 @@ async fn set_azure_tier(
     }
     let mut request = builder
         .body(HttpRequestBody::from(Vec::new()))
-        .map_err(|e| failed(tier, key, WHAT, &e))?;
+        .map_err(|e| failed(WHAT, url.as_str(), &e))?;
     let credential = azure
         .store
         .credentials()
         .get_credential()
         .await
-        .map_err(|e| failed(tier, key, WHAT, &e))?;
+        .map_err(|e| failed(WHAT, url.as_str(), &e))?;
     AzureAuthorizer::new(&credential, &azure.account)
         .try_authorize(&mut request)
-        .map_err(|e| failed(tier, key, WHAT, &e))?;
-    match send(tier, &azure.client, key, WHAT, request).await? {
+        .map_err(|e| failed(WHAT, url.as_str(), &e))?;
+    match send(tier, &azure.client, WHAT, request).await? {
         (StatusCode::OK, _) => Ok(Restore::Ready),
         (StatusCode::ACCEPTED, _) => Ok(Restore::Started),
         (StatusCode::CONFLICT, text) if text.contains("BlobBeingRehydrated") => {
             Ok(Restore::UnderWay)
         }
-        (status, text) => Err(refused(tier, key, WHAT, status, &text)),
+        (status, text) => Err(refused(WHAT, url.as_str(), status, &text)),
     }
 }

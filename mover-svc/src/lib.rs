@@ -10,6 +10,9 @@
 //! - [`local`]: the direct copy between two `file://` tiers.
 //! - [`archive`]: archive classes: restores of archived sources, Azure's
 //!   Archive tier set on verified copies.
+//! - [`uploads`]: the multipart uploads open for a key on S3.
+//! - [`signed`]: the requests the mover signs itself, where object_store
+//!   has no call.
 //! - [`durable`]: group syncs that make file tier copies durable.
 //! - [`mover`]: the protocol in action.
 //! - [`jobs`]: the Kafka job loop: concurrency, ordering per object, offsets.
@@ -27,8 +30,10 @@ pub mod jobs;
 pub mod local;
 pub mod mover;
 pub mod protocol;
+pub mod signed;
 pub mod tail;
 pub mod transfer;
+pub mod uploads;
 
 use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 

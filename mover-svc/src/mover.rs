@@ -22,6 +22,7 @@ use crate::{
     fault,
     protocol::{self, Arrival, LedgerRow, OrphanRow, Resume, Sweep, VerifyError},
     transfer::{self, Digest256, MoveError},
+    uploads,
 };
 
 /// Tuning of copies and retries.
@@ -696,15 +697,8 @@ impl Mover {
             }
             Err(e) => return Err(anyhow::Error::new(e).context("discard destination copy")),
         }
-        if dst.multipart.is_some()
-            && let Some(upload) = self.db.upload_of(&job.job_key).await?
-        {
-            // Best effort, once: a store that will not abort (no
-            // AbortMultipartUpload permission) leaves it to its lifecycle rule.
-            if let Err(e) = transfer::abort_upload(dst, &job.object_key, &upload).await {
-                tracing::warn!(job_key = %job.job_key, error = %e, "could not abort the interrupted upload");
-            }
-            self.db.record_upload(&job.job_key, None).await?;
+        if dst.multipart.is_some() {
+            self.abort_uploads(job, dst).await?;
         }
         let staged = transfer::remove_staged(dst, &job.object_key)
             .await
@@ -712,6 +706,42 @@ impl Mover {
             .context("remove staged upload")?;
         if staged > 0 {
             tracing::info!(job_key = %job.job_key, staged, "removed interrupted upload");
+        }
+        Ok(())
+    }
+
+    /// Aborts the multipart uploads a job may have left open on `dst`, best
+    /// effort and once: a store that will not abort (no AbortMultipartUpload
+    /// permission) leaves them to its lifecycle rule. On S3 every upload
+    /// open for the key, whether its id reached the ledger or not (a kill
+    /// -9 during the create request); elsewhere, and when S3 will not list
+    /// them, the one the ledger recorded.
+    async fn abort_uploads(&self, job: &MigrationJob, dst: &TierStore) -> anyhow::Result<()> {
+        let recorded = self.db.upload_of(&job.job_key).await?;
+        let listed = match &dst.s3 {
+            Some(s3) => {
+                let location = dst.location(&job.object_key)?;
+                match uploads::open(dst, s3, &location).await {
+                    Ok(ids) => Some(ids),
+                    Err(e) => {
+                        tracing::warn!(job_key = %job.job_key, error = %e, "could not list the key's open uploads");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let ids = listed.unwrap_or_else(|| recorded.iter().cloned().collect());
+        for id in &ids {
+            if let Err(e) = transfer::abort_upload(dst, &job.object_key, id).await {
+                tracing::warn!(job_key = %job.job_key, error = %e, "could not abort an interrupted upload");
+            }
+        }
+        if !ids.is_empty() {
+            tracing::info!(job_key = %job.job_key, uploads = ids.len(), "interrupted uploads aborted");
+        }
+        if recorded.is_some() {
+            self.db.record_upload(&job.job_key, None).await?;
         }
         Ok(())
     }

@@ -1084,13 +1084,29 @@ async fn a_multipart_upload_cut_short_is_aborted_when_its_job_resumes() {
     drop(copy);
     assert_eq!(moto.open_uploads("strata-dst"), 1, "the cut upload is open");
     assert_eq!(ledger(&s, "big").await.state, State::Copying);
+    // A kill -9 during a create request leaves an upload the ledger never
+    // heard of; another key's upload (`big` is a prefix of it) is not the job's.
+    let multipart = &dst.multipart.as_ref().unwrap().0;
+    multipart
+        .create_multipart(&dst.location("big").unwrap())
+        .await
+        .unwrap();
+    multipart
+        .create_multipart(&dst.location("big.other").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(moto.open_uploads("strata-dst"), 3);
 
-    // The next start resumes the job: the old upload is aborted, the copy
-    // done again, and no upload stays open for the bucket to bill.
+    // The next start resumes the job: the key's uploads are aborted, the
+    // copy done again, and none stays open for the bucket to bill.
     s.mover.recover().await.unwrap();
     assert_eq!(ledger(&s, "big").await.state, State::Completed);
     assert_eq!(read(&dst, "big").await.as_deref(), Some(&bytes[..]));
-    assert_eq!(moto.open_uploads("strata-dst"), 0);
+    assert_eq!(
+        moto.open_uploads("strata-dst"),
+        1,
+        "only big.other's is left"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
