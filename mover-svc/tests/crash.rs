@@ -1,15 +1,20 @@
 //! The crash harness (design §5, I1–I6): mover-svc as a separate process,
 //! killed at every fault point of the move protocol and at random moments
 //! over hundreds of jobs, restarted each time, against librdkafka's mock
-//! cluster and real `file://` tiers. Afterwards every object must sit whole
-//! at its catalog tier with its SHA-256, no tier may hold an orphan copy,
-//! and every job must have completed exactly once in effect.
+//! cluster and real stores: `file://` tiers, and buckets on an S3 server
+//! (moto, started by the test). Afterwards every object must sit whole at
+//! its catalog tier with its SHA-256, no tier may hold an orphan copy (nor
+//! an S3 bucket an open multipart upload), and every job must have
+//! completed exactly once in effect.
 //!
 //! Needs the fault points: `cargo test -p mover-svc --features fault-injection --test crash`.
-//! `STRATA_CRASH_JOBS` sets the number of jobs (default 200).
+//! `STRATA_CRASH_JOBS` sets the number of jobs (default 200 on files, half
+//! that on S3, whose server is slower).
 
 #![cfg(feature = "fault-injection")]
 #![allow(clippy::unwrap_used)]
+
+mod common;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -18,6 +23,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::Moto;
+use futures::TryStreamExt;
+use object_store::{ObjectStoreExt, PutPayload};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rdkafka::{
     ClientConfig,
@@ -26,6 +34,7 @@ use rdkafka::{
 };
 use sha2::{Digest, Sha256};
 use strata_proto::{MigrationJob, codec};
+use strata_runtime::tiers::{TierConfig, TierStore};
 
 const TIERS: [&str; 3] = ["hot", "warm", "cold"];
 
@@ -104,12 +113,100 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Where the harness's tiers live.
+enum Stores {
+    /// `file://` folders beside the mover's state.
+    Files,
+    /// A bucket per tier on an S3 server.
+    S3(Moto),
+}
+
+impl Stores {
+    /// The tier file the mover reads.
+    fn tier_file(&self, root: &Path) -> String {
+        let mut tiers = String::new();
+        for name in TIERS {
+            match self {
+                Stores::Files => tiers.push_str(&format!(
+                    "[[tiers]]\nname = '{name}'\nurl = 'file://{}/{name}'\n",
+                    root.display()
+                )),
+                Stores::S3(moto) => {
+                    tiers.push_str(&format!(
+                        "[[tiers]]\nname = '{name}'\nurl = 's3://crash-{name}'\n[tiers.options]\n"
+                    ));
+                    for (k, v) in moto.tier_options() {
+                        tiers.push_str(&format!("{k} = '{v}'\n"));
+                    }
+                }
+            }
+        }
+        tiers
+    }
+
+    /// Copies on `tiers` that no catalog row names: staged uploads and
+    /// leftovers on file tiers, objects and open multipart uploads in buckets.
+    async fn orphans(
+        &self,
+        root: &Path,
+        tiers: &BTreeMap<&str, TierStore>,
+        expected: &BTreeSet<(String, String)>,
+    ) -> Vec<String> {
+        let mut orphans = Vec::new();
+        for (name, tier) in tiers {
+            match self {
+                Stores::Files => {
+                    let mut files = Vec::new();
+                    files_under(&root.join(name), &mut files);
+                    for file in files {
+                        let key = file.strip_prefix(root.join(name)).unwrap();
+                        let key = key.to_string_lossy().into_owned();
+                        if !expected.contains(&(name.to_string(), key)) {
+                            orphans.push(file.display().to_string());
+                        }
+                    }
+                }
+                Stores::S3(moto) => {
+                    let listed: Vec<_> = tier.store.list(None).try_collect().await.unwrap();
+                    for meta in listed {
+                        let key = tier.key_of(&meta.location).unwrap_or_default();
+                        if !expected.contains(&(name.to_string(), key.clone())) {
+                            orphans.push(format!("s3://crash-{name}/{key}"));
+                        }
+                    }
+                    for _ in 0..moto.open_uploads(&format!("crash-{name}")) {
+                        orphans.push(format!("an open multipart upload in crash-{name}"));
+                    }
+                }
+            }
+        }
+        orphans
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_every_step_and_at_random_nothing_is_lost_or_orphaned() {
-    let jobs: usize = std::env::var("STRATA_CRASH_JOBS")
+    harness(Stores::Files, jobs(200)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_s3_killed_at_every_step_and_at_random_nothing_is_lost_or_orphaned() {
+    let moto = Moto::start();
+    for name in TIERS {
+        moto.create_bucket(&format!("crash-{name}"));
+    }
+    harness(Stores::S3(moto), jobs(200) / 2).await;
+}
+
+/// `STRATA_CRASH_JOBS`, or `default`.
+fn jobs(default: usize) -> usize {
+    std::env::var("STRATA_CRASH_JOBS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(200);
+        .unwrap_or(default)
+}
+
+async fn harness(stores: Stores, jobs: usize) {
     let mut rng = StdRng::seed_from_u64(7);
     let cluster = MockCluster::new(1).unwrap();
     for topic in ["migration_jobs", "migration_status", "migration_jobs.dlq"] {
@@ -118,14 +215,15 @@ async fn killed_at_every_step_and_at_random_nothing_is_lost_or_orphaned() {
     let brokers = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let mut tiers = String::new();
-    for name in TIERS {
-        tiers.push_str(&format!(
-            "[[tiers]]\nname = '{name}'\nurl = 'file://{}/{name}'\n",
-            root.display()
-        ));
-    }
-    std::fs::write(root.join("tiers.toml"), tiers).unwrap();
+    let tier_file = stores.tier_file(root);
+    std::fs::write(root.join("tiers.toml"), &tier_file).unwrap();
+    let tiers: BTreeMap<&str, TierStore> = TIERS
+        .iter()
+        .map(|name| {
+            let config = TierConfig::parse(&tier_file, &[]).unwrap();
+            (*name, config.get(name).unwrap().open().unwrap())
+        })
+        .collect();
 
     // Objects: mostly small, every 25th larger than a part (multipart).
     let mut objects = Vec::new();
@@ -138,9 +236,14 @@ async fn killed_at_every_step_and_at_random_nothing_is_lost_or_orphaned() {
         let mut bytes = vec![0u8; size];
         rng.fill(&mut bytes[..]);
         let key = format!("obj/{:02}/{i:05}.bin", i % 17);
-        let path = root.join("hot").join(&key);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &bytes).unwrap();
+        let hot = &tiers["hot"];
+        hot.store
+            .put(
+                &hot.location(&key).unwrap(),
+                PutPayload::from(bytes.clone()),
+            )
+            .await
+            .unwrap();
         let to = if i % 2 == 0 { "warm" } else { "cold" };
         objects.push(Object {
             key,
@@ -219,19 +322,21 @@ async fn killed_at_every_step_and_at_random_nothing_is_lost_or_orphaned() {
         .collect::<Result<_, _>>()
         .unwrap();
     let mut lost = 0;
-    let mut expected_files = BTreeSet::new();
+    let mut expected = BTreeSet::new();
     for o in &objects {
-        let whole = catalog.get(&o.key).is_some_and(|(tier, generation, sha)| {
-            let path = root.join(tier).join(&o.key);
-            expected_files.insert(path.clone());
-            let on_disk = std::fs::read(&path)
-                .map(|b| hex::encode(Sha256::digest(b)))
-                .ok();
-            tier == o.to
+        let mut whole = false;
+        if let Some((tier, generation, sha)) = catalog.get(&o.key) {
+            expected.insert((tier.clone(), o.key.clone()));
+            let store = &tiers[tier.as_str()];
+            let held = match store.store.get(&store.location(&o.key).unwrap()).await {
+                Ok(got) => Some(hex::encode(Sha256::digest(got.bytes().await.unwrap()))),
+                Err(_) => None,
+            };
+            whole = tier == o.to
                 && *generation == 1
                 && sha.as_deref() == Some(&o.sha256)
-                && on_disk.as_deref() == Some(&o.sha256)
-        });
+                && held.as_deref() == Some(&o.sha256);
+        }
         if !whole {
             lost += 1;
             eprintln!(
@@ -241,18 +346,10 @@ async fn killed_at_every_step_and_at_random_nothing_is_lost_or_orphaned() {
             );
         }
     }
-    // No orphans: nothing on any tier but the catalog's copies (staged
-    // uploads included).
-    let mut files = Vec::new();
-    for tier in TIERS {
-        files_under(&root.join(tier), &mut files);
-    }
-    let orphans: Vec<_> = files
-        .iter()
-        .filter(|f| !expected_files.contains(*f))
-        .collect();
+    // No orphans: nothing on any tier but the catalog's copies.
+    let orphans = stores.orphans(root, &tiers, &expected).await;
     for orphan in &orphans {
-        eprintln!("orphan: {}", orphan.display());
+        eprintln!("orphan: {orphan}");
     }
     let completed = completed_jobs(&db);
     println!("crashes={crashes} random_kills={random_kills}");

@@ -1,0 +1,122 @@
+//! What the mover's integration tests share: moto's S3 server.
+#![allow(clippy::unwrap_used, dead_code)] // Not every test binary uses every helper.
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use strata_runtime::tiers::TierStore;
+
+/// moto's S3 server on a free loopback port, killed on drop.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let python = std::env::var("STRATA_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let child = Command::new(&python)
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {python} -m moto.server ({e}): pip install 'moto[server]' (scripts/test.sh does)"));
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let mut moto = Moto { child, endpoint };
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return moto;
+            }
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                panic!(
+                    "{python} -m moto.server exited ({status}): pip install 'moto[server]' (scripts/test.sh does)"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("moto did not listen on {port} within 30 s");
+    }
+
+    /// One plain HTTP request (moto accepts unsigned ones); the response.
+    pub fn request(&self, method: &str, target: &str) -> String {
+        use std::io::{Read, Write};
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        write!(conn, "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        conn.read_to_string(&mut response).unwrap();
+        response
+    }
+
+    /// Tier options for this server. Test credentials for moto; real
+    /// deployments take them from `AWS_*` variables.
+    pub fn tier_options(&self) -> [(&str, &str); 5] {
+        [
+            ("endpoint", self.endpoint.as_str()),
+            ("allow_http", "true"),
+            ("region", "us-east-1"),
+            ("access_key_id", "test"),
+            ("secret_access_key", "test"),
+        ]
+    }
+
+    pub fn create_bucket(&self, bucket: &str) {
+        let response = self.request("PUT", &format!("/{bucket}"));
+        assert!(
+            response.starts_with("HTTP/1.1 200"),
+            "create bucket {bucket}: {response}"
+        );
+    }
+
+    /// The storage class `key` on the S3 tier `t` is billed in (S3 names
+    /// every class but STANDARD in a HEAD's `x-amz-storage-class`).
+    pub async fn storage_class(&self, t: &TierStore, key: &str) -> String {
+        use object_store::signer::Signer;
+        let s3 = t.s3.as_ref().expect("an S3 tier");
+        let url = s3
+            .store
+            .signed_url(
+                http::Method::HEAD,
+                &t.location(key).unwrap(),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        let target = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+        let response = self.request("HEAD", &target);
+        assert!(
+            response.starts_with("HTTP/1.1 200"),
+            "HEAD {key}: {response}"
+        );
+        response
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("x-amz-storage-class")
+                    .then(|| value.trim().to_owned())
+            })
+            .unwrap_or_else(|| "STANDARD".into())
+    }
+
+    /// Multipart uploads begun in `bucket` and neither completed nor aborted.
+    pub fn open_uploads(&self, bucket: &str) -> usize {
+        let response = self.request("GET", &format!("/{bucket}?uploads"));
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        response.matches("<UploadId>").count()
+    }
+}
