@@ -13,8 +13,8 @@
 #                    cargo test --workspace without nextest
 #   5. end to end    python3 -m pytest -q tests/e2e
 #   6. crash harness mover-svc built with fault points, killed at every step
-#                    and at random over 200 jobs on file tiers and 100 on
-#                    S3 (moto) (a few minutes)
+#                    and at random over 200 jobs on file tiers, 100 on S3
+#                    (moto) and 100 on Azure (Azurite) (a few minutes)
 # Stops at the first failing stage and exits non-zero.
 # Environment: PYTHON (default python3); STRATA_TEST_AZURITE (the
 # azurite-blob command; default: installed, then found on PATH);

@@ -1,4 +1,5 @@
-//! What the mover's integration tests share: moto's S3 server.
+//! What the mover's integration tests share: moto's S3 server and
+//! Azurite's Azure Blob server.
 #![allow(clippy::unwrap_used, dead_code)] // Not every test binary uses every helper.
 
 use std::{
@@ -118,5 +119,135 @@ impl Moto {
         let response = self.request("GET", &format!("/{bucket}?uploads"));
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
         response.matches("<UploadId>").count()
+    }
+}
+
+/// Azurite's Blob service (npm `azurite`, which scripts/test.sh installs)
+/// on a free loopback port, killed on drop. `STRATA_TEST_AZURITE` names its
+/// `azurite-blob` command (default: on PATH).
+pub struct Azurite {
+    child: Child,
+    pub endpoint: String,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Azurite {
+    const ACCOUNT: &str = "devstoreaccount1";
+    /// Azurite's published development key (no secret).
+    const KEY: &str =
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+    pub fn start() -> Azurite {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let data = tempfile::tempdir().unwrap();
+        let azurite =
+            std::env::var("STRATA_TEST_AZURITE").unwrap_or_else(|_| "azurite-blob".into());
+        let child = Command::new(&azurite)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .arg("--location")
+            .arg(data.path())
+            .args(["--silent", "--skipApiVersionCheck", "--loose"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {azurite} ({e}): npm install -g azurite (scripts/test.sh does)"
+                )
+            });
+        let endpoint = format!("http://127.0.0.1:{port}/{}", Self::ACCOUNT);
+        let mut azurite = Azurite {
+            child,
+            endpoint,
+            _data: data,
+        };
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return azurite;
+            }
+            if let Ok(Some(status)) = azurite.child.try_wait() {
+                panic!(
+                    "azurite-blob exited ({status}): npm install -g azurite (scripts/test.sh does)"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("azurite did not listen on {port} within 30 s");
+    }
+
+    /// Tier options for this server (real deployments take the account's
+    /// credentials from `AZURE_STORAGE_*` variables).
+    pub fn tier_options(&self) -> [(&str, &str); 4] {
+        [
+            ("endpoint", self.endpoint.as_str()),
+            ("allow_http", "true"),
+            ("account_name", Self::ACCOUNT),
+            ("access_key", Self::KEY),
+        ]
+    }
+
+    /// Sends a request signed with the account key; its status and headers.
+    pub async fn signed(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, http::HeaderMap) {
+        use object_store::{
+            azure::{AzureAccessKey, AzureAuthorizer, AzureCredential},
+            client::{HttpConnector, HttpRequestBody, ReqwestConnector},
+        };
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{target}", self.endpoint))
+            .header("x-ms-version", "2023-11-03")
+            .header(
+                "x-ms-date",
+                chrono::Utc::now()
+                    .format("%a, %d %h %Y %H:%M:%S GMT")
+                    .to_string(),
+            )
+            .header("content-length", "0");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let mut request = builder.body(HttpRequestBody::from(Vec::new())).unwrap();
+        let credential = AzureCredential::AccessKey(AzureAccessKey::try_new(Self::KEY).unwrap());
+        AzureAuthorizer::new(&credential, Self::ACCOUNT)
+            .try_authorize(&mut request)
+            .unwrap();
+        let options = object_store::ClientOptions::new().with_allow_http(true);
+        let client = ReqwestConnector::default().connect(&options).unwrap();
+        let response = client.execute(request).await.unwrap();
+        (response.status().as_u16(), response.headers().clone())
+    }
+
+    pub async fn create_container(&self, name: &str) {
+        let target = format!("/{name}?restype=container");
+        let (status, _) = self.signed("PUT", &target, &[]).await;
+        assert_eq!(status, 201, "create container {name}");
+    }
+
+    /// The access tier of `key` in `container`.
+    pub async fn access_tier(&self, container: &str, key: &str) -> String {
+        let (status, headers) = self
+            .signed("HEAD", &format!("/{container}/{key}"), &[])
+            .await;
+        assert_eq!(status, 200, "HEAD {key}");
+        headers
+            .get("x-ms-access-tier")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
     }
 }
