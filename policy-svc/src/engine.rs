@@ -137,7 +137,7 @@ pub fn apply_batch(
                 applied.events += 1;
             }
             Payload::Status(status) => {
-                apply_status(tx, &mut touched, status, clock.now(wall_ms))?;
+                apply_status(tx, &mut touched, status, tiers, clock.now(wall_ms))?;
                 applied.statuses += 1;
             }
             Payload::Skip => {}
@@ -162,6 +162,19 @@ pub fn stored_offsets(conn: &Connection, topic: &str) -> rusqlite::Result<Vec<(i
     let mut stmt = conn.prepare("SELECT partition, next_offset FROM offsets WHERE topic = ?1")?;
     let rows = stmt.query_map([topic], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect()
+}
+
+/// How long a failed job waits at least for its source's restore: the
+/// mover asks for one when the source is archived (error class `archived`),
+/// and it takes about the source tier's first-byte time (hours on S3
+/// Glacier Flexible Retrieval and Deep Archive, Azure Archive), a tenth
+/// more to be safe. A retry sooner would only find it under way.
+fn restore_ms(s: &MigrationStatus, tiers: &TierConfig) -> i64 {
+    let archived = s.error.as_ref().is_some_and(|e| e.class == "archived");
+    match tiers.get(&s.from_tier) {
+        Some(tier) if archived => (tier.first_byte_ms * 1.1) as i64,
+        _ => 0,
+    }
 }
 
 /// How far past the wall clock an event's time may be taken: a sender's
@@ -280,6 +293,7 @@ fn apply_status(
     tx: &Transaction<'_>,
     touched: &mut Touched,
     s: &MigrationStatus,
+    tiers: &TierConfig,
     now_ms: i64,
 ) -> anyhow::Result<()> {
     let state = match s.state() {
@@ -335,7 +349,7 @@ fn apply_status(
             } else {
                 o.failures += 1;
                 let backoff_hours = 1i64 << o.failures.min(7);
-                o.retry_after_ms = now_ms + backoff_hours * DAY_MS / 24;
+                o.retry_after_ms = now_ms + (backoff_hours * DAY_MS / 24).max(restore_ms(s, tiers));
                 o.due_ms = o.retry_after_ms;
             }
         }

@@ -157,3 +157,65 @@ async fn an_object_larger_than_the_byte_budget_moves_alone_and_the_rest_follow()
     let keys: Vec<_> = second.iter().map(|j| j.object_key.as_str()).collect();
     assert_eq!(keys, ["logs/s1", "logs/s2", "logs/s3"]);
 }
+
+/// A job that failed because its source is archived waits for the restore
+/// the mover asked for: about the source tier's first-byte time (12 hours
+/// here), not the first backoff's 2 hours.
+#[tokio::test]
+async fn a_job_whose_source_is_being_restored_is_retried_once_the_restore_is_due() {
+    let tiers = strata_runtime::tiers::TierConfig::parse(
+        "[[tiers]]\nname='hot'\nurl='memory://'\n\
+         [[tiers]]\nname='cold'\nurl='memory://'\nidle_days=30\nfirst_byte_ms=43200000\n",
+        &[],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("policy.db")).unwrap();
+    let apply_with = |offset: i64, payload: Payload, wall: i64| {
+        let tiers = tiers.clone();
+        let input = engine::Input {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            payload,
+        };
+        store.transaction(move |tx| engine::apply_batch(tx, &[input], &tiers, wall))
+    };
+    // In cold, then read three times: promoted to hot.
+    let seen = AccessEvent {
+        object_key: "logs/a".into(),
+        op: Op::Inventory as i32,
+        size_bytes: 4096,
+        tier: "cold".into(),
+        ts: Some(time::from_millis(WALL)),
+        ..Default::default()
+    };
+    apply_with(0, Payload::Event(seen), WALL).await.unwrap();
+    for (i, minutes) in [1, 2, 3].into_iter().enumerate() {
+        let read = event("logs/a", Op::Get, 4096, WALL + minutes * 60_000);
+        apply_with(1 + i as i64, read, WALL + HOUR).await.unwrap();
+    }
+    let jobs = decide(&store, WALL + HOUR).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        (jobs[0].from_tier.as_str(), jobs[0].to_tier.as_str()),
+        ("cold", "hot")
+    );
+
+    let Payload::Status(mut archived) = failed(&jobs[0]) else {
+        unreachable!()
+    };
+    archived.error = Some(pb::Error {
+        class: "archived".into(),
+        message: "restore requested".into(),
+    });
+    apply_with(4, Payload::Status(archived), WALL + HOUR)
+        .await
+        .unwrap();
+    // Not at the first backoff's 2 hours: the restore takes 12.
+    assert!(decide(&store, WALL + 3 * HOUR).await.is_empty());
+    assert!(decide(&store, WALL + 12 * HOUR).await.is_empty());
+    let retry = decide(&store, WALL + 15 * HOUR).await;
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].retry, 1);
+}
