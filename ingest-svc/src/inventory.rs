@@ -178,17 +178,9 @@ fn event_of(tier: &TierStore, listed: Listed, now_ms: i64) -> Option<AccessEvent
 mod tests {
     use std::time::{Duration, SystemTime};
 
-    use clap::Parser;
-    use rdkafka::mocking::MockCluster;
-    use strata_runtime::{args::CommonArgs, tiers::TierConfig};
+    use strata_runtime::tiers::TierConfig;
 
     use super::*;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        common: CommonArgs,
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn unreadable_names_are_skipped_and_odd_times_clamped() {
@@ -215,19 +207,16 @@ mod tests {
             .map(|t| t.open().unwrap())
             .collect();
 
-        let cluster = MockCluster::new(1).unwrap();
-        cluster.create_topic("access_events", 1, 1).unwrap();
-        let brokers = cluster.bootstrap_servers();
-        let cli = Cli::try_parse_from(["t", "--brokers", &brokers]).unwrap();
-        let publisher = Publisher::try_new(&cli.common).unwrap();
+        let kafka = crate::testing::MockKafka::start();
+        let (brokers, publisher) = (&kafka.brokers, &kafka.publisher);
         let stop = CancellationToken::new();
-        let published = run_once(&tiers, &publisher, "access_events", Encoding::Json, &stop)
+        let published = run_once(&tiers, publisher, "access_events", Encoding::Json, &stop)
             .await
             .unwrap();
         assert_eq!(published, 2);
 
         let mut events =
-            crate::testing::consume(&brokers, "access_events", "inventory-reader", 2).await;
+            crate::testing::consume(brokers, "access_events", "inventory-reader", 2).await;
         for event in &events {
             assert_eq!(validate::access_event(event), Ok(()));
         }
@@ -242,7 +231,7 @@ mod tests {
 
         // Stopped before it starts: nothing is listed.
         stop.cancel();
-        let none = run_once(&tiers, &publisher, "access_events", Encoding::Json, &stop)
+        let none = run_once(&tiers, publisher, "access_events", Encoding::Json, &stop)
             .await
             .unwrap();
         assert_eq!(none, 0);

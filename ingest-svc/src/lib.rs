@@ -145,11 +145,44 @@ async fn post_events(State(state): State<AppState>, body: Bytes) -> Response {
 pub(crate) mod testing {
     use std::time::Duration;
 
+    use clap::Parser;
     use rdkafka::{
         ClientConfig,
         consumer::{Consumer, StreamConsumer},
+        mocking::MockCluster,
+        producer::DefaultProducerContext,
     };
     use strata_proto::AccessEvent;
+    use strata_runtime::{args::CommonArgs, kafka::Publisher};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    /// librdkafka's mock cluster with an `access_events` topic, and a
+    /// publisher on it.
+    pub struct MockKafka {
+        pub brokers: String,
+        pub publisher: Publisher,
+        _cluster: MockCluster<'static, DefaultProducerContext>,
+    }
+
+    impl MockKafka {
+        pub fn start() -> Self {
+            let cluster = MockCluster::new(1).unwrap();
+            cluster.create_topic("access_events", 1, 1).unwrap();
+            let brokers = cluster.bootstrap_servers();
+            let cli = Cli::try_parse_from(["t", "--brokers", &brokers]).unwrap();
+            let publisher = Publisher::try_new(&cli.common).unwrap();
+            MockKafka {
+                brokers,
+                publisher,
+                _cluster: cluster,
+            }
+        }
+    }
 
     /// Reads `n` events from the start of `topic`.
     pub async fn consume(brokers: &str, topic: &str, group: &str, n: usize) -> Vec<AccessEvent> {

@@ -175,19 +175,9 @@ async fn pace(rate: u64, published: u64, started: Instant) {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-    use rdkafka::mocking::MockCluster;
     use std::path::PathBuf;
 
-    use strata_runtime::args::CommonArgs;
-
     use super::*;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        common: CommonArgs,
-    }
 
     const DAY_MS: i64 = 86_400_000;
 
@@ -223,23 +213,19 @@ mod tests {
         let ibm = dir.path().join("ibm.txt");
         std::fs::write(&ibm, "1000 REST.GET.OBJECT obj 1000 0 99\n").unwrap();
 
-        let cluster = MockCluster::new(1).unwrap();
-        cluster.create_topic("access_events", 1, 1).unwrap();
-        let brokers = cluster.bootstrap_servers();
-        let cli = Cli::try_parse_from(["t", "--brokers", &brokers]).unwrap();
-        let publisher = Publisher::try_new(&cli.common).unwrap();
+        let kafka = crate::testing::MockKafka::start();
+        let (brokers, publisher) = (&kafka.brokers, &kafka.publisher);
         let stop = CancellationToken::new();
         let now = 1_800_000_000_000;
-        let done = run(
-            &args(path.clone()),
-            &publisher,
-            "access_events",
-            Encoding::Protobuf,
-            now,
-            &stop,
-        )
-        .await
-        .unwrap();
+        let replay = |args: ReplayArgs, encoding| {
+            let stop = stop.clone();
+            async move {
+                run(&args, publisher, "access_events", encoding, now, &stop)
+                    .await
+                    .unwrap()
+            }
+        };
+        let done = replay(args(path.clone()), Encoding::Protobuf).await;
         assert_eq!(
             done,
             Replayed {
@@ -249,19 +235,10 @@ mod tests {
                 stopped: false
             }
         );
-        let ranged = run(
-            &args(ibm),
-            &publisher,
-            "access_events",
-            Encoding::Json,
-            now,
-            &stop,
-        )
-        .await
-        .unwrap();
+        let ranged = replay(args(ibm), Encoding::Json).await;
         assert_eq!(ranged.published, 1);
 
-        let events = crate::testing::consume(&brokers, "access_events", "replay-reader", 4).await;
+        let events = crate::testing::consume(brokers, "access_events", "replay-reader", 4).await;
         let seen: Vec<_> = events
             .iter()
             .map(|e| {
@@ -296,17 +273,8 @@ mod tests {
             keep_times: true,
             ..args(path)
         };
-        run(
-            &again,
-            &publisher,
-            "access_events",
-            Encoding::Protobuf,
-            now,
-            &stop,
-        )
-        .await
-        .unwrap();
-        let twice = crate::testing::consume(&brokers, "access_events", "replay-reader-2", 7).await;
+        replay(again.clone(), Encoding::Protobuf).await;
+        let twice = crate::testing::consume(brokers, "access_events", "replay-reader-2", 7).await;
         let ids = |es: &[AccessEvent]| es.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&twice[4..]), ids(&events[..3]));
         assert_eq!(
@@ -327,16 +295,7 @@ mod tests {
 
         // Stopped: nothing more is sent.
         stop.cancel();
-        let none = run(
-            &again,
-            &publisher,
-            "access_events",
-            Encoding::Protobuf,
-            now,
-            &stop,
-        )
-        .await
-        .unwrap();
+        let none = replay(again.clone(), Encoding::Protobuf).await;
         assert_eq!((none.published, none.stopped), (0, true));
     }
 }
