@@ -390,6 +390,37 @@ mod tests {
         }
     }
 
+    /// The example tier files for AWS and Azure parse, resolve their
+    /// presets to their classes, and open their stores.
+    #[test]
+    fn the_cloud_example_tier_files_open_with_their_classes() {
+        let examples = [
+            (
+                include_str!("../../deploy/strata.aws.example.toml"),
+                ["STANDARD", "STANDARD_IA", "GLACIER_IR", "DEEP_ARCHIVE"],
+            ),
+            (
+                include_str!("../../deploy/strata.azure.example.toml"),
+                ["Hot", "Cool", "Cold", "Archive"],
+            ),
+        ];
+        let vars = [("STRATA_BUCKET", "bucket".to_owned())];
+        for (raw, classes) in examples {
+            let mut config = TierConfig::parse(raw, &vars).unwrap();
+            resolve(&mut config).unwrap();
+            for (tier, class) in config.tiers.iter_mut().zip(classes) {
+                assert!(tier.storage_usd_per_gb_month > 0.0, "{}", tier.name);
+                assert_eq!(tier.storage_class(), Some(class), "{}", tier.name);
+                if tier.url.starts_with("az://") {
+                    // The account comes from the environment in use.
+                    tier.options.insert("account_name".into(), "account".into());
+                }
+                tier.open()
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", tier.name));
+            }
+        }
+    }
+
     #[test]
     fn unknown_presets_are_refused_with_the_known_names() {
         let raw = "[[tiers]]\nname='a'\nurl='memory://'\npreset='aws-s3-nope'";
