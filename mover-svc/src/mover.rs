@@ -317,9 +317,7 @@ impl Mover {
                 Err(StepError::Move(e)) => e,
             };
             let error = match error {
-                MoveError::Archived(message) => {
-                    MoveError::Archived(self.restore_archived(job, message).await)
-                }
+                MoveError::Archived(message) => self.restore_archived(job, message).await,
                 other => other,
             };
             ledger = Ledger::Record;
@@ -497,30 +495,30 @@ impl Mover {
     }
 
     /// Asks the source's store to restore an archived source, once per
-    /// failed job; returns the FAILED status's message, which says where
-    /// the restore stands. The policy's retry of the job, hours later, finds
-    /// the object readable.
-    async fn restore_archived(&self, job: &MigrationJob, message: String) -> String {
+    /// failed job. The job's error says where the restore stands:
+    /// `restoring` once asked for (the policy's retry waits for it),
+    /// `archived` when it could not be asked for.
+    async fn restore_archived(&self, job: &MigrationJob, message: String) -> MoveError {
         let Ok(src) = self.tier(&job.from_tier) else {
-            return message;
+            return MoveError::Archived(message);
         };
         match archive::request_restore(src, &job.object_key).await {
             Some(Ok(restore)) => {
                 metrics::counter!("strata_mover_restore_requests_total", "tier" => job.from_tier.clone())
                     .increment(1);
                 tracing::info!(job_key = %job.job_key, object_key = %job.object_key, tier = %job.from_tier, ?restore, "archived source: restore asked for");
-                format!("{message}; {}", restore.describe(src))
+                MoveError::Restoring(format!("{message}; {}", restore.describe(src)))
             }
             Some(Err(e)) => {
                 tracing::warn!(job_key = %job.job_key, object_key = %job.object_key, error = %e, "archived source: restore request failed");
-                format!(
+                MoveError::Archived(format!(
                     "{message}; the restore request failed ({e}): restore it, then send the job again"
-                )
+                ))
             }
-            None => format!(
+            None => MoveError::Archived(format!(
                 "{message}; tier {} cannot ask for it: restore it, then send the job again",
                 job.from_tier
-            ),
+            )),
         }
     }
 
@@ -731,7 +729,16 @@ impl Mover {
             }
             None => None,
         };
-        let ids = listed.unwrap_or_else(|| recorded.iter().cloned().collect());
+        // The recorded one too: a listing of over a thousand uploads of
+        // one key could leave it out.
+        let mut ids: Vec<String> = listed.unwrap_or_default();
+        ids.extend(
+            recorded
+                .iter()
+                .filter(|r| !ids.contains(r))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
         for id in &ids {
             if let Err(e) = transfer::abort_upload(dst, &job.object_key, id).await {
                 tracing::warn!(job_key = %job.job_key, error = %e, "could not abort an interrupted upload");

@@ -39,6 +39,10 @@ pub enum MoveError {
     /// can be read: permanent for this job, which fails at once.
     #[error("{0}")]
     Archived(String),
+    /// An archived source whose restore the mover asked for: the job fails
+    /// at once, to be sent again once the restore is done.
+    #[error("{0}")]
+    Restoring(String),
     /// The destination did not read back as copied: retried.
     #[error("verify mismatch: {0}")]
     VerifyMismatch(String),
@@ -54,6 +58,7 @@ impl MoveError {
             MoveError::NotFound(_) => "not_found",
             MoveError::Permanent(_) => "permanent",
             MoveError::Archived(_) => "archived",
+            MoveError::Restoring(_) => "restoring",
             MoveError::SourceChanged(_) => "source_changed",
             MoveError::VerifyMismatch(_) => "verify_mismatch",
             MoveError::Transient(_) => "transient",

@@ -394,7 +394,7 @@ fn back(key: &str, retry: u32) -> MigrationJob {
 }
 
 /// Moves `key` (holding `bytes`), archived on `dst` (a store that restores
-/// at once), back to `src`: the first job fails at once as `archived`, the
+/// at once), back to `src`: the first job fails at once as `restoring`, the
 /// object left where it is and its message saying `asked`; the retry moves it.
 async fn thaw(s: &Setup, src: &TierStore, key: &str, bytes: &[u8], asked: &str) {
     let first = back(key, 0);
@@ -402,7 +402,7 @@ async fn thaw(s: &Setup, src: &TierStore, key: &str, bytes: &[u8], asked: &str) 
     let row = s.mover.db.ledger(&first.job_key).await.unwrap().unwrap();
     assert_eq!(row.state, State::Failed, "{row:?}");
     let (class, message) = row.error.unwrap();
-    assert_eq!((class.as_str(), row.attempt), ("archived", 1), "{message}");
+    assert_eq!((class.as_str(), row.attempt), ("restoring", 1), "{message}");
     assert!(message.contains(asked), "{message}");
     assert_eq!(s.mover.db.catalog(key).await.unwrap().unwrap().tier, "dst");
     assert_eq!(

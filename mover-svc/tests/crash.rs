@@ -8,8 +8,8 @@
 //! completed exactly once in effect.
 //!
 //! Needs the fault points: `cargo test -p mover-svc --features fault-injection --test crash`.
-//! `STRATA_CRASH_JOBS` sets the number of jobs (default 200 on files, half
-//! that on S3 and Azure, whose servers are slower).
+//! `STRATA_CRASH_JOBS` sets the number of jobs on files (default 200); S3
+//! and Azure, whose servers are slower, take half as many.
 
 #![cfg(feature = "fault-injection")]
 #![allow(clippy::unwrap_used)]

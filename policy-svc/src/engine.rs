@@ -164,17 +164,26 @@ pub fn stored_offsets(conn: &Connection, topic: &str) -> rusqlite::Result<Vec<(i
     rows.collect()
 }
 
-/// How long a failed job waits at least for its source's restore: the
-/// mover asks for one when the source is archived (error class `archived`),
-/// and it takes about the source tier's first-byte time (hours on S3
-/// Glacier Flexible Retrieval and Deep Archive, Azure Archive), a tenth
-/// more to be safe. A retry sooner would only find it under way.
+/// How long a failed job waits at least for its source's restore. The
+/// mover asked for one when the job failed `restoring` (its source is
+/// archived); it takes about the source tier's first-byte time at the
+/// standard retrieval (hours on S3 Glacier Flexible Retrieval and Deep
+/// Archive, Azure Archive), four times that at `Bulk`, minutes at S3's
+/// `Expedited` and an hour at Azure's `High` (the tier's `restore_tier`),
+/// and a tenth more to be safe. A retry sooner would only find it under way.
 fn restore_ms(s: &MigrationStatus, tiers: &TierConfig) -> i64 {
-    let archived = s.error.as_ref().is_some_and(|e| e.class == "archived");
-    match tiers.get(&s.from_tier) {
-        Some(tier) if archived => (tier.first_byte_ms * 1.1) as i64,
-        _ => 0,
-    }
+    let restoring = s.error.as_ref().is_some_and(|e| e.class == "restoring");
+    let Some(tier) = tiers.get(&s.from_tier).filter(|_| restoring) else {
+        return 0;
+    };
+    const MINUTE_MS: f64 = 60_000.0;
+    let expected_ms = match tier.restore_tier.as_deref() {
+        Some("Expedited") => 5.0 * MINUTE_MS,
+        Some("High") => 60.0 * MINUTE_MS,
+        Some("Bulk") => 4.0 * tier.first_byte_ms,
+        _ => tier.first_byte_ms,
+    };
+    (expected_ms * 1.1) as i64
 }
 
 /// How far past the wall clock an event's time may be taken: a sender's

@@ -158,9 +158,9 @@ async fn an_object_larger_than_the_byte_budget_moves_alone_and_the_rest_follow()
     assert_eq!(keys, ["logs/s1", "logs/s2", "logs/s3"]);
 }
 
-/// A job that failed because its source is archived waits for the restore
-/// the mover asked for: about the source tier's first-byte time (12 hours
-/// here), not the first backoff's 2 hours.
+/// A job that failed because its source is archived and being restored
+/// (`restoring`) waits for that restore: about the source tier's first-byte
+/// time (12 hours here), not the first backoff's 2 hours.
 #[tokio::test]
 async fn a_job_whose_source_is_being_restored_is_retried_once_the_restore_is_due() {
     let tiers = strata_runtime::tiers::TierConfig::parse(
@@ -206,7 +206,7 @@ async fn a_job_whose_source_is_being_restored_is_retried_once_the_restore_is_due
         unreachable!()
     };
     archived.error = Some(pb::Error {
-        class: "archived".into(),
+        class: "restoring".into(),
         message: "restore requested".into(),
     });
     apply_with(4, Payload::Status(archived), WALL + HOUR)
