@@ -26,13 +26,16 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Replay(args)) => {
+            // A trace that does not parse fails here, before any broker.
+            let read = ingest_svc::replay::Read::of(&args)?;
             let publisher = kafka::Publisher::try_new(&config.common)?;
             kafka::ensure_topics(&config.common, &config.common.all_topics()).await?;
             let topic = &config.common.topic_access_events;
             let stop = shutdown::token(shutdown::signal_received());
             let now_ms = strata_proto::time::now_millis();
-            let done = ingest_svc::replay::run(
+            let done = ingest_svc::replay::publish_read(
                 &args,
+                &read,
                 &publisher,
                 topic,
                 config.event_encoding,

@@ -67,8 +67,38 @@ pub async fn run(
     now_ms: i64,
     stop: &CancellationToken,
 ) -> anyhow::Result<Replayed> {
-    let run_id = run_id(args)?;
-    let trace = args.trace.read()?;
+    let read = Read::of(args)?;
+    publish_read(args, &read, publisher, topic, encoding, now_ms, stop).await
+}
+
+/// A trace read whole, and the id its events' ids begin with.
+pub struct Read {
+    trace: trace::Trace,
+    run_id: String,
+}
+
+impl Read {
+    /// Reads and identifies the trace `args` names: the part of a replay
+    /// that can fail on the file, done before anything is published.
+    pub fn of(args: &ReplayArgs) -> anyhow::Result<Self> {
+        Ok(Read {
+            run_id: run_id(args)?,
+            trace: args.trace.read()?,
+        })
+    }
+}
+
+/// [`run`] on a trace already read.
+pub async fn publish_read(
+    args: &ReplayArgs,
+    read: &Read,
+    publisher: &Publisher,
+    topic: &str,
+    encoding: Encoding,
+    now_ms: i64,
+    stop: &CancellationToken,
+) -> anyhow::Result<Replayed> {
+    let Read { trace, run_id } = read;
     let shift = match (args.keep_times, trace.events.last()) {
         (false, Some(last)) => now_ms - last.ts_ms,
         _ => 0,
