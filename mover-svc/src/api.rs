@@ -28,11 +28,12 @@ async fn object(State(state): State<AppState>, Path(key): Path<String>) -> Respo
     }
     match state.db.catalog(&key).await {
         Ok(Some(row)) => {
-            let location = state.tiers.get(&row.tier).map(|t| t.url_of(&key));
+            let tier = state.tiers.get(&row.tier);
             Json(json!({
                 "key": row.object_key,
                 "tier": row.tier,
-                "location": location,
+                "location": tier.map(|t| t.url_of(&key)),
+                "storageClass": tier.and_then(|t| t.storage_class()),
                 "generation": row.generation,
                 "sha256": row.sha256,
                 "size": row.size,
@@ -162,5 +163,39 @@ mod tests {
         assert_eq!(body["count"], 1);
         let location = format!("file://{}/a/b", root.display());
         assert_eq!(listed[0]["location"], location.as_str(), "{body}");
+    }
+
+    #[tokio::test]
+    async fn an_object_is_shown_with_its_location_and_storage_class() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(&dir.path().join("m.db")).unwrap();
+        let job = MigrationJob {
+            job_key: strata_proto::job_key("a/b", "hot", "cold", 0),
+            object_key: "a/b".into(),
+            from_tier: "hot".into(),
+            to_tier: "cold".into(),
+            ..Default::default()
+        };
+        db.accept(&job, Some(3)).await.unwrap();
+        db.switch(&job, "ab", 3).await.unwrap();
+        let cold: Tier =
+            toml::from_str("name = 'cold'\nurl = 'memory://'\npreset = 'aws-s3-glacier-ir'")
+                .unwrap();
+        let state = AppState {
+            db,
+            tiers: std::sync::Arc::new(HashMap::from([("cold".into(), cold.open().unwrap())])),
+        };
+        let response = object(State(state.clone()), Path("a/b".into())).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["tier"], "cold", "{body}");
+        assert_eq!(body["location"], "memory:///a/b", "{body}");
+        assert_eq!(body["storageClass"], "GLACIER_IR", "{body}");
+        assert_eq!(body["generation"], 1, "{body}");
+        let missing = object(State(state), Path("a/c".into())).await;
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     }
 }

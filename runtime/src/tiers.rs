@@ -313,9 +313,23 @@ impl TierStore {
         strata_proto::validate::object_key(&key).ok().map(|_| key)
     }
 
+    /// The storage class this tier's objects are billed in, once the mover
+    /// has written them: the class of its writes, or the Azure access tier
+    /// a verified copy is set to.
+    pub fn storage_class(&self) -> Option<String> {
+        self.attributes
+            .get(&Attribute::StorageClass)
+            .map(|c| c.to_string())
+            .or_else(|| self.azure.as_ref().and_then(|a| a.seal_tier.clone()))
+    }
+
     /// A URL naming `key` on this tier, for people and lookups.
     pub fn url_of(&self, key: &str) -> String {
-        format!("{}/{}", self.url.trim_end_matches('/'), key)
+        match self.url.trim_end_matches('/') {
+            // A URL with no host and no path (`memory://`) keeps its `//`.
+            base if base.ends_with(':') => format!("{base}///{key}"),
+            base => format!("{base}/{key}"),
+        }
     }
 }
 
