@@ -33,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
             let topic = &config.common.topic_access_events;
             let stop = shutdown::token(shutdown::signal_received());
             let now_ms = strata_proto::time::now_millis();
-            let done = ingest_svc::replay::publish_read(
+            let done = ingest_svc::replay::run(
                 &args,
                 &read,
                 &publisher,

@@ -57,20 +57,6 @@ pub struct Replayed {
 /// Events published at once; each batch is acknowledged before the next.
 const BATCH: usize = 256;
 
-/// Publishes the trace's events on `topic`, as of `now_ms`, until done or
-/// `stop`. Each batch is acknowledged before the next is sent.
-pub async fn run(
-    args: &ReplayArgs,
-    publisher: &Publisher,
-    topic: &str,
-    encoding: Encoding,
-    now_ms: i64,
-    stop: &CancellationToken,
-) -> anyhow::Result<Replayed> {
-    let read = Read::of(args)?;
-    publish_read(args, &read, publisher, topic, encoding, now_ms, stop).await
-}
-
 /// A trace read whole, and the id its events' ids begin with.
 pub struct Read {
     trace: trace::Trace,
@@ -88,8 +74,10 @@ impl Read {
     }
 }
 
-/// [`run`] on a trace already read.
-pub async fn publish_read(
+/// Publishes the events of `read` (the trace `args` names) on `topic`, as
+/// of `now_ms`, until done or `stop`. Each batch is acknowledged before the
+/// next is sent.
+pub async fn run(
     args: &ReplayArgs,
     read: &Read,
     publisher: &Publisher,
@@ -250,9 +238,18 @@ mod tests {
         let replay = |args: ReplayArgs, encoding| {
             let stop = stop.clone();
             async move {
-                run(&args, publisher, "access_events", encoding, now, &stop)
-                    .await
-                    .unwrap()
+                let read = Read::of(&args).unwrap();
+                run(
+                    &args,
+                    &read,
+                    publisher,
+                    "access_events",
+                    encoding,
+                    now,
+                    &stop,
+                )
+                .await
+                .unwrap()
             }
         };
         let done = replay(args(path.clone()), Encoding::Protobuf).await;

@@ -109,10 +109,9 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn orphans_are_listed_with_where_each_copy_is() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::Db::open(&dir.path().join("m.db")).unwrap();
+    /// A ledger in `dir` where `a/b` (3 bytes) moved from hot to cold.
+    async fn moved(dir: &std::path::Path) -> (crate::db::Db, MigrationJob) {
+        let db = crate::db::Db::open(&dir.join("m.db")).unwrap();
         let job = MigrationJob {
             job_key: strata_proto::job_key("a/b", "hot", "cold", 0),
             object_key: "a/b".into(),
@@ -122,6 +121,13 @@ mod tests {
         };
         db.accept(&job, Some(3)).await.unwrap();
         db.switch(&job, "ab", 3).await.unwrap();
+        (db, job)
+    }
+
+    #[tokio::test]
+    async fn orphans_are_listed_with_where_each_copy_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, job) = moved(dir.path()).await;
         db.complete_leaving_orphan(
             &job,
             1,
@@ -168,16 +174,7 @@ mod tests {
     #[tokio::test]
     async fn an_object_is_shown_with_its_location_and_storage_class() {
         let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::Db::open(&dir.path().join("m.db")).unwrap();
-        let job = MigrationJob {
-            job_key: strata_proto::job_key("a/b", "hot", "cold", 0),
-            object_key: "a/b".into(),
-            from_tier: "hot".into(),
-            to_tier: "cold".into(),
-            ..Default::default()
-        };
-        db.accept(&job, Some(3)).await.unwrap();
-        db.switch(&job, "ab", 3).await.unwrap();
+        let (db, _) = moved(dir.path()).await;
         let cold: Tier =
             toml::from_str("name = 'cold'\nurl = 'memory://'\npreset = 'aws-s3-glacier-ir'")
                 .unwrap();
