@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::Replay(args)) => {
             // A trace that does not parse fails here, before any broker.
-            let read = ingest_svc::replay::Read::of(&args)?;
+            let loaded = ingest_svc::replay::Loaded::of(&args)?;
             let publisher = kafka::Publisher::try_new(&config.common)?;
             kafka::ensure_topics(&config.common, &config.common.all_topics()).await?;
             let topic = &config.common.topic_access_events;
@@ -35,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
             let now_ms = strata_proto::time::now_millis();
             let done = ingest_svc::replay::run(
                 &args,
-                &read,
+                &loaded,
                 &publisher,
                 topic,
                 config.event_encoding,

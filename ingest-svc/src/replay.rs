@@ -6,15 +6,15 @@
 //!   shifted so that the trace's last event falls at the moment the replay
 //!   starts: the trace becomes the recent past, and policy-svc decides as
 //!   of now. `--keep-times` publishes the times as written instead.
-//! - Every event gets an id made of the trace's SHA-256 and the event's
-//!   place in it, and policy-svc drops ids it has seen: a replay cut short
-//!   (Ctrl-C, a crash) and run again counts no event twice.
+//! - Every event gets an id made of the SHA-256 of the trace (with its key
+//!   prefix and time scale) and the event's place in it, and policy-svc
+//!   drops ids it has seen: a replay cut short (Ctrl-C, a crash) and run
+//!   again counts no event twice.
 //! - Events that fail validation (a key that could name a path outside a
 //!   tier, a size past 5 TiB) are skipped and counted, never published.
 
-use std::{fs::File, io, time::Duration};
+use std::{cell::RefCell, io, time::Duration};
 
-use anyhow::Context;
 use sha2::{Digest, Sha256};
 use strata_proto::{AccessEvent, Op, codec::Encoding, time, validate};
 use strata_runtime::{
@@ -58,35 +58,61 @@ pub struct Replayed {
 const BATCH: usize = 256;
 
 /// A trace read whole, and the id its events' ids begin with.
-pub struct Read {
+pub struct Loaded {
     trace: trace::Trace,
     run_id: String,
 }
 
-impl Read {
-    /// Reads and identifies the trace `args` names: the part of a replay
-    /// that can fail on the file, done before anything is published.
+impl Loaded {
+    /// Reads the trace `args` names, once, hashing it as it goes: the part
+    /// of a replay that can fail on the file, done before anything is
+    /// published. The run id is the first 16 hex digits of the SHA-256 of
+    /// the file and of what makes its events other events (the key prefix,
+    /// the time scale): the same replay, the same ids.
     pub fn of(args: &ReplayArgs) -> anyhow::Result<Self> {
-        Ok(Read {
-            run_id: run_id(args)?,
-            trace: args.trace.read()?,
+        let hasher = RefCell::new(Sha256::new());
+        let trace = args.trace.read_through(|file| Hashing {
+            inner: file,
+            hasher: &hasher,
+        })?;
+        let mut hasher = hasher.into_inner();
+        hasher.update(args.prefix.as_deref().unwrap_or_default());
+        hasher.update([0]);
+        hasher.update(args.trace.time_scale.to_le_bytes());
+        Ok(Loaded {
+            trace,
+            run_id: hex::encode(&hasher.finalize()[..8]),
         })
     }
 }
 
-/// Publishes the events of `read` (the trace `args` names) on `topic`, as
+/// A reader that hashes what it reads.
+struct Hashing<'a, R> {
+    inner: R,
+    hasher: &'a RefCell<Sha256>,
+}
+
+impl<R: io::Read> io::Read for Hashing<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.borrow_mut().update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Publishes the events of `loaded` (the trace `args` names) on `topic`, as
 /// of `now_ms`, until done or `stop`. Each batch is acknowledged before the
 /// next is sent.
 pub async fn run(
     args: &ReplayArgs,
-    read: &Read,
+    loaded: &Loaded,
     publisher: &Publisher,
     topic: &str,
     encoding: Encoding,
     now_ms: i64,
     stop: &CancellationToken,
 ) -> anyhow::Result<Replayed> {
-    let Read { trace, run_id } = read;
+    let Loaded { trace, run_id } = loaded;
     let shift = match (args.keep_times, trace.events.last()) {
         (false, Some(last)) => now_ms - last.ts_ms,
         _ => 0,
@@ -149,20 +175,6 @@ pub async fn run(
     }
     done.published += publish(publisher, topic, encoding, &mut batch).await?;
     Ok(done)
-}
-
-/// The first 16 hex digits of the SHA-256 of the trace file and of what
-/// makes its events other events (the key prefix, the time scale): the
-/// same replay, the same ids.
-fn run_id(args: &ReplayArgs) -> anyhow::Result<String> {
-    let path = &args.trace.trace;
-    let mut file = File::open(path).with_context(|| format!("open trace {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    io::copy(&mut file, &mut hasher).with_context(|| format!("read trace {}", path.display()))?;
-    hasher.update(args.prefix.as_deref().unwrap_or_default());
-    hasher.update([0]);
-    hasher.update(args.trace.time_scale.to_le_bytes());
-    Ok(hex::encode(&hasher.finalize()[..8]))
 }
 
 /// Publishes and empties `batch`; returns how many the broker acknowledged.
@@ -238,10 +250,10 @@ mod tests {
         let replay = |args: ReplayArgs, encoding| {
             let stop = stop.clone();
             async move {
-                let read = Read::of(&args).unwrap();
+                let loaded = Loaded::of(&args).unwrap();
                 run(
                     &args,
-                    &read,
+                    &loaded,
                     publisher,
                     "access_events",
                     encoding,
@@ -316,9 +328,9 @@ mod tests {
         };
         let mut stretched = again.clone();
         stretched.trace.time_scale = 2.0;
-        let id = run_id(&again).unwrap();
-        assert_ne!(run_id(&moved).unwrap(), id);
-        assert_ne!(run_id(&stretched).unwrap(), id);
+        let id = Loaded::of(&again).unwrap().run_id;
+        assert_ne!(Loaded::of(&moved).unwrap().run_id, id);
+        assert_ne!(Loaded::of(&stretched).unwrap().run_id, id);
 
         // Stopped: nothing more is sent.
         stop.cancel();

@@ -20,8 +20,8 @@ use object_store::{azure::AzureAuthorizer, client::HttpRequestBody};
 use strata_runtime::tiers::{AzureTier, S3Tier, TierStore};
 
 use crate::{
-    signed::{failed, refused, send, send_s3, url_of},
-    transfer::MoveError,
+    signed::{failed, refused, request_url, send, send_s3},
+    transfer::{MoveError, location},
 };
 
 /// Where a restore stands once asked for.
@@ -90,7 +90,7 @@ pub async fn seal(tier: &TierStore, key: &str) -> Result<(), MoveError> {
 async fn restore_s3(tier: &TierStore, s3: &S3Tier, key: &str) -> Result<Restore, MoveError> {
     const WHAT: &str = "restore";
     let location = location(tier, key)?;
-    let mut url = url_of(s3.store.as_ref(), tier, &location, Method::POST).await?;
+    let mut url = request_url(s3.store.as_ref(), tier, &location, Method::POST).await?;
     url.set_query(Some("restore"));
     let body = format!(
         "<RestoreRequest xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
@@ -114,12 +114,6 @@ async fn restore_s3(tier: &TierStore, s3: &S3Tier, key: &str) -> Result<Restore,
     }
 }
 
-/// Where `key` lives on `tier`.
-fn location(tier: &TierStore, key: &str) -> Result<object_store::path::Path, MoveError> {
-    tier.location(key)
-        .map_err(|e| MoveError::Permanent(format!("{e:#}")))
-}
-
 /// Azure Set Blob Tier: `access_tier` for the blob, with a rehydrate
 /// `priority` when it leaves Archive. Ready: the tier is set; Started: a
 /// rehydration began.
@@ -132,7 +126,7 @@ async fn set_azure_tier(
 ) -> Result<Restore, MoveError> {
     const WHAT: &str = "set the access tier of";
     let location = location(tier, key)?;
-    let mut url = url_of(azure.store.as_ref(), tier, &location, Method::PUT).await?;
+    let mut url = request_url(azure.store.as_ref(), tier, &location, Method::PUT).await?;
     url.set_query(Some("comp=tier"));
     let date = chrono::Utc::now()
         .format("%a, %d %h %Y %H:%M:%S GMT")

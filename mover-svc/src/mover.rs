@@ -129,6 +129,22 @@ fn job_of(row: &LedgerRow) -> MigrationJob {
     }
 }
 
+/// The copy of `key` a store refused to delete, as a HEAD finds it (what
+/// tells it later from an object written at the key since); `None` when it
+/// is gone after all.
+async fn copy_left(
+    tier: &TierStore,
+    key: &str,
+) -> anyhow::Result<Option<object_store::ObjectMeta>> {
+    match transfer::head(tier, key).await {
+        Ok(left) => Ok(Some(left)),
+        Err(MoveError::NotFound(_)) => Ok(None),
+        Err(e) => {
+            Err(anyhow::Error::new(e).context(format!("head the copy left on {}", tier.name)))
+        }
+    }
+}
+
 /// Fills a status of a job whose catalog switch is done (SWITCHED, COMPLETED).
 fn switched(
     s: &mut MigrationStatus,
@@ -584,10 +600,8 @@ impl Mover {
     ) -> anyhow::Result<Option<pb::Error>> {
         // What is left, so that a later delete can tell it from an object
         // written at the key since.
-        let left = match transfer::head(self.tier(&job.from_tier)?, &job.object_key).await {
-            Ok(left) => left,
-            Err(MoveError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(anyhow::Error::new(e).context("head the source left")),
+        let Some(left) = copy_left(self.tier(&job.from_tier)?, &job.object_key).await? else {
+            return Ok(None);
         };
         let message = format!(
             "moved, but the copy on tier {} was left behind: its store refused to delete it ({refusal}); \
@@ -732,13 +746,11 @@ impl Mover {
         // The recorded one too: a listing of over a thousand uploads of
         // one key could leave it out.
         let mut ids: Vec<String> = listed.unwrap_or_default();
-        ids.extend(
-            recorded
-                .iter()
-                .filter(|r| !ids.contains(r))
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
+        if let Some(id) = &recorded
+            && !ids.contains(id)
+        {
+            ids.push(id.clone());
+        }
         for id in &ids {
             if let Err(e) = transfer::abort_upload(dst, &job.object_key, id).await {
                 tracing::warn!(job_key = %job.job_key, error = %e, "could not abort an interrupted upload");
@@ -763,10 +775,8 @@ impl Mover {
         dst: &TierStore,
         refusal: &MoveError,
     ) -> anyhow::Result<()> {
-        let left = match transfer::head(dst, &job.object_key).await {
-            Ok(left) => left,
-            Err(MoveError::NotFound(_)) => return Ok(()),
-            Err(e) => return Err(anyhow::Error::new(e).context("head the copy left")),
+        let Some(left) = copy_left(dst, &job.object_key).await? else {
+            return Ok(());
         };
         let retry_at = time::now_millis() + millis(protocol::orphan_retry_delay(1));
         self.db

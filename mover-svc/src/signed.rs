@@ -22,7 +22,7 @@ pub(crate) fn failed(what: &str, url: &str, e: &dyn std::fmt::Display) -> MoveEr
 }
 
 /// The URL of `location` as `store` names it, without a query.
-pub(crate) async fn url_of(
+pub(crate) async fn request_url(
     store: &dyn Signer,
     tier: &TierStore,
     location: &Path,

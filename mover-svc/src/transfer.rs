@@ -133,6 +133,13 @@ fn error_code(e: &object_store::Error) -> Option<String> {
     Some(text[start..start + len].to_owned())
 }
 
+/// Where `key` lives on `tier`; a key that could name anything outside it
+/// is a permanent error.
+pub fn location(tier: &TierStore, key: &str) -> Result<Path, MoveError> {
+    tier.location(key)
+        .map_err(|e| MoveError::Permanent(format!("{e:#}")))
+}
+
 /// The bytes and digest of a copy or a read-back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Digest256 {
@@ -210,9 +217,7 @@ async fn hash(mut hasher: Sha256, chunk: Bytes) -> Result<(Sha256, Bytes), MoveE
 
 /// HEAD of `key` on `tier`.
 pub async fn head(tier: &TierStore, key: &str) -> Result<ObjectMeta, MoveError> {
-    let location = tier
-        .location(key)
-        .map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
+    let location = location(tier, key)?;
     tier.limits.op().await;
     tier.store
         .head(&location)
@@ -273,8 +278,8 @@ pub async fn copy(
         record_upload,
     } = plan;
     let permanent = |e: anyhow::Error| MoveError::Permanent(format!("{e:#}"));
-    let from = src.location(key).map_err(permanent)?;
-    let to = dst.location(key).map_err(permanent)?;
+    let from = location(src, key)?;
+    let to = location(dst, key)?;
     // Errors name the object's URL; it is formatted only when one happens.
     let get_failed = |e| MoveError::from_store(&format!("get {}", src.url_of(key)), e);
     let put_failed = |e| MoveError::from_store(&format!("put {}", dst.url_of(key)), e);
@@ -480,9 +485,7 @@ pub async fn abort_upload(tier: &TierStore, key: &str, id: &str) -> Result<(), M
     let Some(multipart) = &tier.multipart else {
         return Ok(());
     };
-    let location = tier
-        .location(key)
-        .map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
+    let location = location(tier, key)?;
     tier.limits.op().await;
     let Err(e) = multipart.0.abort_multipart(&location, &id.to_owned()).await else {
         return Ok(());
@@ -561,9 +564,7 @@ pub async fn archived_digest(
 
 /// Reads `key` back from `tier` and hashes it.
 pub async fn read_digest(tier: &TierStore, key: &str) -> Result<Digest256, MoveError> {
-    let location = tier
-        .location(key)
-        .map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
+    let location = location(tier, key)?;
     let ctx = format!("read back {}", tier.url_of(key));
     tier.limits.op().await;
     let got = tier
@@ -595,9 +596,7 @@ pub async fn remove_staged(tier: &TierStore, key: &str) -> Result<usize, MoveErr
     let Some(local) = &tier.local else {
         return Ok(0);
     };
-    let location = tier
-        .location(key)
-        .map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
+    let location = location(tier, key)?;
     let path = local
         .file_of(&location)
         .map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
@@ -639,9 +638,7 @@ pub async fn remove_staged(tier: &TierStore, key: &str) -> Result<usize, MoveErr
 /// Deletes `key` from `tier`; an object [`MoveError::from_store`] finds
 /// missing (a path that cannot exist included) counts as deleted.
 pub async fn delete(tier: &TierStore, key: &str) -> Result<(), MoveError> {
-    let location = tier
-        .location(key)
-        .map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
+    let location = location(tier, key)?;
     tier.limits.op().await;
     let Err(e) = tier.store.delete(&location).await else {
         return Ok(());

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use strata_runtime::tiers::{S3Tier, TierStore};
 
 use crate::{
-    signed::{failed, refused, send_s3, url_of},
+    signed::{failed, refused, request_url, send_s3},
     transfer::MoveError,
 };
 
@@ -38,7 +38,7 @@ pub async fn open(
 ) -> Result<Vec<String>, MoveError> {
     const WHAT: &str = "list the multipart uploads of";
     // The bucket's URL, as the store names it (the empty path).
-    let mut url = url_of(s3.store.as_ref(), tier, &Path::default(), Method::GET).await?;
+    let mut url = request_url(s3.store.as_ref(), tier, &Path::default(), Method::GET).await?;
     url.query_pairs_mut()
         .append_key_only("uploads")
         .append_pair("prefix", location.as_ref());

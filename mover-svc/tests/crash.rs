@@ -128,27 +128,19 @@ impl Stores {
     fn tier_file(&self, root: &Path) -> String {
         let mut tiers = String::new();
         for name in TIERS {
-            match self {
-                Stores::Files => tiers.push_str(&format!(
-                    "[[tiers]]\nname = '{name}'\nurl = 'file://{}/{name}'\n",
-                    root.display()
-                )),
-                Stores::S3(moto) => {
-                    tiers.push_str(&format!(
-                        "[[tiers]]\nname = '{name}'\nurl = 's3://crash-{name}'\n[tiers.options]\n"
-                    ));
-                    for (k, v) in moto.tier_options() {
-                        tiers.push_str(&format!("{k} = '{v}'\n"));
-                    }
-                }
-                Stores::Azure(azurite) => {
-                    tiers.push_str(&format!(
-                        "[[tiers]]\nname = '{name}'\nurl = 'az://crash-{name}'\n[tiers.options]\n"
-                    ));
-                    for (k, v) in azurite.tier_options() {
-                        tiers.push_str(&format!("{k} = '{v}'\n"));
-                    }
-                }
+            let (url, options): (String, Vec<(&str, &str)>) = match self {
+                Stores::Files => (format!("file://{}/{name}", root.display()), Vec::new()),
+                Stores::S3(moto) => (format!("s3://crash-{name}"), moto.tier_options().to_vec()),
+                Stores::Azure(azurite) => (
+                    format!("az://crash-{name}"),
+                    azurite.tier_options().to_vec(),
+                ),
+            };
+            tiers.push_str(&format!(
+                "[[tiers]]\nname = '{name}'\nurl = '{url}'\n[tiers.options]\n"
+            ));
+            for (k, v) in options {
+                tiers.push_str(&format!("{k} = '{v}'\n"));
             }
         }
         tiers

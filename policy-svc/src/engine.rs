@@ -549,3 +549,41 @@ pub fn decide_cycle(
     }
     Ok(jobs)
 }
+
+#[cfg(test)]
+mod tests {
+    use strata_proto::pb;
+
+    use super::*;
+
+    /// The wait for a restore follows the source tier's first-byte time and
+    /// its `restore_tier`, and only a restore that was asked for is waited on.
+    #[test]
+    fn a_restore_is_waited_for_as_long_as_its_tier_takes() {
+        let hour = 3_600_000.0;
+        let tiers = TierConfig::parse(
+            "[[tiers]]\nname='deep'\nurl='memory://'\nfirst_byte_ms=43200000\n\
+             [[tiers]]\nname='bulk'\nurl='memory://'\nfirst_byte_ms=43200000\nrestore_tier='Bulk'\n\
+             [[tiers]]\nname='fast'\nurl='memory://'\nfirst_byte_ms=18000000\nrestore_tier='Expedited'\n\
+             [[tiers]]\nname='az'\nurl='memory://'\nfirst_byte_ms=54000000\nrestore_tier='High'\n",
+            &[],
+        )
+        .unwrap();
+        let failed = |from: &str, class: &str| MigrationStatus {
+            from_tier: from.into(),
+            error: Some(pb::Error {
+                class: class.into(),
+                message: String::new(),
+            }),
+            ..Default::default()
+        };
+        let wait = |from, class| restore_ms(&failed(from, class), &tiers) as f64 / hour;
+        assert_eq!(wait("deep", "restoring"), 13.2);
+        assert_eq!(wait("bulk", "restoring"), 52.8);
+        assert_eq!(wait("fast", "restoring"), 5.5 / 60.0);
+        assert_eq!(wait("az", "restoring"), 1.1);
+        // Not asked for, or another failure: the usual backoff alone.
+        assert_eq!(wait("deep", "archived"), 0.0);
+        assert_eq!(wait("deep", "transient"), 0.0);
+    }
+}

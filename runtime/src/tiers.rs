@@ -107,8 +107,9 @@ pub struct Tier {
     /// asks S3 to restore an object it cannot read; default 7.
     #[serde(default)]
     pub restore_days: Option<u32>,
-    /// And at which retrieval tier: `Standard` (default), `Bulk` or
-    /// `Expedited` (Glacier Flexible Retrieval only).
+    /// How fast a restore goes: on S3 the retrieval tier, `Standard`
+    /// (default), `Bulk` or `Expedited` (Glacier Flexible Retrieval only);
+    /// on Azure the rehydrate priority, `Standard` (default) or `High`.
     #[serde(default)]
     pub restore_tier: Option<String>,
     /// The fields written in the file for this tier (filled by
@@ -230,6 +231,11 @@ fn account_of(url: &Url) -> Option<String> {
     let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
     let (account, _) = host.split_once('.')?;
     Some(account.to_owned())
+}
+
+/// Whether an Azure access tier is Archive (any case).
+fn is_archive_tier(class: &str) -> bool {
+    class.eq_ignore_ascii_case("archive")
 }
 
 /// A boolean option as object_store reads one (`true`, `1`, `yes`, `y`,
@@ -419,6 +425,9 @@ impl Tier {
                     schemes[0]
                 )
             }
+            // Azure's Archive tier is set once a copy has been read back
+            // ([`AzureTier::seal_tier`]), not on the write.
+            _ if AZURE.contains(&scheme) && is_archive_tier(class) => return Ok(attributes),
             _ => {}
         }
         if !class
@@ -439,6 +448,24 @@ impl Tier {
     /// tier is set after the read-back ([`AzureTier::seal_tier`]).
     fn is_archived(&self, scheme: &str) -> bool {
         matches!(self.storage_class(), Some("GLACIER" | "DEEP_ARCHIVE")) && S3.contains(&scheme)
+    }
+
+    /// The tier's options as a store builder's configuration keys; an
+    /// option the store does not know is refused.
+    fn store_options<K>(&self) -> anyhow::Result<Vec<(K, &String)>>
+    where
+        K: std::str::FromStr,
+        K::Err: std::error::Error + Send + Sync + 'static,
+    {
+        self.options
+            .iter()
+            .map(|(k, v)| {
+                let key = k
+                    .parse()
+                    .with_context(|| format!("tier {} option {k:?}", self.name))?;
+                Ok((key, v))
+            })
+            .collect()
     }
 
     /// An HTTP client for the requests the mover makes itself, with the
@@ -487,7 +514,7 @@ impl Tier {
     pub fn open(&self) -> anyhow::Result<TierStore> {
         let url = Url::parse(&self.url).with_context(|| format!("tier {} url", self.name))?;
         let prefix = Path::from_url_path(url.path()).unwrap_or_default();
-        let mut attributes = self.write_attributes(url.scheme())?;
+        let attributes = self.write_attributes(url.scheme())?;
         let archived = self.is_archived(url.scheme());
         let mut s3 = None;
         let mut azure = None;
@@ -523,11 +550,8 @@ impl Tier {
             }
             "s3" | "s3a" => {
                 let mut builder = AmazonS3Builder::from_env().with_url(self.url.as_str());
-                for (k, v) in &self.options {
-                    let key = k
-                        .parse()
-                        .with_context(|| format!("tier {} option {k:?}", self.name))?;
-                    builder = builder.with_config(key, v);
+                for (key, value) in self.store_options()? {
+                    builder = builder.with_config(key, value);
                 }
                 let region = builder
                     .get_config_value(&AmazonS3ConfigKey::Region)
@@ -542,7 +566,7 @@ impl Tier {
                 ]
                 .iter()
                 .any(|key| builder.get_config_value(key).is_some_and(|v| truthy(&v)));
-                if self.is_archived(url.scheme()) && unsigned {
+                if archived && unsigned {
                     bail!(
                         "tier {}: an archived class needs signed payloads (no unsigned_payload or \
                          skip_signature): S3's check of them is what verifies a copy that cannot \
@@ -563,11 +587,8 @@ impl Tier {
             }
             "az" | "azure" | "abfs" | "abfss" => {
                 let mut builder = MicrosoftAzureBuilder::from_env().with_url(self.url.as_str());
-                for (k, v) in &self.options {
-                    let key = k
-                        .parse()
-                        .with_context(|| format!("tier {} option {k:?}", self.name))?;
-                    builder = builder.with_config(key, v);
+                for (key, value) in self.store_options()? {
+                    builder = builder.with_config(key, value);
                 }
                 let emulator = builder
                     .get_config_value(&AzureConfigKey::UseEmulator)
@@ -584,13 +605,10 @@ impl Tier {
                 let store = Arc::new(builder.build()?);
                 // The Archive tier is set once a copy has been read back
                 // (Azure changes a blob's tier in place, without a copy).
-                let archive = attributes
-                    .get(&Attribute::StorageClass)
-                    .filter(|c| c.eq_ignore_ascii_case("archive"));
-                let seal_tier = archive.map(|c| c.to_string());
-                if seal_tier.is_some() {
-                    attributes.remove(&Attribute::StorageClass);
-                }
+                let seal_tier = self
+                    .storage_class()
+                    .filter(|c| is_archive_tier(c))
+                    .map(str::to_owned);
                 azure = Some(AzureTier {
                     store: store.clone(),
                     account,

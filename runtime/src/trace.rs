@@ -50,8 +50,17 @@ pub struct TraceArgs {
 }
 
 impl TraceArgs {
-    /// Reads the whole trace.
+    /// Reads the whole trace from its file.
     pub fn read(&self) -> anyhow::Result<Trace> {
+        self.read_through(|file| file)
+    }
+
+    /// Reads the whole trace from its file, the bytes passing through
+    /// `wrap` (to hash them as they are read, say).
+    pub fn read_through<R: Read>(
+        &self,
+        wrap: impl FnOnce(std::fs::File) -> R,
+    ) -> anyhow::Result<Trace> {
         let path = &self.trace;
         if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
             bail!(
@@ -62,7 +71,7 @@ impl TraceArgs {
         let format = self.format.unwrap_or_else(|| Format::of_path(path));
         let file =
             std::fs::File::open(path).with_context(|| format!("open trace {}", path.display()))?;
-        read(file, format, self.time_scale)
+        read(wrap(file), format, self.time_scale)
             .with_context(|| format!("read trace {}", path.display()))
     }
 }

@@ -10,6 +10,36 @@ use std::{
 
 use strata_runtime::tiers::TierStore;
 
+/// A free loopback port.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts a test server (`what`) and waits until it listens on `port`,
+/// up to 30 s; `install` says how to get it (scripts/test.sh does).
+fn serve(mut command: Command, port: u16, what: &str, install: &str) -> Child {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what} ({e}): {install} (scripts/test.sh does)"));
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return child;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited ({status}): {install} (scripts/test.sh does)");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("{what} did not listen on {port} within 30 s");
+}
+
 /// moto's S3 server on a free loopback port, killed on drop.
 pub struct Moto {
     child: Child,
@@ -25,32 +55,21 @@ impl Drop for Moto {
 
 impl Moto {
     pub fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let python = std::env::var("STRATA_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-        let child = Command::new(&python)
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {python} -m moto.server ({e}): pip install 'moto[server]' (scripts/test.sh does)"));
+        let mut command = Command::new(&python);
+        command.args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ]);
+        let what = format!("{python} -m moto.server");
+        let child = serve(command, port, &what, "pip install 'moto[server]'");
         let endpoint = format!("http://127.0.0.1:{port}");
-        let mut moto = Moto { child, endpoint };
-        for _ in 0..300 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return moto;
-            }
-            if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!(
-                    "{python} -m moto.server exited ({status}): pip install 'moto[server]' (scripts/test.sh does)"
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("moto did not listen on {port} within 30 s");
+        Moto { child, endpoint }
     }
 
     /// One plain HTTP request (moto accepts unsigned ones); the response.
@@ -145,45 +164,22 @@ impl Azurite {
         "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
     pub fn start() -> Azurite {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let data = tempfile::tempdir().unwrap();
         let azurite =
             std::env::var("STRATA_TEST_AZURITE").unwrap_or_else(|_| "azurite-blob".into());
-        let child = Command::new(&azurite)
+        let mut command = Command::new(&azurite);
+        command
             .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
             .arg("--location")
             .arg(data.path())
-            .args(["--silent", "--skipApiVersionCheck", "--loose"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {azurite} ({e}): npm install -g azurite (scripts/test.sh does)"
-                )
-            });
-        let endpoint = format!("http://127.0.0.1:{port}/{}", Self::ACCOUNT);
-        let mut azurite = Azurite {
+            .args(["--silent", "--skipApiVersionCheck", "--loose"]);
+        let child = serve(command, port, &azurite, "npm install -g azurite");
+        Azurite {
             child,
-            endpoint,
+            endpoint: format!("http://127.0.0.1:{port}/{}", Self::ACCOUNT),
             _data: data,
-        };
-        for _ in 0..300 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return azurite;
-            }
-            if let Ok(Some(status)) = azurite.child.try_wait() {
-                panic!(
-                    "azurite-blob exited ({status}): npm install -g azurite (scripts/test.sh does)"
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("azurite did not listen on {port} within 30 s");
     }
 
     /// Tier options for this server (real deployments take the account's
