@@ -54,12 +54,12 @@ async fn object(State(state): State<AppState>, Path(path): Path<String>) -> Resp
     };
     let target = to.clone().unwrap_or_else(|| row.tier.clone());
     let reason = engine::reason(
-        &row,
+        &view,
         &target,
         &why,
         rule.unwrap_or("stay"),
-        rules::predicted_reads_30d(&view, &state.params, now),
         &state.tiers,
+        &state.params,
         now,
     );
     Json(json!({

@@ -49,6 +49,114 @@ pub fn storage_usd(tier: &Tier, size: u64, days: f64) -> f64 {
     billed_gb(tier, size) * tier.storage_usd_per_gb_month * days.max(0.0) / MONTH_DAYS
 }
 
+/// The prices of an auto-tiering tier as (from idle day, to idle day, USD
+/// per GB-month), or `None` when `tier` does not auto-tier an object of
+/// `size` bytes (a plain tier, or an object under its minimum size).
+fn idle_segments(tier: &Tier, size: u64) -> Option<Vec<(f64, f64, f64)>> {
+    let auto = tier.auto_tiering.as_ref().filter(|a| size >= a.min_bytes)?;
+    let mut segments = Vec::with_capacity(auto.steps.len() + 1);
+    let (mut from, mut price) = (0.0, tier.storage_usd_per_gb_month);
+    for step in &auto.steps {
+        segments.push((from, step.idle_days, price));
+        (from, price) = (step.idle_days, step.storage_usd_per_gb_month);
+    }
+    segments.push((from, f64::INFINITY, price));
+    Some(segments)
+}
+
+/// The monitoring fee of an auto-tiering tier for one object, per month.
+fn monitoring_usd_per_month(tier: &Tier, size: u64) -> f64 {
+    tier.auto_tiering
+        .as_ref()
+        .filter(|a| size >= a.min_bytes)
+        .map_or(0.0, |a| a.monitoring_usd_per_1k / 1000.0)
+}
+
+/// Storage of `size` bytes on `tier` for `days`, starting `idle_days` after
+/// the object's last read (or its arrival there, if later): [`storage_usd`]
+/// on a plain tier; on an auto-tiering tier, each day at the price of its
+/// idle age then, plus the monitoring fee.
+pub fn storage_idle_usd(tier: &Tier, size: u64, idle_days: f64, days: f64) -> f64 {
+    let Some(segments) = idle_segments(tier, size) else {
+        return storage_usd(tier, size, days);
+    };
+    let (from, to) = (idle_days.max(0.0), idle_days.max(0.0) + days.max(0.0));
+    let gb_days: f64 = segments
+        .iter()
+        .map(|&(lo, hi, price)| price * (to.min(hi) - from.max(lo)).max(0.0))
+        .sum();
+    billed_gb(tier, size) * gb_days / MONTH_DAYS
+        + monitoring_usd_per_month(tier, size) * days.max(0.0) / MONTH_DAYS
+}
+
+/// `∫ e^(-rate t) dt` over `[a, b]`.
+fn decay_integral(rate: f64, a: f64, b: f64) -> f64 {
+    if b <= a {
+        return 0.0;
+    }
+    if rate <= 0.0 {
+        return b - a;
+    }
+    -(-rate * (b - a)).exp_m1() / rate * (-rate * a).exp()
+}
+
+/// Expected storage cost per month of `size` bytes on `tier` over the next
+/// `horizon_days`, read as a Poisson process of `reads_30d` reads per 30
+/// days, starting `idle_days` after the last read: on a plain tier its
+/// monthly storage; on an auto-tiering tier the price at each day's expected
+/// idle age. At day `t` the object is unread since the start with
+/// probability `e^(-rt)` (idle age `idle_days + t`), else last read `u < t`
+/// days ago with density `r e^(-ru)`; both integrals are in closed form.
+pub fn expected_storage_per_month(
+    tier: &Tier,
+    size: u64,
+    reads_30d: f64,
+    idle_days: f64,
+    horizon_days: f64,
+) -> f64 {
+    let Some(segments) = idle_segments(tier, size) else {
+        return monthly_storage_usd(tier, size);
+    };
+    let (rate, s, h) = (
+        reads_30d.max(0.0) / MONTH_DAYS,
+        idle_days.max(0.0),
+        horizon_days.max(1.0),
+    );
+    let mut price_days = 0.0;
+    for &(lo, hi, price) in &segments {
+        // Unread since now: idle age s + t lies in [lo, hi).
+        let unread = decay_integral(rate, (lo - s).max(0.0), (hi - s).min(h));
+        // Read since: the last read u days ago, u in [lo, hi), u < t.
+        let m = hi.min(h);
+        let mut read = 0.0;
+        if h > lo {
+            let at_lo = (-rate * lo).exp();
+            read += at_lo * (m - lo) - decay_integral(rate, lo, m);
+            if h > hi {
+                read += (at_lo - (-rate * hi).exp()) * (h - hi);
+            }
+        }
+        price_days += price * (unread + read);
+    }
+    billed_gb(tier, size) * price_days / h + monitoring_usd_per_month(tier, size)
+}
+
+/// Expected cost per month of keeping `size` bytes on `tier`, `idle_days`
+/// after its last read, while it is read `reads_30d` times a month,
+/// `bytes_per_read` each, over the next `horizon_days`: [`monthly_usd`] on a
+/// plain tier.
+pub fn expected_monthly_usd(
+    tier: &Tier,
+    size: u64,
+    reads_30d: f64,
+    bytes_per_read: u64,
+    idle_days: f64,
+    horizon_days: f64,
+) -> f64 {
+    expected_storage_per_month(tier, size, reads_30d, idle_days, horizon_days)
+        + reads_30d.max(0.0) * read_usd(tier, bytes_per_read)
+}
+
 /// Storage per month of `size` bytes on `tier`.
 pub fn monthly_storage_usd(tier: &Tier, size: u64) -> f64 {
     storage_usd(tier, size, MONTH_DAYS)
@@ -187,6 +295,80 @@ mod tests {
         let gb = 1_000_000_000;
         assert!(monthly_usd(&ia, gb, 0.9, gb) < monthly_usd(&std, gb, 0.9, gb));
         assert!(monthly_usd(&ia, gb, 1.2, gb) > monthly_usd(&std, gb, 1.2, gb));
+    }
+
+    fn intelligent() -> Tier {
+        presets::aws_s3_intelligent().tiers[1].clone()
+    }
+
+    #[test]
+    fn auto_tiering_bills_by_idle_age_with_a_fee_above_its_floor() {
+        let it = intelligent();
+        let gb = 1_000_000_000;
+        let fee = 0.0025 / 1000.0;
+        // 120 days unread: 30 at Standard, 60 at IA, 30 at Glacier IR.
+        let expected = (30.0 * 0.023 + 60.0 * 0.0125 + 30.0 * 0.004) / 30.0 + 4.0 * fee;
+        assert!(close(storage_idle_usd(&it, gb, 0.0, 120.0), expected));
+        // Starting 100 days idle: all at the lowest price.
+        assert!(close(
+            storage_idle_usd(&it, gb, 100.0, 30.0),
+            0.004 + fee
+        ));
+        // Under 128 KB: the first price, no fee, however long unread.
+        let small = 100_000;
+        assert!(close(
+            storage_idle_usd(&it, small, 200.0, 30.0),
+            small as f64 / GB * 0.023
+        ));
+        // A plain tier ignores the idle age.
+        assert_eq!(
+            storage_idle_usd(&aws(1), gb, 500.0, 30.0),
+            storage_usd(&aws(1), gb, 30.0)
+        );
+    }
+
+    /// The closed form against the mean of simulated Poisson readers.
+    #[test]
+    fn expected_auto_tiering_cost_matches_simulated_readers() {
+        let it = intelligent();
+        let gb = 1_000_000_000;
+        let horizon = 120.0;
+        let mut rng = crate::sim::synth::Rng::new(5);
+        for (reads_30d, idle) in [(0.0, 0.0), (0.5, 0.0), (1.6, 10.0), (1.0, 40.0), (8.0, 95.0)] {
+            let rate = reads_30d / MONTH_DAYS;
+            let runs = 20_000;
+            let mut total = 0.0;
+            for _ in 0..runs {
+                let (mut t, mut since) = (0.0, -idle);
+                loop {
+                    let gap = if rate > 0.0 {
+                        -(1.0 - rng.unit()).ln() / rate
+                    } else {
+                        f64::INFINITY
+                    };
+                    let next = (t + gap).min(horizon);
+                    total += storage_idle_usd(&it, gb, t - since, next - t);
+                    if next >= horizon {
+                        break;
+                    }
+                    (t, since) = (next, next);
+                }
+            }
+            let simulated = total / runs as f64 * MONTH_DAYS / horizon;
+            let closed = expected_storage_per_month(&it, gb, reads_30d, idle, horizon);
+            assert!(
+                (simulated - closed).abs() <= 0.01 * closed,
+                "{reads_30d} reads/30d from {idle} days idle: simulated {simulated} closed {closed}"
+            );
+        }
+        // Read far more than once a month it costs Standard plus the fee;
+        // on a plain tier the expectation is the monthly storage.
+        let hot = expected_storage_per_month(&it, gb, 300.0, 0.0, 60.0);
+        assert!(close(hot, 0.023 + 0.0025 / 1000.0), "{hot}");
+        assert_eq!(
+            expected_storage_per_month(&aws(2), gb, 1.0, 50.0, 60.0),
+            monthly_storage_usd(&aws(2), gb)
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use strata_runtime::tiers::TierConfig;
 
 use crate::{
     cost,
+    placement::{self, CostParams},
     predict::PrefixPrior,
     prefix::{self, LOOKBACK_MS, PrefixStats},
     rules::{self, DAY_MS, Decision, ObjectView, RuleParams},
@@ -401,35 +402,40 @@ pub fn view(o: &ObjectRow, prior: Option<PrefixPrior>) -> ObjectView {
     }
 }
 
-/// The reason carried by a job: the rule's words plus the cost arithmetic
-/// at `predicted` reads per 30 days.
+/// The reason carried by a job (and shown by `/explain`): the rule's words
+/// plus the cost arithmetic at the reads the rule in effect predicts.
 pub fn reason(
-    o: &ObjectRow,
+    obj: &ObjectView,
     to: &str,
     why: &str,
     rule: &str,
-    predicted: f64,
     tiers: &TierConfig,
+    params: &RuleParams,
     now_ms: i64,
 ) -> Reason {
-    let monthly: HashMap<String, f64> = tiers
-        .tiers
-        .iter()
-        .map(|t| {
-            let usd = cost::monthly_usd(t, o.size, predicted, o.bytes_per_read());
-            (t.name.clone(), usd)
+    let predicted = rules::predicted_reads_30d(obj, params, now_ms);
+    let default = CostParams::default();
+    let cost_params = params.cost.as_ref().unwrap_or(&default);
+    let monthly: HashMap<String, f64> = rules::cost_view(obj, tiers, predicted)
+        .map(|view| {
+            (0..tiers.tiers.len())
+                .map(|i| {
+                    let usd = placement::monthly_on(&view, &tiers.tiers, i, cost_params, now_ms);
+                    (tiers.tiers[i].name.clone(), usd)
+                })
+                .collect()
         })
-        .collect();
-    let resident_days = (now_ms - o.tier_since_ms) as f64 / DAY_MS as f64;
-    let move_cost = match (tiers.get(&o.tier), tiers.get(to)) {
+        .unwrap_or_default();
+    let resident_days = (now_ms - obj.tier_since_ms) as f64 / DAY_MS as f64;
+    let move_cost = match (tiers.get(&obj.tier), tiers.get(to)) {
         (Some(from), Some(dest)) if from.name != dest.name => {
-            let (transition, early) = cost::move_usd(from, dest, o.size, resident_days);
+            let (transition, early) = cost::move_usd(from, dest, obj.size, resident_days);
             transition + early
         }
         _ => 0.0,
     };
     let saving_per_month =
-        monthly.get(&o.tier).copied().unwrap_or(0.0) - monthly.get(to).copied().unwrap_or(0.0);
+        monthly.get(&obj.tier).copied().unwrap_or(0.0) - monthly.get(to).copied().unwrap_or(0.0);
     let break_even_days =
         cost::break_even_days(move_cost, saving_per_month).unwrap_or(f64::INFINITY);
     Reason {
@@ -522,15 +528,7 @@ pub fn decide_cycle(
                     to_tier: to.clone(),
                     generation: o.generation,
                     size_bytes: o.size,
-                    reason: Some(reason(
-                        &o,
-                        &to,
-                        &why,
-                        rule,
-                        rules::predicted_reads_30d(&view, params, now),
-                        tiers,
-                        now,
-                    )),
+                    reason: Some(reason(&view, &to, &why, rule, tiers, params, now)),
                     created_at: Some(time::from_millis(now)),
                 };
                 tx.execute(

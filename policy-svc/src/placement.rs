@@ -110,6 +110,10 @@ pub struct CostView<'a> {
     pub first_seen_ms: i64,
     pub tier_since_ms: i64,
     pub last_move_ms: Option<i64>,
+    /// Its last read, if it has been read.
+    pub last_read_ms: Option<i64>,
+    /// Reads seen in its lifetime.
+    pub reads_seen: f64,
     /// Predicted reads per 30 days ([`crate::predict::reads_30d`]).
     pub reads_30d: f64,
     /// Typical bytes per read (the whole object unless ranges were seen).
@@ -204,6 +208,50 @@ impl Evaluation {
     }
 }
 
+/// Days since `obj` was last read or arrived on its tier, whichever is later:
+/// how long an auto-tiering tier has seen it idle.
+pub fn idle_days(obj: &CostView<'_>, now_ms: i64) -> f64 {
+    let since = obj.last_read_ms.map_or(obj.tier_since_ms, |r| r.max(obj.tier_since_ms));
+    (now_ms - since).max(0) as f64 / DAY
+}
+
+/// The expected monthly cost of `obj` on `tiers[i]` at its predicted reads,
+/// over the horizon: on its own tier from its idle age there, on any other
+/// from arrival ([`cost::expected_monthly_usd`]).
+pub fn monthly_on(
+    obj: &CostView<'_>,
+    tiers: &[Tier],
+    i: usize,
+    params: &CostParams,
+    now_ms: i64,
+) -> f64 {
+    let tier = &tiers[i];
+    let idle = if i == obj.tier {
+        idle_days(obj, now_ms)
+    } else {
+        0.0
+    };
+    // An auto-tiering tier saves only over long gaps, and an object handed
+    // to it pays its fee for good or a copy to leave. Between a steady
+    // reader's reads the prediction can call it cooling off; its lifetime
+    // average cannot, so a move into the tier is priced at the higher of
+    // the two.
+    let reads_30d = if tier.auto_tiering.is_some() && i != obj.tier {
+        let age_days = ((now_ms - obj.first_seen_ms).max(0) as f64 / DAY).max(1.0);
+        obj.reads_30d.max(obj.reads_seen / age_days * MONTH_DAYS)
+    } else {
+        obj.reads_30d
+    };
+    cost::expected_monthly_usd(
+        tier,
+        obj.size,
+        reads_30d,
+        obj.bytes_per_read,
+        idle,
+        params.horizon_days,
+    )
+}
+
 /// A tier a move could go to, and what the move would gain and cost.
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
@@ -226,9 +274,8 @@ pub fn evaluate(
     let eligible = |t: &Tier| slo.is_none_or(|s| t.first_byte_ms <= s);
     let monthly: Vec<Option<f64>> = tiers
         .iter()
-        .map(|t| {
-            eligible(t).then(|| cost::monthly_usd(t, obj.size, obj.reads_30d, obj.bytes_per_read))
-        })
+        .enumerate()
+        .map(|(i, t)| eligible(t).then(|| monthly_on(obj, tiers, i, params, now_ms)))
         .collect();
     let resident_days = (now_ms - obj.tier_since_ms).max(0) as f64 / DAY;
     let current = &tiers[obj.tier];
@@ -322,7 +369,15 @@ pub fn evaluate(
             transition,
             early,
         };
-        let clears = net > surprise && saving >= params.hysteresis * current_monthly;
+        // The margin guards against a wrong prediction. An auto-tiering tier
+        // prices what the object's reads turn out to be, so a move into one
+        // needs none once the object has been read (its lifetime rate, in
+        // `monthly_on`, then bounds its price from below). Before that, this
+        // decision is what adapts: an object that turns out hot would pay
+        // the tier's fee for good, or a copy to leave it.
+        let adapts = target.auto_tiering.is_some() && obj.reads_seen >= 1.0;
+        let clears =
+            net > surprise && (adapts || saving >= params.hysteresis * current_monthly);
         if best.is_none_or(|b| net > b.net) {
             best = Some(c);
         }
@@ -386,6 +441,8 @@ mod tests {
             first_seen_ms: NOW - days(400.0),
             tier_since_ms: NOW - days(200.0),
             last_move_ms: None,
+            last_read_ms: None,
+            reads_seen: 0.0,
             reads_30d,
             bytes_per_read: GB,
             pinned: None,
@@ -550,6 +607,8 @@ mod tests {
                 first_seen_ms: 0,
                 tier_since_ms: since,
                 last_move_ms: last_move,
+                last_read_ms: evidence.last_read_ms,
+                reads_seen: evidence.reads,
                 reads_30d: crate::predict::reads_30d(&evidence, 0, now, None, &params),
                 bytes_per_read: GB,
                 pinned: None,
@@ -580,5 +639,69 @@ mod tests {
         assert!(e.monthly_usd[2] < e.monthly_usd[1], "{e:?}");
         // Unread: nothing to return for.
         assert_eq!(target(&obj(0, 0.0), &loose), Some(2));
+    }
+
+    /// Intelligent-Tiering as a tier: index 1 of the six AWS tiers.
+    const IT: usize = 1;
+
+    fn read_object(tier: usize, reads_30d: f64, reads_seen: f64) -> CostView<'static> {
+        CostView {
+            last_read_ms: Some(NOW - days(5.0)),
+            reads_seen,
+            ..obj(tier, reads_30d)
+        }
+    }
+
+    fn on_six(o: &CostView<'_>) -> Evaluation {
+        evaluate(o, &presets::aws_s3_intelligent().tiers, &instant(), NOW)
+    }
+
+    #[test]
+    fn a_sparse_reader_goes_to_intelligent_tiering_once_it_has_been_read() {
+        // About a read a month over 400 days: Standard-IA saves 2 %, under
+        // the margin; Intelligent-Tiering needs none and saves its long gaps.
+        let sparse = read_object(0, 1.0, 13.0);
+        let e = on_six(&sparse);
+        assert_eq!(e.target, Some(IT), "{}", e.describe(&sparse, &presets::aws_s3_intelligent().tiers));
+        // Never read: the prior alone does not hand it over.
+        let unread = CostView {
+            last_read_ms: None,
+            reads_seen: 0.0,
+            ..sparse
+        };
+        assert_eq!(on_six(&unread).target, None);
+        // Read ten times a month: Standard, no fee.
+        assert_eq!(on_six(&read_object(0, 10.0, 130.0)).target, None);
+    }
+
+    #[test]
+    fn intelligent_tiering_is_priced_at_no_less_than_the_lifetime_rate() {
+        // Predicted cooling off, but read 15 times a month over its life:
+        // priced as that, Intelligent-Tiering saves less than its fee.
+        let steady = read_object(0, 0.5, 200.0);
+        let e = on_six(&steady);
+        assert_eq!(e.target, None, "{:?}", e.why);
+        assert!(e.monthly_usd[IT] > e.monthly_usd[0], "{e:?}");
+    }
+
+    #[test]
+    fn an_object_in_intelligent_tiering_stays_as_its_reads_change() {
+        // Read often again: Standard saves only the fee, under the margin.
+        let hot = CostView {
+            tier_since_ms: NOW - days(100.0),
+            ..read_object(IT, 10.0, 30.0)
+        };
+        assert_eq!(on_six(&hot).target, None);
+        // Unread for 100 days: billed at Glacier IR's price already.
+        let cold = CostView {
+            tier_since_ms: NOW - days(200.0),
+            last_read_ms: Some(NOW - days(100.0)),
+            ..read_object(IT, 0.0, 3.0)
+        };
+        let e = on_six(&cold);
+        assert_eq!(e.target, None, "{:?}", e.why);
+        let fee = 0.0025 / 1000.0;
+        let at_floor = e.monthly_usd[IT].unwrap();
+        assert!((at_floor - (0.004 + fee)).abs() < 1e-9, "{at_floor}");
     }
 }

@@ -13,7 +13,7 @@
 //! `first_byte_ms` and `provider = "local"`.
 
 use anyhow::bail;
-use strata_runtime::tiers::{Tier, TierConfig};
+use strata_runtime::tiers::{AutoTiering, IdleStep, Tier, TierConfig};
 
 /// Where and when the preset figures come from.
 pub const SOURCE: &str =
@@ -33,6 +33,34 @@ pub struct Preset {
     pub overhead_bytes: u64,
     pub first_byte_ms: f64,
     pub egress_usd_per_gb: f64,
+    /// An auto-tiering class's access tiers and fee (S3 Intelligent-Tiering).
+    pub auto_tiering: Option<AutoPreset>,
+}
+
+/// [`strata_runtime::tiers::AutoTiering`] as a constant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AutoPreset {
+    /// (days without a read, USD per GB-month from then on).
+    pub steps: &'static [(f64, f64)],
+    pub monitoring_usd_per_1k: f64,
+    pub min_bytes: u64,
+}
+
+impl AutoPreset {
+    pub fn to_tiering(self) -> AutoTiering {
+        AutoTiering {
+            steps: self
+                .steps
+                .iter()
+                .map(|&(idle_days, storage_usd_per_gb_month)| IdleStep {
+                    idle_days,
+                    storage_usd_per_gb_month,
+                })
+                .collect(),
+            monitoring_usd_per_1k: self.monitoring_usd_per_1k,
+            min_bytes: self.min_bytes,
+        }
+    }
 }
 
 const KB128: u64 = 128 * 1024;
@@ -65,6 +93,7 @@ const fn p(
         overhead_bytes: overhead,
         first_byte_ms,
         egress_usd_per_gb: egress,
+        auto_tiering: None,
     }
 }
 
@@ -137,6 +166,32 @@ pub const PRESETS: &[Preset] = &[
         12.0 * HOUR_MS,
         0.09,
     ),
+    // S3 Intelligent-Tiering: Standard's price until 30 days without a
+    // read, Standard-IA's until 90, then Glacier Instant Retrieval's; no
+    // retrieval charge, Standard's request prices, a monitoring fee of
+    // $0.0025 per 1,000 objects a month; objects under 128 KB stay at the
+    // first price and pay no fee (prices.md 2026). The opt-in Archive
+    // Access tiers are not modelled.
+    Preset {
+        auto_tiering: Some(AutoPreset {
+            steps: &[(30.0, 0.0125), (90.0, 0.004)],
+            monitoring_usd_per_1k: 0.0025,
+            min_bytes: KB128,
+        }),
+        ..p(
+            "aws-s3-intelligent-tiering",
+            "aws",
+            0.023,
+            0.0,
+            0.005,
+            0.0004,
+            0.0,
+            0,
+            0,
+            10.0,
+            0.09,
+        )
+    },
     // Azure Blob, LRS (prices.md 2026; per 10,000 requests there, per 1,000 here).
     // Internet egress $0.087/GB.
     p(
@@ -297,6 +352,9 @@ pub fn apply_to(tier: &mut Tier) -> anyhow::Result<()> {
     if unset("provider") {
         tier.provider = Some(p.provider.to_owned());
     }
+    if unset("auto_tiering") {
+        tier.auto_tiering = p.auto_tiering.map(AutoPreset::to_tiering);
+    }
     Ok(())
 }
 
@@ -325,6 +383,55 @@ pub fn aws_s3() -> TierConfig {
     ];
     // The names and presets above are constants that parse.
     tier_config(&AWS).unwrap_or_else(|e| unreachable!("aws presets: {e}"))
+}
+
+/// The five AWS S3 classes with S3 Intelligent-Tiering second: Strata may
+/// then hand an object to Intelligent-Tiering where its reads are too
+/// irregular to place it better itself.
+pub fn aws_s3_intelligent() -> TierConfig {
+    const AWS: [(&str, &str); 6] = [
+        ("standard", "aws-s3-standard"),
+        ("intelligent-tiering", "aws-s3-intelligent-tiering"),
+        ("standard-ia", "aws-s3-standard-ia"),
+        ("glacier-ir", "aws-s3-glacier-ir"),
+        ("glacier", "aws-s3-glacier-flexible"),
+        ("deep-archive", "aws-s3-deep-archive"),
+    ];
+    tier_config(&AWS).unwrap_or_else(|e| unreachable!("aws presets: {e}"))
+}
+
+/// S3 Intelligent-Tiering's rule priced on plain tiers: an object is billed
+/// at `first`'s storage price, at `lower[0]`'s after 30 days without access
+/// and `lower[1]`'s after 90; it pays no retrieval, transition or early-delete charge,
+/// requests at the first's prices, and $0.0025 per 1,000 objects a month
+/// for monitoring; objects under 128 KB stay at the first price, unmonitored.
+/// On the AWS S3 tiers this is the `aws-s3-intelligent-tiering` preset.
+pub fn intelligent_tiering_rule(first: &Tier, lower: &[&Tier]) -> Tier {
+    let steps = [30.0, 90.0]
+        .into_iter()
+        .zip(lower)
+        .map(|(idle_days, t)| IdleStep {
+            idle_days,
+            storage_usd_per_gb_month: t.storage_usd_per_gb_month,
+        })
+        .collect();
+    Tier {
+        name: "intelligent-tiering".into(),
+        retrieval_usd_per_gb: 0.0,
+        min_storage_days: 0.0,
+        min_billable_bytes: 0,
+        overhead_bytes: 0,
+        first_byte_ms: lower
+            .iter()
+            .map(|t| t.first_byte_ms)
+            .fold(first.first_byte_ms, f64::max),
+        auto_tiering: Some(AutoTiering {
+            steps,
+            monitoring_usd_per_1k: 0.0025,
+            min_bytes: KB128,
+        }),
+        ..first.clone()
+    }
 }
 
 #[cfg(test)]
@@ -421,6 +528,23 @@ mod tests {
         }
     }
 
+    /// The shipped tier file with Intelligent-Tiering is the simulator's
+    /// six-tier set the tests and docs/simulator.md use.
+    #[test]
+    fn the_intelligent_tiering_sample_tiers_are_the_six_aws_presets() {
+        let raw = include_str!("../../samples/tiers-aws-intelligent.toml");
+        let mut file = TierConfig::parse(raw, &[]).unwrap();
+        resolve(&mut file).unwrap();
+        let six = aws_s3_intelligent();
+        assert_eq!(file.tiers.len(), six.tiers.len());
+        for (a, b) in file.tiers.iter().zip(&six.tiers) {
+            assert_eq!(a.name, b.name);
+            assert_eq!(a.storage_usd_per_gb_month, b.storage_usd_per_gb_month);
+            assert_eq!(a.auto_tiering, b.auto_tiering, "{}", a.name);
+        }
+        assert_eq!(file.tiers[1].storage_class(), Some("INTELLIGENT_TIERING"));
+    }
+
     #[test]
     fn unknown_presets_are_refused_with_the_known_names() {
         let raw = "[[tiers]]\nname='a'\nurl='memory://'\npreset='aws-s3-nope'";
@@ -453,7 +577,10 @@ mod tests {
     #[test]
     fn every_provider_has_its_classes_cheaper_as_they_go_colder() {
         for provider in ["aws", "azure", "gcp"] {
-            let classes: Vec<_> = PRESETS.iter().filter(|p| p.provider == provider).collect();
+            let classes: Vec<_> = PRESETS
+                .iter()
+                .filter(|p| p.provider == provider && p.auto_tiering.is_none())
+                .collect();
             assert!(classes.len() >= 4, "{provider}");
             for pair in classes.windows(2) {
                 assert!(pair[0].storage_usd_per_gb_month > pair[1].storage_usd_per_gb_month);
@@ -462,6 +589,22 @@ mod tests {
         }
         let aws = aws_s3();
         assert_eq!(aws.tiers.len(), 5);
+        // The baseline's rule on the five classes is the preset.
+        let rule = intelligent_tiering_rule(&aws.tiers[0], &[&aws.tiers[1], &aws.tiers[2]]);
+        let preset = aws_s3_intelligent().tiers[1].clone();
+        assert_eq!(rule.auto_tiering, preset.auto_tiering);
+        let prices = |t: &Tier| {
+            (
+                t.storage_usd_per_gb_month,
+                t.retrieval_usd_per_gb,
+                t.put_usd_per_1k,
+                t.get_usd_per_1k,
+                t.min_storage_days,
+                t.min_billable_bytes,
+                t.overhead_bytes,
+            )
+        };
+        assert_eq!(prices(&rule), prices(&preset));
         assert_eq!(aws.tiers[4].storage_usd_per_gb_month, 0.00099);
     }
 }

@@ -76,6 +76,28 @@ pub fn reads_in_window(obj: &ObjectView, params: &RuleParams, now_ms: i64) -> us
         .count()
 }
 
+/// What the cost decision sees of `obj` at `reads_30d` predicted reads;
+/// `None` when its tier is not configured.
+pub fn cost_view<'a>(
+    obj: &'a ObjectView,
+    tiers: &TierConfig,
+    reads_30d: f64,
+) -> Option<CostView<'a>> {
+    Some(CostView {
+        key: &obj.key,
+        size: obj.size,
+        tier: tiers.rank(&obj.tier)?,
+        first_seen_ms: obj.first_seen_ms,
+        tier_since_ms: obj.tier_since_ms,
+        last_move_ms: obj.last_move_ms,
+        last_read_ms: obj.evidence.last_read_ms,
+        reads_seen: obj.evidence.reads,
+        reads_30d,
+        bytes_per_read: obj.bytes_per_read,
+        pinned: obj.pinned.as_deref().and_then(|p| tiers.rank(p)),
+    })
+}
+
 /// The cost decision on `obj`, in the rule's terms.
 pub fn decide_cost(
     obj: &ObjectView,
@@ -83,22 +105,13 @@ pub fn decide_cost(
     params: &CostParams,
     now_ms: i64,
 ) -> Decision {
-    let Some(tier) = tiers.rank(&obj.tier) else {
+    let reads_30d =
+        predict::reads_30d(&obj.evidence, obj.first_seen_ms, now_ms, obj.prior, params);
+    let Some(view) = cost_view(obj, tiers, reads_30d) else {
         return Decision::Stay {
             why: format!("tier {:?} is not configured", obj.tier),
             next_due_ms: None,
         };
-    };
-    let view = CostView {
-        key: &obj.key,
-        size: obj.size,
-        tier,
-        first_seen_ms: obj.first_seen_ms,
-        tier_since_ms: obj.tier_since_ms,
-        last_move_ms: obj.last_move_ms,
-        reads_30d: predict::reads_30d(&obj.evidence, obj.first_seen_ms, now_ms, obj.prior, params),
-        bytes_per_read: obj.bytes_per_read,
-        pinned: obj.pinned.as_deref().and_then(|p| tiers.rank(p)),
     };
     let eval = placement::evaluate(&view, &tiers.tiers, params, now_ms);
     let why = eval.describe(&view, &tiers.tiers);

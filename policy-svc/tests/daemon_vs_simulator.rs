@@ -16,7 +16,7 @@ use policy_svc::{
     rules::RuleParams,
     sim::{
         self,
-        ledger::{Account, Billing, Ledger},
+        ledger::{Account, Ledger},
         policies::Policy,
         synth::{self, Mix},
         trace::{self, Op as TraceOp},
@@ -136,7 +136,6 @@ async fn the_daemon_decides_as_the_simulator_does() {
         let mut acct = Account::open(
             &tiers.tiers,
             &mut ledger,
-            Billing::Tiers,
             obj.size,
             cost.slo_ms(key),
             obj.created_ms,

@@ -112,10 +112,60 @@ pub struct Tier {
     /// on Azure the rehydrate priority, `Standard` (default) or `High`.
     #[serde(default)]
     pub restore_tier: Option<String>,
+    /// An auto-tiering class (S3 Intelligent-Tiering): the store itself bills
+    /// an object at a lower price once it has gone unread for a while, and
+    /// at `storage_usd_per_gb_month` again from its next read. Filled by the
+    /// `aws-s3-intelligent-tiering` preset.
+    #[serde(default)]
+    pub auto_tiering: Option<AutoTiering>,
     /// The fields written in the file for this tier (filled by
     /// [`TierConfig::parse`]), so that a preset never overrides them.
     #[serde(skip)]
     pub explicit: std::collections::BTreeSet<String>,
+}
+
+/// How an auto-tiering class prices an object by the days since it was
+/// last read (or written, or moved in).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AutoTiering {
+    /// The access tiers below the first: from `idle_days` without a read,
+    /// `storage_usd_per_gb_month`; in increasing `idle_days`.
+    pub steps: Vec<IdleStep>,
+    /// The monitoring fee, USD per 1,000 objects and month.
+    #[serde(default)]
+    pub monitoring_usd_per_1k: f64,
+    /// Objects smaller than this are never moved down nor monitored: they
+    /// pay the first price and no fee.
+    #[serde(default)]
+    pub min_bytes: u64,
+}
+
+impl AutoTiering {
+    /// Steps in increasing idle days, prices and fee finite and not negative.
+    fn check(&self) -> anyhow::Result<()> {
+        let mut last = 0.0;
+        for step in &self.steps {
+            let ok = |v: f64| v.is_finite() && v >= 0.0;
+            if !ok(step.idle_days) || !ok(step.storage_usd_per_gb_month) || step.idle_days <= last
+            {
+                bail!("steps must have increasing positive idle_days and prices >= 0, got {step:?}");
+            }
+            last = step.idle_days;
+        }
+        if !(self.monitoring_usd_per_1k.is_finite() && self.monitoring_usd_per_1k >= 0.0) {
+            bail!("monitoring_usd_per_1k must be >= 0");
+        }
+        Ok(())
+    }
+}
+
+/// One access tier of an [`AutoTiering`] class.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IdleStep {
+    pub idle_days: f64,
+    pub storage_usd_per_gb_month: f64,
 }
 
 impl TierConfig {
@@ -150,6 +200,10 @@ impl TierConfig {
             }
             Url::parse(&tier.url)
                 .with_context(|| format!("tier {}: url {:?}", tier.name, tier.url))?;
+            if let Some(auto) = &tier.auto_tiering {
+                auto.check()
+                    .with_context(|| format!("tier {}: auto_tiering", tier.name))?;
+            }
         }
         Ok(config)
     }
@@ -361,6 +415,7 @@ pub const PRESET_STORAGE_CLASSES: &[(&str, &[&str], &str)] = &[
     ("aws-s3-glacier-ir", S3, "GLACIER_IR"),
     ("aws-s3-glacier-flexible", S3, "GLACIER"),
     ("aws-s3-deep-archive", S3, "DEEP_ARCHIVE"),
+    ("aws-s3-intelligent-tiering", S3, "INTELLIGENT_TIERING"),
     ("azure-hot", AZURE, "Hot"),
     ("azure-cool", AZURE, "Cool"),
     ("azure-cold", AZURE, "Cold"),

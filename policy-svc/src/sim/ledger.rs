@@ -8,22 +8,6 @@ use crate::cost::{self, Breakdown};
 
 const DAY: f64 = 86_400_000.0;
 
-/// How a policy is billed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Billing {
-    /// Every tier's own prices; moves pay read-out, write-in and early delete.
-    Tiers,
-    /// S3 Intelligent-Tiering: tier storage prices, requests at the first
-    /// tier's prices, no retrieval, transition or early-delete charges, and
-    /// a monitoring fee per object and month (objects >= 128 KB).
-    IntelligentTiering,
-}
-
-/// S3 Intelligent-Tiering's monitoring fee, USD per object-month.
-pub const IT_MONITORING_USD: f64 = 0.0025 / 1000.0;
-/// Objects below this size are never moved or monitored by Intelligent-Tiering.
-pub const IT_MIN_BYTES: u64 = 128 * 1024;
-
 /// A policy's totals over the trace.
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
@@ -95,7 +79,6 @@ impl Ledger {
 pub struct Account<'a> {
     pub tiers: &'a [Tier],
     pub ledger: &'a mut Ledger,
-    pub billing: Billing,
     pub size: u64,
     /// The SLO of its key, max first-byte ms.
     pub slo_ms: Option<f64>,
@@ -104,15 +87,16 @@ pub struct Account<'a> {
     pub since_ms: i64,
     /// Storage is charged up to here.
     pub charged_ms: i64,
+    /// Its last read or arrival on `tier`, whichever is later (what an
+    /// auto-tiering tier prices by).
+    pub idle_since_ms: i64,
 }
 
 impl<'a> Account<'a> {
     /// An object created on the first tier at `created_ms` (a PUT pays a request).
-    #[allow(clippy::too_many_arguments)]
     pub fn open(
         tiers: &'a [Tier],
         ledger: &'a mut Ledger,
-        billing: Billing,
         size: u64,
         slo_ms: Option<f64>,
         created_ms: i64,
@@ -121,12 +105,12 @@ impl<'a> Account<'a> {
         let account = Account {
             tiers,
             ledger,
-            billing,
             size,
             slo_ms,
             tier: 0,
             since_ms: created_ms,
             charged_ms: created_ms,
+            idle_since_ms: created_ms,
         };
         if put {
             let usd = cost::put_request_usd(&tiers[0]);
@@ -143,13 +127,8 @@ impl<'a> Account<'a> {
         }
         let tier = &self.tiers[self.tier];
         let days = (now_ms - self.charged_ms) as f64 / DAY;
-        let mut usd = cost::storage_usd(tier, self.size, days);
-        if self.billing == Billing::IntelligentTiering {
-            usd = tier.storage_usd_per_gb_month * self.size as f64 / cost::GB * days / 30.0;
-            if self.size >= IT_MIN_BYTES {
-                usd += IT_MONITORING_USD * days / 30.0;
-            }
-        }
+        let idle = (self.charged_ms - self.idle_since_ms) as f64 / DAY;
+        let usd = cost::storage_idle_usd(tier, self.size, idle, days);
         self.ledger.cost.storage += usd;
         self.ledger.span(self.charged_ms, now_ms, usd);
         self.charged_ms = now_ms;
@@ -162,16 +141,14 @@ impl<'a> Account<'a> {
         if self.slo_ms.is_some_and(|slo| tier.first_byte_ms > slo) {
             self.ledger.slo_violations += 1;
         }
-        let (request, retrieval) = match self.billing {
-            Billing::Tiers => (
-                cost::get_request_usd(tier),
-                cost::retrieval_usd(tier, bytes),
-            ),
-            Billing::IntelligentTiering => (cost::get_request_usd(&self.tiers[0]), 0.0),
-        };
+        let (request, retrieval) = (
+            cost::get_request_usd(tier),
+            cost::retrieval_usd(tier, bytes),
+        );
         self.ledger.cost.requests += request;
         self.ledger.cost.retrieval += retrieval;
         self.ledger.at(now_ms, request + retrieval);
+        self.idle_since_ms = now_ms;
     }
 
     /// Moves the object to `to` at `now_ms`.
@@ -180,24 +157,23 @@ impl<'a> Account<'a> {
             return;
         }
         self.advance(now_ms);
-        if self.billing == Billing::Tiers {
-            let resident = (now_ms - self.since_ms) as f64 / DAY;
-            let (transition, early) =
-                cost::move_usd(&self.tiers[self.tier], &self.tiers[to], self.size, resident);
-            self.ledger.cost.transitions += transition;
-            self.ledger.cost.early_delete += early;
-            self.ledger.at(now_ms, transition + early);
-        }
+        let resident = (now_ms - self.since_ms) as f64 / DAY;
+        let (transition, early) =
+            cost::move_usd(&self.tiers[self.tier], &self.tiers[to], self.size, resident);
+        self.ledger.cost.transitions += transition;
+        self.ledger.cost.early_delete += early;
+        self.ledger.at(now_ms, transition + early);
         self.ledger.moves += 1;
         self.tier = to;
         self.since_ms = now_ms;
+        self.idle_since_ms = now_ms;
     }
 
     /// The object's end: deleted at `now_ms` (early delete applies), or still
     /// alive when the trace ends (`deleted` false).
     pub fn close(mut self, now_ms: i64, deleted: bool) {
         self.advance(now_ms);
-        if deleted && self.billing == Billing::Tiers {
+        if deleted {
             let resident = (now_ms - self.since_ms) as f64 / DAY;
             let usd = cost::early_delete_usd(&self.tiers[self.tier], self.size, resident);
             self.ledger.cost.early_delete += usd;

@@ -131,6 +131,7 @@ pub fn simulate(
     let mut ledgers: Vec<Ledger> = Policy::ALL.iter().map(|_| Ledger::new(charted)).collect();
     let step = (objects.len() / 200).max(1);
     let priors = prefix::PrefixPriors::build(&objects, &trace.keys, start_ms, end_ms);
+    let setup = policies::Setup::new(&tiers.tiers);
     for (i, obj) in objects.iter().enumerate() {
         let key = &trace.keys[obj.key as usize];
         let id = priors.id(key);
@@ -140,7 +141,7 @@ pub fn simulate(
                 *policy,
                 obj,
                 key,
-                &tiers.tiers,
+                &setup,
                 params,
                 end_ms,
                 &prior,

@@ -159,7 +159,8 @@ pub fn plan(
         for &s in &layer {
             let n = arena[s];
             let here = &tiers[n.tier];
-            let stay = cost::storage_usd(here, size, (t1 - t0) as f64 / DAY);
+            // Each interval starts at a read or an arrival: idle from 0.
+            let stay = cost::storage_idle_usd(here, size, 0.0, (t1 - t0) as f64 / DAY);
             scratch.push(Node {
                 cost: n.cost + stay,
                 parent: s as u32,
@@ -177,7 +178,8 @@ pub fn plan(
             let before = cost::storage_usd(here, size, (expiry - t0) as f64 / DAY);
             for &b in targets.iter().filter(|&&b| b != n.tier) {
                 let (t, e) = cost::move_usd(here, &tiers[b], size, here.min_storage_days);
-                let after = cost::storage_usd(&tiers[b], size, (t1 - expiry) as f64 / DAY);
+                let after =
+                    cost::storage_idle_usd(&tiers[b], size, 0.0, (t1 - expiry) as f64 / DAY);
                 scratch.push(Node {
                     tier: b,
                     arrival: arrival_key(&tiers[b], expiry, t1),
@@ -328,14 +330,14 @@ mod tests {
                 if min <= 0.0 || expiry <= t0 || expiry >= t1 {
                     return None;
                 }
-                cost += cost::storage_usd(&tiers[tier], size, (expiry - t0) as f64 / DAY);
+                cost += cost::storage_idle_usd(&tiers[tier], size, 0.0, (expiry - t0) as f64 / DAY);
                 let (tr, e) = cost::move_usd(&tiers[tier], &tiers[second], size, min);
-                cost +=
-                    tr + e + cost::storage_usd(&tiers[second], size, (t1 - expiry) as f64 / DAY);
+                let after = (t1 - expiry) as f64 / DAY;
+                cost += tr + e + cost::storage_idle_usd(&tiers[second], size, 0.0, after);
                 tier = second;
                 arrival = expiry;
             } else {
-                cost += cost::storage_usd(&tiers[tier], size, (t1 - t0) as f64 / DAY);
+                cost += cost::storage_idle_usd(&tiers[tier], size, 0.0, (t1 - t0) as f64 / DAY);
             }
         }
         if deleted {
@@ -346,8 +348,16 @@ mod tests {
 
     #[test]
     fn the_dynamic_program_matches_brute_force_on_small_cases() {
-        let all = presets::aws_s3().tiers;
-        let tiers = [all[0].clone(), all[1].clone(), all[2].clone()];
+        let all = presets::aws_s3_intelligent().tiers;
+        // Standard, Standard-IA, Glacier IR; then Intelligent-Tiering for IA.
+        let plain = [all[0].clone(), all[2].clone(), all[3].clone()];
+        let auto = [all[0].clone(), all[1].clone(), all[3].clone()];
+        for tiers in [plain, auto] {
+            matches_brute_force(&tiers);
+        }
+    }
+
+    fn matches_brute_force(tiers: &[Tier]) {
         let day = DAY as i64;
         let mut seed = 11u64;
         let mut next = || {
@@ -373,14 +383,13 @@ mod tests {
             }
             let end = t + (next() % 200) as i64 * day + 1;
             let deleted = case % 2 == 0;
-            let (steps, dp) = plan(&obj, &tiers, &[true; 3], end, deleted);
-            let brute = brute_force(&obj, &tiers, end, deleted);
+            let (steps, dp) = plan(&obj, tiers, &[true; 3], end, deleted);
+            let brute = brute_force(&obj, tiers, end, deleted);
             // The plan, replayed by the simulator's accounting, costs the same.
             let mut ledger = crate::sim::ledger::Ledger::default();
             let mut acct = crate::sim::ledger::Account::open(
-                &tiers,
+                tiers,
                 &mut ledger,
-                crate::sim::ledger::Billing::Tiers,
                 obj.size,
                 None,
                 0,

@@ -8,10 +8,11 @@ use strata_runtime::tiers::Tier;
 use crate::{
     placement::{self, CostParams, CostView},
     predict::{self, Evidence, PrefixPrior},
+    presets,
 };
 
 use super::{
-    ledger::{Account, Billing, IT_MIN_BYTES, Ledger},
+    ledger::{Account, Ledger},
     optimum::{self, Step},
     trace::Object,
 };
@@ -50,6 +51,39 @@ impl Policy {
     }
 }
 
+/// The tiers a replay prices with, and what the baselines take of them.
+pub struct Setup<'a> {
+    pub tiers: &'a [Tier],
+    /// The tiers that do not auto-tier, fastest first: the age rules' and
+    /// Intelligent-Tiering's ladder.
+    plain: Vec<usize>,
+    /// S3 Intelligent-Tiering's rule priced on the first plain tiers, as the
+    /// one tier its baseline keeps every object on.
+    rule: [Tier; 1],
+}
+
+impl<'a> Setup<'a> {
+    pub fn new(tiers: &'a [Tier]) -> Self {
+        let mut plain: Vec<usize> = (0..tiers.len())
+            .filter(|&i| tiers[i].auto_tiering.is_none())
+            .collect();
+        if plain.is_empty() {
+            plain = (0..tiers.len()).collect();
+        }
+        let lower: Vec<&Tier> = plain.iter().skip(1).take(2).map(|&i| &tiers[i]).collect();
+        Setup {
+            tiers,
+            rule: [presets::intelligent_tiering_rule(&tiers[plain[0]], &lower)],
+            plain,
+        }
+    }
+
+    /// The `n`th plain tier, or the last when there are fewer.
+    fn plain(&self, n: usize) -> usize {
+        self.plain[n.min(self.plain.len() - 1)]
+    }
+}
+
 /// Replays `obj` (key `key`) under `policy`, charging `ledger`; the trace
 /// ends at `end_ms`. `prior` gives Strata its prefix prior at a time.
 #[allow(clippy::too_many_arguments)]
@@ -57,23 +91,23 @@ pub fn run(
     policy: Policy,
     obj: &Object,
     key: &str,
-    tiers: &[Tier],
+    setup: &Setup<'_>,
     params: &CostParams,
     end_ms: i64,
     prior: &dyn Fn(i64) -> Option<PrefixPrior>,
     ledger: &mut Ledger,
 ) {
     let slo = params.slo_ms(key);
-    let billing = match policy {
-        Policy::IntelligentTiering => Billing::IntelligentTiering,
-        _ => Billing::Tiers,
-    };
     let end = obj.deleted_ms.unwrap_or(end_ms);
     let deleted = obj.deleted_ms.is_some();
+    // Intelligent-Tiering's objects are written to it and stay there.
+    let tiers = match policy {
+        Policy::IntelligentTiering => &setup.rule[..],
+        _ => setup.tiers,
+    };
     let mut acct = Account::open(
         tiers,
         ledger,
-        billing,
         obj.size,
         slo,
         obj.created_ms,
@@ -81,14 +115,14 @@ pub fn run(
     );
     match policy {
         Policy::Strata => strata(&mut acct, obj, key, params, end, prior),
-        Policy::AlwaysHot => {
+        Policy::AlwaysHot | Policy::IntelligentTiering => {
             for &(t, bytes) in &obj.reads {
                 acct.read(t, bytes);
             }
         }
         Policy::Age => {
-            let last = tiers.len() - 1;
-            let rules = [(30, 1.min(last)), (90, 2.min(last)), (180, last)];
+            let last = setup.plain(usize::MAX);
+            let rules = [(30, setup.plain(1)), (90, setup.plain(2)), (180, last)];
             let mut reads = obj.reads.iter().peekable();
             for (days, to) in rules {
                 let at = obj.created_ms + days * DAY_MS;
@@ -103,26 +137,6 @@ pub fn run(
             for &(t, bytes) in reads {
                 acct.read(t, bytes);
             }
-        }
-        Policy::IntelligentTiering => {
-            let movable = obj.size >= IT_MIN_BYTES;
-            let ladder = [(30, 1.min(tiers.len() - 1)), (90, 2.min(tiers.len() - 1))];
-            let mut last_access = obj.created_ms;
-            let idle_moves = |acct: &mut Account<'_>, last_access: i64, until: i64| {
-                for (days, to) in ladder {
-                    let at = last_access + days * DAY_MS;
-                    if movable && at < until && acct.tier < to {
-                        acct.move_to(at, to);
-                    }
-                }
-            };
-            for &(t, bytes) in &obj.reads {
-                idle_moves(&mut acct, last_access, t);
-                acct.read(t, bytes);
-                acct.move_to(t, 0);
-                last_access = t;
-            }
-            idle_moves(&mut acct, last_access, end);
         }
         Policy::Optimum => {
             let eligible: Vec<bool> = tiers
@@ -165,6 +179,8 @@ fn strata(
             first_seen_ms: obj.created_ms,
             tier_since_ms: acct.since_ms,
             last_move_ms: last_move,
+            last_read_ms: evidence.last_read_ms,
+            reads_seen: evidence.reads,
             reads_30d: predict::reads_30d(evidence, obj.created_ms, now, prior(now), params),
             bytes_per_read: bytes,
             pinned: None,
