@@ -674,7 +674,13 @@ async fn refused_deletes_leave_a_recorded_orphan(b: &Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_are_written_in_the_storage_class_of_their_tier() {
     let moto = Moto::start();
-    for bucket in ["strata-src", "strata-ia", "strata-deep", "strata-odd"] {
+    for bucket in [
+        "strata-src",
+        "strata-ia",
+        "strata-it",
+        "strata-deep",
+        "strata-odd",
+    ] {
         moto.create_bucket(bucket);
     }
     let opts = moto.tier_options();
@@ -708,6 +714,30 @@ async fn objects_are_written_in_the_storage_class_of_their_tier() {
             "memory {key}"
         );
     }
+
+    // Into Intelligent-Tiering and out again: its access tiers are online,
+    // so the way back is an ordinary move.
+    let it = classed_tier(
+        "dst",
+        "s3://strata-it".into(),
+        "preset = 'aws-s3-intelligent-tiering'",
+        &opts,
+    );
+    let s = mover(&src, &it, None, None);
+    put(&src, "sparse", b"read now and then").await;
+    run(&s, job("sparse")).await;
+    assert_eq!(ledger(&s, "sparse").await.state, State::Completed);
+    assert_eq!(
+        moto.storage_class(&it, "sparse").await,
+        "INTELLIGENT_TIERING"
+    );
+    run(&s, back("sparse", 0)).await;
+    let row = s.mover.db.ledger(&back("sparse", 0).job_key).await.unwrap();
+    assert_eq!(row.unwrap().state, State::Completed);
+    assert_eq!(
+        read(&src, "sparse").await.as_deref(),
+        Some(&b"read now and then"[..])
+    );
 
     // Into Deep Archive, then out of it: S3 refuses to read the object
     // until it is restored, so the job fails at once and the object stays.

@@ -310,10 +310,7 @@ mod tests {
         let expected = (30.0 * 0.023 + 60.0 * 0.0125 + 30.0 * 0.004) / 30.0 + 4.0 * fee;
         assert!(close(storage_idle_usd(&it, gb, 0.0, 120.0), expected));
         // Starting 100 days idle: all at the lowest price.
-        assert!(close(
-            storage_idle_usd(&it, gb, 100.0, 30.0),
-            0.004 + fee
-        ));
+        assert!(close(storage_idle_usd(&it, gb, 100.0, 30.0), 0.004 + fee));
         // Under 128 KB: the first price, no fee, however long unread.
         let small = 100_000;
         assert!(close(
@@ -334,7 +331,13 @@ mod tests {
         let gb = 1_000_000_000;
         let horizon = 120.0;
         let mut rng = crate::sim::synth::Rng::new(5);
-        for (reads_30d, idle) in [(0.0, 0.0), (0.5, 0.0), (1.6, 10.0), (1.0, 40.0), (8.0, 95.0)] {
+        for (reads_30d, idle) in [
+            (0.0, 0.0),
+            (0.5, 0.0),
+            (1.6, 10.0),
+            (1.0, 40.0),
+            (8.0, 95.0),
+        ] {
             let rate = reads_30d / MONTH_DAYS;
             let runs = 20_000;
             let mut total = 0.0;

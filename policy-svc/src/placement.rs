@@ -211,7 +211,9 @@ impl Evaluation {
 /// Days since `obj` was last read or arrived on its tier, whichever is later:
 /// how long an auto-tiering tier has seen it idle.
 pub fn idle_days(obj: &CostView<'_>, now_ms: i64) -> f64 {
-    let since = obj.last_read_ms.map_or(obj.tier_since_ms, |r| r.max(obj.tier_since_ms));
+    let since = obj
+        .last_read_ms
+        .map_or(obj.tier_since_ms, |r| r.max(obj.tier_since_ms));
     (now_ms - since).max(0) as f64 / DAY
 }
 
@@ -376,8 +378,7 @@ pub fn evaluate(
         // decision is what adapts: an object that turns out hot would pay
         // the tier's fee for good, or a copy to leave it.
         let adapts = target.auto_tiering.is_some() && obj.reads_seen >= 1.0;
-        let clears =
-            net > surprise && (adapts || saving >= params.hysteresis * current_monthly);
+        let clears = net > surprise && (adapts || saving >= params.hysteresis * current_monthly);
         if best.is_none_or(|b| net > b.net) {
             best = Some(c);
         }
@@ -662,7 +663,12 @@ mod tests {
         // the margin; Intelligent-Tiering needs none and saves its long gaps.
         let sparse = read_object(0, 1.0, 13.0);
         let e = on_six(&sparse);
-        assert_eq!(e.target, Some(IT), "{}", e.describe(&sparse, &presets::aws_s3_intelligent().tiers));
+        assert_eq!(
+            e.target,
+            Some(IT),
+            "{}",
+            e.describe(&sparse, &presets::aws_s3_intelligent().tiers)
+        );
         // Never read: the prior alone does not hand it over.
         let unread = CostView {
             last_read_ms: None,

@@ -105,8 +105,7 @@ pub fn decide_cost(
     params: &CostParams,
     now_ms: i64,
 ) -> Decision {
-    let reads_30d =
-        predict::reads_30d(&obj.evidence, obj.first_seen_ms, now_ms, obj.prior, params);
+    let reads_30d = predict::reads_30d(&obj.evidence, obj.first_seen_ms, now_ms, obj.prior, params);
     let Some(view) = cost_view(obj, tiers, reads_30d) else {
         return Decision::Stay {
             why: format!("tier {:?} is not configured", obj.tier),

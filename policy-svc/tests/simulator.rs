@@ -132,7 +132,10 @@ fn zipf_hot_set_with_intelligent_tiering() {
     for r in reports {
         let (strata, it) = (r.total(Policy::Strata), r.total(Policy::IntelligentTiering));
         assert!(strata <= it * 1.003, "strata {strata} it {it}");
-        assert!(r.ledger(Policy::Strata).moves > 0, "the sparse readers move");
+        assert!(
+            r.ledger(Policy::Strata).moves > 0,
+            "the sparse readers move"
+        );
     }
 }
 
@@ -181,7 +184,13 @@ fn burst_after_a_quiet_year() {
             bursts: 200,
             ..NONE
         };
-        for r in check("bursts", mix, tiers, &[Policy::AlwaysHot, Policy::Age], 1.43) {
+        for r in check(
+            "bursts",
+            mix,
+            tiers,
+            &[Policy::AlwaysHot, Policy::Age],
+            1.43,
+        ) {
             let (strata, it) = (r.total(Policy::Strata), r.total(Policy::IntelligentTiering));
             assert!(strata <= it * 1.07, "strata {strata} it {it}");
         }

@@ -147,9 +147,10 @@ impl AutoTiering {
         let mut last = 0.0;
         for step in &self.steps {
             let ok = |v: f64| v.is_finite() && v >= 0.0;
-            if !ok(step.idle_days) || !ok(step.storage_usd_per_gb_month) || step.idle_days <= last
-            {
-                bail!("steps must have increasing positive idle_days and prices >= 0, got {step:?}");
+            if !ok(step.idle_days) || !ok(step.storage_usd_per_gb_month) || step.idle_days <= last {
+                bail!(
+                    "steps must have increasing positive idle_days and prices >= 0, got {step:?}"
+                );
             }
             last = step.idle_days;
         }

@@ -137,16 +137,7 @@ pub fn simulate(
         let id = priors.id(key);
         let prior = |now: i64| id.and_then(|id| priors.prior(id, now));
         for (policy, ledger) in Policy::ALL.iter().zip(&mut ledgers) {
-            policies::run(
-                *policy,
-                obj,
-                key,
-                &setup,
-                params,
-                end_ms,
-                &prior,
-                ledger,
-            );
+            policies::run(*policy, obj, key, &setup, params, end_ms, &prior, ledger);
         }
         if i % step == 0 {
             progress(i as f64 / objects.len() as f64);

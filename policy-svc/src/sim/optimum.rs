@@ -387,14 +387,8 @@ mod tests {
             let brute = brute_force(&obj, tiers, end, deleted);
             // The plan, replayed by the simulator's accounting, costs the same.
             let mut ledger = crate::sim::ledger::Ledger::default();
-            let mut acct = crate::sim::ledger::Account::open(
-                tiers,
-                &mut ledger,
-                obj.size,
-                None,
-                0,
-                true,
-            );
+            let mut acct =
+                crate::sim::ledger::Account::open(tiers, &mut ledger, obj.size, None, 0, true);
             for step in &steps {
                 match *step {
                     Step::Move { at_ms, to } => acct.move_to(at_ms, to),

@@ -105,14 +105,7 @@ pub fn run(
         Policy::IntelligentTiering => &setup.rule[..],
         _ => setup.tiers,
     };
-    let mut acct = Account::open(
-        tiers,
-        ledger,
-        obj.size,
-        slo,
-        obj.created_ms,
-        obj.put,
-    );
+    let mut acct = Account::open(tiers, ledger, obj.size, slo, obj.created_ms, obj.put);
     match policy {
         Policy::Strata => strata(&mut acct, obj, key, params, end, prior),
         Policy::AlwaysHot | Policy::IntelligentTiering => {
