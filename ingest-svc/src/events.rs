@@ -2,7 +2,13 @@
 //! item proto3 JSON. The batch is checked whole: the first bad item is
 //! named with its index and field, and nothing is published.
 
+use sha2::{Digest, Sha256};
 use strata_proto::{AccessEvent, validate};
+
+/// The request header that makes a retried batch count once.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Longest `Idempotency-Key` accepted, in bytes.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// Why a batch was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +81,40 @@ pub fn parse_batch(
         .collect()
 }
 
+/// Checks an `Idempotency-Key` header value: 1 to 255 visible ASCII
+/// characters.
+pub fn check_idempotency_key(value: &[u8]) -> Result<&str, BatchError> {
+    let visible = |b: &u8| b.is_ascii_graphic() || *b == b' ';
+    if value.is_empty() || value.len() > MAX_IDEMPOTENCY_KEY || !value.iter().all(visible) {
+        return Err(BatchError {
+            item: None,
+            field: Some("Idempotency-Key".into()),
+            message: format!(
+                "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+            ),
+        });
+    }
+    // Visible ASCII is UTF-8.
+    std::str::from_utf8(value).map_err(|e| BatchError::whole(e.to_string()))
+}
+
+/// Gives every event without an `eventId` one derived from the request's
+/// idempotency key and its place in the batch, so that a client that
+/// retries the same batch under the same key (after a timeout, say) has
+/// its events counted once: policy-svc drops an `eventId` it has seen.
+pub fn derive_event_ids(events: &mut [AccessEvent], idempotency_key: &str) {
+    for (i, event) in events.iter_mut().enumerate() {
+        if event.event_id.is_empty() {
+            let digest = Sha256::new()
+                .chain_update(idempotency_key)
+                .chain_update(b"\n")
+                .chain_update(i.to_string())
+                .finalize();
+            event.event_id = format!("idem-{}", hex::encode(&digest[..16]));
+        }
+    }
+}
+
 /// One item as proto3 JSON; an error names the field it is in (as the
 /// item spells it) when it is in one.
 fn decode(raw: &[u8]) -> Result<AccessEvent, (Option<String>, String)> {
@@ -91,6 +131,33 @@ fn decode(raw: &[u8]) -> Result<AccessEvent, (Option<String>, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retried_batch_gets_the_same_event_ids_under_the_same_key() {
+        let body =
+            br#"[{"objectKey":"a","op":"GET"},{"objectKey":"b","op":"GET","eventId":"mine"}]"#;
+        let ids = |key: &str, now_ms: i64| {
+            let mut events = parse_batch(body, now_ms, 10).unwrap();
+            derive_event_ids(&mut events, key);
+            events.into_iter().map(|e| e.event_id).collect::<Vec<_>>()
+        };
+        let now = 1_767_225_600_000; // 2026-01-01
+        let first = ids("retry-1", now);
+        assert!(first[0].starts_with("idem-"), "{first:?}");
+        assert_eq!(first[1], "mine", "an event's own id is kept");
+        // A retry a second later: the missing ts differs, the ids do not.
+        assert_eq!(ids("retry-1", now + 1_000), first);
+        assert_ne!(ids("retry-2", now)[0], first[0]);
+    }
+
+    #[test]
+    fn idempotency_keys_are_checked() {
+        assert_eq!(check_idempotency_key(b"batch 42").unwrap(), "batch 42");
+        for bad in [&b""[..], b"tab\there", &[b'k'; 256], "ключ".as_bytes()] {
+            let e = check_idempotency_key(bad).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("Idempotency-Key"));
+        }
+    }
 
     #[test]
     fn array_and_ndjson_parse_alike() {

@@ -22,7 +22,7 @@ use axum::{
     Json, Router,
     body::Bytes,
     extract::{DefaultBodyLimit, State},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::post,
 };
@@ -60,10 +60,7 @@ pub async fn run(
         encoding: config.event_encoding,
         max_batch: config.max_batch,
     };
-    let api = Router::new()
-        .route("/v1/events", post(post_events))
-        .layer(DefaultBodyLimit::max(config.max_body_mib << 20))
-        .with_state(state);
+    let api = api(state, config.max_body_mib);
     let http_task = http::serve(
         config.http_addr,
         api,
@@ -103,18 +100,39 @@ pub async fn run(
     Ok(())
 }
 
+/// The HTTP API on `state`.
+fn api(state: AppState, max_body_mib: usize) -> Router {
+    Router::new()
+        .route("/v1/events", post(post_events))
+        .layer(DefaultBodyLimit::max(max_body_mib << 20))
+        .with_state(state)
+}
+
 /// `POST /v1/events`: a JSON array or NDJSON of access events. The batch is
 /// validated whole (400 naming item and field), then published; 202 only
-/// once the broker acknowledged every event.
-async fn post_events(State(state): State<AppState>, body: Bytes) -> Response {
+/// once the broker acknowledged every event. Under an `Idempotency-Key`
+/// header, events without an `eventId` get one derived from the key and
+/// their place in the batch, so a retried batch counts once.
+async fn post_events(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let now_ms = strata_proto::time::now_millis();
-    let events = match events::parse_batch(&body, now_ms, state.max_batch) {
-        Ok(events) => events,
-        Err(e) => {
-            let body = json!({"error": e.message, "item": e.item, "field": e.field});
-            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
-        }
+    let bad_request = |e: events::BatchError| {
+        let body = json!({"error": e.message, "item": e.item, "field": e.field});
+        (StatusCode::BAD_REQUEST, Json(body)).into_response()
     };
+    let key = match headers.get(events::IDEMPOTENCY_KEY) {
+        Some(value) => match events::check_idempotency_key(value.as_bytes()) {
+            Ok(key) => Some(key),
+            Err(e) => return bad_request(e),
+        },
+        None => None,
+    };
+    let mut events = match events::parse_batch(&body, now_ms, state.max_batch) {
+        Ok(events) => events,
+        Err(e) => return bad_request(e),
+    };
+    if let Some(key) = key {
+        events::derive_event_ids(&mut events, key);
+    }
     let sends = events.iter().map(|e| {
         state
             .publisher
@@ -202,5 +220,87 @@ pub(crate) mod testing {
             events.push(strata_runtime::kafka::decode::<AccessEvent>(&msg).unwrap());
         }
         events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{body::Body, http::Request};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::testing::{MockKafka, consume};
+
+    fn state(kafka: &MockKafka) -> AppState {
+        AppState {
+            publisher: kafka.publisher.clone(),
+            topic: "access_events".into(),
+            encoding: Encoding::Json,
+            max_batch: 3,
+        }
+    }
+
+    async fn post(app: &Router, key: Option<&str>, body: &str) -> (StatusCode, serde_json::Value) {
+        let mut request = Request::post("/v1/events");
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = app
+            .clone()
+            .oneshot(request.body(Body::from(body.to_owned())).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    /// The API as a client meets it: 202 once published, 400 naming the
+    /// item and field (nothing published), and a batch retried under one
+    /// `Idempotency-Key` published with the same event ids.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn posted_events_are_published_refused_by_name_or_made_idempotent() {
+        let kafka = MockKafka::start();
+        let app = api(state(&kafka), 1);
+        let batch = r#"[{"objectKey":"logs/a","op":"GET","sizeBytes":"10"},{"objectKey":"logs/b","op":"GET"}]"#;
+
+        let (status, body) =
+            post(&app, Some("k1"), "[{\"objectKey\":\"x\",\"op\":\"NOPE\"}]").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(
+            (body["item"].as_u64(), body["field"].as_str()),
+            (Some(0), Some("op")),
+            "{body}"
+        );
+        let (status, body) = post(&app, None, "[{},{},{},{}]").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["error"].as_str().unwrap().contains("at most 3"),
+            "{body}"
+        );
+        let (status, body) = post(&app, Some("bad\tkey"), batch).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["field"], "Idempotency-Key", "{body}");
+
+        for _ in 0..2 {
+            let (status, body) = post(&app, Some("retry-7"), batch).await;
+            assert_eq!(
+                (status, body["accepted"].as_u64()),
+                (StatusCode::ACCEPTED, Some(2))
+            );
+        }
+        let (status, _) = post(&app, None, batch).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+
+        // Only the six accepted events are on the topic: none of a refused batch.
+        let events = consume(&kafka.brokers, "access_events", "t", 6).await;
+        let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+        assert!(ids[0].starts_with("idem-") && ids[0] != ids[1], "{ids:?}");
+        assert_eq!(ids[..2], ids[2..4], "the retry carries the same ids");
+        assert_eq!(ids[4..], ["", ""], "no key: no id made up");
+        assert_eq!(events[0].object_key, "logs/a");
+        assert_eq!(events[0].size_bytes, 10);
     }
 }
