@@ -418,5 +418,5 @@ async fn publish_outbox(
             .await?;
         done.push(job_key);
     }
-    store.mark_published(done).await
+    store.remove_published(done).await
 }

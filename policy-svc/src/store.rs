@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/002-prefixes.sql"),
     include_str!("../migrations/003-retry-after.sql"),
     include_str!("../migrations/004-seen-events-by-time.sql"),
+    include_str!("../migrations/005-outbox-without-published.sql"),
 ];
 
 /// "Not due until something happens."
@@ -338,7 +339,7 @@ impl Store {
     pub async fn unpublished(&self) -> anyhow::Result<Vec<(String, String, Vec<u8>)>> {
         self.transaction(|tx| {
             let mut stmt = tx.prepare(
-                "SELECT job_key, object_key, payload FROM jobs WHERE published = 0 ORDER BY created_ms LIMIT 1000",
+                "SELECT job_key, object_key, payload FROM jobs ORDER BY created_ms LIMIT 1000",
             )?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             Ok(rows.collect::<Result<_, _>>()?)
@@ -348,7 +349,7 @@ impl Store {
 
     /// Removes jobs Kafka acknowledged from the outbox: it holds a job only
     /// until then (a job decided again is queued again).
-    pub async fn mark_published(&self, job_keys: Vec<String>) -> anyhow::Result<()> {
+    pub async fn remove_published(&self, job_keys: Vec<String>) -> anyhow::Result<()> {
         self.transaction(move |tx| {
             let mut stmt = tx.prepare_cached("DELETE FROM jobs WHERE job_key = ?1")?;
             for key in job_keys {
@@ -469,7 +470,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.forget_event_ids(2_000).await.unwrap(), 1);
-        store.mark_published(vec!["sent".into()]).await.unwrap();
+        store.remove_published(vec!["sent".into()]).await.unwrap();
         let (ids, jobs) = store
             .transaction(|tx| {
                 let ids: Vec<String> = tx
