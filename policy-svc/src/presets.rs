@@ -97,22 +97,25 @@ const fn p(
     }
 }
 
+/// AWS S3 Standard, us-east-1 (prices.md 2026). Internet egress $0.09/GB.
+const AWS_S3_STANDARD: Preset = p(
+    "aws-s3-standard",
+    "aws",
+    0.023,
+    0.0,
+    0.005,
+    0.0004,
+    0.0,
+    0,
+    0,
+    10.0,
+    0.09,
+);
+
 /// Every preset, fastest first within each provider.
 pub const PRESETS: &[Preset] = &[
-    // AWS S3, us-east-1 (prices.md 2026). Internet egress $0.09/GB.
-    p(
-        "aws-s3-standard",
-        "aws",
-        0.023,
-        0.0,
-        0.005,
-        0.0004,
-        0.0,
-        0,
-        0,
-        10.0,
-        0.09,
-    ),
+    // AWS S3, us-east-1 (prices.md 2026).
+    AWS_S3_STANDARD,
     p(
         "aws-s3-standard-ia",
         "aws",
@@ -173,24 +176,13 @@ pub const PRESETS: &[Preset] = &[
     // first price and pay no fee (prices.md 2026). The opt-in Archive
     // Access tiers are not modelled.
     Preset {
+        name: "aws-s3-intelligent-tiering",
         auto_tiering: Some(AutoPreset {
             steps: &[(30.0, 0.0125), (90.0, 0.004)],
             monitoring_usd_per_1k: 0.0025,
             min_bytes: KB128,
         }),
-        ..p(
-            "aws-s3-intelligent-tiering",
-            "aws",
-            0.023,
-            0.0,
-            0.005,
-            0.0004,
-            0.0,
-            0,
-            0,
-            10.0,
-            0.09,
-        )
+        ..AWS_S3_STANDARD
     },
     // Azure Blob, LRS (prices.md 2026; per 10,000 requests there, per 1,000 here).
     // Internet egress $0.087/GB.
