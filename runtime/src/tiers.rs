@@ -742,6 +742,38 @@ mod tests {
     "#;
 
     #[test]
+    fn auto_tiering_is_read_from_the_file_and_checked() {
+        let tier = |steps: &str| {
+            TierConfig::parse(
+                &format!(
+                    "[[tiers]]\nname = 'it'\nurl = 'memory://'\n\
+                     [tiers.auto_tiering]\nsteps = [{steps}]\n\
+                     monitoring_usd_per_1k = 0.0025\nmin_bytes = 131_072\n"
+                ),
+                &[],
+            )
+        };
+        let ok = tier(
+            "{ idle_days = 30, storage_usd_per_gb_month = 0.0125 }, \
+             { idle_days = 90, storage_usd_per_gb_month = 0.004 }",
+        )
+        .unwrap();
+        let auto = ok.tiers[0].auto_tiering.as_ref().unwrap();
+        assert_eq!(auto.steps[1].idle_days, 90.0);
+        assert_eq!(auto.min_bytes, 131_072);
+        assert!(ok.tiers[0].explicit.contains("auto_tiering"));
+        for bad in [
+            "{ idle_days = 90, storage_usd_per_gb_month = 0.004 }, \
+             { idle_days = 30, storage_usd_per_gb_month = 0.0125 }",
+            "{ idle_days = 30, storage_usd_per_gb_month = -1.0 }",
+            "{ idle_days = 0, storage_usd_per_gb_month = 0.01 }",
+        ] {
+            let e = format!("{:#}", tier(bad).unwrap_err());
+            assert!(e.contains("tier it: auto_tiering"), "{e}");
+        }
+    }
+
+    #[test]
     fn parses_expands_and_ranks() {
         let config = TierConfig::parse(FILE, &[("DATA", "/tmp/x".into())]).unwrap();
         assert_eq!(config.tiers[0].url, "file:///tmp/x/hot");
