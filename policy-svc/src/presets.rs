@@ -496,18 +496,25 @@ mod tests {
         let examples = [
             (
                 include_str!("../../deploy/strata.aws.example.toml"),
-                ["STANDARD", "STANDARD_IA", "GLACIER_IR", "DEEP_ARCHIVE"],
+                &[
+                    "STANDARD",
+                    "INTELLIGENT_TIERING",
+                    "STANDARD_IA",
+                    "GLACIER_IR",
+                    "DEEP_ARCHIVE",
+                ][..],
             ),
             (
                 include_str!("../../deploy/strata.azure.example.toml"),
-                ["Hot", "Cool", "Cold", "Archive"],
+                &["Hot", "Cool", "Cold", "Archive"][..],
             ),
         ];
         let vars = [("STRATA_BUCKET", "bucket".to_owned())];
         for (raw, classes) in examples {
             let mut config = TierConfig::parse(raw, &vars).unwrap();
             resolve(&mut config).unwrap();
-            for (tier, class) in config.tiers.iter_mut().zip(classes) {
+            assert_eq!(config.tiers.len(), classes.len());
+            for (tier, &class) in config.tiers.iter_mut().zip(classes) {
                 assert!(tier.storage_usd_per_gb_month > 0.0, "{}", tier.name);
                 assert_eq!(tier.storage_class(), Some(class), "{}", tier.name);
                 if tier.url.starts_with("az://") {
