@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use futures::{StreamExt, TryStreamExt, stream::BoxStream};
+use object_store::ObjectStoreExt;
 use strata_proto::{AccessEvent, Op, codec::Encoding, time, validate};
 use strata_runtime::{kafka::Publisher, tiers::TierStore};
 use tokio_util::sync::CancellationToken;
@@ -79,16 +80,34 @@ fn listing(tier: &TierStore) -> BoxStream<'_, Result<Listed, String>> {
     let prefix = (!tier.prefix.as_ref().is_empty()).then_some(&tier.prefix);
     tier.store
         .list(prefix)
-        .map(move |listed| {
-            let meta = listed.map_err(|e| e.to_string())?;
-            Ok(Listed {
+        .filter_map(move |listed| async move {
+            let meta = match listed {
+                Ok(meta) => meta,
+                Err(e) => return Some(Err(e.to_string())),
+            };
+            if meta.size == 0 && is_folder_marker(tier, &meta.location).await {
+                tracing::debug!(name = %meta.location, tier = %tier.name, "skipping a folder marker");
+                return None;
+            }
+            Some(Ok(Listed {
                 key: tier.key_of(&meta.location),
                 name: meta.location.to_string(),
                 size: meta.size,
                 modified_ms: meta.last_modified.timestamp_millis(),
-            })
+            }))
         })
         .boxed()
+}
+
+/// Whether an empty listed object is a folder marker: the empty `photos/`
+/// that consoles and tools write for a folder on S3 or GCS, which
+/// object_store lists as `photos`, an object no one can read (a HEAD of it
+/// finds nothing). A real empty object is found.
+async fn is_folder_marker(tier: &TierStore, location: &object_store::path::Path) -> bool {
+    matches!(
+        tier.store.head(location).await,
+        Err(object_store::Error::NotFound { .. })
+    )
 }
 
 /// The files under `root`, walked on a blocking thread and handed over a
@@ -235,5 +254,51 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(none, 0);
+    }
+
+    /// On S3, a folder's marker object (`folder/`, empty) is no object to
+    /// tier; an empty object is.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn folder_markers_are_not_listed_as_objects() {
+        let moto = strata_testkit::Moto::start();
+        moto.create_bucket("inventory");
+        for key in ["folder/", "empty.txt"] {
+            let response = moto.request("PUT", &format!("/inventory/{key}"));
+            assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        }
+        let mut toml =
+            "[[tiers]]\nname = 'cold'\nurl = 's3://inventory'\n[tiers.options]\n".to_owned();
+        for (k, v) in moto.tier_options() {
+            toml.push_str(&format!("{k} = '{v}'\n"));
+        }
+        let tier = TierConfig::parse(&toml, &[]).unwrap().tiers[0]
+            .open()
+            .unwrap();
+        let inside = tier.location("folder/a.txt").unwrap();
+        tier.store
+            .put(&inside, b"data".to_vec().into())
+            .await
+            .unwrap();
+
+        let kafka = crate::testing::MockKafka::start();
+        let stop = CancellationToken::new();
+        let tiers = [tier];
+        let published = run_once(
+            &tiers,
+            &kafka.publisher,
+            "access_events",
+            Encoding::Json,
+            &stop,
+        )
+        .await
+        .unwrap();
+        assert_eq!(published, 2);
+        let mut events = crate::testing::consume(&kafka.brokers, "access_events", "inv", 2).await;
+        events.sort_by(|a, b| a.object_key.cmp(&b.object_key));
+        let listed: Vec<(&str, u64)> = events
+            .iter()
+            .map(|e| (e.object_key.as_str(), e.size_bytes))
+            .collect();
+        assert_eq!(listed, [("empty.txt", 0), ("folder/a.txt", 4)]);
     }
 }

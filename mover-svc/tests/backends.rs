@@ -9,8 +9,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::{
     collections::HashMap,
     fmt,
@@ -23,7 +21,6 @@ use std::{
 
 use bytes::Bytes;
 use clap::Parser;
-use common::{Azurite, Moto};
 use futures::{StreamExt, stream::BoxStream};
 use mover_svc::{
     db::Db,
@@ -42,6 +39,7 @@ use strata_runtime::{
     kafka::Publisher,
     tiers::{Tier, TierStore},
 };
+use strata_testkit::{Azurite, Moto};
 
 /// What a [`Faulty`] store does wrong.
 #[derive(Debug, Clone, Copy, PartialEq)]

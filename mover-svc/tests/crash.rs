@@ -14,8 +14,6 @@
 #![cfg(feature = "fault-injection")]
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
@@ -23,7 +21,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Azurite, Moto};
 use futures::TryStreamExt;
 use object_store::{ObjectStoreExt, PutPayload};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -35,6 +32,7 @@ use rdkafka::{
 use sha2::{Digest, Sha256};
 use strata_proto::{MigrationJob, codec};
 use strata_runtime::tiers::{TierConfig, TierStore};
+use strata_testkit::{Azurite, Moto};
 
 const TIERS: [&str; 3] = ["hot", "warm", "cold"];
 

@@ -1,6 +1,7 @@
-//! What the mover's integration tests share: moto's S3 server and
-//! Azurite's Azure Blob server.
-#![allow(clippy::unwrap_used, dead_code)] // Not every test binary uses every helper.
+//! The servers Strata's integration tests start themselves: moto's S3
+//! server (PyPI) and Azurite's Azure Blob server (npm), each on a free
+//! loopback port and killed on drop; `scripts/test.sh` installs both.
+#![allow(clippy::unwrap_used)] // Test support: a failure here is a failed test.
 
 use std::{
     net::TcpListener,
