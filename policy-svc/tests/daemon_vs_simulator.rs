@@ -24,6 +24,7 @@ use policy_svc::{
     store::Store,
 };
 use strata_proto::{AccessEvent, MigrationStatus, Op, State, time};
+use strata_runtime::tiers::TierConfig;
 
 const HOUR: i64 = 3_600_000;
 /// Event time between two decision cycles.
@@ -48,9 +49,23 @@ fn access_event(trace: &trace::Trace, e: &trace::Event) -> AccessEvent {
 
 #[tokio::test]
 async fn the_daemon_decides_as_the_simulator_does() {
+    compare(presets::aws_s3()).await;
+}
+
+/// With Intelligent-Tiering as a tier the daemon hands it objects, as the
+/// simulator does, billed by idle age in both.
+#[tokio::test]
+async fn the_daemon_uses_intelligent_tiering_as_the_simulator_does() {
+    let into_it = compare(presets::aws_s3_intelligent()).await;
+    assert!(into_it > 0, "no object handed to intelligent-tiering");
+}
+
+/// Runs the trace through the daemon and the simulator on `tiers` and
+/// compares their costs; returns how many of the daemon's moves went to an
+/// auto-tiering tier.
+async fn compare(tiers: TierConfig) -> usize {
     // The sample's mix at a tenth: about 4,000 events over two years.
     let trace = synth::generate(Mix::SAMPLE.scaled(0.1), 3);
-    let tiers = presets::aws_s3();
     let cost = CostParams {
         default_slo_ms: Some(1000.0),
         ..CostParams::default()
@@ -181,4 +196,9 @@ async fn the_daemon_decides_as_the_simulator_does() {
     );
     assert!(daemon < it, "daemon ${daemon} vs intelligent-tiering ${it}");
     assert_eq!(ledger.slo_violations, 0);
+    moves
+        .values()
+        .flatten()
+        .filter(|(_, to)| tiers.tiers[*to].auto_tiering.is_some())
+        .count()
 }
