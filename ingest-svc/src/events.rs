@@ -30,11 +30,14 @@ impl BatchError {
     }
 }
 
-/// Parses and validates a batch. `now_ms` fills a missing `ts`.
+/// Parses and validates a batch. `now_ms` fills a missing `ts`. Under an
+/// `idempotency_key`, an item without an `eventId` gets one made from the
+/// key, its place in the batch and its bytes ([`derived_event_id`]).
 pub fn parse_batch(
     body: &[u8],
     now_ms: i64,
     max_items: usize,
+    idempotency_key: Option<&str>,
 ) -> Result<Vec<AccessEvent>, BatchError> {
     let trimmed = body.trim_ascii();
     if trimmed.is_empty() {
@@ -68,6 +71,9 @@ pub fn parse_batch(
                 field,
                 message,
             })?;
+            if let Some(key) = idempotency_key.filter(|_| event.event_id.is_empty()) {
+                event.event_id = derived_event_id(key, i, raw);
+            }
             if event.ts.is_none() {
                 event.ts = Some(strata_proto::time::from_millis(now_ms));
             }
@@ -81,8 +87,8 @@ pub fn parse_batch(
         .collect()
 }
 
-/// Checks an `Idempotency-Key` header value: 1 to 255 visible ASCII
-/// characters.
+/// Checks an `Idempotency-Key` header value: 1 to 255 printable ASCII
+/// characters (space included).
 pub fn check_idempotency_key(value: &[u8]) -> Result<&str, BatchError> {
     let visible = |b: &u8| b.is_ascii_graphic() || *b == b' ';
     if value.is_empty() || value.len() > MAX_IDEMPOTENCY_KEY || !value.iter().all(visible) {
@@ -90,29 +96,28 @@ pub fn check_idempotency_key(value: &[u8]) -> Result<&str, BatchError> {
             item: None,
             field: Some("Idempotency-Key".into()),
             message: format!(
-                "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+                "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
             ),
         });
     }
-    // Visible ASCII is UTF-8.
+    // Printable ASCII is UTF-8.
     std::str::from_utf8(value).map_err(|e| BatchError::whole(e.to_string()))
 }
 
-/// Gives every event without an `eventId` one derived from the request's
-/// idempotency key and its place in the batch, so that a client that
-/// retries the same batch under the same key (after a timeout, say) has
-/// its events counted once: policy-svc drops an `eventId` it has seen.
-pub fn derive_event_ids(events: &mut [AccessEvent], idempotency_key: &str) {
-    for (i, event) in events.iter_mut().enumerate() {
-        if event.event_id.is_empty() {
-            let digest = Sha256::new()
-                .chain_update(idempotency_key)
-                .chain_update(b"\n")
-                .chain_update(i.to_string())
-                .finalize();
-            event.event_id = format!("idem-{}", hex::encode(&digest[..16]));
-        }
-    }
+/// The `eventId` of item `index` of a batch posted under `idempotency_key`
+/// with the bytes `raw`: a client that retries the same batch under the
+/// same key (after a timeout, say) sends the same ids, and policy-svc drops
+/// an `eventId` it has seen. A different item under a reused key gets
+/// another id, so reusing a key loses nothing.
+fn derived_event_id(idempotency_key: &str, index: usize, raw: &[u8]) -> String {
+    let digest = Sha256::new()
+        .chain_update(idempotency_key)
+        .chain_update(b"\n")
+        .chain_update(index.to_string())
+        .chain_update(b"\n")
+        .chain_update(raw)
+        .finalize();
+    format!("idem-{}", hex::encode(&digest[..16]))
 }
 
 /// One item as proto3 JSON; an error names the field it is in (as the
@@ -137,8 +142,7 @@ mod tests {
         let body =
             br#"[{"objectKey":"a","op":"GET"},{"objectKey":"b","op":"GET","eventId":"mine"}]"#;
         let ids = |key: &str, now_ms: i64| {
-            let mut events = parse_batch(body, now_ms, 10).unwrap();
-            derive_event_ids(&mut events, key);
+            let events = parse_batch(body, now_ms, 10, Some(key)).unwrap();
             events.into_iter().map(|e| e.event_id).collect::<Vec<_>>()
         };
         let now = 1_767_225_600_000; // 2026-01-01
@@ -148,6 +152,10 @@ mod tests {
         // A retry a second later: the missing ts differs, the ids do not.
         assert_eq!(ids("retry-1", now + 1_000), first);
         assert_ne!(ids("retry-2", now)[0], first[0]);
+        // Another batch under a reused key: other ids, nothing dropped.
+        let other = br#"[{"objectKey":"c","op":"GET"}]"#;
+        let reused = parse_batch(other, now, 10, Some("retry-1")).unwrap();
+        assert_ne!(reused[0].event_id, first[0]);
     }
 
     #[test]
@@ -164,8 +172,8 @@ mod tests {
         let array =
             br#"[{"objectKey":"a","op":"GET"}, {"object_key":"b","op":"PUT","size_bytes":3}]"#;
         let ndjson = b"{\"objectKey\":\"a\",\"op\":\"GET\"}\n\n{\"object_key\":\"b\",\"op\":\"PUT\",\"size_bytes\":3}\n";
-        let a = parse_batch(array, 1_767_225_600_000, 10).unwrap();
-        assert_eq!(a, parse_batch(ndjson, 1_767_225_600_000, 10).unwrap());
+        let a = parse_batch(array, 1_767_225_600_000, 10, None).unwrap();
+        assert_eq!(a, parse_batch(ndjson, 1_767_225_600_000, 10, None).unwrap());
         assert_eq!(a.len(), 2);
         assert_eq!(a[1].size_bytes, 3);
         assert!(a[0].ts.is_some(), "missing ts is filled");
@@ -174,34 +182,37 @@ mod tests {
     #[test]
     fn errors_name_item_and_field() {
         let bad_key = br#"[{"objectKey":"ok","op":"GET"},{"objectKey":"../etc","op":"GET"}]"#;
-        let err = parse_batch(bad_key, 1_767_225_600_000, 10).unwrap_err();
+        let err = parse_batch(bad_key, 1_767_225_600_000, 10, None).unwrap_err();
         assert_eq!(
             (err.item, err.field.as_deref()),
             (Some(1), Some("object_key"))
         );
         let bad_op = b"{\"objectKey\":\"x\",\"op\":\"FETCH\"}";
-        let err = parse_batch(bad_op, 0, 10).unwrap_err();
+        let err = parse_batch(bad_op, 0, 10, None).unwrap_err();
         assert_eq!((err.item, err.field.as_deref()), (Some(0), Some("op")));
         let bad_size =
             br#"[{"objectKey":"x","op":"GET"},{"objectKey":"x","op":"GET","sizeBytes":"abc"}]"#;
-        let err = parse_batch(bad_size, 1_767_225_600_000, 10).unwrap_err();
+        let err = parse_batch(bad_size, 1_767_225_600_000, 10, None).unwrap_err();
         assert_eq!(
             (err.item, err.field.as_deref()),
             (Some(1), Some("sizeBytes"))
         );
         let trailing = b"{\"objectKey\":\"x\",\"op\":\"GET\"} junk";
-        assert_eq!(parse_batch(trailing, 0, 10).unwrap_err().item, Some(0));
+        assert_eq!(
+            parse_batch(trailing, 0, 10, None).unwrap_err().item,
+            Some(0)
+        );
         let missing_op = b"{\"objectKey\":\"x\"}";
         assert_eq!(
-            parse_batch(missing_op, 1_767_225_600_000, 10)
+            parse_batch(missing_op, 1_767_225_600_000, 10, None)
                 .unwrap_err()
                 .field
                 .as_deref(),
             Some("op")
         );
-        assert_eq!(parse_batch(b"  ", 0, 10).unwrap_err().item, None);
+        assert_eq!(parse_batch(b"  ", 0, 10, None).unwrap_err().item, None);
         assert!(
-            parse_batch(b"[1,2,3]", 0, 2)
+            parse_batch(b"[1,2,3]", 0, 2, None)
                 .unwrap_err()
                 .message
                 .contains("at most 2")

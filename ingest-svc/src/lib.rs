@@ -111,8 +111,8 @@ fn api(state: AppState, max_body_mib: usize) -> Router {
 /// `POST /v1/events`: a JSON array or NDJSON of access events. The batch is
 /// validated whole (400 naming item and field), then published; 202 only
 /// once the broker acknowledged every event. Under an `Idempotency-Key`
-/// header, events without an `eventId` get one derived from the key and
-/// their place in the batch, so a retried batch counts once.
+/// header, events without an `eventId` get one derived from the key, their
+/// place in the batch and their bytes, so a retried batch counts once.
 async fn post_events(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let now_ms = strata_proto::time::now_millis();
     let bad_request = |e: events::BatchError| {
@@ -126,13 +126,10 @@ async fn post_events(State(state): State<AppState>, headers: HeaderMap, body: By
         },
         None => None,
     };
-    let mut events = match events::parse_batch(&body, now_ms, state.max_batch) {
+    let events = match events::parse_batch(&body, now_ms, state.max_batch, key) {
         Ok(events) => events,
         Err(e) => return bad_request(e),
     };
-    if let Some(key) = key {
-        events::derive_event_ids(&mut events, key);
-    }
     let sends = events.iter().map(|e| {
         state
             .publisher

@@ -96,6 +96,18 @@ pub struct CostArgs {
 impl CostArgs {
     /// The decision's parameters.
     pub fn params(&self) -> anyhow::Result<CostParams> {
+        for (flag, value) in [
+            ("--horizon-days", self.horizon_days),
+            ("--min-residency-days", self.min_residency_days),
+            ("--prior-days", self.prior_days),
+            ("--prior-weight-days", self.prior_weight_days),
+            ("--recheck-days", self.recheck_days),
+        ] {
+            anyhow::ensure!(
+                value.is_finite() && value > 0.0,
+                "{flag} must be a positive number of days, not {value}"
+            );
+        }
         let slos = placement::parse_pairs(&self.slo)?
             .into_iter()
             .map(|(prefix, ms)| {

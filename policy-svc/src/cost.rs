@@ -50,9 +50,10 @@ pub fn storage_usd(tier: &Tier, size: u64, days: f64) -> f64 {
 }
 
 /// The prices of an auto-tiering tier as (from idle day, to idle day, USD
-/// per GB-month), or `None` when `tier` does not auto-tier an object of
-/// `size` bytes (a plain tier, or an object under its minimum size).
-fn idle_segments(tier: &Tier, size: u64) -> Option<Vec<(f64, f64, f64)>> {
+/// per GB-month), and its monitoring fee per object and month; `None` when
+/// `tier` does not auto-tier an object of `size` bytes (a plain tier, or
+/// an object under its minimum size).
+fn idle_segments(tier: &Tier, size: u64) -> Option<(Vec<(f64, f64, f64)>, f64)> {
     let auto = tier.auto_tiering.as_ref().filter(|a| size >= a.min_bytes)?;
     let mut segments = Vec::with_capacity(auto.steps.len() + 1);
     let (mut from, mut price) = (0.0, tier.storage_usd_per_gb_month);
@@ -61,15 +62,7 @@ fn idle_segments(tier: &Tier, size: u64) -> Option<Vec<(f64, f64, f64)>> {
         (from, price) = (step.idle_days, step.storage_usd_per_gb_month);
     }
     segments.push((from, f64::INFINITY, price));
-    Some(segments)
-}
-
-/// The monitoring fee of an auto-tiering tier for one object, per month.
-fn monitoring_usd_per_month(tier: &Tier, size: u64) -> f64 {
-    tier.auto_tiering
-        .as_ref()
-        .filter(|a| size >= a.min_bytes)
-        .map_or(0.0, |a| a.monitoring_usd_per_1k / 1000.0)
+    Some((segments, auto.monitoring_usd_per_1k / 1000.0))
 }
 
 /// Storage of `size` bytes on `tier` for `days`, starting `idle_days` after
@@ -77,7 +70,7 @@ fn monitoring_usd_per_month(tier: &Tier, size: u64) -> f64 {
 /// on a plain tier; on an auto-tiering tier, each day at the price of its
 /// idle age then, plus the monitoring fee.
 pub fn storage_idle_usd(tier: &Tier, size: u64, idle_days: f64, days: f64) -> f64 {
-    let Some(segments) = idle_segments(tier, size) else {
+    let Some((segments, fee)) = idle_segments(tier, size) else {
         return storage_usd(tier, size, days);
     };
     let (from, to) = (idle_days.max(0.0), idle_days.max(0.0) + days.max(0.0));
@@ -85,8 +78,7 @@ pub fn storage_idle_usd(tier: &Tier, size: u64, idle_days: f64, days: f64) -> f6
         .iter()
         .map(|&(lo, hi, price)| price * (to.min(hi) - from.max(lo)).max(0.0))
         .sum();
-    billed_gb(tier, size) * gb_days / MONTH_DAYS
-        + monitoring_usd_per_month(tier, size) * days.max(0.0) / MONTH_DAYS
+    (billed_gb(tier, size) * gb_days + fee * days.max(0.0)) / MONTH_DAYS
 }
 
 /// `∫ e^(-rate t) dt` over `[a, b]`.
@@ -114,7 +106,7 @@ pub fn expected_storage_per_month(
     idle_days: f64,
     horizon_days: f64,
 ) -> f64 {
-    let Some(segments) = idle_segments(tier, size) else {
+    let Some((segments, fee)) = idle_segments(tier, size) else {
         return monthly_storage_usd(tier, size);
     };
     let (rate, s, h) = (
@@ -138,13 +130,13 @@ pub fn expected_storage_per_month(
         }
         price_days += price * (unread + read);
     }
-    billed_gb(tier, size) * price_days / h + monitoring_usd_per_month(tier, size)
+    billed_gb(tier, size) * price_days / h + fee
 }
 
 /// Expected cost per month of keeping `size` bytes on `tier`, `idle_days`
 /// after its last read, while it is read `reads_30d` times a month,
-/// `bytes_per_read` each, over the next `horizon_days`: [`monthly_usd`] on a
-/// plain tier.
+/// `bytes_per_read` each, over the next `horizon_days`: storage
+/// ([`expected_storage_per_month`]) and reads.
 pub fn expected_monthly_usd(
     tier: &Tier,
     size: u64,
@@ -207,12 +199,6 @@ pub fn move_usd(from: &Tier, to: &Tier, size: u64, resident_days: f64) -> (f64, 
     };
     let transition = read_usd(from, size) + egress + put_request_usd(to);
     (transition, early_delete_usd(from, size, resident_days))
-}
-
-/// Expected cost per month of keeping `size` bytes on `tier` while it is
-/// read `reads_per_month` times, `bytes_per_read` bytes each.
-pub fn monthly_usd(tier: &Tier, size: u64, reads_per_month: f64, bytes_per_read: u64) -> f64 {
-    monthly_storage_usd(tier, size) + reads_per_month.max(0.0) * read_usd(tier, bytes_per_read)
 }
 
 /// Days for a saving of `saving_per_month` to repay `one_time`; `None` when
@@ -293,8 +279,9 @@ mod tests {
         // less than about once a month.
         let (std, ia) = (aws(0), aws(1));
         let gb = 1_000_000_000;
-        assert!(monthly_usd(&ia, gb, 0.9, gb) < monthly_usd(&std, gb, 0.9, gb));
-        assert!(monthly_usd(&ia, gb, 1.2, gb) > monthly_usd(&std, gb, 1.2, gb));
+        let monthly = |t: &Tier, reads: f64| expected_monthly_usd(t, gb, reads, gb, 0.0, 60.0);
+        assert!(monthly(&ia, 0.9) < monthly(&std, 0.9));
+        assert!(monthly(&ia, 1.2) > monthly(&std, 1.2));
     }
 
     fn intelligent() -> Tier {

@@ -401,7 +401,7 @@ async fn publish_outbox(
     publisher: &Publisher,
     config: &Config,
 ) -> anyhow::Result<()> {
-    let pending = store.unpublished().await?;
+    let pending = store.outbox().await?;
     if pending.is_empty() {
         return Ok(());
     }

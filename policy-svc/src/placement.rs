@@ -377,8 +377,9 @@ pub fn evaluate(
         // `monthly_on`, then bounds its price from below). Before that, this
         // decision is what adapts: an object that turns out hot would pay
         // the tier's fee for good, or a copy to leave it.
-        let adapts = target.auto_tiering.is_some() && obj.reads_seen >= 1.0;
-        let clears = net > surprise && (adapts || saving >= params.hysteresis * current_monthly);
+        let margin_waived = target.auto_tiering.is_some() && obj.reads_seen >= 1.0;
+        let clears =
+            net > surprise && (margin_waived || saving >= params.hysteresis * current_monthly);
         if best.is_none_or(|b| net > b.net) {
             best = Some(c);
         }

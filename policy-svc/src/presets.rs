@@ -112,6 +112,14 @@ const AWS_S3_STANDARD: Preset = p(
     0.09,
 );
 
+/// S3 Intelligent-Tiering's access tiers below Frequent (Standard-IA's and
+/// Glacier IR's prices), fee and size floor.
+const INTELLIGENT_TIERING: AutoPreset = AutoPreset {
+    steps: &[(30.0, 0.0125), (90.0, 0.004)],
+    monitoring_usd_per_1k: 0.0025,
+    min_bytes: KB128,
+};
+
 /// Every preset, fastest first within each provider.
 pub const PRESETS: &[Preset] = &[
     // AWS S3, us-east-1 (prices.md 2026).
@@ -177,11 +185,7 @@ pub const PRESETS: &[Preset] = &[
     // Access tiers are not modelled.
     Preset {
         name: "aws-s3-intelligent-tiering",
-        auto_tiering: Some(AutoPreset {
-            steps: &[(30.0, 0.0125), (90.0, 0.004)],
-            monitoring_usd_per_1k: 0.0025,
-            min_bytes: KB128,
-        }),
+        auto_tiering: Some(INTELLIGENT_TIERING),
         ..AWS_S3_STANDARD
     },
     // Azure Blob, LRS (prices.md 2026; per 10,000 requests there, per 1,000 here).
@@ -399,10 +403,12 @@ pub fn aws_s3_intelligent() -> TierConfig {
 /// for monitoring; objects under 128 KB stay at the first price, unmonitored.
 /// On the AWS S3 tiers this is the `aws-s3-intelligent-tiering` preset.
 pub fn intelligent_tiering_rule(first: &Tier, lower: &[&Tier]) -> Tier {
-    let steps = [30.0, 90.0]
-        .into_iter()
+    let rule = INTELLIGENT_TIERING;
+    let steps = rule
+        .steps
+        .iter()
         .zip(lower)
-        .map(|(idle_days, t)| IdleStep {
+        .map(|(&(idle_days, _), t)| IdleStep {
             idle_days,
             storage_usd_per_gb_month: t.storage_usd_per_gb_month,
         })
@@ -419,8 +425,7 @@ pub fn intelligent_tiering_rule(first: &Tier, lower: &[&Tier]) -> Tier {
             .fold(first.first_byte_ms, f64::max),
         auto_tiering: Some(AutoTiering {
             steps,
-            monitoring_usd_per_1k: 0.0025,
-            min_bytes: KB128,
+            ..rule.to_tiering()
         }),
         ..first.clone()
     }

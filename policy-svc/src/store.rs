@@ -336,7 +336,7 @@ impl Store {
     }
 
     /// Jobs not yet acknowledged by Kafka: (job key, object key, payload).
-    pub async fn unpublished(&self) -> anyhow::Result<Vec<(String, String, Vec<u8>)>> {
+    pub async fn outbox(&self) -> anyhow::Result<Vec<(String, String, Vec<u8>)>> {
         self.transaction(|tx| {
             let mut stmt = tx.prepare(
                 "SELECT job_key, object_key, payload FROM jobs ORDER BY created_ms LIMIT 1000",
@@ -484,7 +484,7 @@ mod tests {
             .unwrap();
         assert_eq!(ids, ["edge", "new"]);
         assert_eq!(jobs, ["pending"]);
-        let pending = store.unpublished().await.unwrap();
+        let pending = store.outbox().await.unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].0, "pending");
     }

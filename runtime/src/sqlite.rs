@@ -41,6 +41,12 @@ pub fn open(
 
 fn migrate(conn: &mut Connection, migrations: &[&str]) -> anyhow::Result<()> {
     let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    // A newer binary's schema: this one would misread it.
+    anyhow::ensure!(
+        version <= migrations.len(),
+        "the database is at schema version {version}, newer than this binary's {}: run the newer binary, or restore a copy from before it ran",
+        migrations.len()
+    );
     for (i, sql) in migrations.iter().enumerate().skip(version) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)
@@ -74,5 +80,12 @@ mod tests {
         assert_eq!(version, 2);
         conn.execute("INSERT INTO a (x, y) VALUES (1, 'z')", [])
             .unwrap();
+        drop(conn);
+        // An older binary refuses the newer schema rather than misread it.
+        let e = open(&path, Durability::Full, &first).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("schema version 2, newer"),
+            "{e:#}"
+        );
     }
 }

@@ -142,17 +142,22 @@ pub struct AutoTiering {
 }
 
 impl AutoTiering {
-    /// Steps in increasing idle days, prices and fee finite and not negative.
+    /// Steps in increasing idle days at prices that never rise, prices and
+    /// fee finite and not negative.
     fn check(&self) -> anyhow::Result<()> {
-        let mut last = 0.0;
+        let (mut last_days, mut last_price) = (0.0, f64::INFINITY);
         for step in &self.steps {
             let ok = |v: f64| v.is_finite() && v >= 0.0;
-            if !ok(step.idle_days) || !ok(step.storage_usd_per_gb_month) || step.idle_days <= last {
+            if !ok(step.idle_days)
+                || !ok(step.storage_usd_per_gb_month)
+                || step.idle_days <= last_days
+                || step.storage_usd_per_gb_month > last_price
+            {
                 bail!(
-                    "steps must have increasing positive idle_days and prices >= 0, got {step:?}"
+                    "steps must have increasing positive idle_days and prices >= 0 that never rise, got {step:?}"
                 );
             }
-            last = step.idle_days;
+            (last_days, last_price) = (step.idle_days, step.storage_usd_per_gb_month);
         }
         if !(self.monitoring_usd_per_1k.is_finite() && self.monitoring_usd_per_1k >= 0.0) {
             bail!("monitoring_usd_per_1k must be >= 0");
@@ -767,6 +772,8 @@ mod tests {
              { idle_days = 30, storage_usd_per_gb_month = 0.0125 }",
             "{ idle_days = 30, storage_usd_per_gb_month = -1.0 }",
             "{ idle_days = 0, storage_usd_per_gb_month = 0.01 }",
+            "{ idle_days = 30, storage_usd_per_gb_month = 0.004 }, \
+             { idle_days = 90, storage_usd_per_gb_month = 0.0125 }",
         ] {
             let e = format!("{:#}", tier(bad).unwrap_err());
             assert!(e.contains("tier it: auto_tiering"), "{e}");

@@ -175,7 +175,7 @@ pub fn plan(
             if expiry <= t0 || expiry >= t1 {
                 continue;
             }
-            let before = cost::storage_usd(here, size, (expiry - t0) as f64 / DAY);
+            let before = cost::storage_idle_usd(here, size, 0.0, (expiry - t0) as f64 / DAY);
             for &b in targets.iter().filter(|&&b| b != n.tier) {
                 let (t, e) = cost::move_usd(here, &tiers[b], size, here.min_storage_days);
                 let after =
