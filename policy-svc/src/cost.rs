@@ -49,11 +49,14 @@ pub fn storage_usd(tier: &Tier, size: u64, days: f64) -> f64 {
     billed_gb(tier, size) * tier.storage_usd_per_gb_month * days.max(0.0) / MONTH_DAYS
 }
 
-/// The prices of an auto-tiering tier as (from idle day, to idle day, USD
-/// per GB-month), and its monitoring fee per object and month; `None` when
-/// `tier` does not auto-tier an object of `size` bytes (a plain tier, or
-/// an object under its minimum size).
-fn idle_segments(tier: &Tier, size: u64) -> Option<(Vec<(f64, f64, f64)>, f64)> {
+/// A price of an auto-tiering tier: from idle day, to idle day, USD per
+/// GB-month.
+type Segment = (f64, f64, f64);
+
+/// The prices of an auto-tiering tier, and its monitoring fee per object
+/// and month; `None` when `tier` does not auto-tier an object of `size`
+/// bytes (a plain tier, or an object under its minimum size).
+fn idle_segments(tier: &Tier, size: u64) -> Option<(Vec<Segment>, f64)> {
     let auto = tier.auto_tiering.as_ref().filter(|a| size >= a.min_bytes)?;
     let mut segments = Vec::with_capacity(auto.steps.len() + 1);
     let (mut from, mut price) = (0.0, tier.storage_usd_per_gb_month);
