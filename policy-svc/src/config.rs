@@ -98,7 +98,6 @@ impl CostArgs {
     pub fn params(&self) -> anyhow::Result<CostParams> {
         for (flag, value) in [
             ("--horizon-days", self.horizon_days),
-            ("--min-residency-days", self.min_residency_days),
             ("--prior-days", self.prior_days),
             ("--prior-weight-days", self.prior_weight_days),
             ("--recheck-days", self.recheck_days),
@@ -108,6 +107,11 @@ impl CostArgs {
                 "{flag} must be a positive number of days, not {value}"
             );
         }
+        anyhow::ensure!(
+            self.min_residency_days.is_finite() && self.min_residency_days >= 0.0,
+            "--min-residency-days must be a number of days >= 0, not {}",
+            self.min_residency_days
+        );
         let slos = placement::parse_pairs(&self.slo)?
             .into_iter()
             .map(|(prefix, ms)| {
@@ -204,5 +208,32 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         super::Cli::command().debug_assert();
+    }
+
+    #[derive(clap::Parser)]
+    struct Knobs {
+        #[command(flatten)]
+        cost: super::CostArgs,
+    }
+
+    #[test]
+    fn day_knobs_must_be_finite_and_positive() {
+        use clap::Parser;
+        let params = |args: &[&str]| {
+            let argv = std::iter::once("t").chain(args.iter().copied());
+            Knobs::try_parse_from(argv).unwrap().cost.params()
+        };
+        assert!(params(&[]).is_ok());
+        assert!(params(&["--min-residency-days", "0"]).is_ok());
+        for bad in [
+            &["--horizon-days", "inf"][..],
+            &["--horizon-days", "0"],
+            &["--recheck-days=-1"],
+            &["--min-residency-days", "NaN"],
+        ] {
+            let e = params(bad).unwrap_err().to_string();
+            let flag = bad[0].split('=').next().unwrap();
+            assert!(e.contains(flag), "{e}");
+        }
     }
 }
