@@ -40,11 +40,17 @@ impl Restore {
     pub fn describe(self, tier: &TierStore) -> String {
         match self {
             Restore::Started => match (&tier.s3, &tier.azure) {
-                (Some(s3), _) => format!(
-                    "restore requested ({} retrieval, a copy readable for {} days); \
-                     the job can be sent again once it is done",
-                    s3.restore_tier, s3.restore_days
-                ),
+                (Some(s3), _) => {
+                    let lasting = match s3.restore_days {
+                        Some(days) => format!("a copy readable for {days} days"),
+                        None => "back to Frequent Access".into(),
+                    };
+                    format!(
+                        "restore requested ({} retrieval, {lasting}); \
+                         the job can be sent again once it is done",
+                        s3.restore_tier
+                    )
+                }
                 (_, Some(azure)) => format!(
                     "rehydration to Hot requested ({} priority); the job can be sent again once it is done",
                     azure.rehydrate_priority
@@ -92,12 +98,7 @@ async fn restore_s3(tier: &TierStore, s3: &S3Tier, key: &str) -> Result<Restore,
     let location = location(tier, key)?;
     let mut url = request_url(s3.store.as_ref(), tier, &location, Method::POST).await?;
     url.set_query(Some("restore"));
-    let body = format!(
-        "<RestoreRequest xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
-         <Days>{}</Days><GlacierJobParameters><Tier>{}</Tier></GlacierJobParameters>\
-         </RestoreRequest>",
-        s3.restore_days, s3.restore_tier
-    );
+    let body = restore_body(s3.restore_days, &s3.restore_tier);
     let request = http::Request::builder()
         .method(Method::POST)
         .uri(url.as_str())
@@ -112,6 +113,20 @@ async fn restore_s3(tier: &TierStore, s3: &S3Tier, key: &str) -> Result<Restore,
         }
         (status, text) => Err(refused(WHAT, url.as_str(), status, &text)),
     }
+}
+
+/// The body of a `RestoreObject` request: a copy for `days` from Glacier
+/// Flexible Retrieval or Deep Archive; no days for Intelligent-Tiering's
+/// archive tiers, which refuse them.
+fn restore_body(days: Option<u32>, retrieval_tier: &str) -> String {
+    let days = days
+        .map(|d| format!("<Days>{d}</Days>"))
+        .unwrap_or_default();
+    format!(
+        "<RestoreRequest xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">{days}\
+         <GlacierJobParameters><Tier>{retrieval_tier}</Tier></GlacierJobParameters>\
+         </RestoreRequest>"
+    )
 }
 
 /// Azure Set Blob Tier: `access_tier` for the blob, with a rehydrate
@@ -160,5 +175,23 @@ async fn set_azure_tier(
             Ok(Restore::UnderWay)
         }
         (status, text) => Err(refused(WHAT, url.as_str(), status, &text)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intelligent_tiering_restores_name_no_days() {
+        let glacier = restore_body(Some(7), "Bulk");
+        assert!(glacier.contains("<Days>7</Days>"), "{glacier}");
+        assert!(glacier.contains("<Tier>Bulk</Tier>"), "{glacier}");
+        let intelligent = restore_body(None, "Standard");
+        assert!(!intelligent.contains("Days"), "{intelligent}");
+        assert!(
+            intelligent.contains("<Tier>Standard</Tier>"),
+            "{intelligent}"
+        );
     }
 }

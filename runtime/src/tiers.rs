@@ -317,8 +317,10 @@ pub struct S3Tier {
     pub region: String,
     /// An HTTP client with the tier's client options (`allow_http`, ...).
     pub client: HttpClient,
-    /// Days a restored copy stays readable ([`Tier::restore_days`]).
-    pub restore_days: u32,
+    /// Days a restored copy stays readable ([`Tier::restore_days`]);
+    /// `None` on an Intelligent-Tiering tier, whose archive tiers restore
+    /// an object to Frequent Access for good and refuse a number of days.
+    pub restore_days: Option<u32>,
     /// The retrieval tier of restores ([`Tier::restore_tier`]).
     pub restore_tier: String,
 }
@@ -640,7 +642,8 @@ impl Tier {
                     store: store.clone(),
                     region,
                     client: self.http_client(allow_http)?,
-                    restore_days: self.restore_days.unwrap_or(7).max(1),
+                    restore_days: (self.storage_class() != Some("INTELLIGENT_TIERING"))
+                        .then(|| self.restore_days.unwrap_or(7).max(1)),
                     restore_tier: self.restore_tier()?,
                 });
                 multipart = Some(Multipart(store.clone()));
@@ -745,6 +748,22 @@ mod tests {
         idle_days = 30
         storage_usd_per_gb_month = ${PRICE:-0.004}
     "#;
+
+    #[test]
+    fn restores_last_days_except_from_intelligent_tiering() {
+        let days = |preset: &str| {
+            let raw = format!(
+                "[[tiers]]\nname = 'a'\nurl = 's3://bucket/a'\npreset = '{preset}'\n\
+                 [tiers.options]\nregion = 'us-east-1'\n"
+            );
+            let tier = TierConfig::parse(&raw, &[]).unwrap().tiers[0]
+                .open()
+                .unwrap();
+            tier.s3.unwrap().restore_days
+        };
+        assert_eq!(days("aws-s3-deep-archive"), Some(7));
+        assert_eq!(days("aws-s3-intelligent-tiering"), None);
+    }
 
     #[test]
     fn auto_tiering_is_read_from_the_file_and_checked() {
