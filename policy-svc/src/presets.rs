@@ -460,22 +460,24 @@ mod tests {
         assert_eq!(nas.provider, None);
     }
 
+    /// A tier's prices, to compare two tiers by.
+    fn prices(t: &Tier) -> [f64; 8] {
+        [
+            t.storage_usd_per_gb_month,
+            t.retrieval_usd_per_gb,
+            t.put_usd_per_1k,
+            t.get_usd_per_1k,
+            t.min_storage_days,
+            t.min_billable_bytes as f64,
+            t.overhead_bytes as f64,
+            t.first_byte_ms,
+        ]
+    }
+
     /// The compose stack's MinIO buckets stand for four S3 classes and
     /// write their prices out; they must be the presets' prices.
     #[test]
     fn the_compose_tiers_price_as_the_s3_presets() {
-        let prices = |t: &Tier| {
-            [
-                t.storage_usd_per_gb_month,
-                t.retrieval_usd_per_gb,
-                t.put_usd_per_1k,
-                t.get_usd_per_1k,
-                t.min_storage_days,
-                t.min_billable_bytes as f64,
-                t.overhead_bytes as f64,
-                t.first_byte_ms,
-            ]
-        };
         let classes = [
             ("hot", "aws-s3-standard"),
             ("warm", "aws-s3-standard-ia"),
@@ -597,17 +599,6 @@ mod tests {
         let rule = intelligent_tiering_rule(&aws.tiers[0], &[&aws.tiers[1], &aws.tiers[2]]);
         let preset = aws_s3_intelligent().tiers[1].clone();
         assert_eq!(rule.auto_tiering, preset.auto_tiering);
-        let prices = |t: &Tier| {
-            (
-                t.storage_usd_per_gb_month,
-                t.retrieval_usd_per_gb,
-                t.put_usd_per_1k,
-                t.get_usd_per_1k,
-                t.min_storage_days,
-                t.min_billable_bytes,
-                t.overhead_bytes,
-            )
-        };
         assert_eq!(prices(&rule), prices(&preset));
         assert_eq!(aws.tiers[4].storage_usd_per_gb_month, 0.00099);
     }
