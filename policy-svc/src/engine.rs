@@ -171,18 +171,26 @@ pub fn stored_offsets(conn: &Connection, topic: &str) -> rusqlite::Result<Vec<(i
 /// standard retrieval (hours on S3 Glacier Flexible Retrieval and Deep
 /// Archive, Azure Archive), four times that at `Bulk`, minutes at S3's
 /// `Expedited` and an hour at Azure's `High` (the tier's `restore_tier`),
-/// and a tenth more to be safe. A retry sooner would only find it under way.
+/// and a tenth more to be safe. An auto-tiering tier reads in milliseconds
+/// until its store archives an object (S3 Intelligent-Tiering's opt-in
+/// Archive Access tier); a restore from there takes up to 5 hours. A retry
+/// sooner would only find it under way.
 fn restore_ms(s: &MigrationStatus, tiers: &TierConfig) -> i64 {
     let restoring = s.error.as_ref().is_some_and(|e| e.class == "restoring");
     let Some(tier) = tiers.get(&s.from_tier).filter(|_| restoring) else {
         return 0;
     };
     const MINUTE_MS: f64 = 60_000.0;
+    let standard_ms = if tier.auto_tiering.is_some() {
+        300.0 * MINUTE_MS
+    } else {
+        tier.first_byte_ms
+    };
     let expected_ms = match tier.restore_tier.as_deref() {
         Some("Expedited") => 5.0 * MINUTE_MS,
         Some("High") => 60.0 * MINUTE_MS,
-        Some("Bulk") => 4.0 * tier.first_byte_ms,
-        _ => tier.first_byte_ms,
+        Some("Bulk") => 4.0 * standard_ms,
+        _ => standard_ms,
     };
     (expected_ms * 1.1) as i64
 }
@@ -563,7 +571,9 @@ mod tests {
             "[[tiers]]\nname='deep'\nurl='memory://'\nfirst_byte_ms=43200000\n\
              [[tiers]]\nname='bulk'\nurl='memory://'\nfirst_byte_ms=43200000\nrestore_tier='Bulk'\n\
              [[tiers]]\nname='fast'\nurl='memory://'\nfirst_byte_ms=18000000\nrestore_tier='Expedited'\n\
-             [[tiers]]\nname='az'\nurl='memory://'\nfirst_byte_ms=54000000\nrestore_tier='High'\n",
+             [[tiers]]\nname='az'\nurl='memory://'\nfirst_byte_ms=54000000\nrestore_tier='High'\n\
+             [[tiers]]\nname='it'\nurl='memory://'\nfirst_byte_ms=10\n\
+             [tiers.auto_tiering]\nsteps=[{idle_days=30, storage_usd_per_gb_month=0.0125}]\n",
             &[],
         )
         .unwrap();
@@ -580,6 +590,7 @@ mod tests {
         assert_eq!(wait("bulk", "restoring"), 52.8);
         assert_eq!(wait("fast", "restoring"), 5.5 / 60.0);
         assert_eq!(wait("az", "restoring"), 1.1);
+        assert_eq!(wait("it", "restoring"), 5.5);
         // Not asked for, or another failure: the usual backoff alone.
         assert_eq!(wait("deep", "archived"), 0.0);
         assert_eq!(wait("deep", "transient"), 0.0);
