@@ -363,7 +363,19 @@ async fn sweep_the_orphan(s: &Setup, name: &str) {
 
 /// The ledger row of `key`'s job, which must exist.
 async fn ledger(s: &Setup, key: &str) -> mover_svc::protocol::LedgerRow {
-    s.mover.db.ledger(&job(key).job_key).await.unwrap().unwrap()
+    ledger_of(s, &job(key)).await
+}
+
+async fn ledger_of(s: &Setup, job: &MigrationJob) -> mover_svc::protocol::LedgerRow {
+    s.mover.db.ledger(&job.job_key).await.unwrap().unwrap()
+}
+
+/// A mover from `src` to `dst` that has run `job(key)` on `bytes` put at `src`.
+async fn moved(src: &TierStore, dst: &TierStore, key: &str, bytes: &[u8]) -> Setup {
+    let s = mover(src, dst, None, None);
+    put(src, key, bytes).await;
+    run(&s, job(key)).await;
+    s
 }
 
 fn job(key: &str) -> MigrationJob {
@@ -397,7 +409,7 @@ fn back(key: &str, retry: u32) -> MigrationJob {
 async fn thaw(s: &Setup, src: &TierStore, key: &str, bytes: &[u8], asked: &str) {
     let first = back(key, 0);
     run(s, first.clone()).await;
-    let row = s.mover.db.ledger(&first.job_key).await.unwrap().unwrap();
+    let row = ledger_of(s, &first).await;
     assert_eq!(row.state, State::Failed, "{row:?}");
     let (class, message) = row.error.unwrap();
     assert_eq!((class.as_str(), row.attempt), ("restoring", 1), "{message}");
@@ -411,7 +423,7 @@ async fn thaw(s: &Setup, src: &TierStore, key: &str, bytes: &[u8], asked: &str) 
 
     let retry = back(key, 1);
     run(s, retry.clone()).await;
-    let row = s.mover.db.ledger(&retry.job_key).await.unwrap().unwrap();
+    let row = ledger_of(s, &retry).await;
     assert_eq!(row.state, State::Completed, "{row:?}");
     assert_eq!(read(src, key).await.as_deref(), Some(bytes));
     assert_eq!(s.mover.db.catalog(key).await.unwrap().unwrap().tier, "src");
@@ -721,17 +733,17 @@ async fn objects_are_written_in_the_storage_class_of_their_tier() {
         "preset = 'aws-s3-intelligent-tiering'",
         &opts,
     );
-    let s = mover(&src, &it, None, None);
-    put(&src, "sparse", b"read now and then").await;
-    run(&s, job("sparse")).await;
+    let s = moved(&src, &it, "sparse", b"read now and then").await;
     assert_eq!(ledger(&s, "sparse").await.state, State::Completed);
     assert_eq!(
         moto.storage_class(&it, "sparse").await,
         "INTELLIGENT_TIERING"
     );
     run(&s, back("sparse", 0)).await;
-    let row = s.mover.db.ledger(&back("sparse", 0).job_key).await.unwrap();
-    assert_eq!(row.unwrap().state, State::Completed);
+    assert_eq!(
+        ledger_of(&s, &back("sparse", 0)).await.state,
+        State::Completed
+    );
     assert_eq!(
         read(&src, "sparse").await.as_deref(),
         Some(&b"read now and then"[..])
@@ -745,9 +757,7 @@ async fn objects_are_written_in_the_storage_class_of_their_tier() {
         "preset = 'aws-s3-deep-archive'",
         &opts,
     );
-    let s = mover(&src, &deep, None, None);
-    put(&src, "frozen", b"cold bytes").await;
-    run(&s, job("frozen")).await;
+    let s = moved(&src, &deep, "frozen", b"cold bytes").await;
     assert_eq!(moto.storage_class(&deep, "frozen").await, "DEEP_ARCHIVE");
     // moto restores at once (S3 takes hours): the policy's retry moves it.
     thaw(
@@ -766,9 +776,7 @@ async fn objects_are_written_in_the_storage_class_of_their_tier() {
         "storage_class = 'NO_SUCH_CLASS'",
         &opts,
     );
-    let s = mover(&src, &odd, None, None);
-    put(&src, "odd", b"bytes").await;
-    run(&s, job("odd")).await;
+    let s = moved(&src, &odd, "odd", b"bytes").await;
     let row = ledger(&s, "odd").await;
     assert_eq!(row.state, State::Failed, "{row:?}");
     let (class, message) = row.error.unwrap();
@@ -815,9 +823,7 @@ async fn azure_blobs_are_written_in_the_access_tier_of_their_tier() {
         "preset = 'azure-archive'",
         &opts,
     );
-    let s = mover(&src, &archive, None, None);
-    put(&src, "frozen", b"cold bytes").await;
-    run(&s, job("frozen")).await;
+    let s = moved(&src, &archive, "frozen", b"cold bytes").await;
     assert_eq!(ledger(&s, "frozen").await.state, State::Completed);
     assert_eq!(
         azurite.access_tier("strata-archive", "frozen").await,
