@@ -12,9 +12,9 @@
 #     storage) and `tansu` (SQLite storage; on two cores its CPU competes
 #     with the mover's);
 #   - `rclone copy --checksum` with --transfers N --checkers N equal to the
-#     mover's concurrency, and `rclone move --checksum` (deletes the source,
-#     as the mover does) on local->S3 (local->local, on one file system,
-#     rclone move is a rename);
+#     mover's concurrency, and `rclone move --checksum`, which deletes the
+#     source as the mover does (local->local with `--disable Move,DirMove`,
+#     so that it copies rather than renames on one file system);
 #   - `cp` then `sha256sum` of both sides (local->local only);
 # for (a) one 1 GiB object and (b) 10,000 objects of 4 KiB, on two paths:
 # local->local (two file:// folders on one disk) and local->S3 (a moto S3

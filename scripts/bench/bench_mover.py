@@ -5,9 +5,10 @@ Contenders, at equal concurrency where they have one:
   mover   the real mover-svc daemon against a tansu broker: jobs published on
           its jobs topic, timed from the first publish to the last COMPLETED
           status (the status's own `ts`); peak RSS = VmHWM of the process.
-  rclone  `rclone copy --checksum` (and `rclone move --checksum`, which also
-          deletes the source as the mover does; local->S3 only, since
-          local->local on one file system it is a rename); peak RSS from /usr/bin/time -v.
+  rclone  `rclone copy --checksum`, and `rclone move --checksum`, which also
+          deletes the source as the mover does (local->local with its
+          server-side moves disabled, `--disable Move,DirMove`: on one file
+          system it would rename instead of copying); peak RSS from /usr/bin/time -v.
   cp      `cp` then `sha256sum` of both sides (local->local only).
 
 Workloads: one large object (1 GiB random bytes) and many small ones
@@ -563,6 +564,9 @@ def rclone_run(a, moto: Moto | None, golden: Path, name: str, to_s3: bool, verb:
         dst.mkdir(parents=True)
         target = str(dst)
     argv = ["rclone", verb, "--checksum", "--transfers", str(conc), "--checkers", str(conc), str(src), target]
+    if verb == "move" and not to_s3:
+        # Copy, check, delete: the mover's job, not a rename.
+        argv[2:2] = ["--disable", "Move,DirMove"]
     secs, rss, _out = timed(argv, env=env)
     if to_s3:
         objs = moto.objects(bucket)
@@ -573,7 +577,7 @@ def rclone_run(a, moto: Moto | None, golden: Path, name: str, to_s3: bool, verb:
     if verb == "move":
         ok = ok and count_files(src) == 0
     free_space(root)
-    note = "deletes source" if verb == "move" else "source kept"
+    note = "copies, deletes source" if verb == "move" else "source kept"
     return Result(f"rclone {verb}", "", "", str(conc), secs, nbytes, nobjs, rss, ok, note)
 
 
@@ -748,9 +752,7 @@ def main() -> int:
                 # in the page cache: the mover with its file tier's fsync off.
                 mover_row(a.brokers[0], fsync=False)
             for c in rclone_concs:
-                # rclone move local->local on one file system renames (no copy,
-                # no hash): only the S3 path has a meaningful move figure.
-                for verb in ["copy"] + ([] if a.no_move or not to_s3 else ["move"]):
+                for verb in ["copy"] + ([] if a.no_move else ["move"]):
                     r = rclone_run(a, moto, golden, f"{tag}-{verb}-{c}", to_s3, verb, c, nbytes, nobjs)
                     r.workload, r.path = wname, path
                     record(r)
@@ -818,10 +820,10 @@ def main() -> int:
             print(f"  {r.workload} {r.path} {r.contender}: {r.note}")
     print()
 
-    def ratio(wname: str, kind: str) -> str:
+    def ratio(wname: str, kind: str, verb: str = "copy") -> str:
         m = next((r for r in RESULTS if r.contender == f"mover-svc/{kind}" and r.workload == wname
                   and r.path == "local->local"), None)
-        rc = next((r for r in RESULTS if r.contender == "rclone copy" and r.workload == wname
+        rc = next((r for r in RESULTS if r.contender == f"rclone {verb}" and r.workload == wname
                    and r.path == "local->local" and r.conc == str(mover_conc)), None)
         if not m or not rc or not rc.mibps or m.mibps != m.mibps:
             return "nan"
@@ -836,6 +838,10 @@ def main() -> int:
     nofsync = f"{a.brokers[0]} no fsync"
     print(f"with the file tier's fsync off (page cache only, as rclone): mover/rclone "
           f"1GiB={ratio(large_name, nofsync)} small={ratio('small', nofsync)}")
+    if not a.no_move:
+        print(f"against rclone doing the mover's whole job (copy, check, delete the source; "
+              f"`rclone move --disable Move,DirMove`): mover/rclone-move "
+              f"1GiB={ratio(large_name, a.brokers[0], 'move')} small={ratio('small', a.brokers[0], 'move')}")
     print(f"the last line is with the {a.brokers[0]} broker (BENCH_BROKERS={','.join(a.brokers)}), "
           f"fsync on (mover-svc's default)")
     print(f"mover/rclone 1GiB={ratio(large_name, a.brokers[0])} small={ratio('small', a.brokers[0])}",
