@@ -9,11 +9,12 @@ use axum::{
     routing::get,
 };
 use serde_json::json;
-use strata_runtime::http::error_response;
+use strata_runtime::{http::error_response, tiers::TierConfig};
 
 use crate::{
     AppState, cost, engine, prefix,
     rules::{self, DAY_MS, Decision},
+    store::Store,
 };
 
 /// `GET /v1/objects/{key}`, `GET /v1/objects/{key}/explain`, `GET /v1/summary`.
@@ -88,16 +89,30 @@ async fn object(State(state): State<AppState>, Path(path): Path<String>) -> Resp
 }
 
 async fn summary(State(state): State<AppState>) -> Response {
-    let totals = match state.store.tier_totals().await {
-        Ok(t) => t,
+    let now = match state.store.clock().await {
+        Ok(clock) => clock.now(strata_proto::time::now_millis()),
         Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
     };
-    // Aggregate bytes, billed without the per-object minimums.
-    let storage = |bytes: u64, usd_per_gb_month: f64| bytes as f64 / cost::GB * usd_per_gb_month;
+    match summary_at(&state.store, &state.tiers, now).await {
+        Ok(summary) => Json(summary).into_response(),
+        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+    }
+}
+
+/// Objects, bytes and monthly storage cost per tier at event time `now_ms`,
+/// now and once the jobs in flight are done, against all of it on the first
+/// tier. Billed on the bytes, without the per-object minimums; an
+/// auto-tiering tier object by object, at its idle step's price and its fee.
+async fn summary_at(
+    store: &Store,
+    config: &TierConfig,
+    now_ms: i64,
+) -> anyhow::Result<serde_json::Value> {
+    let totals = store.tier_totals().await?;
     let mut tiers = Vec::new();
     let (mut cost_now, mut cost_projected) = (0.0, 0.0);
     let (mut total_bytes, mut total_objects) = (0u64, 0u64);
-    for tier in &state.tiers.tiers {
+    for tier in &config.tiers {
         let here = totals.iter().filter(|t| t.tier == tier.name);
         let (objects, bytes) = here.fold((0, 0), |(o, b), t| (o + t.objects, b + t.bytes));
         // After the jobs in flight: what stays here and what is on its way in.
@@ -106,8 +121,26 @@ async fn summary(State(state): State<AppState>) -> Response {
             .filter(|t| t.moving_to.as_deref().unwrap_or(&t.tier) == tier.name)
             .map(|t| t.bytes)
             .sum();
-        let monthly = storage(bytes, tier.storage_usd_per_gb_month);
-        let projected = storage(projected_bytes, tier.storage_usd_per_gb_month);
+        let (monthly, projected) = if tier.auto_tiering.is_some() {
+            let priced = tier.clone();
+            store
+                .fold_tier_objects(tier.name.clone(), (0.0, 0.0), move |(now, after), o| {
+                    let idle = (now_ms - o.idle_since_ms).max(0) as f64 / DAY_MS as f64;
+                    let rate = |idle| cost::storage_rate_now(&priced, o.size, idle);
+                    // An arrival starts its idle clock on the tier afresh.
+                    let idle_after = if o.on_tier { idle } else { 0.0 };
+                    (
+                        now + if o.on_tier { rate(idle) } else { 0.0 },
+                        after + if o.after_jobs { rate(idle_after) } else { 0.0 },
+                    )
+                })
+                .await?
+        } else {
+            (
+                cost::storage_rate_now(tier, bytes, 0.0),
+                cost::storage_rate_now(tier, projected_bytes, 0.0),
+            )
+        };
         cost_now += monthly;
         cost_projected += projected;
         total_bytes += bytes;
@@ -121,8 +154,8 @@ async fn summary(State(state): State<AppState>) -> Response {
             "projectedMonthlyStorageUsd": projected,
         }));
     }
-    let all_hot = storage(total_bytes, state.tiers.tiers[0].storage_usd_per_gb_month);
-    Json(json!({
+    let all_hot = cost::storage_rate_now(&config.tiers[0], total_bytes, 0.0);
+    Ok(json!({
         "objects": total_objects,
         "bytes": total_bytes,
         "tiers": tiers,
@@ -132,5 +165,90 @@ async fn summary(State(state): State<AppState>) -> Response {
         "projectedMonthlyStorageUsd": cost_projected,
         "projectedMonthlySavingsUsd": all_hot - cost_projected,
     }))
-    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::presets;
+
+    const GB: u64 = 1_000_000_000;
+    const NOW: i64 = 1_000 * DAY_MS;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12
+    }
+
+    /// An Intelligent-Tiering tier is billed object by object at its idle
+    /// step, with its fee; what arrives starts at its first price.
+    #[tokio::test]
+    async fn the_summary_bills_an_auto_tiering_tier_by_idle_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("p.db")).unwrap();
+        let config = presets::aws_s3_intelligent();
+        let (standard, it) = (&config.tiers[0].name, &config.tiers[1].name);
+        // key, size, tier, days since the last read, in flight to.
+        let objects = [
+            ("idle-100", GB, it, 100, None),
+            ("idle-40-leaving", GB, it, 40, Some("glacier-ir")),
+            ("arriving", GB, standard, 5, Some(it.as_str())),
+            ("small", 100_000, it, 200, None),
+        ];
+        let rows: Vec<_> = objects
+            .iter()
+            .map(|(k, size, tier, idle, to)| {
+                let read = NOW - idle * DAY_MS;
+                (
+                    k.to_string(),
+                    *size,
+                    tier.to_string(),
+                    read,
+                    to.map(str::to_owned),
+                )
+            })
+            .collect();
+        store
+            .transaction(move |tx| {
+                for (key, size, tier, read, to) in rows {
+                    tx.execute(
+                        "INSERT INTO objects (object_key, size, tier, first_seen_ms, last_access_ms,
+                            recent_reads, tier_since_ms, inflight_job, inflight_to, due_ms)
+                         VALUES (?1, ?2, ?3, 0, ?4, json_array(?4), 0, ?5, ?5, 0)",
+                        rusqlite::params![key, size as i64, tier, read, to],
+                    )?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+
+        let summary = summary_at(&store, &config, NOW).await.unwrap();
+        let tier = |name: &str| {
+            summary["tiers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["tier"] == name)
+                .unwrap()
+                .clone()
+        };
+        let fee = 0.0025 / 1000.0;
+        let small = 100_000.0 / GB as f64 * 0.023;
+        let on_it = tier(it);
+        assert_eq!(on_it["objects"], 3);
+        let now = on_it["monthlyStorageUsd"].as_f64().unwrap();
+        assert!(close(now, 0.004 + 0.0125 + 2.0 * fee + small), "{now}");
+        // The leaver goes; the arrival pays Frequent Access and the fee.
+        let after = on_it["projectedMonthlyStorageUsd"].as_f64().unwrap();
+        assert!(close(after, 0.004 + 0.023 + 2.0 * fee + small), "{after}");
+        let hot = tier(standard)["monthlyStorageUsd"].as_f64().unwrap();
+        assert!(close(hot, 0.023), "{hot}");
+        let total = summary["monthlyStorageUsd"].as_f64().unwrap();
+        assert!(close(total, now + hot), "{total}");
+        let all_hot = summary["monthlyStorageUsdAllHot"].as_f64().unwrap();
+        assert!(close(
+            all_hot,
+            (3.0 * GB as f64 + 100_000.0) / GB as f64 * 0.023
+        ));
+    }
 }

@@ -84,6 +84,25 @@ pub fn storage_idle_usd(tier: &Tier, size: u64, idle_days: f64, days: f64) -> f6
     (billed_gb(tier, size) * gb_days + fee * days.max(0.0)) / MONTH_DAYS
 }
 
+/// The monthly storage rate of `bytes` on `tier` now, for an object idle
+/// `idle_days` there, without the per-object billing minimums (what a
+/// summary of bytes per tier can bill): the tier's price, or on an
+/// auto-tiering tier the price of the object's idle step plus its
+/// monitoring fee.
+pub fn storage_rate_now(tier: &Tier, bytes: u64, idle_days: f64) -> f64 {
+    let gb = bytes as f64 / GB;
+    match idle_segments(tier, bytes) {
+        None => gb * tier.storage_usd_per_gb_month,
+        Some((segments, fee)) => {
+            let price = segments
+                .iter()
+                .rfind(|&&(from, _, _)| from <= idle_days.max(0.0))
+                .map_or(tier.storage_usd_per_gb_month, |&(_, _, price)| price);
+            gb * price + fee
+        }
+    }
+}
+
 /// `∫ e^(-rate t) dt` over `[a, b]`.
 fn decay_integral(rate: f64, a: f64, b: f64) -> f64 {
     if b <= a {
@@ -312,6 +331,29 @@ mod tests {
             storage_idle_usd(&aws(1), gb, 500.0, 30.0),
             storage_usd(&aws(1), gb, 30.0)
         );
+    }
+
+    #[test]
+    fn the_rate_now_is_the_idle_steps_price_plus_the_fee() {
+        let it = intelligent();
+        let gb = 1_000_000_000;
+        let fee = 0.0025 / 1000.0;
+        for (idle, price) in [(0.0, 0.023), (29.9, 0.023), (30.0, 0.0125), (95.0, 0.004)] {
+            assert!(
+                close(storage_rate_now(&it, gb, idle), price + fee),
+                "{idle}"
+            );
+        }
+        // Under the floor: the first price, no fee; a plain tier: its price,
+        // without Standard-IA's 128 KB minimum.
+        assert!(close(
+            storage_rate_now(&it, 1000, 95.0),
+            1000.0 / GB * 0.023
+        ));
+        assert!(close(
+            storage_rate_now(&aws(1), 1000, 95.0),
+            1000.0 / GB * 0.0125
+        ));
     }
 
     /// The closed form against the mean of simulated Poisson readers.

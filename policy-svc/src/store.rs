@@ -379,6 +379,53 @@ impl Store {
         })
         .await
     }
+
+    /// Folds `f` over the live objects on `tier` or on their way to it, one
+    /// row at a time (a summary of an auto-tiering tier, whose bill depends
+    /// on each object's idle time).
+    pub async fn fold_tier_objects<A: Send + 'static>(
+        &self,
+        tier: String,
+        init: A,
+        mut f: impl FnMut(A, TierObject) -> A + Send + 'static,
+    ) -> anyhow::Result<A> {
+        self.transaction(move |tx| {
+            let mut stmt = tx.prepare(
+                "SELECT size, tier = ?1, inflight_to,
+                        MAX(COALESCE(json_extract(recent_reads, '$[#-1]'), 0), tier_since_ms)
+                 FROM objects WHERE deleted = 0 AND (tier = ?1 OR inflight_to = ?1)",
+            )?;
+            let mut rows = stmt.query([&tier])?;
+            let mut acc = init;
+            while let Some(r) = rows.next()? {
+                let on_tier: bool = r.get(1)?;
+                let moving_to: Option<String> = r.get(2)?;
+                acc = f(
+                    acc,
+                    TierObject {
+                        size: r.get::<_, i64>(0)? as u64,
+                        on_tier,
+                        after_jobs: moving_to.is_none() || !on_tier,
+                        idle_since_ms: r.get(3)?,
+                    },
+                );
+            }
+            Ok(acc)
+        })
+        .await
+    }
+}
+
+/// An object on a tier or on its way there ([`Store::fold_tier_objects`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TierObject {
+    pub size: u64,
+    /// On the tier now (else on its way in).
+    pub on_tier: bool,
+    /// On the tier once the jobs in flight end: it stays or arrives.
+    pub after_jobs: bool,
+    /// Its last read or its arrival on its tier, whichever is later.
+    pub idle_since_ms: i64,
 }
 
 /// Live objects on one tier, with a job in flight to `moving_to` or none.
