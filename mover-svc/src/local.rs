@@ -73,6 +73,46 @@ pub fn copy(
     result
 }
 
+/// Copies the file `source` like [`copy`], and fails with
+/// [`MoveError::SourceChanged`] when the file at `source` is no longer the
+/// one opened, or was modified, by the end: an application rewrote the
+/// object while it was read. (The copy is then in place at `dest`; the
+/// caller discards it, as after any failed attempt.)
+pub fn copy_file(
+    source: &Path,
+    dest: &Path,
+    fsync: bool,
+    on_chunk: impl FnMut(u64, usize),
+) -> Result<Copied, MoveError> {
+    let file = File::open(source).map_err(|e| io_error("open source", e))?;
+    let before = file.metadata().map_err(|e| io_error("stat source", e))?;
+    if before.is_dir() {
+        return Err(MoveError::NotFound(format!(
+            "{} is a folder, not an object",
+            source.display()
+        )));
+    }
+    let copied = copy(file, before.len(), dest, fsync, on_chunk)?;
+    let after = std::fs::metadata(source).map_err(|e| io_error("stat source", e))?;
+    if identity(&before) != identity(&after) {
+        return Err(MoveError::SourceChanged(format!(
+            "{} was modified while copied",
+            source.display()
+        )));
+    }
+    Ok(copied)
+}
+
+/// What tells a file from another at its path, or from itself modified:
+/// its inode, size and modification time.
+fn identity(meta: &std::fs::Metadata) -> (u64, u64, Option<std::time::SystemTime>) {
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    (inode, meta.len(), meta.modified().ok())
+}
+
 /// An object of one chunk: read, hash, write, read back, all here.
 fn copy_inline(
     source: &mut File,
@@ -427,6 +467,50 @@ mod tests {
             assert!(!dest.exists());
             // The staged file is removed too.
             assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        }
+    }
+
+    #[test]
+    fn a_source_replaced_or_rewritten_while_copied_is_a_changed_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.bin");
+        for (name, len) in [("replaced", 4096), ("rewritten", 3 * CHUNK)] {
+            std::fs::write(&src, vec![7u8; len]).unwrap();
+            // An hour old, so that a write now changes its time whatever the
+            // clock's granularity.
+            let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+            File::options()
+                .write(true)
+                .open(&src)
+                .and_then(|f| f.set_modified(hour_ago))
+                .unwrap();
+            let dest = dir.path().join(name);
+            let mut changed = false;
+            let err = copy_file(&src, &dest, false, |_, _| {
+                if std::mem::replace(&mut changed, true) {
+                    return;
+                }
+                if name == "replaced" {
+                    // Another object put at the key: a new file renamed over it.
+                    let other = dir.path().join("other.bin");
+                    std::fs::write(&other, vec![8u8; len]).unwrap();
+                    std::fs::rename(&other, &src).unwrap();
+                } else {
+                    // The same file written to in place, its size unchanged.
+                    let mut f = OpenOptions::new().write(true).open(&src).unwrap();
+                    f.write_all(b"!").unwrap();
+                }
+            })
+            .unwrap_err();
+            assert!(matches!(err, MoveError::SourceChanged(_)), "{name}: {err}");
+        }
+        // Unchanged, it copies; missing or a folder, it is not found.
+        std::fs::write(&src, b"steady").unwrap();
+        let out = copy_file(&src, &dir.path().join("steady"), false, |_, _| {}).unwrap();
+        assert_eq!(out.copied.sha256, sha(b"steady"));
+        for missing in [dir.path().join("ghost"), dir.path().to_owned()] {
+            let err = copy_file(&missing, &dir.path().join("x"), false, |_, _| {}).unwrap_err();
+            assert!(matches!(err, MoveError::NotFound(_)), "{err}");
         }
     }
 }

@@ -234,8 +234,9 @@ pub struct Copied {
     /// between two `file://` tiers reads back while it writes).
     pub read_back: Option<Digest256>,
     /// The source as its GET found it: a HEAD after the copy that differs
-    /// from it means the source changed while it was read.
-    pub source: ObjectMeta,
+    /// from it means the source changed while it was read. `None` when the
+    /// copy checked that itself (between two `file://` tiers).
+    pub source: Option<ObjectMeta>,
 }
 
 /// Hears the id of a multipart upload before its first part is sent, and
@@ -284,23 +285,23 @@ pub async fn copy(
     let get_failed = |e| MoveError::from_store(&format!("get {}", src.url_of(key)), e);
     let put_failed = |e| MoveError::from_store(&format!("put {}", dst.url_of(key)), e);
     src.limits.op().await;
-    let got = src.store.get(&from).await.map_err(get_failed)?;
-    let source = got.meta.clone();
-    if let (GetResultPayload::File(..), Some(local)) = (&got.payload, &dst.local) {
-        let dest = local.file_of(&to).map_err(permanent)?;
-        let fsync_each = local.fsync && dest_sync.is_none();
-        let copied = copy_files(src, dst, got, dest, fsync_each, on_progress).await?;
-        let (digest, read_back) = (copied.copied, Some(copied.read_back));
+    if let (Some(src_local), Some(dst_local)) = (&src.local, &dst.local) {
+        let source = src_local.file_of(&from).map_err(permanent)?;
+        let dest = dst_local.file_of(&to).map_err(permanent)?;
+        let fsync_each = dst_local.fsync && dest_sync.is_none();
+        let copied = copy_files(src, dst, source, dest, fsync_each, on_progress).await?;
         // Only tiers that fsync have a group sync (`durable::Syncs`).
         if let Some(sync) = dest_sync {
             sync.sync().await?;
         }
         return Ok(Copied {
-            digest,
-            read_back,
-            source,
+            digest: copied.copied,
+            read_back: Some(copied.read_back),
+            source: None,
         });
     }
+    let got = src.store.get(&from).await.map_err(get_failed)?;
+    let source = got.meta.clone();
     let mut stream = byte_stream(got);
     let mut hasher = Sha256::new();
     let mut done: u64 = 0;
@@ -389,7 +390,7 @@ pub async fn copy(
             bytes: done,
         },
         read_back: None,
-        source,
+        source: Some(source),
     })
 }
 
@@ -501,37 +502,22 @@ pub async fn abort_upload(tier: &TierStore, key: &str, id: &str) -> Result<(), M
 async fn copy_files(
     src: &TierStore,
     dst: &TierStore,
-    got: GetResult,
+    source: PathBuf,
     dest: PathBuf,
     fsync: bool,
     mut on_progress: impl FnMut(u64),
 ) -> Result<crate::local::Copied, MoveError> {
-    let GetResultPayload::File(mut file, path) = got.payload else {
-        return Err(MoveError::Permanent(format!(
-            "{} is not a local file",
-            src.url
-        )));
-    };
-    let range = got.range;
     let limits = [src.limits.clone(), dst.limits.clone()];
     let (done_tx, mut done_rx) = tokio::sync::watch::channel(0u64);
     let runtime = tokio::runtime::Handle::current();
     dst.limits.op().await;
     let mut task = tokio::task::spawn_blocking(move || {
-        file.seek(SeekFrom::Start(range.start))
-            .map_err(|e| MoveError::Transient(format!("seek {}: {e}", path.display())))?;
-        crate::local::copy(
-            file,
-            range.end - range.start,
-            &dest,
-            fsync,
-            |done, chunk| {
-                for limit in limits.iter().filter(|l| !l.is_unlimited()) {
-                    runtime.block_on(limit.bytes(chunk));
-                }
-                done_tx.send_replace(done);
-            },
-        )
+        crate::local::copy_file(&source, &dest, fsync, |done, chunk| {
+            for limit in limits.iter().filter(|l| !l.is_unlimited()) {
+                runtime.block_on(limit.bytes(chunk));
+            }
+            done_tx.send_replace(done);
+        })
     });
     let copied = loop {
         tokio::select! {
