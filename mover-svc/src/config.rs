@@ -52,7 +52,9 @@ pub struct Config {
     #[arg(long, env = "STRATA_MOVER_DB")]
     pub db: Option<PathBuf>,
 
-    /// Jobs run at once (never two on one object).
+    /// Copies at once (a job's copy and its verification). Up to four
+    /// times as many jobs are in flight, the others between their steps;
+    /// never two on one object.
     #[arg(long, env = "STRATA_MOVER_CONCURRENCY", default_value_t = 4)]
     pub concurrency: usize,
 

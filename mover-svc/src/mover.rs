@@ -3,7 +3,7 @@
 //! catalog, delete the source, report each step. Every step is in the ledger
 //! before the next begins, so a restart resumes from it.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -13,7 +13,7 @@ use strata_runtime::{
     kafka::{Delivery, Publisher},
     tiers::TierStore,
 };
-use tokio::time::Instant;
+use tokio::{sync::Semaphore, time::Instant};
 
 use crate::{
     archive,
@@ -41,6 +41,10 @@ pub struct Settings {
     pub min_retry_delay: Duration,
     /// How often a long copy reports COPYING with the bytes done; `None`: never.
     pub progress_every: Option<Duration>,
+    /// Copies at once, over all jobs: a job holds a slot while it copies
+    /// and verifies (the stores' load), not while it waits on the ledger
+    /// or reports.
+    pub copy_slots: Arc<Semaphore>,
 }
 
 /// Where statuses go.
@@ -390,6 +394,12 @@ impl Mover {
         started: Instant,
     ) -> Result<(Digest256, Queued<()>), StepError> {
         let (src, dst) = (self.tier(&job.from_tier)?, self.tier(&job.to_tier)?);
+        let _slot = self
+            .settings
+            .copy_slots
+            .acquire()
+            .await
+            .context("copy slots closed")?;
         if ledger == Ledger::Record {
             self.db
                 .set_state(&job.job_key, State::Copying, attempt, None)

@@ -14,7 +14,7 @@ use std::{
     fmt,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -52,6 +52,15 @@ enum Fault {
     RefuseDeletes,
     /// Every write fails as a network error would, after a quarter of a second.
     SlowFailingWrites,
+    /// Every write takes a twentieth of a second, counted in its `writes` gauge.
+    SlowWrites,
+}
+
+/// Writes in progress, and the most seen at once.
+#[derive(Debug, Default)]
+struct Gauge {
+    now: AtomicUsize,
+    max: AtomicUsize,
 }
 
 /// The error of a [`Fault::SlowFailingWrites`] write, after its delay.
@@ -70,6 +79,7 @@ struct Faulty {
     fault: Fault,
     fired: AtomicBool,
     refusing: Arc<AtomicBool>,
+    writes: Arc<Gauge>,
 }
 
 impl fmt::Display for Faulty {
@@ -88,6 +98,14 @@ impl ObjectStore for Faulty {
     ) -> object_store::Result<PutResult> {
         if self.fault == Fault::SlowFailingWrites {
             return Err(slow_failure().await);
+        }
+        if self.fault == Fault::SlowWrites {
+            let now = self.writes.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.writes.max.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let result = self.inner.put_opts(location, payload, opts).await;
+            self.writes.now.fetch_sub(1, Ordering::SeqCst);
+            return result;
         }
         self.inner.put_opts(location, payload, opts).await
     }
@@ -123,9 +141,10 @@ impl ObjectStore for Faulty {
                     .await?;
                 Ok(reading)
             }
-            Fault::ChangeOnFirstRead | Fault::RefuseDeletes | Fault::SlowFailingWrites => {
-                self.inner.get_opts(location, options).await
-            }
+            Fault::ChangeOnFirstRead
+            | Fault::RefuseDeletes
+            | Fault::SlowFailingWrites
+            | Fault::SlowWrites => self.inner.get_opts(location, options).await,
             Fault::CorruptReads => {
                 let mut result = self.inner.get_opts(location, options).await?;
                 let payload = std::mem::replace(
@@ -303,6 +322,7 @@ fn mover(
             max_retry_elapsed: Duration::from_secs(10),
             min_retry_delay: Duration::from_millis(5),
             progress_every: None,
+            copy_slots: Arc::new(tokio::sync::Semaphore::new(4)),
         },
     };
     Setup {
@@ -319,7 +339,21 @@ fn faulty(inner: Arc<dyn ObjectStore>, fault: Fault) -> Arc<dyn ObjectStore> {
         fault,
         fired: AtomicBool::new(false),
         refusing: Arc::new(AtomicBool::new(true)),
+        writes: Arc::default(),
     })
+}
+
+/// A store over `inner` whose writes are slow, and the gauge of them.
+fn slow_writes(inner: Arc<dyn ObjectStore>) -> (Arc<dyn ObjectStore>, Arc<Gauge>) {
+    let writes = Arc::new(Gauge::default());
+    let store = Arc::new(Faulty {
+        inner,
+        fault: Fault::SlowWrites,
+        fired: AtomicBool::new(false),
+        refusing: Arc::new(AtomicBool::new(true)),
+        writes: writes.clone(),
+    });
+    (store, writes)
 }
 
 /// A store over `inner` that denies deletes until the returned flag is cleared.
@@ -330,8 +364,33 @@ fn refusing_deletes(inner: Arc<dyn ObjectStore>) -> (Arc<dyn ObjectStore>, Arc<A
         fault: Fault::RefuseDeletes,
         fired: AtomicBool::new(false),
         refusing: refusing.clone(),
+        writes: Arc::default(),
     });
     (store, refusing)
+}
+
+/// However many jobs run at once, no more copies than the mover's copy
+/// slots write at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_at_once_stay_within_the_copy_slots() {
+    let (src, dst) = (
+        tier("src", "memory://".into(), &[]),
+        tier("dst", "memory://".into(), &[]),
+    );
+    for slots in [1, 3] {
+        let (store, writes) = slow_writes(dst.store.clone());
+        let mut s = mover(&src, &dst, Some(store), None);
+        s.mover.settings.copy_slots = Arc::new(tokio::sync::Semaphore::new(slots));
+        let keys: Vec<String> = (0..8).map(|i| format!("slots-{slots}/{i}")).collect();
+        for key in &keys {
+            put(&src, key, key.as_bytes()).await;
+        }
+        futures::future::join_all(keys.iter().map(|key| run(&s, job(key)))).await;
+        for key in &keys {
+            assert_eq!(ledger(&s, key).await.state, State::Completed, "{key}");
+        }
+        assert_eq!(writes.max.load(Ordering::SeqCst), slots, "{slots} slots");
+    }
 }
 
 /// Handles `job` to its delivered outcome.
