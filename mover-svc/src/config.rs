@@ -52,11 +52,16 @@ pub struct Config {
     #[arg(long, env = "STRATA_MOVER_DB")]
     pub db: Option<PathBuf>,
 
-    /// Copies at once (a job's copy and its verification). Up to four
-    /// times as many jobs are in flight, the others between their steps;
-    /// never two on one object.
+    /// Copies at once (a job's copy and its verification). The other jobs
+    /// in flight accept, switch, delete and report meanwhile; never two on
+    /// one object.
     #[arg(long, env = "STRATA_MOVER_CONCURRENCY", default_value_t = 4)]
     pub concurrency: usize,
+
+    /// Jobs in flight at most, copying or between their steps; default
+    /// four per copy (`--concurrency`).
+    #[arg(long, env = "STRATA_MOVER_JOBS_IN_FLIGHT")]
+    pub jobs_in_flight: Option<usize>,
 
     /// Seconds between COPYING progress statuses of a long copy; 0 for none.
     #[arg(long, env = "STRATA_MOVER_PROGRESS_SECS", default_value_t = 2.0)]

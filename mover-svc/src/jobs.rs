@@ -3,11 +3,11 @@
 //! what it cannot decode, and stores an offset only when every message of
 //! its partition up to it has a durable, reported outcome (I6).
 //!
-//! A job holds its slot until its outcome is in the ledger and its status
+//! A job holds its place (one of `--jobs-in-flight`) until its outcome is in the ledger and its status
 //! queued; waiting for the broker's ack of that status happens beside the
-//! slots, so a slow ack does not idle the copies.
+//! places, so a slow ack does not idle the copies.
 //!
-//! The loop reads a bounded number of jobs ahead of its slots; past that it
+//! The loop reads a bounded number of jobs ahead of its places; past that it
 //! pauses the partitions but goes on polling, so a long copy never costs
 //! the mover its group membership (`max.poll.interval.ms`), which would
 //! deliver the jobs in hand again.
@@ -426,7 +426,7 @@ const MAX_INTERRUPTED_DELAY: Duration = Duration::from_secs(300);
 /// or at a clean-up (SQLite, Kafka, a delete the store refused): from 2 s,
 /// doubling with jitter up to five minutes, without end, since the job
 /// must neither be lost nor hammer a store that refuses it. Such a job
-/// keeps its slot and its object meanwhile.
+/// keeps its place and its object meanwhile.
 fn interrupted_delays() -> impl Iterator<Item = Duration> {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_secs(2))
@@ -451,11 +451,17 @@ fn dispatch(
         let outcome = loop {
             match mover.handle(job.clone()).await {
                 Ok(outcome) => break Some(outcome),
-                // Waiting for the tier would hold a job slot for good: the
+                // Waiting for the tier would hold a job place for good: the
                 // job stays in the ledger, its offset in flight, and a start
                 // with the tier configured resumes it.
                 Err(e) if e.downcast_ref::<UnknownTier>().is_some() => {
                     tracing::error!(job_key = %job.job_key, error = format!("{e:#}"), "job set aside until a start with its tier");
+                    break None;
+                }
+                // Stopping (its copy slot refused, say): it resumes at the
+                // next start, its offset still in flight.
+                Err(e) if stop.is_cancelled() => {
+                    tracing::info!(job_key = %job.job_key, error = format!("{e:#}"), "job left for the next start");
                     break None;
                 }
                 Err(e) => {

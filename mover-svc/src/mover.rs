@@ -42,8 +42,8 @@ pub struct Settings {
     /// How often a long copy reports COPYING with the bytes done; `None`: never.
     pub progress_every: Option<Duration>,
     /// Copies at once, over all jobs: a job holds a slot while it copies
-    /// and verifies (the stores' load), not while it waits on the ledger
-    /// or reports.
+    /// and verifies (the stores' load), and not while it accepts, switches,
+    /// deletes or waits to retry.
     pub copy_slots: Arc<Semaphore>,
 }
 
@@ -394,17 +394,18 @@ impl Mover {
         started: Instant,
     ) -> Result<(Digest256, Queued<()>), StepError> {
         let (src, dst) = (self.tier(&job.from_tier)?, self.tier(&job.to_tier)?);
-        let _slot = self
-            .settings
-            .copy_slots
-            .acquire()
-            .await
-            .context("copy slots closed")?;
         if ledger == Ledger::Record {
             self.db
                 .set_state(&job.job_key, State::Copying, attempt, None)
                 .await?;
         }
+        // Closed when the mover stops: the job resumes at the next start.
+        let _slot = self
+            .settings
+            .copy_slots
+            .acquire()
+            .await
+            .context("copy slots closed: stopping")?;
         fault::point("copying");
         self.step(job, State::Copying, started, |s| {
             s.attempt = attempt;

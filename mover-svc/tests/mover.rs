@@ -432,8 +432,8 @@ async fn a_ledger_job_on_a_tier_no_longer_configured_waits_for_it_and_blocks_not
         db.accept(&job, Some(7)).await.unwrap();
     }
     // One job at a time, and the set-aside job consumed again first (its
-    // offset was never stored): it must not hold the only slot.
-    h.start_with(&["--concurrency", "1"]);
+    // offset was never stored): it must not hold the only place.
+    h.start_with(&["--concurrency", "1", "--jobs-in-flight", "1"]);
     h.send_raw("old.bin", &codec::encode(&job, codec::Encoding::Json))
         .await;
     h.put("hot", "other", b"x");

@@ -9,12 +9,15 @@ use axum::{
     routing::get,
 };
 use serde_json::json;
-use strata_runtime::{http::error_response, tiers::TierConfig};
+use strata_runtime::{
+    http::error_response,
+    tiers::{Tier, TierConfig},
+};
 
 use crate::{
     AppState, cost, engine, prefix,
     rules::{self, DAY_MS, Decision},
-    store::Store,
+    store::{Store, TierObject},
 };
 
 /// `GET /v1/objects/{key}`, `GET /v1/objects/{key}/explain`, `GET /v1/summary`.
@@ -108,6 +111,8 @@ async fn summary_at(
     config: &TierConfig,
     now_ms: i64,
 ) -> anyhow::Result<serde_json::Value> {
+    // Aggregate bytes at a tier's (first) price.
+    let storage = |tier: &Tier, bytes: u64| bytes as f64 / cost::GB * tier.storage_usd_per_gb_month;
     let totals = store.tier_totals().await?;
     let mut tiers = Vec::new();
     let (mut cost_now, mut cost_projected) = (0.0, 0.0);
@@ -123,23 +128,21 @@ async fn summary_at(
             .sum();
         let (monthly, projected) = if tier.auto_tiering.is_some() {
             let priced = tier.clone();
+            let fold = move |(sum_now, sum_after): (f64, f64), o: TierObject| {
+                let idle = (now_ms - o.idle_since_ms).max(0) as f64 / DAY_MS as f64;
+                let rate = |days| cost::storage_rate_now(&priced, o.size, days);
+                // An arrival starts its idle clock on the tier afresh.
+                let idle_after = if o.on_tier { idle } else { 0.0 };
+                (
+                    sum_now + if o.on_tier { rate(idle) } else { 0.0 },
+                    sum_after + if o.after_jobs { rate(idle_after) } else { 0.0 },
+                )
+            };
             store
-                .fold_tier_objects(tier.name.clone(), (0.0, 0.0), move |(now, after), o| {
-                    let idle = (now_ms - o.idle_since_ms).max(0) as f64 / DAY_MS as f64;
-                    let rate = |idle| cost::storage_rate_now(&priced, o.size, idle);
-                    // An arrival starts its idle clock on the tier afresh.
-                    let idle_after = if o.on_tier { idle } else { 0.0 };
-                    (
-                        now + if o.on_tier { rate(idle) } else { 0.0 },
-                        after + if o.after_jobs { rate(idle_after) } else { 0.0 },
-                    )
-                })
+                .fold_tier_objects(tier.name.clone(), (0.0, 0.0), fold)
                 .await?
         } else {
-            (
-                cost::storage_rate_now(tier, bytes, 0.0),
-                cost::storage_rate_now(tier, projected_bytes, 0.0),
-            )
+            (storage(tier, bytes), storage(tier, projected_bytes))
         };
         cost_now += monthly;
         cost_projected += projected;
@@ -154,7 +157,7 @@ async fn summary_at(
             "projectedMonthlyStorageUsd": projected,
         }));
     }
-    let all_hot = cost::storage_rate_now(&config.tiers[0], total_bytes, 0.0);
+    let all_hot = storage(&config.tiers[0], total_bytes);
     Ok(json!({
         "objects": total_objects,
         "bytes": total_bytes,
@@ -191,7 +194,7 @@ mod tests {
         let objects = [
             ("idle-100", GB, it, 100, None),
             ("idle-40-leaving", GB, it, 40, Some("glacier-ir")),
-            ("arriving", GB, standard, 5, Some(it.as_str())),
+            ("arriving", GB, standard, 40, Some(it.as_str())),
             ("small", 100_000, it, 200, None),
         ];
         let rows: Vec<_> = objects
@@ -238,7 +241,8 @@ mod tests {
         assert_eq!(on_it["objects"], 3);
         let now = on_it["monthlyStorageUsd"].as_f64().unwrap();
         assert!(close(now, 0.004 + 0.0125 + 2.0 * fee + small), "{now}");
-        // The leaver goes; the arrival pays Frequent Access and the fee.
+        // The leaver goes; the arrival, however long unread before, pays
+        // Frequent Access and the fee.
         let after = on_it["projectedMonthlyStorageUsd"].as_f64().unwrap();
         assert!(close(after, 0.004 + 0.023 + 2.0 * fee + small), "{after}");
         let hot = tier(standard)["monthlyStorageUsd"].as_f64().unwrap();

@@ -391,21 +391,19 @@ impl Store {
     ) -> anyhow::Result<A> {
         self.transaction(move |tx| {
             let mut stmt = tx.prepare(
-                "SELECT size, tier = ?1, inflight_to,
+                "SELECT size, tier = ?1, COALESCE(inflight_to, tier) = ?1,
                         MAX(COALESCE(json_extract(recent_reads, '$[#-1]'), 0), tier_since_ms)
                  FROM objects WHERE deleted = 0 AND (tier = ?1 OR inflight_to = ?1)",
             )?;
             let mut rows = stmt.query([&tier])?;
             let mut acc = init;
             while let Some(r) = rows.next()? {
-                let on_tier: bool = r.get(1)?;
-                let moving_to: Option<String> = r.get(2)?;
                 acc = f(
                     acc,
                     TierObject {
                         size: r.get::<_, i64>(0)? as u64,
-                        on_tier,
-                        after_jobs: moving_to.is_none() || !on_tier,
+                        on_tier: r.get(1)?,
+                        after_jobs: r.get(2)?,
                         idle_since_ms: r.get(3)?,
                     },
                 );

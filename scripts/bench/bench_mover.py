@@ -498,8 +498,10 @@ class MoverRun:
         else:
             arrived = len(self.moto.objects(self.bucket))
         arrived -= 1  # the warm-up object
-        # A job cut mid-copy by the stop may leave its copy behind: +-1 job.
-        ok = ok and abs(left - (n - completed)) <= a.concurrency and abs(arrived - completed) <= a.concurrency
+        # Jobs cut by the stop may leave their copies behind: up to the jobs
+        # in flight, four per copy slot.
+        in_flight = 4 * a.concurrency
+        ok = ok and abs(left - (n - completed)) <= in_flight and abs(arrived - completed) <= in_flight
         self.partial = not ok_wait
         for k, want in self.expect_sha.items():
             got = states.get(k, {}).get("COMPLETED", {}).get("sha256")
