@@ -369,6 +369,38 @@ fn refusing_deletes(inner: Arc<dyn ObjectStore>) -> (Arc<dyn ObjectStore>, Arc<A
     (store, refusing)
 }
 
+/// Between two `file://` tiers the copy opens and checks the source itself
+/// (no store in between): another object put at the key mid-copy fails the
+/// job at once, and the new version stays where it was put.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_source_replaced_mid_copy_fails_the_job_and_keeps_the_new_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display();
+    // 1 MiB/s: the 3 MiB copy takes seconds.
+    let slow = "max_bytes_per_sec = 1048576";
+    let src = classed_tier("src", format!("file://{root}/src"), slow, &[]);
+    let dst = tier("dst", format!("file://{root}/dst"), &[]);
+    put(&src, "race/file", &vec![5u8; 3 << 20]).await;
+    let s = mover(&src, &dst, None, None);
+    let newer = b"a new version, written mid-copy";
+    let path = dir.path().join("src/race/file");
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let staged = path.with_extension("new");
+        std::fs::write(&staged, newer).unwrap();
+        std::fs::rename(&staged, &path).unwrap();
+    });
+    run(&s, job("race/file")).await;
+    writer.await.unwrap();
+    let row = ledger(&s, "race/file").await;
+    assert_eq!(
+        (row.state, row.error.map(|e| e.0), row.attempt),
+        (State::Failed, Some("source_changed".into()), 1),
+    );
+    assert_eq!(read(&src, "race/file").await.as_deref(), Some(&newer[..]));
+    assert_eq!(read(&dst, "race/file").await, None);
+}
+
 /// However many jobs run at once, no more copies than the mover's copy
 /// slots write at a time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
