@@ -186,9 +186,22 @@ impl Harness {
     }
 
     /// Every status of `job_key` seen so far, reading on until there are
-    /// `terminal_count` terminal ones. Statuses of other jobs read on the
-    /// way are kept for later calls.
+    /// `terminal_count` terminal ones ([`Harness::until`]).
     async fn until_terminal(&self, job_key: &str, terminal_count: usize) -> Vec<MigrationStatus> {
+        self.until(job_key, |seen| {
+            seen.iter().filter(|s| s.state().is_terminal()).count() >= terminal_count
+        })
+        .await
+    }
+
+    /// Every status of `job_key` seen so far, reading on until `done` says
+    /// they are enough. Statuses of other jobs read on the way are kept for
+    /// later calls.
+    async fn until(
+        &self,
+        job_key: &str,
+        done: impl Fn(&[MigrationStatus]) -> bool,
+    ) -> Vec<MigrationStatus> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let seen: Vec<MigrationStatus> = {
@@ -198,12 +211,12 @@ impl Harness {
                     .cloned()
                     .collect()
             };
-            if seen.iter().filter(|s| s.state().is_terminal()).count() >= terminal_count {
+            if done(&seen) {
                 return seen;
             }
             let msg = tokio::time::timeout_at(deadline, self.statuses.recv())
                 .await
-                .unwrap_or_else(|_| panic!("no terminal status for {job_key}; saw {seen:?}"))
+                .unwrap_or_else(|_| panic!("{job_key} did not get there; saw {seen:?}"))
                 .unwrap();
             let status: MigrationStatus = codec::decode(msg.payload().unwrap(), None).unwrap();
             self.seen.lock().unwrap().push(status);
@@ -494,6 +507,45 @@ async fn concurrent_jobs_keep_each_objects_order_and_report_progress() {
         .collect();
     assert!(!progress.is_empty(), "a 12 MB copy reported no progress");
     assert!(progress.iter().all(|&b| b <= big.len() as u64));
+    h.stop().await;
+}
+
+/// A stop while jobs wait for the only copy slot: the mover does not copy
+/// them through its grace period; they stay in the ledger, and the next
+/// start completes every one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_leaves_jobs_waiting_for_a_copy_slot_to_the_next_start() {
+    let mut h = Harness::new().await;
+    h.stop().await;
+    // 1 MiB/s: each 3 MiB copy takes seconds, far less than the grace period.
+    h.add_tier("slow", "max_bytes_per_sec = 1048576\n");
+    h.start_with(&["--concurrency", "1", "--jobs-in-flight", "4"]);
+    let data = vec![3u8; 3 << 20];
+    let mut jobs = Vec::new();
+    for i in 0..4 {
+        let key = format!("queued/{i}");
+        h.put("hot", &key, &data);
+        jobs.push((key.clone(), h.send_job(&key, "hot", "slow", 0).await));
+    }
+    // Every job in hand: the first copying, the others waiting for its slot.
+    let last = &jobs[3].1;
+    h.until(last, |seen| {
+        seen.iter().any(|s| s.state() == State::Accepted)
+    })
+    .await;
+    h.stop().await;
+    let moved = jobs
+        .iter()
+        .filter(|(key, _)| h.path("slow", key).exists())
+        .count();
+    assert!(moved < jobs.len(), "all {moved} copied during the stop");
+    h.start();
+    for (key, job) in &jobs {
+        let seen = h.until_terminal(job, 1).await;
+        assert_eq!(seen.last().unwrap().state(), State::Completed, "{seen:?}");
+        assert_eq!(std::fs::read(h.path("slow", key)).unwrap(), data);
+        assert!(!h.path("hot", key).exists(), "{key}");
+    }
     h.stop().await;
 }
 
