@@ -8,6 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use rusqlite::Connection;
 use serde_json::json;
 use strata_runtime::{
     http::error_response,
@@ -17,7 +18,7 @@ use strata_runtime::{
 use crate::{
     AppState, cost, engine, prefix,
     rules::{self, DAY_MS, Decision},
-    store::{Store, TierObject},
+    store::{self, TierObject},
 };
 
 /// `GET /v1/objects/{key}`, `GET /v1/objects/{key}/explain`, `GET /v1/summary`.
@@ -92,28 +93,31 @@ async fn object(State(state): State<AppState>, Path(path): Path<String>) -> Resp
 }
 
 async fn summary(State(state): State<AppState>) -> Response {
-    let now = match state.store.clock().await {
-        Ok(clock) => clock.now(strata_proto::time::now_millis()),
-        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
-    };
-    match summary_at(&state.store, &state.tiers, now).await {
+    let (config, wall_ms) = (state.tiers.clone(), strata_proto::time::now_millis());
+    let summary = state
+        .store
+        .transaction(move |tx| Ok(summary_of(tx, &config, wall_ms)?))
+        .await;
+    match summary {
         Ok(summary) => Json(summary).into_response(),
         Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
     }
 }
 
-/// Objects, bytes and monthly storage cost per tier at event time `now_ms`,
-/// now and once the jobs in flight are done, against all of it on the first
-/// tier. Billed on the bytes, without the per-object minimums; an
+/// Objects, bytes and monthly storage cost per tier, now and once the jobs
+/// in flight are done, against all of it on the first tier; from one
+/// snapshot of the store, at its event time when the wall clock says
+/// `wall_ms`. Billed on the bytes, without the per-object minimums; an
 /// auto-tiering tier object by object, at its idle step's price and its fee.
-async fn summary_at(
-    store: &Store,
+fn summary_of(
+    tx: &Connection,
     config: &TierConfig,
-    now_ms: i64,
-) -> anyhow::Result<serde_json::Value> {
+    wall_ms: i64,
+) -> rusqlite::Result<serde_json::Value> {
+    let now_ms = store::read_clock(tx)?.now(wall_ms);
     // Aggregate bytes at a tier's (first) price.
     let storage = |tier: &Tier, bytes: u64| bytes as f64 / cost::GB * tier.storage_usd_per_gb_month;
-    let totals = store.tier_totals().await?;
+    let totals = store::tier_totals(tx)?;
     let mut tiers = Vec::new();
     let (mut cost_now, mut cost_projected) = (0.0, 0.0);
     let (mut total_bytes, mut total_objects) = (0u64, 0u64);
@@ -127,10 +131,9 @@ async fn summary_at(
             .map(|t| t.bytes)
             .sum();
         let (monthly, projected) = if tier.auto_tiering.is_some() {
-            let priced = tier.clone();
-            let fold = move |(sum_now, sum_after): (f64, f64), o: TierObject| {
+            let fold = |(sum_now, sum_after): (f64, f64), o: TierObject| {
                 let idle = (now_ms - o.idle_since_ms).max(0) as f64 / DAY_MS as f64;
-                let rate = |days| cost::storage_rate_now(&priced, o.size, days);
+                let rate = |days| cost::storage_rate_now(tier, o.size, days);
                 // An arrival starts its idle clock on the tier afresh.
                 let idle_after = if o.on_tier { idle } else { 0.0 };
                 (
@@ -138,9 +141,7 @@ async fn summary_at(
                     sum_after + if o.after_jobs { rate(idle_after) } else { 0.0 },
                 )
             };
-            store
-                .fold_tier_objects(tier.name.clone(), (0.0, 0.0), fold)
-                .await?
+            store::fold_tier_objects(tx, &tier.name, (0.0, 0.0), fold)?
         } else {
             (storage(tier, bytes), storage(tier, projected_bytes))
         };
@@ -173,7 +174,7 @@ async fn summary_at(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::presets;
+    use crate::{presets, store::Store};
 
     const GB: u64 = 1_000_000_000;
     const NOW: i64 = 1_000 * DAY_MS;
@@ -225,7 +226,11 @@ mod tests {
             .await
             .unwrap();
 
-        let summary = summary_at(&store, &config, NOW).await.unwrap();
+        let snapshot = config.clone();
+        let summary = store
+            .transaction(move |tx| Ok(summary_of(tx, &snapshot, NOW)?))
+            .await
+            .unwrap();
         let tier = |name: &str| {
             summary["tiers"]
                 .as_array()

@@ -359,62 +359,56 @@ impl Store {
         })
         .await
     }
-
-    /// Live objects and bytes per (tier, tier of the job in flight).
-    pub async fn tier_totals(&self) -> anyhow::Result<Vec<TierTotal>> {
-        self.transaction(|tx| {
-            let mut stmt = tx.prepare(
-                "SELECT tier, inflight_to, COUNT(*), COALESCE(SUM(size), 0) FROM objects
-                 WHERE deleted = 0 GROUP BY tier, inflight_to",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(TierTotal {
-                    tier: r.get(0)?,
-                    moving_to: r.get(1)?,
-                    objects: r.get::<_, i64>(2)? as u64,
-                    bytes: r.get::<_, i64>(3)? as u64,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
-        .await
-    }
-
-    /// Folds `f` over the live objects on `tier` or on their way to it, one
-    /// row at a time (a summary of an auto-tiering tier, whose bill depends
-    /// on each object's idle time).
-    pub async fn fold_tier_objects<A: Send + 'static>(
-        &self,
-        tier: String,
-        init: A,
-        mut f: impl FnMut(A, TierObject) -> A + Send + 'static,
-    ) -> anyhow::Result<A> {
-        self.transaction(move |tx| {
-            let mut stmt = tx.prepare(
-                "SELECT size, tier = ?1, COALESCE(inflight_to, tier) = ?1,
-                        MAX(COALESCE(json_extract(recent_reads, '$[#-1]'), 0), tier_since_ms)
-                 FROM objects WHERE deleted = 0 AND (tier = ?1 OR inflight_to = ?1)",
-            )?;
-            let mut rows = stmt.query([&tier])?;
-            let mut acc = init;
-            while let Some(r) = rows.next()? {
-                acc = f(
-                    acc,
-                    TierObject {
-                        size: r.get::<_, i64>(0)? as u64,
-                        on_tier: r.get(1)?,
-                        after_jobs: r.get(2)?,
-                        idle_since_ms: r.get(3)?,
-                    },
-                );
-            }
-            Ok(acc)
-        })
-        .await
-    }
 }
 
-/// An object on a tier or on its way there ([`Store::fold_tier_objects`]).
+/// Live objects and bytes per (tier, tier of the job in flight).
+pub fn tier_totals(tx: &Connection) -> rusqlite::Result<Vec<TierTotal>> {
+    let mut stmt = tx.prepare(
+        "SELECT tier, inflight_to, COUNT(*), COALESCE(SUM(size), 0) FROM objects
+         WHERE deleted = 0 GROUP BY tier, inflight_to",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(TierTotal {
+            tier: r.get(0)?,
+            moving_to: r.get(1)?,
+            objects: r.get::<_, i64>(2)? as u64,
+            bytes: r.get::<_, i64>(3)? as u64,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Folds `f` over the live objects on `tier` or on their way to it, one row
+/// at a time (a summary of an auto-tiering tier, whose bill depends on each
+/// object's idle time).
+pub fn fold_tier_objects<A>(
+    tx: &Connection,
+    tier: &str,
+    init: A,
+    mut f: impl FnMut(A, TierObject) -> A,
+) -> rusqlite::Result<A> {
+    let mut stmt = tx.prepare(
+        "SELECT size, tier = ?1, COALESCE(inflight_to, tier) = ?1,
+                MAX(COALESCE(json_extract(recent_reads, '$[#-1]'), 0), tier_since_ms)
+         FROM objects WHERE deleted = 0 AND (tier = ?1 OR inflight_to = ?1)",
+    )?;
+    let mut rows = stmt.query([tier])?;
+    let mut acc = init;
+    while let Some(r) = rows.next()? {
+        acc = f(
+            acc,
+            TierObject {
+                size: r.get::<_, i64>(0)? as u64,
+                on_tier: r.get(1)?,
+                after_jobs: r.get(2)?,
+                idle_since_ms: r.get(3)?,
+            },
+        );
+    }
+    Ok(acc)
+}
+
+/// An object on a tier or on its way there ([`fold_tier_objects`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TierObject {
     pub size: u64,
