@@ -52,7 +52,9 @@ pub struct CostArgs {
     #[arg(long, env = "STRATA_MIN_OBJECT_BYTES", default_value_t = 0)]
     pub min_object_bytes: u64,
 
-    /// Days over which a move's saving must repay its one-time cost.
+    /// Days over which a move's saving must repay its one-time cost; for an
+    /// object read steadily for longer, the span of its recent reads (up to
+    /// a year).
     #[arg(long, env = "STRATA_HORIZON_DAYS", default_value_t = 60.0)]
     pub horizon_days: f64,
 

@@ -114,6 +114,9 @@ pub struct CostView<'a> {
     pub last_read_ms: Option<i64>,
     /// Reads seen in its lifetime.
     pub reads_seen: f64,
+    /// Days from the oldest to the newest of its recent reads, when it has
+    /// at least three; else 0.
+    pub reads_span_days: f64,
     /// Predicted reads per 30 days ([`crate::predict::reads_30d`]).
     pub reads_30d: f64,
     /// Typical bytes per read (the whole object unless ranges were seen).
@@ -250,8 +253,24 @@ pub fn monthly_on(
         reads_30d,
         obj.bytes_per_read,
         idle,
-        params.horizon_days,
+        horizon_days(obj, params),
     )
+}
+
+/// [`CostView::reads_span_days`] of an object whose recent reads are
+/// `count`, from `oldest_ms` to `newest_ms`.
+pub fn reads_span_days(count: usize, oldest_ms: i64, newest_ms: i64) -> f64 {
+    if count < 3 {
+        return 0.0;
+    }
+    (newest_ms - oldest_ms).max(0) as f64 / DAY
+}
+
+/// The horizon of `obj`'s decision: the configured one, or as long as it
+/// has been read steadily (up to a year), so a reader of long standing is
+/// not priced as if its pattern might end in two months.
+pub fn horizon_days(obj: &CostView<'_>, params: &CostParams) -> f64 {
+    params.horizon_days.max(obj.reads_span_days.min(365.0))
 }
 
 /// A tier a move could go to, and what the move would gain and cost.
@@ -344,7 +363,7 @@ pub fn evaluate(
     // The best candidate: the largest net saving over the horizon among the
     // tiers that clear both margins (else the largest net saving, reported
     // as not worth it).
-    let horizon_months = params.horizon_days / MONTH_DAYS;
+    let horizon_months = horizon_days(obj, params) / MONTH_DAYS;
     let mut best: Option<Candidate> = None;
     let mut best_ok: Option<Candidate> = None;
     for (to, m) in monthly.iter().enumerate() {
@@ -445,10 +464,33 @@ mod tests {
             last_move_ms: None,
             last_read_ms: None,
             reads_seen: 0.0,
+            reads_span_days: 0.0,
             reads_30d,
             bytes_per_read: GB,
             pinned: None,
         }
+    }
+
+    #[test]
+    fn a_steady_reader_is_priced_over_the_span_of_its_reads() {
+        // A read a month on Glacier IR: coming back repays its retrieval
+        // in about 82 days, past the 60-day horizon.
+        let steady = CostView {
+            last_read_ms: Some(NOW - days(5.0)),
+            reads_seen: 15.0,
+            ..obj(2, 1.0)
+        };
+        assert_eq!(horizon_days(&steady, &instant()), 60.0);
+        assert_eq!(target(&steady, &instant()), None);
+        // Read so for 14 months: priced over a year, it comes back.
+        let long_standing = CostView {
+            reads_span_days: reads_span_days(15, NOW - days(425.0), NOW - days(5.0)),
+            ..steady
+        };
+        assert_eq!(horizon_days(&long_standing, &instant()), 365.0);
+        assert!(target(&long_standing, &instant()).is_some_and(|t| t < 2));
+        // Two reads are no pattern yet, however far apart.
+        assert_eq!(reads_span_days(2, 0, days(300.0)), 0.0);
     }
 
     fn instant() -> CostParams {
@@ -611,6 +653,7 @@ mod tests {
                 last_move_ms: last_move,
                 last_read_ms: evidence.last_read_ms,
                 reads_seen: evidence.reads,
+                reads_span_days: 0.0,
                 reads_30d: crate::predict::reads_30d(&evidence, 0, now, None, &params),
                 bytes_per_read: GB,
                 pinned: None,
@@ -674,6 +717,7 @@ mod tests {
         let unread = CostView {
             last_read_ms: None,
             reads_seen: 0.0,
+            reads_span_days: 0.0,
             ..sparse
         };
         assert_eq!(on_six(&unread).target, None);

@@ -149,14 +149,15 @@ fn cold_tail_never_read_again() {
 /// Reports written while their prefix has no history look like the cold
 /// tail until their first read (Glacier IR after a few days), then come
 /// back once; after that the lifetime rate keeps them on Standard, and
-/// later reports, whose prefix is known, stay there from the start. On
-/// seed 9 many stay on Glacier IR instead: at one read a month, coming back
-/// pays its retrieval in 82 days, past the 60-day horizon, so each read
-/// pays Glacier IR's retrieval (1.20x). Above always-hot and
-/// Intelligent-Tiering by 4 % to 16 %, and on seed 9 above the age rules
-/// too (goal unmet): the optimum's edge is Standard-IA for readers of
-/// exactly one read a month, a 2 % saving that the hysteresis margin
-/// refuses online.
+/// later reports, whose prefix is known, stay there from the start. A
+/// report read steadily is priced over the span of its reads (up to a
+/// year) rather than the 60-day horizon, so one left on Glacier IR comes
+/// back: at one read a month its retrieval repays in 82 days (before that,
+/// seed 9 reached 1.20x). Within 1.10x of the optimum and below the age
+/// rules on every seed, but above always-hot and Intelligent-Tiering by
+/// 3 % to 6 % (goal unmet): the optimum's edge is Standard-IA for readers
+/// of exactly one read a month, a 2 % saving that the hysteresis margin
+/// refuses online, and the first trip to Glacier IR.
 #[test]
 fn monthly_reports() {
     for tiers in [Tiers::Five, Tiers::WithIntelligent] {
@@ -164,9 +165,9 @@ fn monthly_reports() {
             reports: 200,
             ..NONE
         };
-        for r in check("reports", mix, tiers, &[], 1.21) {
+        for r in check("reports", mix, tiers, &[Policy::Age], 1.10) {
             let (strata, hot) = (r.total(Policy::Strata), r.total(Policy::AlwaysHot));
-            assert!(strata <= hot * 1.17, "strata {strata} always-hot {hot}");
+            assert!(strata <= hot * 1.06, "strata {strata} always-hot {hot}");
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::{
     placement::{self, CostParams, CostView},
     predict::{self, Evidence, PrefixPrior},
     presets,
+    store::RECENT_READS_KEPT,
 };
 
 use super::{
@@ -164,39 +165,53 @@ fn strata(
     };
     let mut last_move: Option<i64> = None;
     let mut bytes_per_read = obj.size;
-    let mut decide = |acct: &mut Account<'_>, evidence: &Evidence, bytes: u64, now: i64| {
-        let view = CostView {
-            key,
-            size: obj.size,
-            tier: acct.tier,
-            first_seen_ms: obj.created_ms,
-            tier_since_ms: acct.since_ms,
-            last_move_ms: last_move,
-            last_read_ms: evidence.last_read_ms,
-            reads_seen: evidence.reads,
-            reads_30d: predict::reads_30d(evidence, obj.created_ms, now, prior(now), params),
-            bytes_per_read: bytes,
-            pinned: None,
+    // The reads so far: the daemon keeps the last RECENT_READS_KEPT.
+    let mut seen = 0usize;
+    let mut decide =
+        |acct: &mut Account<'_>, evidence: &Evidence, seen: usize, bytes: u64, now: i64| {
+            let recent = &obj.reads[seen.saturating_sub(RECENT_READS_KEPT)..seen];
+            let reads_span_days = match recent {
+                [(oldest, _), .., (newest, _)] => {
+                    placement::reads_span_days(recent.len(), *oldest, *newest)
+                }
+                _ => 0.0,
+            };
+            let view = CostView {
+                key,
+                size: obj.size,
+                tier: acct.tier,
+                first_seen_ms: obj.created_ms,
+                tier_since_ms: acct.since_ms,
+                last_move_ms: last_move,
+                last_read_ms: evidence.last_read_ms,
+                reads_seen: evidence.reads,
+                reads_span_days,
+                reads_30d: predict::reads_30d(evidence, obj.created_ms, now, prior(now), params),
+                bytes_per_read: bytes,
+                pinned: None,
+            };
+            let eval = placement::evaluate(&view, acct.tiers, params, now);
+            if let Some(to) = eval.target {
+                acct.move_to(now, to);
+                last_move = Some(now);
+                return Some(
+                    now + ((params.min_residency_days * DAY_MS as f64) as i64).max(DAY_MS),
+                );
+            }
+            eval.next_due_ms.map(|d| d.max(now + 1))
         };
-        let eval = placement::evaluate(&view, acct.tiers, params, now);
-        if let Some(to) = eval.target {
-            acct.move_to(now, to);
-            last_move = Some(now);
-            return Some(now + ((params.min_residency_days * DAY_MS as f64) as i64).max(DAY_MS));
-        }
-        eval.next_due_ms.map(|d| d.max(now + 1))
-    };
-    let mut due = decide(acct, &evidence, bytes_per_read, obj.created_ms);
+    let mut due = decide(acct, &evidence, seen, bytes_per_read, obj.created_ms);
     for &(t, bytes) in &obj.reads {
         while let Some(d) = due.filter(|&d| d < t) {
-            due = decide(acct, &evidence, bytes_per_read, d);
+            due = decide(acct, &evidence, seen, bytes_per_read, d);
         }
         acct.read(t, bytes);
         evidence.observe(t);
+        seen += 1;
         bytes_per_read = bytes.max(1);
-        due = decide(acct, &evidence, bytes_per_read, t);
+        due = decide(acct, &evidence, seen, bytes_per_read, t);
     }
     while let Some(d) = due.filter(|&d| d < end) {
-        due = decide(acct, &evidence, bytes_per_read, d);
+        due = decide(acct, &evidence, seen, bytes_per_read, d);
     }
 }
