@@ -56,15 +56,21 @@ type Segment = (f64, f64, f64);
 /// The prices of an auto-tiering tier, and its monitoring fee per object
 /// and month; `None` when `tier` does not auto-tier an object of `size`
 /// bytes (a plain tier, or an object under its minimum size).
-fn idle_segments(tier: &Tier, size: u64) -> Option<(Vec<Segment>, f64)> {
+/// (An iterator, not a list: the decision prices every object on every
+/// tier, and the allocation cost the simulator 4 % of its time.)
+fn idle_segments(tier: &Tier, size: u64) -> Option<(impl Iterator<Item = Segment> + '_, f64)> {
     let auto = tier.auto_tiering.as_ref().filter(|a| size >= a.min_bytes)?;
-    let mut segments = Vec::with_capacity(auto.steps.len() + 1);
-    let (mut from, mut price) = (0.0, tier.storage_usd_per_gb_month);
-    for step in &auto.steps {
-        segments.push((from, step.idle_days, price));
-        (from, price) = (step.idle_days, step.storage_usd_per_gb_month);
-    }
-    segments.push((from, f64::INFINITY, price));
+    let steps = auto
+        .steps
+        .iter()
+        .map(|s| (s.idle_days, s.storage_usd_per_gb_month));
+    let starts = std::iter::once((0.0, tier.storage_usd_per_gb_month)).chain(steps.clone());
+    let ends = steps
+        .map(|(days, _)| days)
+        .chain(std::iter::once(f64::INFINITY));
+    let segments = starts
+        .zip(ends)
+        .map(|((from, price), to)| (from, to, price));
     Some((segments, auto.monitoring_usd_per_1k / 1000.0))
 }
 
@@ -78,8 +84,7 @@ pub fn storage_idle_usd(tier: &Tier, size: u64, idle_days: f64, days: f64) -> f6
     };
     let (from, to) = (idle_days.max(0.0), idle_days.max(0.0) + days.max(0.0));
     let gb_days: f64 = segments
-        .iter()
-        .map(|&(lo, hi, price)| price * (to.min(hi) - from.max(lo)).max(0.0))
+        .map(|(lo, hi, price)| price * (to.min(hi) - from.max(lo)).max(0.0))
         .sum();
     (billed_gb(tier, size) * gb_days + fee * days.max(0.0)) / MONTH_DAYS
 }
@@ -95,9 +100,9 @@ pub fn storage_rate_now(tier: &Tier, bytes: u64, idle_days: f64) -> f64 {
         None => gb * tier.storage_usd_per_gb_month,
         Some((segments, fee)) => {
             let price = segments
-                .iter()
-                .rfind(|&&(from, _, _)| from <= idle_days.max(0.0))
-                .map_or(tier.storage_usd_per_gb_month, |&(_, _, price)| price);
+                .take_while(|&(from, _, _)| from <= idle_days.max(0.0))
+                .last()
+                .map_or(tier.storage_usd_per_gb_month, |(_, _, price)| price);
             gb * price + fee
         }
     }
@@ -137,7 +142,7 @@ pub fn expected_storage_per_month(
         horizon_days.max(1.0),
     );
     let mut price_days = 0.0;
-    for &(lo, hi, price) in &segments {
+    for (lo, hi, price) in segments {
         // Unread since now: idle age s + t lies in [lo, hi).
         let unread = decay_integral(rate, (lo - s).max(0.0), (hi - s).min(h));
         // Read since: the last read u days ago, u in [lo, hi), u < t.
