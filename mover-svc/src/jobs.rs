@@ -3,9 +3,10 @@
 //! what it cannot decode, and stores an offset only when every message of
 //! its partition up to it has a durable, reported outcome (I6).
 //!
-//! A job holds its place (one of `--jobs-in-flight`) until its outcome is in the ledger and its status
-//! queued; waiting for the broker's ack of that status happens beside the
-//! places, so a slow ack does not idle the copies.
+//! A job holds its place (one of `--jobs-in-flight`) until its outcome is
+//! in the ledger and its status queued; waiting for the broker's ack of
+//! that status happens beside the places, so a slow ack does not idle the
+//! copies.
 //!
 //! The loop reads a bounded number of jobs ahead of its places; past that it
 //! pauses the partitions but goes on polling, so a long copy never costs

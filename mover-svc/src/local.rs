@@ -94,7 +94,7 @@ pub fn copy_file(
     }
     let copied = copy(file, before.len(), dest, fsync, on_chunk)?;
     let after = std::fs::metadata(source).map_err(|e| io_error("stat source", e))?;
-    if identity(&before) != identity(&after) {
+    if file_identity(&before) != file_identity(&after) {
         return Err(MoveError::SourceChanged(format!(
             "{} was modified while copied",
             source.display()
@@ -105,7 +105,7 @@ pub fn copy_file(
 
 /// What tells a file from another at its path, or from itself modified:
 /// its inode, size and modification time.
-fn identity(meta: &std::fs::Metadata) -> (u64, u64, Option<std::time::SystemTime>) {
+fn file_identity(meta: &std::fs::Metadata) -> (u64, u64, Option<std::time::SystemTime>) {
     #[cfg(unix)]
     let inode = std::os::unix::fs::MetadataExt::ino(meta);
     #[cfg(not(unix))]

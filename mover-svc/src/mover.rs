@@ -460,21 +460,8 @@ impl Mover {
         let transfer::Copied {
             digest: copied,
             read_back,
-            source: before,
         } = copied;
         metrics::counter!("strata_mover_bytes_copied_total").increment(copied.bytes);
-        if let Some(before) = before {
-            let after = transfer::head(src, &job.object_key).await?;
-            if (after.size, &after.e_tag, after.last_modified)
-                != (before.size, &before.e_tag, before.last_modified)
-            {
-                return Err(MoveError::SourceChanged(format!(
-                    "{} was modified while copied",
-                    job.object_key
-                ))
-                .into());
-            }
-        }
 
         // Queued, not waited for: nothing irreversible happens before the
         // switch, which the database thread commits after it.

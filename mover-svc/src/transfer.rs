@@ -20,7 +20,7 @@ use object_store::{
 use sha2::{Digest, Sha256};
 use strata_runtime::tiers::{Multipart, TierStore};
 
-use crate::durable::GroupSync;
+use crate::{durable::GroupSync, protocol};
 
 /// Why a step failed, classed for the retry policy.
 #[derive(Debug, thiserror::Error)]
@@ -233,10 +233,6 @@ pub struct Copied {
     /// The destination read back, when the copy did that itself (a copy
     /// between two `file://` tiers reads back while it writes).
     pub read_back: Option<Digest256>,
-    /// The source as its GET found it: a HEAD after the copy that differs
-    /// from it means the source changed while it was read. `None` when the
-    /// copy checked that itself (between two `file://` tiers).
-    pub source: Option<ObjectMeta>,
 }
 
 /// Hears the id of a multipart upload before its first part is sent, and
@@ -297,7 +293,6 @@ pub async fn copy(
         return Ok(Copied {
             digest: copied.copied,
             read_back: Some(copied.read_back),
-            source: None,
         });
     }
     let got = src.store.get(&from).await.map_err(get_failed)?;
@@ -384,13 +379,21 @@ pub async fn copy(
             source.size
         )));
     }
+    // A HEAD now that differs from what the GET found: the source changed
+    // while it was read. (A file-to-file copy checks its file itself.)
+    let after = head(src, key).await?;
+    if protocol::identity(&after) != protocol::identity(&source) {
+        return Err(MoveError::SourceChanged(format!(
+            "{} was modified while copied",
+            src.url_of(key)
+        )));
+    }
     Ok(Copied {
         digest: Digest256 {
             sha256: hex::encode(hasher.finalize()),
             bytes: done,
         },
         read_back: None,
-        source: Some(source),
     })
 }
 

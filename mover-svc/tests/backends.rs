@@ -332,41 +332,35 @@ fn mover(
     }
 }
 
+impl Faulty {
+    fn new(inner: Arc<dyn ObjectStore>, fault: Fault) -> Self {
+        Faulty {
+            inner,
+            fault,
+            fired: AtomicBool::new(false),
+            refusing: Arc::new(AtomicBool::new(true)),
+            writes: Arc::default(),
+        }
+    }
+}
+
 /// A store over `inner` that misbehaves as `fault` says.
 fn faulty(inner: Arc<dyn ObjectStore>, fault: Fault) -> Arc<dyn ObjectStore> {
-    Arc::new(Faulty {
-        inner,
-        fault,
-        fired: AtomicBool::new(false),
-        refusing: Arc::new(AtomicBool::new(true)),
-        writes: Arc::default(),
-    })
+    Arc::new(Faulty::new(inner, fault))
 }
 
 /// A store over `inner` whose writes are slow, and the gauge of them.
 fn slow_writes(inner: Arc<dyn ObjectStore>) -> (Arc<dyn ObjectStore>, Arc<Gauge>) {
-    let writes = Arc::new(Gauge::default());
-    let store = Arc::new(Faulty {
-        inner,
-        fault: Fault::SlowWrites,
-        fired: AtomicBool::new(false),
-        refusing: Arc::new(AtomicBool::new(true)),
-        writes: writes.clone(),
-    });
-    (store, writes)
+    let store = Faulty::new(inner, Fault::SlowWrites);
+    let writes = store.writes.clone();
+    (Arc::new(store), writes)
 }
 
 /// A store over `inner` that denies deletes until the returned flag is cleared.
 fn refusing_deletes(inner: Arc<dyn ObjectStore>) -> (Arc<dyn ObjectStore>, Arc<AtomicBool>) {
-    let refusing = Arc::new(AtomicBool::new(true));
-    let store = Arc::new(Faulty {
-        inner,
-        fault: Fault::RefuseDeletes,
-        fired: AtomicBool::new(false),
-        refusing: refusing.clone(),
-        writes: Arc::default(),
-    });
-    (store, refusing)
+    let store = Faulty::new(inner, Fault::RefuseDeletes);
+    let refusing = store.refusing.clone();
+    (Arc::new(store), refusing)
 }
 
 /// Between two `file://` tiers the copy opens and checks the source itself

@@ -257,13 +257,18 @@ pub fn monthly_on(
     )
 }
 
-/// [`CostView::reads_span_days`] of an object whose recent reads are
-/// `count`, from `oldest_ms` to `newest_ms`.
-pub fn reads_span_days(count: usize, oldest_ms: i64, newest_ms: i64) -> f64 {
-    if count < 3 {
-        return 0.0;
+/// [`CostView::reads_span_days`] of an object whose recent read times,
+/// oldest first, are `recent`.
+pub fn reads_span_days<I>(recent: I) -> f64
+where
+    I: IntoIterator<Item = i64>,
+    I::IntoIter: DoubleEndedIterator + ExactSizeIterator + Clone,
+{
+    let mut reads = recent.into_iter();
+    match (reads.len(), reads.clone().next_back(), reads.next()) {
+        (3.., Some(newest), Some(oldest)) => (newest - oldest).max(0) as f64 / DAY,
+        _ => 0.0,
     }
-    (newest_ms - oldest_ms).max(0) as f64 / DAY
 }
 
 /// The horizon of `obj`'s decision: the configured one, or as long as it
@@ -484,13 +489,13 @@ mod tests {
         assert_eq!(target(&steady, &instant()), None);
         // Read so for 14 months: priced over a year, it comes back.
         let long_standing = CostView {
-            reads_span_days: reads_span_days(15, NOW - days(425.0), NOW - days(5.0)),
+            reads_span_days: reads_span_days((0..15).map(|m| NOW - days(425.0 - 30.0 * m as f64))),
             ..steady
         };
         assert_eq!(horizon_days(&long_standing, &instant()), 365.0);
         assert!(target(&long_standing, &instant()).is_some_and(|t| t < 2));
         // Two reads are no pattern yet, however far apart.
-        assert_eq!(reads_span_days(2, 0, days(300.0)), 0.0);
+        assert_eq!(reads_span_days([0, days(300.0)]), 0.0);
     }
 
     fn instant() -> CostParams {

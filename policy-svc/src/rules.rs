@@ -92,12 +92,7 @@ pub fn cost_view<'a>(
         last_move_ms: obj.last_move_ms,
         last_read_ms: obj.evidence.last_read_ms,
         reads_seen: obj.evidence.reads,
-        reads_span_days: match obj.recent_reads.as_slice() {
-            [oldest, .., newest] => {
-                placement::reads_span_days(obj.recent_reads.len(), *oldest, *newest)
-            }
-            _ => 0.0,
-        },
+        reads_span_days: placement::reads_span_days(obj.recent_reads.iter().copied()),
         reads_30d,
         bytes_per_read: obj.bytes_per_read,
         pinned: obj.pinned.as_deref().and_then(|p| tiers.rank(p)),

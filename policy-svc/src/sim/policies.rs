@@ -170,12 +170,7 @@ fn strata(
     let mut decide =
         |acct: &mut Account<'_>, evidence: &Evidence, seen: usize, bytes: u64, now: i64| {
             let recent = &obj.reads[seen.saturating_sub(RECENT_READS_KEPT)..seen];
-            let reads_span_days = match recent {
-                [(oldest, _), .., (newest, _)] => {
-                    placement::reads_span_days(recent.len(), *oldest, *newest)
-                }
-                _ => 0.0,
-            };
+            let reads_span_days = placement::reads_span_days(recent.iter().map(|&(t, _)| t));
             let view = CostView {
                 key,
                 size: obj.size,
