@@ -9,6 +9,15 @@
 //! its own file handle and hashes it; a flusher syncs the staged file while
 //! the copy goes on, so the final fsync has little left to wait for.
 //!
+//! A large copy leaves little in the page cache: the reader releases the
+//! source's pages behind it (the source is deleted once the copy counts),
+//! and the flusher releases the copy's pages once they are synced and read
+//! back. Moving an object through the cache would push out what the
+//! machine's other readers use, and on a virtual machine that hands free
+//! memory back to its host, every page a copy takes anew costs a fault in
+//! the host: measured here, 2.3 s of CPU per GiB of new page cache after
+//! half a minute idle, against 0.15 s for pages used again at once.
+//!
 //! The staging (`<object>#<n>`, then a rename) and the fsyncs (file, then
 //! its folder) are those of object_store's `LocalFileSystem`, so
 //! [`crate::transfer::remove_staged`] cleans up after an interrupted copy
@@ -16,9 +25,12 @@
 
 use std::{
     fs::{File, OpenOptions},
-    io::{ErrorKind, Read, Write},
+    io::{ErrorKind, Read, Seek, Write},
     path::{Path, PathBuf},
-    sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        mpsc::{Receiver, SyncSender, TrySendError, sync_channel},
+    },
     thread,
 };
 
@@ -65,7 +77,8 @@ impl Chunk {
     }
 }
 
-/// Written bytes after which the flusher syncs the staged file.
+/// Written bytes after which the flusher syncs the staged file; also how
+/// many bytes of the source the reader reads between releasing its pages.
 const FLUSH_EVERY: u64 = 64 << 20;
 
 /// What a direct copy produced: the digest of the bytes read from the
@@ -196,17 +209,26 @@ fn copy_threaded(
     for _ in 0..BUFFERS {
         let _ = empty_tx.send(Chunk::new());
     }
-    // The writer tells the verifier how far the file is written, and nudges the flusher.
+    // The writer tells the verifier how far the file is written, and the
+    // flusher how far to sync; the verifier tells the flusher how far it
+    // has read back.
     let (written_tx, written_rx) = sync_channel::<u64>(BUFFERS * 2);
-    let (flush_tx, flush_rx) = sync_channel::<()>(1);
+    let (flush_tx, flush_rx) = sync_channel::<u64>(1);
+    let verified = AtomicU64::new(0);
 
     thread::scope(|scope| {
         let writer =
             scope.spawn(move || write_chunks(writer_file, full_rx, empty_tx, written_tx, flush_tx));
-        let verifier = scope.spawn(move || read_back(reader_file, written_rx));
-        let flusher = scope.spawn(move || {
-            for () in flush_rx {
-                let _ = flusher_file.sync_data();
+        let verifier = scope.spawn(|| read_back(reader_file, written_rx, &verified));
+        let flusher = scope.spawn(|| {
+            let mut released = 0;
+            for written in flush_rx {
+                if flusher_file.sync_data().is_ok() {
+                    // Synced and read back: the copy's pages are done with.
+                    let upto = written.min(verified.load(Ordering::Acquire));
+                    release_cache(&flusher_file, released, upto);
+                    released = released.max(upto);
+                }
             }
         });
 
@@ -232,7 +254,11 @@ fn read_chunks(
     on_chunk: &mut impl FnMut(u64, usize),
 ) -> Result<Digest256, MoveError> {
     let mut hasher = Sha256::new();
+    let start = source
+        .stream_position()
+        .map_err(|e| io_error("read source", e))?;
     let mut done = 0u64;
+    let mut released = 0u64;
     while done < len {
         let Ok(mut buf) = empty.recv() else {
             break; // The writer stopped: its error is the one to report.
@@ -244,6 +270,10 @@ fn read_chunks(
         hasher.update(buf.bytes());
         done += n as u64;
         on_chunk(done, n);
+        if done - released >= FLUSH_EVERY || done == len {
+            release_cache(source, start + released, start + done);
+            released = done;
+        }
         if full.send(buf).is_err() {
             break;
         }
@@ -271,7 +301,7 @@ fn write_chunks(
     full: Receiver<Chunk>,
     empty: SyncSender<Chunk>,
     written: SyncSender<u64>,
-    flush: SyncSender<()>,
+    flush: SyncSender<u64>,
 ) -> Result<(), MoveError> {
     let mut done = 0u64;
     let mut flushed = 0u64;
@@ -283,7 +313,7 @@ fn write_chunks(
         if done - flushed >= FLUSH_EVERY {
             flushed = done;
             // A flush already pending covers this one too.
-            if let Err(TrySendError::Disconnected(())) = flush.try_send(()) {
+            if let Err(TrySendError::Disconnected(_)) = flush.try_send(done) {
                 return Err(MoveError::Transient("flusher stopped".into()));
             }
         }
@@ -292,7 +322,11 @@ fn write_chunks(
     Ok(())
 }
 
-fn read_back(mut file: File, written: Receiver<u64>) -> Result<Digest256, MoveError> {
+fn read_back(
+    mut file: File,
+    written: Receiver<u64>,
+    verified: &AtomicU64,
+) -> Result<Digest256, MoveError> {
     let mut hasher = Sha256::new();
     let mut buf = Chunk::new();
     let mut done = 0u64;
@@ -303,6 +337,7 @@ fn read_back(mut file: File, written: Receiver<u64>) -> Result<Digest256, MoveEr
                 .map_err(|e| io_error("read back", e))?;
             hasher.update(buf.bytes());
             done += n as u64;
+            verified.store(done, Ordering::Release);
         }
     }
     // Whatever the file holds past what was written (nothing, unless
@@ -411,6 +446,19 @@ fn sync_dir(dir: &Path) -> Result<(), MoveError> {
         .map_err(|e| io_error(&format!("fsync {}", dir.display()), e))
 }
 
+/// Tells the kernel that the cached pages of `file` between `from` and
+/// `to` will not be read again, so it frees the clean ones now. Advice
+/// only: pages still dirty stay, and a failure changes nothing.
+fn release_cache(file: &File, from: u64, to: u64) {
+    #[cfg(target_os = "linux")]
+    if let Some(len) = std::num::NonZeroU64::new(to.saturating_sub(from)) {
+        use rustix::fs::{Advice, fadvise};
+        let _ = fadvise(file, from, Some(len), Advice::DontNeed);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, from, to);
+}
+
 fn digest_of(bytes: &[u8]) -> Digest256 {
     Digest256 {
         sha256: hex::encode(Sha256::digest(bytes)),
@@ -487,6 +535,53 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec!["dest.bin"]);
+    }
+
+    /// Bytes of `path` in the page cache, as util-linux's `fincore` counts
+    /// them; `None` where it is missing.
+    fn cached_bytes(path: &Path) -> Option<u64> {
+        let out = std::process::Command::new("fincore")
+            .args(["--bytes", "--noheadings", "--output", "RES"])
+            .arg(path)
+            .output()
+            .ok()?;
+        out.status.success().then_some(())?;
+        String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_large_copy_leaves_its_source_out_of_the_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        // tmpfs pages are the files themselves: nothing to release there.
+        const TMPFS_MAGIC: u64 = 0x0102_1994;
+        if rustix::fs::statfs(dir.path()).unwrap().f_type as u64 == TMPFS_MAGIC {
+            eprintln!("skipped: the temp dir is on tmpfs");
+            return;
+        }
+        let len = 2 * FLUSH_EVERY as usize + 12345;
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 1000) as u8).collect();
+        let src = dir.path().join("src.bin");
+        std::fs::write(&src, &data).unwrap();
+        File::open(&src).unwrap().sync_all().unwrap();
+        let Some(before) = cached_bytes(&src) else {
+            eprintln!("skipped: no fincore");
+            return;
+        };
+        assert!(
+            before > len as u64 / 2,
+            "only {before} of {len} bytes cached after the write"
+        );
+
+        let out = copy_file(&src, &dir.path().join("dest.bin"), true, |_, _| {}).unwrap();
+
+        assert_eq!(out.copied.sha256, sha(&data));
+        assert_eq!(out.copied, out.read_back);
+        let after = cached_bytes(&src).unwrap();
+        assert!(
+            after < len as u64 / 8,
+            "{after} of {len} source bytes still cached"
+        );
     }
 
     #[test]
