@@ -77,9 +77,11 @@ impl Chunk {
     }
 }
 
-/// Written bytes after which the flusher syncs the staged file; also how
-/// many bytes of the source the reader reads between releasing its pages.
+/// Written bytes after which the flusher syncs the staged file.
 const FLUSH_EVERY: u64 = 64 << 20;
+
+/// Bytes a reader reads between releasing their pages from the cache.
+pub(crate) const RELEASE_EVERY: u64 = 64 << 20;
 
 /// What a direct copy produced: the digest of the bytes read from the
 /// source and written, and the digest of the destination read back.
@@ -270,7 +272,7 @@ fn read_chunks(
         hasher.update(buf.bytes());
         done += n as u64;
         on_chunk(done, n);
-        if done - released >= FLUSH_EVERY || done == len {
+        if done - released >= RELEASE_EVERY || done == len {
             release_cache(source, start + released, start + done);
             released = done;
         }
@@ -449,7 +451,7 @@ fn sync_dir(dir: &Path) -> Result<(), MoveError> {
 /// Tells the kernel that the cached pages of `file` between `from` and
 /// `to` will not be read again, so it frees the clean ones now. Advice
 /// only: pages still dirty stay, and a failure changes nothing.
-fn release_cache(file: &File, from: u64, to: u64) {
+pub(crate) fn release_cache(file: &File, from: u64, to: u64) {
     #[cfg(target_os = "linux")]
     if let Some(len) = std::num::NonZeroU64::new(to.saturating_sub(from)) {
         use rustix::fs::{Advice, fadvise};
@@ -486,6 +488,29 @@ fn io_error(context: &str, e: std::io::Error) -> MoveError {
         }
         ErrorKind::UnexpectedEof => MoveError::SourceChanged(format!("{context}: {e}")),
         _ => MoveError::Transient(format!("{context}: {e}")),
+    }
+}
+
+/// What the page cache holds of a file, for tests of [`release_cache`].
+#[cfg(all(test, target_os = "linux"))]
+pub(crate) mod page_cache {
+    use std::path::Path;
+
+    /// Bytes of `path` in the page cache, as util-linux's `fincore` counts
+    /// them; `None` where `fincore` is missing or `path` is on tmpfs, whose
+    /// pages are the file itself and are never released.
+    pub(crate) fn cached_bytes(path: &Path) -> Option<u64> {
+        const TMPFS_MAGIC: u64 = 0x0102_1994;
+        if rustix::fs::statfs(path).ok()?.f_type as u64 == TMPFS_MAGIC {
+            return None;
+        }
+        let out = std::process::Command::new("fincore")
+            .args(["--bytes", "--noheadings", "--output", "RES"])
+            .arg(path)
+            .output()
+            .ok()?;
+        out.status.success().then_some(())?;
+        String::from_utf8(out.stdout).ok()?.trim().parse().ok()
     }
 }
 
@@ -537,35 +562,17 @@ mod tests {
         assert_eq!(names, vec!["dest.bin"]);
     }
 
-    /// Bytes of `path` in the page cache, as util-linux's `fincore` counts
-    /// them; `None` where it is missing.
-    fn cached_bytes(path: &Path) -> Option<u64> {
-        let out = std::process::Command::new("fincore")
-            .args(["--bytes", "--noheadings", "--output", "RES"])
-            .arg(path)
-            .output()
-            .ok()?;
-        out.status.success().then_some(())?;
-        String::from_utf8(out.stdout).ok()?.trim().parse().ok()
-    }
-
     #[cfg(target_os = "linux")]
     #[test]
     fn a_large_copy_leaves_its_source_out_of_the_page_cache() {
         let dir = tempfile::tempdir().unwrap();
-        // tmpfs pages are the files themselves: nothing to release there.
-        const TMPFS_MAGIC: u64 = 0x0102_1994;
-        if rustix::fs::statfs(dir.path()).unwrap().f_type as u64 == TMPFS_MAGIC {
-            eprintln!("skipped: the temp dir is on tmpfs");
-            return;
-        }
-        let len = 2 * FLUSH_EVERY as usize + 12345;
+        let len = 2 * RELEASE_EVERY as usize + 12345;
         let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 1000) as u8).collect();
         let src = dir.path().join("src.bin");
         std::fs::write(&src, &data).unwrap();
         File::open(&src).unwrap().sync_all().unwrap();
-        let Some(before) = cached_bytes(&src) else {
-            eprintln!("skipped: no fincore");
+        let Some(before) = page_cache::cached_bytes(&src) else {
+            eprintln!("skipped: no fincore, or the temp dir is on tmpfs");
             return;
         };
         assert!(
@@ -577,7 +584,7 @@ mod tests {
 
         assert_eq!(out.copied.sha256, sha(&data));
         assert_eq!(out.copied, out.read_back);
-        let after = cached_bytes(&src).unwrap();
+        let after = page_cache::cached_bytes(&src).unwrap();
         assert!(
             after < len as u64 / 8,
             "{after} of {len} source bytes still cached"

@@ -20,7 +20,7 @@ use object_store::{
 use sha2::{Digest, Sha256};
 use strata_runtime::tiers::{Multipart, TierStore};
 
-use crate::{durable::GroupSync, protocol};
+use crate::{durable::GroupSync, local, protocol};
 
 /// Why a step failed, classed for the retry policy.
 #[derive(Debug, thiserror::Error)]
@@ -158,7 +158,10 @@ const LOCAL_CHUNK: usize = 1 << 20;
 const HASH_OFF_THREAD: usize = 256 << 10;
 
 /// The bytes of a GET: local files in large chunks read ahead on a
-/// blocking thread (two chunks buffered), other stores as they stream.
+/// blocking thread (two chunks buffered), other stores as they stream. A
+/// local file's pages are released from the page cache behind the read,
+/// as in a direct copy ([`crate::local`]): what the mover reads is a
+/// source it will delete or a copy it reads back once.
 fn byte_stream(got: GetResult) -> BoxStream<'static, object_store::Result<Bytes>> {
     match got.payload {
         GetResultPayload::File(file, path) => local_chunks(file, path, got.range),
@@ -175,12 +178,16 @@ fn local_chunks(
     tokio::task::spawn_blocking(move || {
         let mut read = || -> std::io::Result<()> {
             file.seek(SeekFrom::Start(range.start))?;
-            let mut left = range.end - range.start;
-            while left > 0 {
-                let n = left.min(LOCAL_CHUNK as u64) as usize;
+            let (mut at, mut released) = (range.start, range.start);
+            while at < range.end {
+                let n = (range.end - at).min(LOCAL_CHUNK as u64) as usize;
                 let mut buf = vec![0u8; n];
                 file.read_exact(&mut buf)?;
-                left -= n as u64;
+                at += n as u64;
+                if at - released >= local::RELEASE_EVERY || at == range.end {
+                    local::release_cache(&file, released, at);
+                    released = at;
+                }
                 if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
                     return Ok(()); // The reader went away.
                 }
@@ -664,6 +671,41 @@ fn io_cause(e: &object_store::Error) -> Option<&std::io::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_file_read_through_its_store_is_released_from_the_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let tier: strata_runtime::tiers::Tier = toml::from_str(&format!(
+            "name = 't'\nurl = 'file://{}'",
+            dir.path().display()
+        ))
+        .unwrap();
+        let store = tier.open().unwrap();
+        let len = 2 * local::RELEASE_EVERY as usize + 12345;
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 1000) as u8).collect();
+        let file = dir.path().join("object.bin");
+        std::fs::write(&file, &data).unwrap();
+        File::open(&file).unwrap().sync_all().unwrap();
+        let Some(before) = local::page_cache::cached_bytes(&file) else {
+            eprintln!("skipped: no fincore, or the temp dir is on tmpfs");
+            return;
+        };
+        assert!(
+            before > len as u64 / 2,
+            "only {before} of {len} bytes cached after the write"
+        );
+
+        let digest = read_digest(&store, "object.bin").await.unwrap();
+
+        assert_eq!(digest.sha256, hex::encode(Sha256::digest(&data)));
+        assert_eq!(digest.bytes, len as u64);
+        let after = local::page_cache::cached_bytes(&file).unwrap();
+        assert!(
+            after < len as u64 / 8,
+            "{after} of {len} bytes still cached"
+        );
+    }
 
     #[test]
     fn a_file_operation_the_system_refuses_is_permanent_and_a_reset_transient() {
