@@ -51,8 +51,8 @@ const BUFFERS: usize = 8;
 /// bytes into a page.
 const PAGE: usize = 4096;
 
-/// A chunk buffer that starts on a page boundary.
-struct Chunk {
+/// A chunk buffer (1 MiB) that starts on a page boundary.
+pub struct Chunk {
     buf: Vec<u8>,
     /// Where the page-aligned part of `buf` starts.
     start: usize,
@@ -60,19 +60,21 @@ struct Chunk {
 }
 
 impl Chunk {
-    fn new() -> Self {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
         let buf = vec![0u8; CHUNK + PAGE];
         let start = buf.as_ptr().align_offset(PAGE).min(PAGE);
         Chunk { buf, start, len: 0 }
     }
 
-    /// The first `len` bytes, to be filled.
-    fn fill(&mut self, len: usize) -> &mut [u8] {
+    /// The first `len` bytes (at most 1 MiB), to be filled.
+    pub fn fill(&mut self, len: usize) -> &mut [u8] {
         self.len = len;
         &mut self.buf[self.start..self.start + len]
     }
 
-    fn bytes(&self) -> &[u8] {
+    /// What the last [`Chunk::fill`] asked for.
+    pub fn bytes(&self) -> &[u8] {
         &self.buf[self.start..self.start + self.len]
     }
 }
@@ -493,6 +495,7 @@ fn io_error(context: &str, e: std::io::Error) -> MoveError {
 
 /// What the page cache holds of a file, for tests of [`release_cache`].
 #[cfg(all(test, target_os = "linux"))]
+#[allow(clippy::unwrap_used)] // Test set-up: a failure is the test's.
 pub(crate) mod page_cache {
     use std::path::Path;
 
@@ -511,6 +514,23 @@ pub(crate) mod page_cache {
             .ok()?;
         out.status.success().then_some(())?;
         String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+    }
+
+    /// Writes `len` bytes to `path`, syncs them and checks they are in the
+    /// page cache: the bytes, or `None` where [`cached_bytes`] cannot tell.
+    pub(crate) fn cached_file(path: &Path, len: usize) -> Option<Vec<u8>> {
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 1000) as u8).collect();
+        std::fs::write(path, &data).unwrap();
+        std::fs::File::open(path).unwrap().sync_all().unwrap();
+        let Some(cached) = cached_bytes(path) else {
+            eprintln!("skipped: no fincore, or the temp dir is on tmpfs");
+            return None;
+        };
+        assert!(
+            cached > len as u64 / 2,
+            "only {cached} of {len} bytes cached after the write"
+        );
+        Some(data)
     }
 }
 
@@ -567,18 +587,10 @@ mod tests {
     fn a_large_copy_leaves_its_source_out_of_the_page_cache() {
         let dir = tempfile::tempdir().unwrap();
         let len = 2 * RELEASE_EVERY as usize + 12345;
-        let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 1000) as u8).collect();
         let src = dir.path().join("src.bin");
-        std::fs::write(&src, &data).unwrap();
-        File::open(&src).unwrap().sync_all().unwrap();
-        let Some(before) = page_cache::cached_bytes(&src) else {
-            eprintln!("skipped: no fincore, or the temp dir is on tmpfs");
+        let Some(data) = page_cache::cached_file(&src, len) else {
             return;
         };
-        assert!(
-            before > len as u64 / 2,
-            "only {before} of {len} bytes cached after the write"
-        );
 
         let out = copy_file(&src, &dir.path().join("dest.bin"), true, |_, _| {}).unwrap();
 
