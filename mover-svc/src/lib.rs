@@ -57,10 +57,10 @@ use mover::{Mover, Settings, StatusSink};
 /// neighbours (group commit). At one job per slot the copies idled through
 /// those waits: 10,000 small jobs at four slots ran at about 1,400
 /// objects/s, at four jobs per slot about 2,100. At sixteen the ledger's
-/// groups are larger and the threads wait less for one another: on tmpfs
-/// 6,000 to 7,600 objects/s at 2.1 to 2.6 s of CPU, against 5,300 to 5,800
-/// at 2.6 to 2.9 s with four (docs/performance.md, 2026-12-06). 64 and 256
-/// did alike; 1,024 was slower.
+/// groups are larger and the threads wait less for one another: on tmpfs,
+/// at four slots, 6,000 to 7,600 objects/s at 2.1 to 2.6 s of CPU, against
+/// 5,300 to 5,800 at 2.6 to 2.9 s with four per slot (docs/performance.md,
+/// 2026-12-06). 256 jobs in flight did as well as 64; 1,024 was slower.
 const JOBS_PER_COPY_SLOT: usize = 16;
 
 /// What the HTTP handlers share.
