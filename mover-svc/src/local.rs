@@ -85,6 +85,31 @@ const FLUSH_EVERY: u64 = 64 << 20;
 /// Bytes a reader reads between releasing their pages from the cache.
 pub(crate) const RELEASE_EVERY: u64 = 64 << 20;
 
+/// A sequential reader's release of the page cache behind it: every
+/// [`RELEASE_EVERY`] bytes and at the end of its range.
+pub(crate) struct ReleaseBehind {
+    released: u64,
+    end: u64,
+}
+
+impl ReleaseBehind {
+    /// For a read of the bytes from `start` to `end` of a file.
+    pub(crate) fn new(start: u64, end: u64) -> Self {
+        Self {
+            released: start,
+            end,
+        }
+    }
+
+    /// The read has reached `at`: releases what lies behind it when due.
+    pub(crate) fn read_to(&mut self, file: &File, at: u64) {
+        if at - self.released >= RELEASE_EVERY || at >= self.end {
+            release_cache(file, self.released, at);
+            self.released = at;
+        }
+    }
+}
+
 /// What a direct copy produced: the digest of the bytes read from the
 /// source and written, and the digest of the destination read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,7 +287,7 @@ fn read_chunks(
         .stream_position()
         .map_err(|e| io_error("read source", e))?;
     let mut done = 0u64;
-    let mut released = 0u64;
+    let mut release = ReleaseBehind::new(start, start + len);
     while done < len {
         let Ok(mut buf) = empty.recv() else {
             break; // The writer stopped: its error is the one to report.
@@ -274,10 +299,7 @@ fn read_chunks(
         hasher.update(buf.bytes());
         done += n as u64;
         on_chunk(done, n);
-        if done - released >= RELEASE_EVERY || done == len {
-            release_cache(source, start + released, start + done);
-            released = done;
-        }
+        release.read_to(source, start + done);
         if full.send(buf).is_err() {
             break;
         }

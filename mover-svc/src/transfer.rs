@@ -178,16 +178,14 @@ fn local_chunks(
     tokio::task::spawn_blocking(move || {
         let mut read = || -> std::io::Result<()> {
             file.seek(SeekFrom::Start(range.start))?;
-            let (mut at, mut released) = (range.start, range.start);
+            let mut at = range.start;
+            let mut release = local::ReleaseBehind::new(range.start, range.end);
             while at < range.end {
                 let n = (range.end - at).min(LOCAL_CHUNK as u64) as usize;
                 let mut buf = vec![0u8; n];
                 file.read_exact(&mut buf)?;
                 at += n as u64;
-                if at - released >= local::RELEASE_EVERY || at == range.end {
-                    local::release_cache(&file, released, at);
-                    released = at;
-                }
+                release.read_to(&file, at);
                 if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
                     return Ok(()); // The reader went away.
                 }

@@ -262,10 +262,11 @@ def record(r: Result) -> Result:
 
 
 # ---------------------------------------------------------------- timed commands
-# The golden source trees, read into the page cache before each contender:
+# The golden source tree of the workload running (every contender's sources
+# are hard links to it), read into the page cache before each contender:
 # every contender starts with its sources cached, whatever the one before it
 # left there (mover-svc releases the cached pages of what it has copied).
-WARM_TREES: list[Path] = []
+WARM_TREE: Path | None = None
 
 
 def settle_disk() -> None:
@@ -273,12 +274,11 @@ def settle_disk() -> None:
     contender's copies), so that no contender's fsyncs or writes queue behind
     another's, then reads the sources into the page cache."""
     os.sync()
-    for tree in WARM_TREES:
-        for f in tree.rglob("*"):
-            if f.is_file():
-                with open(f, "rb") as src:
-                    while src.read(MIB):
-                        pass
+    for f in WARM_TREE.rglob("*") if WARM_TREE else []:
+        if f.is_file():
+            with open(f, "rb") as src:
+                while src.read(MIB):
+                    pass
 
 
 
@@ -658,6 +658,7 @@ def disk_write_speed(tmp: Path, mib: int) -> float:
 
 # ---------------------------------------------------------------- main
 def main() -> int:
+    global WARM_TREE
     ap = argparse.ArgumentParser()
     ap.add_argument("--tmp", required=True)
     ap.add_argument("--mover-bin", required=True)
@@ -729,7 +730,6 @@ def main() -> int:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(os.urandom(small_bytes))
         small_keys.append(k)
-    WARM_TREES.extend([g_large, g_small])
     workloads = [
         (large_name, g_large, ["large/object.bin"], large_bytes, 1, {"large/object.bin": large_sha}),
         ("small", g_small, small_keys, small_bytes * a.small_n, a.small_n, {}),
@@ -744,6 +744,7 @@ def main() -> int:
 
     for path, to_s3 in ([] if a.only_big else paths):
         for wname, golden, keys, nbytes, nobjs, shas in workloads:
+            WARM_TREE = golden
             tag = f"{wname}-{'s3' if to_s3 else 'local'}".lower()
             loads.append((f"{tag} begin", loadavg()))
             log(f"--- {wname} {path}; load {loadavg()}")
@@ -778,6 +779,8 @@ def main() -> int:
     loads.append(("after main runs", loadavg()))
 
     big = None
+    # The sparse object is not read in ahead: it is mostly holes.
+    WARM_TREE = None
     if a.big_gib:
         log(f"--- bounded memory: one {a.big_gib} GiB sparse object local->local; load {loadavg()}")
         g_big = tmp / "golden-big"
