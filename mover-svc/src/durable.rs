@@ -37,17 +37,26 @@ impl GroupSync {
         {
             std::fs::create_dir_all(root)?;
             let dir = std::fs::File::open(root)?;
-            let (waiters, queue) = mpsc::channel::<Waiter>();
-            std::thread::Builder::new()
-                .name("mover-syncfs".into())
-                .spawn(move || serve(&dir, &queue))?;
-            Ok(Some(GroupSync { waiters }))
+            let syncfs = move || rustix::fs::syncfs(&dir).map_err(std::io::Error::from);
+            Self::start_with(syncfs).map(Some)
         }
         #[cfg(not(target_os = "linux"))]
         {
             let _ = root;
             Ok(None)
         }
+    }
+
+    /// Starts a sync thread that calls `sync` once for each group of
+    /// waiters: every waiter queued while the last call ran.
+    pub fn start_with(
+        sync: impl FnMut() -> std::io::Result<()> + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let (waiters, queue) = mpsc::channel::<Waiter>();
+        std::thread::Builder::new()
+            .name("mover-syncfs".into())
+            .spawn(move || serve(sync, &queue))?;
+        Ok(GroupSync { waiters })
     }
 
     /// Returns once a sync that began after this call has ended.
@@ -63,11 +72,10 @@ impl GroupSync {
 }
 
 /// Takes every waiter queued while the last sync ran, syncs once, answers them.
-#[cfg(target_os = "linux")]
-fn serve(dir: &std::fs::File, queue: &mpsc::Receiver<Waiter>) {
+fn serve(mut sync: impl FnMut() -> std::io::Result<()>, queue: &mpsc::Receiver<Waiter>) {
     while let Ok(first) = queue.recv() {
         let group: Vec<Waiter> = std::iter::once(first).chain(queue.try_iter()).collect();
-        let result = rustix::fs::syncfs(dir).map_err(|e| e.to_string());
+        let result = sync().map_err(|e| e.to_string());
         metrics::counter!("strata_mover_syncfs_total").increment(1);
         for waiter in group {
             // A waiter gone (its job stopped) needs no answer.
@@ -79,6 +87,13 @@ fn serve(dir: &std::fs::File, queue: &mpsc::Receiver<Waiter>) {
 /// The group syncs of the tiers that fsync, by tier name.
 #[derive(Clone, Default)]
 pub struct Syncs(Arc<HashMap<String, GroupSync>>);
+
+/// Syncs made otherwise, by tier name (tests time their syncs).
+impl FromIterator<(String, GroupSync)> for Syncs {
+    fn from_iter<I: IntoIterator<Item = (String, GroupSync)>>(syncs: I) -> Self {
+        Syncs(Arc::new(syncs.into_iter().collect()))
+    }
+}
 
 impl Syncs {
     /// A sync thread for each `file://` tier that fsyncs its writes.

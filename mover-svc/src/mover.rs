@@ -42,8 +42,8 @@ pub struct Settings {
     /// How often a long copy reports COPYING with the bytes done; `None`: never.
     pub progress_every: Option<Duration>,
     /// Copies at once, over all jobs: a job holds a slot while it copies
-    /// and verifies (the stores' load), and not while it accepts, switches,
-    /// deletes or waits to retry.
+    /// and verifies (the stores' load), and not while it accepts, waits for
+    /// a file tier's group sync, switches, deletes or waits to retry.
     pub copy_slots: Arc<Semaphore>,
 }
 
@@ -400,12 +400,13 @@ impl Mover {
                 .await?;
         }
         // Closed when the mover stops: the job resumes at the next start.
-        let _slot = self
-            .settings
-            .copy_slots
-            .acquire()
-            .await
-            .context("copy slots closed: stopping")?;
+        let mut slot = Some(
+            self.settings
+                .copy_slots
+                .acquire()
+                .await
+                .context("copy slots closed: stopping")?,
+        );
         fault::point("copying");
         self.step(job, State::Copying, started, |s| {
             s.attempt = attempt;
@@ -456,11 +457,16 @@ impl Mover {
                 }
             }
         };
-        fault::point("copied");
+        if copied.read_back() {
+            // Only the wait for the disk is left (a group sync): the slot
+            // goes to the next copy, and one sync covers all that wait.
+            drop(slot.take());
+        }
         let transfer::Copied {
             digest: copied,
             read_back,
-        } = copied;
+        } = copied.synced().await?;
+        fault::point("copied");
         metrics::counter!("strata_mover_bytes_copied_total").increment(copied.bytes);
 
         // Queued, not waited for: nothing irreversible happens before the

@@ -240,6 +240,35 @@ pub struct Copied {
     pub read_back: Option<Digest256>,
 }
 
+/// A copy written but perhaps not yet durable: what it produced is had only
+/// through [`Unsynced::synced`], which first waits for the destination
+/// tier's group sync, so nothing can act on a copy that power loss could
+/// still undo (I1).
+#[must_use = "a copy counts only once synced"]
+pub struct Unsynced<'a> {
+    copied: Copied,
+    sync: Option<&'a GroupSync>,
+}
+
+impl Unsynced<'_> {
+    /// Whether the copy has read itself back (a direct copy between two
+    /// `file://` tiers): then only the wait for the disk is left, no load
+    /// on the stores.
+    pub fn read_back(&self) -> bool {
+        self.copied.read_back.is_some()
+    }
+
+    /// Waits until the copy is as durable as its tier makes writes: for a
+    /// tier with a group sync, until a sync that began after the copy's
+    /// writes has ended.
+    pub async fn synced(self) -> Result<Copied, MoveError> {
+        if let Some(sync) = self.sync {
+            sync.sync().await?;
+        }
+        Ok(self.copied)
+    }
+}
+
 /// Hears the id of a multipart upload before its first part is sent, and
 /// answers once the id is recorded.
 pub type RecordUpload<'a> = &'a (dyn Fn(String) -> BoxFuture<'static, anyhow::Result<()>> + Sync);
@@ -263,16 +292,16 @@ pub struct CopyPlan<'a> {
 /// `file://` tiers the copy is direct ([`crate::local`]); otherwise objects
 /// up to the plan's part size are one PUT and larger ones a multipart upload
 /// with at most its parts in flight buffered. `on_progress` sees bytes done.
-/// A copy returned is as durable as the destination tier makes its writes.
-/// A missing source is [`MoveError::NotFound`], found by the GET itself: no
-/// HEAD goes before it.
-pub async fn copy(
+/// The copy is as durable as the destination tier makes its writes once
+/// [`Unsynced::synced`] returns. A missing source is [`MoveError::NotFound`],
+/// found by the GET itself: no HEAD goes before it.
+pub async fn copy<'a>(
     src: &TierStore,
     dst: &TierStore,
     key: &str,
-    plan: CopyPlan<'_>,
+    plan: CopyPlan<'a>,
     mut on_progress: impl FnMut(u64),
-) -> Result<Copied, MoveError> {
+) -> Result<Unsynced<'a>, MoveError> {
     let CopyPlan {
         part_size,
         parts_in_flight: max_parts_in_flight,
@@ -292,12 +321,12 @@ pub async fn copy(
         let fsync_each = dst_local.fsync && dest_sync.is_none();
         let copied = copy_files(src, dst, source, dest, fsync_each, on_progress).await?;
         // Only tiers that fsync have a group sync (`durable::Syncs`).
-        if let Some(sync) = dest_sync {
-            sync.sync().await?;
-        }
-        return Ok(Copied {
-            digest: copied.copied,
-            read_back: Some(copied.read_back),
+        return Ok(Unsynced {
+            copied: Copied {
+                digest: copied.copied,
+                read_back: Some(copied.read_back),
+            },
+            sync: dest_sync,
         });
     }
     let got = src.store.get(&from).await.map_err(get_failed)?;
@@ -393,12 +422,16 @@ pub async fn copy(
             src.url_of(key)
         )));
     }
-    Ok(Copied {
-        digest: Digest256 {
-            sha256: hex::encode(hasher.finalize()),
-            bytes: done,
+    // Object stores make a write durable before they acknowledge it.
+    Ok(Unsynced {
+        copied: Copied {
+            digest: Digest256 {
+                sha256: hex::encode(hasher.finalize()),
+                bytes: done,
+            },
+            read_back: None,
         },
-        read_back: None,
+        sync: None,
     })
 }
 

@@ -24,7 +24,7 @@ use clap::Parser;
 use futures::{StreamExt, stream::BoxStream};
 use mover_svc::{
     db::Db,
-    durable::Syncs,
+    durable::{GroupSync, Syncs},
     mover::{Mover, Settings, StatusSink},
 };
 use object_store::{
@@ -1037,4 +1037,66 @@ async fn hostile_keys_never_name_anything_outside_a_tier() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(siblings, ["tier"]);
+}
+
+/// A copy between file tiers that waits for its tier's group sync holds no
+/// copy slot: with one slot, a second job copies while the first waits for
+/// the disk, and neither switches before a sync has ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_waiting_for_the_group_sync_holds_no_copy_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display();
+    let src = tier("src", format!("file://{root}/src"), &[]);
+    let dst = tier("dst", format!("file://{root}/dst"), &[]);
+    for key in ["a", "b"] {
+        put(&src, key, key.as_bytes()).await;
+    }
+    // Each sync of `dst` ends only when the test says so.
+    let (end_sync, sync_may_end) = std::sync::mpsc::channel::<()>();
+    let sync = GroupSync::start_with(move || {
+        sync_may_end.recv().ok();
+        Ok(())
+    })
+    .unwrap();
+    let mut s = mover(&src, &dst, None, None);
+    s.mover.syncs = Syncs::from_iter([("dst".to_string(), sync)]);
+    s.mover.settings.copy_slots = Arc::new(tokio::sync::Semaphore::new(1));
+
+    let mut moving = Box::pin(futures::future::join(
+        s.mover.handle(job("a")),
+        s.mover.handle(job("b")),
+    ));
+    let both_copied = async {
+        let copied = |key: &str| dir.path().join("dst").join(key).exists();
+        while !(copied("a") && copied("b")) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::select! {
+        _ = &mut moving => panic!("a job ended before any sync did"),
+        () = both_copied => {}
+        () = tokio::time::sleep(Duration::from_secs(10)) => {
+            panic!("the second copy waited for the first one's sync")
+        }
+    }
+    for key in ["a", "b"] {
+        assert_eq!(
+            s.mover.db.catalog(key).await.unwrap().unwrap().tier,
+            "src",
+            "{key} switched before its copy was synced"
+        );
+    }
+    // One sync may cover both copies, or each may have its own.
+    for _ in 0..2 {
+        end_sync.send(()).unwrap();
+    }
+    let (a, b) = moving.await;
+    for outcome in [a, b] {
+        outcome.unwrap().delivered().await.unwrap();
+    }
+    for key in ["a", "b"] {
+        assert_eq!(s.mover.db.catalog(key).await.unwrap().unwrap().tier, "dst");
+        assert_eq!(read(&dst, key).await.as_deref(), Some(key.as_bytes()));
+        assert_eq!(read(&src, key).await, None);
+    }
 }
