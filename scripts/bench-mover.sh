@@ -16,6 +16,10 @@
 #     source as the mover does (local->local with `--disable Move,DirMove`,
 #     so that it copies rather than renames on one file system);
 #   - `cp` then `sha256sum` of both sides (local->local only);
+#   - "file work only": the mover's own file operations without Kafka or
+#     SQLite (mover-svc/examples/small_rate.rs: copy with SHA-256, read
+#     back, rename, one syncfs per batch, unlink the source), local->local
+#     only: the bound the daemon's coordination leaves it below;
 # for (a) one 1 GiB object and (b) 10,000 objects of 4 KiB, on two paths:
 # local->local (two file:// folders on one disk) and local->S3 (a moto S3
 # server on loopback). Also the one-core SHA-256 rate (openssl, sha256sum),
@@ -100,9 +104,11 @@ case ",${BENCH_BROKERS:-mock}," in *,tansu,*) "$STRATA_ROOT/scripts/ensure-broke
 say "building mover-svc and the mock broker (cargo build --release)"
 cargo build --release -p mover-svc
 cargo build --release -p strata-runtime --example mock_broker
+cargo build --release -p mover-svc --example small_rate
 BIN_DIR="$(abs_path "${CARGO_TARGET_DIR:-target}")/release"
 MOVER_BIN="$BIN_DIR/mover-svc"
 MOCK_BROKER_BIN="$BIN_DIR/examples/mock_broker"
+FILE_WORK_BIN="$BIN_DIR/examples/small_rate"
 [ -x "$MOVER_BIN" ] || die "$MOVER_BIN missing after the build"
 [ -x "$MOCK_BROKER_BIN" ] || die "$MOCK_BROKER_BIN missing after the build"
 
@@ -148,6 +154,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 ARGS=(--tmp "$TMP" --mover-bin "$MOVER_BIN" --mock-broker-bin "$MOCK_BROKER_BIN"
+    --file-work-bin "$FILE_WORK_BIN"
     --brokers "${BENCH_BROKERS:-mock}" --concurrency "$CONC" "${HAS_CONC[@]}"
     --broker-port "${BENCH_BROKER_PORT:-39092}" --mover-port "${BENCH_MOVER_PORT:-39083}"
     --moto-port "${BENCH_MOTO_PORT:-39000}" --rust-log "${RUST_LOG:-info}" --mover-timeout "${BENCH_MOVER_TIMEOUT:-600}"

@@ -613,6 +613,21 @@ def cp_run(a, golden: Path, name: str, conc: int, nbytes: int, nobjs: int) -> Re
     return Result("cp+sha256sum", "", "", str(conc), secs, nbytes, nobjs, rss, ok, "source kept; cp is 1 process")
 
 
+def file_work_run(a, golden: Path, name: str, conc: int, nbytes: int, nobjs: int) -> Result:
+    """mover-svc's file operations alone (examples/small_rate.rs): each object
+    copied with SHA-256, read back and renamed into place, one syncfs per
+    batch, then the sources unlinked; no Kafka, no SQLite, no hand-offs. What
+    the mover reaches of it is what its coordination leaves."""
+    root = Path(a.tmp) / f"filework-{name}"
+    src, dst = root / "src", root / "dst"
+    link_tree(golden, src)
+    secs, rss, _ = timed([a.file_work_bin, str(src), str(dst), str(conc)])
+    ok = count_files(dst) == nobjs and count_files(src) == 0
+    free_space(root)
+    return Result("file work only", "", "", str(conc), secs, nbytes, nobjs, rss, ok,
+                  "the mover's file operations, no Kafka or SQLite")
+
+
 # ---------------------------------------------------------------- SHA-256 speed
 def sha_speed(a) -> dict:
     out = {}
@@ -679,6 +694,8 @@ def main() -> int:
                     help="comma-separated broker kinds for the mover runs (mock, tansu); the first one "
                          "gives the last line's ratios")
     ap.add_argument("--mock-broker-bin", default=None)
+    ap.add_argument("--file-work-bin", default=None,
+                    help="examples/small_rate: adds a row of the mover's file operations alone")
     ap.add_argument("--rust-log", default="info")
     ap.add_argument("--mover-wrap", default="", help="a command put before mover-svc (profiling)")
     a = ap.parse_args()
@@ -776,6 +793,10 @@ def main() -> int:
                 r = cp_run(a, golden, tag, mover_conc, nbytes, nobjs)
                 r.workload, r.path = wname, path
                 record(r)
+                if a.file_work_bin:
+                    r = file_work_run(a, golden, tag, mover_conc, nbytes, nobjs)
+                    r.workload, r.path = wname, path
+                    record(r)
     loads.append(("after main runs", loadavg()))
 
     big = None
@@ -839,7 +860,8 @@ def main() -> int:
     print()
 
     def ratio(wname: str, kind: str, verb: str = "copy") -> str:
-        m = next((r for r in RESULTS if r.contender == f"mover-svc/{kind}" and r.workload == wname
+        contender = "file work only" if kind == "file work" else f"mover-svc/{kind}"
+        m = next((r for r in RESULTS if r.contender == contender and r.workload == wname
                   and r.path == "local->local"), None)
         rc = next((r for r in RESULTS if r.contender == f"rclone {verb}" and r.workload == wname
                    and r.path == "local->local" and r.conc == str(mover_conc)), None)
@@ -860,6 +882,9 @@ def main() -> int:
         print(f"against rclone doing the mover's whole job (copy, check, delete the source; "
               f"`rclone move --disable Move,DirMove`): mover/rclone-move "
               f"1GiB={ratio(large_name, a.brokers[0], 'move')} small={ratio('small', a.brokers[0], 'move')}")
+    if a.file_work_bin:
+        print(f"the mover's file operations alone (copy, read-back, rename, syncfs, unlink; no Kafka or SQLite): "
+              f"file-work/rclone 1GiB={ratio(large_name, 'file work')} small={ratio('small', 'file work')}")
     print(f"the last line is with the {a.brokers[0]} broker (BENCH_BROKERS={','.join(a.brokers)}), "
           f"fsync on (mover-svc's default)")
     print(f"mover/rclone 1GiB={ratio(large_name, a.brokers[0])} small={ratio('small', a.brokers[0])}",

@@ -1,0 +1,121 @@
+//! Times the file work of small jobs on its own: what mover-svc's protocol
+//! asks of the file system for each object moved between two `file://`
+//! tiers, without Kafka, SQLite or the hand-offs between threads. For each
+//! object: a copy hashed with SHA-256 into a staged file, read back, renamed
+//! into place (`mover_svc::local::copy_file`); for each batch of a thread's
+//! objects, one `syncfs` of the destination (as the group sync does), then
+//! the unlink of each source. Its rate bounds what mover-svc can reach on
+//! the same disk; the gap between the two is the cost of coordination
+//! (ledger, statuses, threads).
+//!
+//!   cargo run --release -p mover-svc --example small_rate -- SOURCE_DIR DEST_DIR [THREADS]
+//!
+//! Every file under SOURCE_DIR is moved to the same path under DEST_DIR:
+//! the sources are deleted.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Instant,
+};
+
+/// Objects a thread copies before it syncs and deletes their sources.
+const BATCH: usize = 16;
+
+/// CPU time this process has used, all threads.
+#[cfg(target_os = "linux")]
+fn cpu_seconds() -> f64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
+
+#[cfg(not(target_os = "linux"))]
+fn cpu_seconds() -> f64 {
+    f64::NAN
+}
+
+/// Every file under `dir`, as paths relative to it.
+fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut folders = vec![PathBuf::new()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(dir.join(&folder))? {
+            let entry = entry?;
+            let relative = folder.join(entry.file_name());
+            if entry.file_type()?.is_dir() {
+                folders.push(relative);
+            } else {
+                found.push(relative);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Makes what was written under `dest` durable: one `syncfs`, as the mover's
+/// group sync does (`fsync` of the folder where there is no `syncfs`).
+fn sync(dest: &Path) -> std::io::Result<()> {
+    let folder = std::fs::File::open(dest)?;
+    #[cfg(target_os = "linux")]
+    return rustix::fs::syncfs(&folder).map_err(std::io::Error::from);
+    #[cfg(not(target_os = "linux"))]
+    folder.sync_all()
+}
+
+/// Moves the files of `files` that the shared `next` hands this thread.
+fn mover(source: &Path, dest: &Path, files: &[PathBuf], next: &AtomicUsize) -> anyhow::Result<()> {
+    loop {
+        let start = next.fetch_add(BATCH, Ordering::Relaxed);
+        let Some(batch) = files.get(start..files.len().min(start + BATCH)) else {
+            return Ok(());
+        };
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for file in batch {
+            let copied =
+                mover_svc::local::copy_file(&source.join(file), &dest.join(file), false, |_, _| {})
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            anyhow::ensure!(
+                copied.copied == copied.read_back,
+                "{}: read back differs",
+                file.display()
+            );
+        }
+        sync(dest)?;
+        for file in batch {
+            std::fs::remove_file(source.join(file))?;
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let usage = "usage: small_rate SOURCE_DIR DEST_DIR [THREADS]";
+    let source = PathBuf::from(args.next().ok_or_else(|| anyhow::anyhow!(usage))?);
+    let dest = PathBuf::from(args.next().ok_or_else(|| anyhow::anyhow!(usage))?);
+    let threads: usize = match args.next() {
+        Some(n) => n.parse().map_err(|_| anyhow::anyhow!(usage))?,
+        None => 4,
+    };
+    std::fs::create_dir_all(&dest)?;
+    let files = files_under(&source)?;
+    let next = AtomicUsize::new(0);
+    let (t, c) = (Instant::now(), cpu_seconds());
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.max(1))
+            .map(|_| scope.spawn(|| mover(&source, &dest, &files, &next)))
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().map_err(|_| anyhow::anyhow!("a thread panicked"))?)
+    })?;
+    let (s, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c);
+    println!(
+        "{} objects moved in {s:.2} s: {:.1} objects/s, {cpu:.2} s CPU ({:.3} ms an object), {threads} threads",
+        files.len(),
+        files.len() as f64 / s,
+        cpu * 1e3 / files.len().max(1) as f64,
+    );
+    Ok(())
+}
