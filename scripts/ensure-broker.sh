@@ -37,7 +37,7 @@ command -v cargo >/dev/null 2>&1 ||
 start=$(date +%s)
 say "tansu not found: installing it into ~/.cargo/bin (cargo install tansu --version '$TANSU_VERSION' --locked --features $TANSU_FEATURES)"
 say "this compiles tansu from source and takes about 12 minutes on two cores, once"
-cargo install tansu --version "$TANSU_VERSION" --locked --features "$TANSU_FEATURES"
+run_stoppable cargo install tansu --version "$TANSU_VERSION" --locked --features "$TANSU_FEATURES"
 
 tansu_bin="$(command -v tansu 2>/dev/null)" || die "cargo install finished but tansu is not on PATH (looked in $HOME/.cargo/bin)"
 say "installed $("$tansu_bin" --version 2>/dev/null) at $tansu_bin in $(($(date +%s) - start))s"

@@ -131,6 +131,29 @@ stop_pid() {
     say "stopped $name (pid $pid, exit status $rc)"
 }
 
+# run_stoppable COMMAND...: runs a long command (a build, an install) in a
+# process group of its own and waits for it. A TERM or INT sent to the
+# script then stops the whole group, the compilers a cargo started included,
+# before the script exits (143 or 130); a command run in the foreground
+# would go on alone after a TERM to the script. Returns the command's status.
+run_stoppable() {
+    local pid rc=0 stop
+    if command -v setsid >/dev/null 2>&1; then
+        setsid "$@" &
+    else
+        "$@" &
+    fi
+    pid=$!
+    stop="kill -TERM -- -$pid 2>/dev/null || kill -TERM $pid 2>/dev/null; wait $pid"
+    # shellcheck disable=SC2064 # the pid is fixed now
+    trap "$stop; exit 143" TERM
+    # shellcheck disable=SC2064
+    trap "$stop; exit 130" INT
+    wait "$pid" || rc=$?
+    trap - TERM INT
+    return "$rc"
+}
+
 # apt_install PACKAGE...: installs Debian packages with apt-get (through
 # sudo unless root), updating
 # the package lists once if the first try fails.

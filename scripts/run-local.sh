@@ -126,7 +126,7 @@ say "step 1/5: broker"
 TANSU="$(command -v tansu)" || die "tansu not on PATH after ensure-broker.sh"
 
 say "step 2/5: build (cargo build --release -p ingest-svc -p policy-svc -p mover-svc)"
-cargo build --release -p ingest-svc -p policy-svc -p mover-svc
+run_stoppable cargo build --release -p ingest-svc -p policy-svc -p mover-svc
 for bin in ingest-svc policy-svc mover-svc; do
     [ -x "$BIN_DIR/$bin" ] || die "$BIN_DIR/$bin missing after the build"
 done
