@@ -135,9 +135,11 @@ stop_pid() {
 # process group of its own and waits for it. A TERM or INT sent to the
 # script then stops the whole group, the compilers a cargo started included,
 # before the script exits (143 or 130); a command run in the foreground
-# would go on alone after a TERM to the script. Returns the command's status.
+# would go on alone after a TERM to the script. The caller's own TERM and
+# INT traps are put back afterwards. Returns the command's status.
 run_stoppable() {
-    local pid rc=0 stop
+    local pid rc=0 stop callers_traps
+    callers_traps="$(trap -p TERM INT)"
     if command -v setsid >/dev/null 2>&1; then
         setsid "$@" &
     else
@@ -151,6 +153,7 @@ run_stoppable() {
     trap "$stop; exit 130" INT
     wait "$pid" || rc=$?
     trap - TERM INT
+    eval "$callers_traps"
     return "$rc"
 }
 
