@@ -99,18 +99,19 @@ if ! python3 -c 'import confluent_kafka, boto3, moto.server' >/dev/null 2>&1; th
         python3 -m pip install --quiet --user --break-system-packages 'moto[server]' boto3 confluent-kafka ||
         die "pip install 'moto[server]' boto3 confluent-kafka failed"
 fi
-case ",${BENCH_BROKERS:-mock}," in *,tansu,*) "$STRATA_ROOT/scripts/ensure-broker.sh" ;; esac
+case ",${BENCH_BROKERS:-mock}," in *,tansu,*) run_stoppable "$STRATA_ROOT/scripts/ensure-broker.sh" ;; esac
 
 say "building mover-svc and the mock broker (cargo build --release)"
-cargo build --release -p mover-svc
-cargo build --release -p strata-runtime --example mock_broker
-cargo build --release -p mover-svc --example small_rate
+run_stoppable cargo build --release -p mover-svc
+run_stoppable cargo build --release -p strata-runtime --example mock_broker
+run_stoppable cargo build --release -p mover-svc --example small_rate
 BIN_DIR="$(abs_path "${CARGO_TARGET_DIR:-target}")/release"
 MOVER_BIN="$BIN_DIR/mover-svc"
 MOCK_BROKER_BIN="$BIN_DIR/examples/mock_broker"
 FILE_WORK_BIN="$BIN_DIR/examples/small_rate"
 [ -x "$MOVER_BIN" ] || die "$MOVER_BIN missing after the build"
 [ -x "$MOCK_BROKER_BIN" ] || die "$MOCK_BROKER_BIN missing after the build"
+[ -x "$FILE_WORK_BIN" ] || die "$FILE_WORK_BIN missing after the build"
 
 CONC="${BENCH_CONCURRENCY:-4}"
 HAS_CONC=()

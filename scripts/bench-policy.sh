@@ -71,12 +71,12 @@ if [ -n "${BENCH_BIN:-}" ]; then
     BIN="$(abs_path "$BENCH_BIN")"
 else
     say "building target/release/policy-svc"
-    cargo build --release -p policy-svc >/dev/null
+    run_stoppable cargo build --release -p policy-svc >/dev/null
     BIN="$(abs_path "${CARGO_TARGET_DIR:-target}")/release/policy-svc"
 fi
 if [ "$KAFKA" = 1 ] && [ "$BROKER" = mock ]; then
     say "building the mock broker (runtime/examples/mock_broker.rs)"
-    cargo build --release -p strata-runtime --example mock_broker >/dev/null
+    run_stoppable cargo build --release -p strata-runtime --example mock_broker >/dev/null
     MOCK_BROKER="$(abs_path "${CARGO_TARGET_DIR:-target}")/release/examples/mock_broker"
 fi
 [ -x "$BIN" ] || die "no policy-svc binary at $BIN"
@@ -114,7 +114,7 @@ if [ "$KAFKA" = 1 ]; then
         BROKERS="$(head -1 "$TMP/broker/address")"
         [ -n "$BROKERS" ] || die "the mock broker did not start (see $TMP/broker.log)"
     else
-        "$STRATA_ROOT/scripts/ensure-broker.sh" >/dev/null
+        run_stoppable "$STRATA_ROOT/scripts/ensure-broker.sh" >/dev/null
         TANSU="$(command -v tansu)" || die "tansu not on PATH"
         port_open 127.0.0.1 "$BROKER_PORT" && die "port $BROKER_PORT is busy (BENCH_BROKER_PORT)"
         (cd "$TMP/broker" && exec "$TANSU" broker --storage-engine sqlite://tansu.db \

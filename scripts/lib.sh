@@ -132,27 +132,31 @@ stop_pid() {
 }
 
 # run_stoppable COMMAND...: runs a long command (a build, an install) in a
-# process group of its own and waits for it. A TERM or INT sent to the
+# process group of its own and waits for it. A TERM, INT or HUP sent to the
 # script then stops the whole group, the compilers a cargo started included,
-# before the script exits (143 or 130); a command run in the foreground
-# would go on alone after a TERM to the script. The caller's own TERM and
-# INT traps are put back afterwards. Returns the command's status.
+# and the script exits (143, 130, 129) without running its own handlers; a
+# command run in the foreground would go on alone after a TERM to the
+# script, and one in a session of its own after a hang-up. The caller's
+# TERM, INT and HUP traps are put back when the command ends. Returns the
+# command's status.
 run_stoppable() {
     local pid rc=0 stop callers_traps
-    callers_traps="$(trap -p TERM INT)"
+    callers_traps="$(trap -p TERM INT HUP)"
     if command -v setsid >/dev/null 2>&1; then
         setsid "$@" &
     else
         "$@" &
     fi
     pid=$!
-    stop="kill -TERM -- -$pid 2>/dev/null || kill -TERM $pid 2>/dev/null; wait $pid"
+    stop="kill -TERM -- -$pid 2>/dev/null || kill -TERM $pid 2>/dev/null; wait $pid || true"
     # shellcheck disable=SC2064 # the pid is fixed now
     trap "$stop; exit 143" TERM
     # shellcheck disable=SC2064
     trap "$stop; exit 130" INT
+    # shellcheck disable=SC2064
+    trap "$stop; exit 129" HUP
     wait "$pid" || rc=$?
-    trap - TERM INT
+    trap - TERM INT HUP
     eval "$callers_traps"
     return "$rc"
 }

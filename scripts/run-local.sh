@@ -122,7 +122,7 @@ check_ports_free() {
 check_ports_free
 
 say "step 1/5: broker"
-"$STRATA_ROOT/scripts/ensure-broker.sh"
+run_stoppable "$STRATA_ROOT/scripts/ensure-broker.sh"
 TANSU="$(command -v tansu)" || die "tansu not on PATH after ensure-broker.sh"
 
 say "step 2/5: build (cargo build --release -p ingest-svc -p policy-svc -p mover-svc)"

@@ -400,13 +400,12 @@ impl Mover {
                 .await?;
         }
         // Closed when the mover stops: the job resumes at the next start.
-        let mut slot = Some(
-            self.settings
-                .copy_slots
-                .acquire()
-                .await
-                .context("copy slots closed: stopping")?,
-        );
+        let slot = self
+            .settings
+            .copy_slots
+            .acquire()
+            .await
+            .context("copy slots closed: stopping")?;
         fault::point("copying");
         self.step(job, State::Copying, started, |s| {
             s.attempt = attempt;
@@ -457,10 +456,10 @@ impl Mover {
                 }
             }
         };
-        if copied.read_back() {
-            // Only the wait for the disk is left (a group sync): the slot
-            // goes to the next copy, and one sync covers all that wait.
-            drop(slot.take());
+        if copied.only_sync_left() {
+            // The slot goes to the next copy while this one waits for the
+            // disk, so that one group sync covers every copy waiting.
+            drop(slot);
         }
         let transfer::Copied {
             digest: copied,

@@ -245,16 +245,16 @@ pub struct Copied {
 /// tier's group sync, so nothing can act on a copy that power loss could
 /// still undo (I1).
 #[must_use = "a copy counts only once synced"]
-pub struct Unsynced<'a> {
+pub struct Unsynced {
     copied: Copied,
-    sync: Option<&'a GroupSync>,
+    sync: Option<GroupSync>,
 }
 
-impl Unsynced<'_> {
-    /// Whether the copy has read itself back (a direct copy between two
-    /// `file://` tiers): then only the wait for the disk is left, no load
-    /// on the stores.
-    pub fn read_back(&self) -> bool {
+impl Unsynced {
+    /// Whether only the wait for the disk is left: the copy has read itself
+    /// back (a direct copy between two `file://` tiers), so nothing more
+    /// loads the stores.
+    pub fn only_sync_left(&self) -> bool {
         self.copied.read_back.is_some()
     }
 
@@ -262,7 +262,7 @@ impl Unsynced<'_> {
     /// tier with a group sync, until a sync that began after the copy's
     /// writes has ended.
     pub async fn synced(self) -> Result<Copied, MoveError> {
-        if let Some(sync) = self.sync {
+        if let Some(sync) = &self.sync {
             sync.sync().await?;
         }
         Ok(self.copied)
@@ -295,13 +295,13 @@ pub struct CopyPlan<'a> {
 /// The copy is as durable as the destination tier makes its writes once
 /// [`Unsynced::synced`] returns. A missing source is [`MoveError::NotFound`],
 /// found by the GET itself: no HEAD goes before it.
-pub async fn copy<'a>(
+pub async fn copy(
     src: &TierStore,
     dst: &TierStore,
     key: &str,
-    plan: CopyPlan<'a>,
+    plan: CopyPlan<'_>,
     mut on_progress: impl FnMut(u64),
-) -> Result<Unsynced<'a>, MoveError> {
+) -> Result<Unsynced, MoveError> {
     let CopyPlan {
         part_size,
         parts_in_flight: max_parts_in_flight,
@@ -326,7 +326,7 @@ pub async fn copy<'a>(
                 digest: copied.copied,
                 read_back: Some(copied.read_back),
             },
-            sync: dest_sync,
+            sync: dest_sync.cloned(),
         });
     }
     let got = src.store.get(&from).await.map_err(get_failed)?;
@@ -422,7 +422,9 @@ pub async fn copy<'a>(
             src.url_of(key)
         )));
     }
-    // Object stores make a write durable before they acknowledge it.
+    // Written through the destination's store, whose put or multipart
+    // completion returns once the write is as durable as the tier makes
+    // writes: nothing is left to sync.
     Ok(Unsynced {
         copied: Copied {
             digest: Digest256 {

@@ -621,11 +621,19 @@ def file_work_run(a, golden: Path, name: str, conc: int, nbytes: int, nobjs: int
     root = Path(a.tmp) / f"filework-{name}"
     src, dst = root / "src", root / "dst"
     link_tree(golden, src)
-    secs, rss, _ = timed([a.file_work_bin, str(src), str(dst), str(conc)])
+    try:
+        secs, rss, out = timed([a.file_work_bin, str(src), str(dst), str(conc)])
+    except RuntimeError as e:
+        log(f"file work only {name} failed: {e}")
+        free_space(root)
+        return Result("file work only", "", "", str(conc), float("nan"), 0, 0, 0, False,
+                      f"FAILED: {str(e).splitlines()[0]}")
     ok = count_files(dst) == nobjs and count_files(src) == 0
     free_space(root)
+    # Its own line: "... objects/s, C s CPU (M ms an object), N threads".
+    cpu = re.search(r"[0-9.]+ s CPU \([0-9.]+ ms an object\)", out)
     return Result("file work only", "", "", str(conc), secs, nbytes, nobjs, rss, ok,
-                  "the mover's file operations, no Kafka or SQLite")
+                  "the mover's file operations, no Kafka or SQLite" + (f"; {cpu.group(0)}" if cpu else ""))
 
 
 # ---------------------------------------------------------------- SHA-256 speed
@@ -884,7 +892,10 @@ def main() -> int:
               f"1GiB={ratio(large_name, a.brokers[0], 'move')} small={ratio('small', a.brokers[0], 'move')}")
     if a.file_work_bin:
         print(f"the mover's file operations alone (copy, read-back, rename, syncfs, unlink; no Kafka or SQLite): "
-              f"file-work/rclone 1GiB={ratio(large_name, 'file work')} small={ratio('small', 'file work')}")
+              f"file-work/rclone 1GiB={ratio(large_name, 'file work')} small={ratio('small', 'file work')}"
+              + ("" if a.no_move else
+                 f"; against rclone move, which deletes its sources as they do: "
+                 f"1GiB={ratio(large_name, 'file work', 'move')} small={ratio('small', 'file work', 'move')}"))
     print(f"the last line is with the {a.brokers[0]} broker (BENCH_BROKERS={','.join(a.brokers)}), "
           f"fsync on (mover-svc's default)")
     print(f"mover/rclone 1GiB={ratio(large_name, a.brokers[0])} small={ratio('small', a.brokers[0])}",
