@@ -11,17 +11,8 @@ use std::{fs::File, io::Read, path::PathBuf, time::Instant};
 
 use sha2::{Digest, Sha256};
 
-/// CPU time this process has used, all threads.
-#[cfg(target_os = "linux")]
-fn cpu_seconds() -> f64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
-    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
-}
-
-#[cfg(not(target_os = "linux"))]
-fn cpu_seconds() -> f64 {
-    f64::NAN
-}
+mod common;
+use common::cpu_seconds;
 
 /// One pass over `source` in 1 MiB reads into a page-aligned buffer, as
 /// the copy reads, hashing as it goes: (seconds, CPU seconds).

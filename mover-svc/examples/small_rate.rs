@@ -19,20 +19,11 @@ use std::{
     time::Instant,
 };
 
+mod common;
+use common::cpu_seconds;
+
 /// Objects a thread copies before it syncs and deletes their sources.
 const BATCH: usize = 16;
-
-/// CPU time this process has used, all threads.
-#[cfg(target_os = "linux")]
-fn cpu_seconds() -> f64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
-    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
-}
-
-#[cfg(not(target_os = "linux"))]
-fn cpu_seconds() -> f64 {
-    f64::NAN
-}
 
 /// Every file under `dir`, as paths relative to it.
 fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -52,26 +43,25 @@ fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// Makes what was written under `dest` durable: one `syncfs`, as the mover's
-/// group sync does (`fsync` of the folder where there is no `syncfs`).
-fn sync(dest: &Path) -> std::io::Result<()> {
-    let folder = std::fs::File::open(dest)?;
+/// Makes what was written on `folder`'s file system durable: one `syncfs`,
+/// as the mover's group sync does (`fsync` of the folder where there is no
+/// `syncfs`).
+fn sync(folder: &std::fs::File) -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
-    return rustix::fs::syncfs(&folder).map_err(std::io::Error::from);
+    return rustix::fs::syncfs(folder).map_err(std::io::Error::from);
     #[cfg(not(target_os = "linux"))]
     folder.sync_all()
 }
 
 /// Moves the files of `files` that the shared `next` hands this thread.
 fn mover(source: &Path, dest: &Path, files: &[PathBuf], next: &AtomicUsize) -> anyhow::Result<()> {
+    let dest_folder = std::fs::File::open(dest)?;
     loop {
         let start = next.fetch_add(BATCH, Ordering::Relaxed);
-        let Some(batch) = files.get(start..files.len().min(start + BATCH)) else {
-            return Ok(());
-        };
-        if batch.is_empty() {
+        if start >= files.len() {
             return Ok(());
         }
+        let batch = &files[start..files.len().min(start + BATCH)];
         for file in batch {
             let copied =
                 mover_svc::local::copy_file(&source.join(file), &dest.join(file), false, |_, _| {})
@@ -82,7 +72,7 @@ fn mover(source: &Path, dest: &Path, files: &[PathBuf], next: &AtomicUsize) -> a
                 file.display()
             );
         }
-        sync(dest)?;
+        sync(&dest_folder)?;
         for file in batch {
             std::fs::remove_file(source.join(file))?;
         }

@@ -867,8 +867,8 @@ def main() -> int:
             print(f"  {r.workload} {r.path} {r.contender}: {r.note}")
     print()
 
-    def ratio(wname: str, kind: str, verb: str = "copy") -> str:
-        contender = "file work only" if kind == "file work" else f"mover-svc/{kind}"
+    def ratio(wname: str, contender: str, verb: str = "copy") -> str:
+        """contender's throughput over rclone `verb`'s, local->local."""
         m = next((r for r in RESULTS if r.contender == contender and r.workload == wname
                   and r.path == "local->local"), None)
         rc = next((r for r in RESULTS if r.contender == f"rclone {verb}" and r.workload == wname
@@ -877,28 +877,29 @@ def main() -> int:
             return "nan"
         return f"{m.mibps / rc.mibps:.2f}"
 
+    first = f"mover-svc/{a.brokers[0]}"
     all_ok = all(r.ok for r in RESULTS)
     if not all_ok:
         print("WARNING: some runs did not check out (ok = NO above)")
     for kind in a.brokers[1:]:
-        print(f"with the {kind} broker: mover/rclone 1GiB={ratio(large_name, kind)} "
-              f"small={ratio('small', kind)}")
-    nofsync = f"{a.brokers[0]} no fsync"
+        print(f"with the {kind} broker: mover/rclone 1GiB={ratio(large_name, f'mover-svc/{kind}')} "
+              f"small={ratio('small', f'mover-svc/{kind}')}")
+    nofsync = f"mover-svc/{a.brokers[0]} no fsync"
     print(f"with the file tier's fsync off (page cache only, as rclone): mover/rclone "
           f"1GiB={ratio(large_name, nofsync)} small={ratio('small', nofsync)}")
     if not a.no_move:
         print(f"against rclone doing the mover's whole job (copy, check, delete the source; "
               f"`rclone move --disable Move,DirMove`): mover/rclone-move "
-              f"1GiB={ratio(large_name, a.brokers[0], 'move')} small={ratio('small', a.brokers[0], 'move')}")
+              f"1GiB={ratio(large_name, first, 'move')} small={ratio('small', first, 'move')}")
     if a.file_work_bin:
         print(f"the mover's file operations alone (copy, read-back, rename, syncfs, unlink; no Kafka or SQLite): "
-              f"file-work/rclone 1GiB={ratio(large_name, 'file work')} small={ratio('small', 'file work')}"
+              f"file-work/rclone 1GiB={ratio(large_name, 'file work only')} small={ratio('small', 'file work only')}"
               + ("" if a.no_move else
                  f"; against rclone move, which deletes its sources as they do: "
-                 f"1GiB={ratio(large_name, 'file work', 'move')} small={ratio('small', 'file work', 'move')}"))
+                 f"1GiB={ratio(large_name, 'file work only', 'move')} small={ratio('small', 'file work only', 'move')}"))
     print(f"the last line is with the {a.brokers[0]} broker (BENCH_BROKERS={','.join(a.brokers)}), "
           f"fsync on (mover-svc's default)")
-    print(f"mover/rclone 1GiB={ratio(large_name, a.brokers[0])} small={ratio('small', a.brokers[0])}",
+    print(f"mover/rclone 1GiB={ratio(large_name, first)} small={ratio('small', first)}",
           flush=True)
     return 0 if all_ok else 1
 
