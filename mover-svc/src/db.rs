@@ -285,6 +285,21 @@ impl Db {
         .await
     }
 
+    /// [`Db::lookup`] of many jobs (`(job_key, object_key)`) in one request.
+    pub async fn lookup_many(
+        &self,
+        keys: Vec<(String, String)>,
+    ) -> anyhow::Result<Vec<(Option<LedgerRow>, Option<CatalogRow>)>> {
+        self.call(false, move |c| {
+            keys.iter()
+                .map(|(job_key, object_key)| {
+                    Ok((ledger_of(c, job_key)?, catalog_of(c, object_key)?))
+                })
+                .collect()
+        })
+        .await
+    }
+
     /// The catalog row of `object_key`.
     pub async fn catalog(&self, object_key: &str) -> anyhow::Result<Option<CatalogRow>> {
         let key = object_key.to_owned();
@@ -302,21 +317,16 @@ impl Db {
         register_size: Option<u64>,
     ) -> anyhow::Result<()> {
         let job = job.clone();
+        self.call(false, move |c| accept_rows(c, &job, register_size))
+            .await
+    }
+
+    /// [`Db::accept`] of many jobs (each with its `register_size`),
+    /// together: all or none.
+    pub async fn accept_many(&self, jobs: Vec<(MigrationJob, Option<u64>)>) -> anyhow::Result<()> {
         self.call(false, move |c| {
-            if let Some(size) = register_size {
-                c.prepare_cached(
-                    "INSERT INTO catalog (object_key, tier, generation, sha256, size, updated_at_ms)
-                     VALUES (?1, ?2, ?3, NULL, ?4, ?5) ON CONFLICT (object_key) DO NOTHING",
-                )?
-                .execute(params![
-                    job.object_key,
-                    job.from_tier,
-                    job.generation as i64,
-                    size as i64,
-                    time::now_millis()
-                ])?;
-            }
-            insert_ledger(c, &job, State::Copying, 1, None).map(|_| ())
+            jobs.iter()
+                .try_for_each(|(job, register_size)| accept_rows(c, job, *register_size))
         })
         .await
     }
@@ -359,24 +369,21 @@ impl Db {
         copied: Option<(&str, u64)>,
     ) -> anyhow::Result<Queued<()>> {
         let key = job_key.to_owned();
-        let copied = copied.map(|(sha, len)| (sha.to_owned(), len as i64));
+        let copied = copied.map(|(sha, len)| (sha.to_owned(), len));
         self.enqueue(false, move |c| {
-            let (sha, len) = copied.unzip();
-            c.prepare_cached(
-                "UPDATE ledger SET state = ?2, attempt = ?3,
-                    sha256 = COALESCE(?4, sha256), bytes = COALESCE(?5, bytes), updated_at_ms = ?6
-                 WHERE job_key = ?1",
-            )?
-            .execute(params![
-                key,
-                state_name(state),
-                attempt,
-                sha,
-                len,
-                time::now_millis()
-            ])
-            .map(|_| ())
+            let copied = copied.as_ref().map(|(sha, len)| (sha.as_str(), *len));
+            update_state(c, &key, state, attempt, copied)
         })
+    }
+
+    /// Marks many jobs COMPLETED at `attempt`, together.
+    pub async fn complete_many(&self, job_keys: Vec<String>, attempt: u32) -> anyhow::Result<()> {
+        self.call(false, move |c| {
+            job_keys
+                .iter()
+                .try_for_each(|key| update_state(c, key, State::Completed, attempt, None))
+        })
+        .await
     }
 
     /// Records the multipart upload a job's copy has just started (`None`:
@@ -466,6 +473,27 @@ impl Db {
         let (job, sha) = (job.clone(), sha256.to_owned());
         self.call(true, move |c| switch_rows(c, &job, &sha, size))
             .await
+    }
+
+    /// [`Db::switch`] of many verified copies (`(job, sha256, size)`) in one
+    /// request, each recorded VERIFYING with its digest first, as
+    /// [`Db::queue_state`] does on a job's own path. Answers each job's new
+    /// generation or `None`, in order.
+    pub async fn switch_many(
+        &self,
+        verified: Vec<(MigrationJob, String, u64)>,
+    ) -> anyhow::Result<Vec<Option<u64>>> {
+        self.call(true, move |c| {
+            verified
+                .iter()
+                .map(|(job, sha, size)| {
+                    let copied = Some((sha.as_str(), *size));
+                    update_state(c, &job.job_key, State::Verifying, 1, copied)?;
+                    switch_rows(c, job, sha, *size)
+                })
+                .collect()
+        })
+        .await
     }
 
     /// Completes a switched job whose source copy its store refused to
@@ -656,6 +684,53 @@ fn switch_rows(
     )?
     .execute(params![job.job_key, new_generation as i64, now])?;
     Ok(Some(new_generation))
+}
+
+/// [`Db::accept`]'s writes.
+fn accept_rows(
+    c: &Connection,
+    job: &MigrationJob,
+    register_size: Option<u64>,
+) -> rusqlite::Result<()> {
+    if let Some(size) = register_size {
+        c.prepare_cached(
+            "INSERT INTO catalog (object_key, tier, generation, sha256, size, updated_at_ms)
+             VALUES (?1, ?2, ?3, NULL, ?4, ?5) ON CONFLICT (object_key) DO NOTHING",
+        )?
+        .execute(params![
+            job.object_key,
+            job.from_tier,
+            job.generation as i64,
+            size as i64,
+            time::now_millis()
+        ])?;
+    }
+    insert_ledger(c, job, State::Copying, 1, None).map(drop)
+}
+
+/// Moves a ledger row to `state` at `attempt`, with the copy's digest once known.
+fn update_state(
+    c: &Connection,
+    job_key: &str,
+    state: State,
+    attempt: u32,
+    copied: Option<(&str, u64)>,
+) -> rusqlite::Result<()> {
+    let (sha, len) = copied.map(|(sha, len)| (sha, len as i64)).unzip();
+    c.prepare_cached(
+        "UPDATE ledger SET state = ?2, attempt = ?3,
+            sha256 = COALESCE(?4, sha256), bytes = COALESCE(?5, bytes), updated_at_ms = ?6
+         WHERE job_key = ?1",
+    )?
+    .execute(params![
+        job_key,
+        state_name(state),
+        attempt,
+        sha,
+        len,
+        time::now_millis()
+    ])
+    .map(drop)
 }
 
 fn insert_ledger(

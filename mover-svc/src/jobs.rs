@@ -35,7 +35,10 @@ use strata_runtime::kafka::{self, Publisher};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::mover::{Mover, Outcome, UnknownTier};
+use crate::{
+    batch::{self, Ended},
+    mover::{Mover, Outcome, UnknownTier},
+};
 
 /// Offsets in flight per partition, and how far each partition may commit.
 #[derive(Debug, Default)]
@@ -227,6 +230,16 @@ struct Done {
     outcome: Option<Outcome>,
 }
 
+/// A job's work to go on with, alone.
+type GoOn = BoxFuture<'static, anyhow::Result<Outcome>>;
+
+/// What a finished task hands back: its jobs that are done, and the jobs
+/// of a batch that go on alone (each to a task of its own).
+struct Landed {
+    done: Vec<Done>,
+    alone: Vec<(Position, MigrationJob, GoOn)>,
+}
+
 /// An outcome's delivery, settled.
 struct Acked {
     at: Position,
@@ -243,7 +256,9 @@ pub async fn run(
     concurrency: usize,
 ) -> anyhow::Result<()> {
     let concurrency = concurrency.max(1);
-    let mut tasks: JoinSet<Done> = JoinSet::new();
+    let mut tasks: JoinSet<Landed> = JoinSet::new();
+    // Jobs the tasks hold: a batch holds one place per job.
+    let mut in_flight = 0;
     let mut acks: FuturesUnordered<BoxFuture<'static, Acked>> = FuturesUnordered::new();
     let mut busy: HashSet<String> = HashSet::new();
     let mut tracker = OffsetTracker::default();
@@ -259,11 +274,23 @@ pub async fn run(
     let mut keepalive = tokio::time::interval(POLL_AT_LEAST_EVERY);
     keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        while tasks.len() < concurrency
+        // Small jobs between file tiers start in batches; the rest alone.
+        let mut small = Vec::new();
+        while in_flight < concurrency
             && let Some((at, job)) = waiting.take_startable(&busy)
         {
-            dispatch(&mut tasks, &mut busy, &mover, stop, at, job);
+            busy.insert(job.object_key.clone());
+            in_flight += 1;
+            if mover.batchable(&job) {
+                small.push((at, job));
+                if small.len() == batch::MAX_JOBS {
+                    dispatch_batch(&mut tasks, &mover, stop, std::mem::take(&mut small));
+                }
+            } else {
+                dispatch(&mut tasks, &mover, stop, at, job, None);
+            }
         }
+        dispatch_batch(&mut tasks, &mover, stop, small);
         if waiting.is_full() {
             intake.pause(consumer);
         } else if waiting.has_room() {
@@ -271,11 +298,17 @@ pub async fn run(
         }
         tokio::select! {
             () = stop.cancelled() => break,
-            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                let done = done.context("job task panicked")?;
-                busy.remove(&done.job.object_key);
-                if let Some(outcome) = done.outcome {
-                    acks.push(await_ack(done.at, done.job, outcome));
+            Some(landed) = tasks.join_next(), if !tasks.is_empty() => {
+                let Landed { done, alone } = landed.context("job task panicked")?;
+                for (at, job, go_on) in alone {
+                    dispatch(&mut tasks, &mover, stop, at, job, Some(go_on));
+                }
+                for done in done {
+                    in_flight -= 1;
+                    busy.remove(&done.job.object_key);
+                    if let Some(outcome) = done.outcome {
+                        acks.push(await_ack(done.at, done.job, outcome));
+                    }
                 }
             }
             Some(acked) = acks.next(), if !acks.is_empty() => {
@@ -298,30 +331,21 @@ pub async fn run(
                         continue;
                     }
                 };
-                // In flight from here: no offset past it is stored until it is done.
-                let at = Position::of(&msg);
-                tracker.start(&at.topic, at.partition, at.offset);
-                if intake.is_paused() {
-                    // From a partition assigned since the pause.
-                    intake.pause(consumer);
+                let mut receiving = Receiving { consumer, publisher, stop, tracker: &mut tracker, intake: &mut intake, waiting: &mut waiting };
+                if !receiving.take(msg).await {
+                    return Ok(());
                 }
-                match decode(&msg) {
-                    Ok(job) => {
-                        let size = msg.payload().map_or(0, <[u8]>::len) + msg.key().map_or(0, <[u8]>::len);
-                        waiting.push(at, job, size);
+                // What else the client has in hand waits too, so that small
+                // jobs start in full batches.
+                for _ in 1..DRAIN_AT_MOST {
+                    if receiving.waiting.is_full() {
+                        break;
                     }
-                    Err((class, error)) => {
-                        tracing::warn!(partition = msg.partition(), offset = msg.offset(), error, "rejected migration job");
-                        while let Err(e) = publisher.dead_letter(&msg, class, &error).await {
-                            tracing::error!(error = %e, "dead-letter failed; retrying");
-                            if stop.is_cancelled() {
-                                return Ok(());
-                            }
-                            tokio::time::sleep(Duration::from_secs(2)).await;
-                        }
-                        if let Some(next) = tracker.finish(&at.topic, at.partition, at.offset) {
-                            store(consumer, &at.topic, at.partition, next);
-                        }
+                    let Some(Ok(msg)) = consumer.recv().now_or_never() else {
+                        break;
+                    };
+                    if !receiving.take(msg.detach()).await {
+                        return Ok(());
                     }
                 }
             }
@@ -329,10 +353,15 @@ pub async fn run(
     }
     // Shutdown: finish the jobs in hand and their acks (the caller bounds
     // this with a grace period).
-    while let Some(done) = tasks.join_next().await {
-        let done = done.context("job task panicked")?;
-        if let Some(outcome) = done.outcome {
-            acks.push(await_ack(done.at, done.job, outcome));
+    while let Some(landed) = tasks.join_next().await {
+        let Landed { done, alone } = landed.context("job task panicked")?;
+        for (at, job, go_on) in alone {
+            dispatch(&mut tasks, &mover, stop, at, job, Some(go_on));
+        }
+        for done in done {
+            if let Some(outcome) = done.outcome {
+                acks.push(await_ack(done.at, done.job, outcome));
+            }
         }
     }
     while let Some(acked) = acks.next().await {
@@ -342,6 +371,59 @@ pub async fn run(
     }
     while sweeps.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Messages the loop takes in at most in one turn: one received, then those
+/// the client already holds.
+const DRAIN_AT_MOST: usize = 1024;
+
+/// What receiving a message touches.
+struct Receiving<'a> {
+    consumer: &'a StreamConsumer,
+    publisher: &'a Publisher,
+    stop: &'a CancellationToken,
+    tracker: &'a mut OffsetTracker,
+    intake: &'a mut Intake,
+    waiting: &'a mut Waiting<Position>,
+}
+
+impl Receiving<'_> {
+    /// Queues a received job, or dead-letters a message that is none.
+    /// `false` when the mover stops while a dead letter cannot be sent.
+    async fn take(&mut self, msg: OwnedMessage) -> bool {
+        // In flight from here: no offset past it is stored until it is done.
+        let at = Position::of(&msg);
+        self.tracker.start(&at.topic, at.partition, at.offset);
+        if self.intake.is_paused() {
+            // From a partition assigned since the pause.
+            self.intake.pause(self.consumer);
+        }
+        match decode(&msg) {
+            Ok(job) => {
+                let size = msg.payload().map_or(0, <[u8]>::len) + msg.key().map_or(0, <[u8]>::len);
+                self.waiting.push(at, job, size);
+            }
+            Err((class, error)) => {
+                tracing::warn!(
+                    partition = msg.partition(),
+                    offset = msg.offset(),
+                    error,
+                    "rejected migration job"
+                );
+                while let Err(e) = self.publisher.dead_letter(&msg, class, &error).await {
+                    tracing::error!(error = %e, "dead-letter failed; retrying");
+                    if self.stop.is_cancelled() {
+                        return false;
+                    }
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                if let Some(next) = self.tracker.finish(&at.topic, at.partition, at.offset) {
+                    store(self.consumer, &at.topic, at.partition, next);
+                }
+            }
+        }
+        true
+    }
 }
 
 /// How often the loop looks for orphan copies whose next delete is due.
@@ -437,20 +519,26 @@ fn interrupted_delays() -> impl Iterator<Item = Duration> {
         .build()
 }
 
+/// Starts a task for a job whose object the caller marked busy: it runs
+/// `go_on` if given (a job leaving a batch), else [`Mover::handle`], and
+/// handles the job again after the mover's own failures.
 fn dispatch(
-    tasks: &mut JoinSet<Done>,
-    busy: &mut HashSet<String>,
+    tasks: &mut JoinSet<Landed>,
     mover: &Arc<Mover>,
     stop: &CancellationToken,
     at: Position,
     job: MigrationJob,
+    mut go_on: Option<GoOn>,
 ) {
-    busy.insert(job.object_key.clone());
     let (mover, stop) = (mover.clone(), stop.clone());
     tasks.spawn(async move {
         let mut delays = interrupted_delays();
         let outcome = loop {
-            match mover.handle(job.clone()).await {
+            let result = match go_on.take() {
+                Some(go_on) => go_on.await,
+                None => mover.handle(job.clone()).await,
+            };
+            match result {
                 Ok(outcome) => break Some(outcome),
                 // Waiting for the tier would hold a job place for good: the
                 // job stays in the ledger, its offset in flight, and a start
@@ -476,7 +564,46 @@ fn dispatch(
                 }
             }
         };
-        Done { at, job, outcome }
+        Landed {
+            done: vec![Done { at, job, outcome }],
+            alone: Vec::new(),
+        }
+    });
+}
+
+/// Starts a task for a batch of small jobs ([`batch`]) whose objects the
+/// caller marked busy; a single job starts alone.
+fn dispatch_batch(
+    tasks: &mut JoinSet<Landed>,
+    mover: &Arc<Mover>,
+    stop: &CancellationToken,
+    mut jobs: Vec<(Position, MigrationJob)>,
+) {
+    if jobs.len() <= 1 {
+        if let Some((at, job)) = jobs.pop() {
+            dispatch(tasks, mover, stop, at, job, None);
+        }
+        return;
+    }
+    let mover = mover.clone();
+    tasks.spawn(async move {
+        let (places, batch): (Vec<Position>, Vec<MigrationJob>) = jobs.into_iter().unzip();
+        let ended = batch::run(&mover, batch.clone()).await;
+        let mut landed = Landed {
+            done: Vec::with_capacity(ended.len()),
+            alone: Vec::new(),
+        };
+        for ((at, job), ended) in places.into_iter().zip(batch).zip(ended) {
+            match ended {
+                Ended::Done(outcome) => landed.done.push(Done {
+                    at,
+                    job,
+                    outcome: Some(outcome),
+                }),
+                Ended::Alone(go_on) => landed.alone.push((at, job, go_on)),
+            }
+        }
+        landed
     });
 }
 

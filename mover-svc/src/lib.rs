@@ -15,6 +15,7 @@
 //!   has no call.
 //! - [`durable`]: group syncs that make file tier copies durable.
 //! - [`mover`]: the protocol in action.
+//! - [`batch`]: small jobs between two `file://` tiers, in batches.
 //! - [`jobs`]: the Kafka job loop: concurrency, ordering per object, offsets.
 //! - [`fault`]: crash points for the crash harness (test builds only).
 //! - [`api`]: HTTP lookups.
@@ -22,6 +23,7 @@
 
 pub mod api;
 pub mod archive;
+pub mod batch;
 pub mod config;
 pub mod db;
 pub mod durable;

@@ -41,6 +41,9 @@ use crate::transfer::{Digest256, MoveError};
 /// Bytes per read and write.
 const CHUNK: usize = 1 << 20;
 
+/// The largest object copied in one go on the calling thread (one chunk).
+pub const ONE_CHUNK: u64 = CHUNK as u64;
+
 /// Chunks buffered between the reader and the writer: memory is
 /// about `CHUNK × (BUFFERS + 1)` (the verifier's own buffer).
 const BUFFERS: usize = 8;
@@ -132,7 +135,7 @@ pub fn copy(
 ) -> Result<Copied, MoveError> {
     let (mut staged, staged_path) = create_staged(dest, fsync)?;
     preallocate(&staged, len);
-    let result = if len <= CHUNK as u64 {
+    let result = if len <= ONE_CHUNK {
         copy_inline(&mut source, len, &mut staged, &staged_path, &mut on_chunk)
     } else {
         copy_threaded(&mut source, len, &staged, &staged_path, &mut on_chunk)

@@ -149,8 +149,21 @@ async fn copy_left(
     }
 }
 
+/// Gives a job without a key the one its fields make (design §3).
+pub(crate) fn fill_job_key(job: &mut MigrationJob) {
+    if job.job_key.is_empty() {
+        job.job_key = strata_proto::retry_job_key(
+            &job.object_key,
+            &job.from_tier,
+            &job.to_tier,
+            job.generation,
+            job.retry,
+        );
+    }
+}
+
 /// Fills a status of a job whose catalog switch is done (SWITCHED, COMPLETED).
-fn switched(
+pub(crate) fn switched(
     s: &mut MigrationStatus,
     job: &MigrationJob,
     generation: u64,
@@ -168,7 +181,7 @@ impl Mover {
     /// The store of the tier `name`. A job in the ledger may name a tier the
     /// configuration no longer has: that is the mover's error (the job stays
     /// in the ledger until the tier is back), not a panic.
-    fn tier(&self, name: &str) -> anyhow::Result<&TierStore> {
+    pub(crate) fn tier(&self, name: &str) -> anyhow::Result<&TierStore> {
         self.tiers
             .get(name)
             .ok_or_else(|| anyhow::Error::new(UnknownTier(name.to_owned())))
@@ -179,15 +192,7 @@ impl Mover {
     /// [`Outcome`] is delivered); `Err` means the mover itself failed and the
     /// job should be handled again later.
     pub async fn handle(&self, mut job: MigrationJob) -> anyhow::Result<Outcome> {
-        if job.job_key.is_empty() {
-            job.job_key = strata_proto::retry_job_key(
-                &job.object_key,
-                &job.from_tier,
-                &job.to_tier,
-                job.generation,
-                job.retry,
-            );
-        }
+        fill_job_key(&mut job);
         let started = Instant::now();
         let (ledger, catalog) = self.db.lookup(&job.job_key, &job.object_key).await?;
         if ledger.is_none()
@@ -314,8 +319,45 @@ impl Mover {
         job: &MigrationJob,
         attempts_before: u32,
         catalog_sha: Option<String>,
+        ledger: Ledger,
+        started: Instant,
+    ) -> anyhow::Result<Outcome> {
+        self.attempts(job, attempts_before, catalog_sha, ledger, started, None)
+            .await
+    }
+
+    /// Goes on with a job whose copy attempt `attempt` failed with `error`
+    /// elsewhere (in a batch, [`crate::batch`]): discards the copy, then
+    /// retries or fails as [`Mover::execute`] does after a failed attempt.
+    pub(crate) async fn after_failed_copy(
+        &self,
+        job: &MigrationJob,
+        attempt: u32,
+        error: MoveError,
+        catalog_sha: Option<String>,
+        started: Instant,
+    ) -> anyhow::Result<Outcome> {
+        self.attempts(
+            job,
+            attempt,
+            catalog_sha,
+            Ledger::Record,
+            started,
+            Some(error),
+        )
+        .await
+    }
+
+    /// The attempts of [`Mover::execute`]; `failed` is an attempt already
+    /// made (the `attempts_before`-th) that failed.
+    async fn attempts(
+        &self,
+        job: &MigrationJob,
+        attempts_before: u32,
+        catalog_sha: Option<String>,
         mut ledger: Ledger,
         started: Instant,
+        mut failed: Option<MoveError>,
     ) -> anyhow::Result<Outcome> {
         let mut delays = ExponentialBuilder::default()
             .with_min_delay(self.settings.min_retry_delay)
@@ -327,14 +369,19 @@ impl Mover {
         let retrying_since = Instant::now();
         let mut attempt = attempts_before;
         let (digest, verifying) = loop {
-            attempt += 1;
-            let error = match self
-                .copy_and_verify(job, attempt, catalog_sha.as_deref(), ledger, started)
-                .await
-            {
-                Ok(verified) => break verified,
-                Err(StepError::Infra(e)) => return Err(e),
-                Err(StepError::Move(e)) => e,
+            let error = match failed.take() {
+                Some(error) => error,
+                None => {
+                    attempt += 1;
+                    match self
+                        .copy_and_verify(job, attempt, catalog_sha.as_deref(), ledger, started)
+                        .await
+                    {
+                        Ok(verified) => break verified,
+                        Err(StepError::Infra(e)) => return Err(e),
+                        Err(StepError::Move(e)) => e,
+                    }
+                }
             };
             let error = match error {
                 MoveError::Archived(message) => self.restore_archived(job, message).await,
@@ -360,18 +407,7 @@ impl Mover {
         let switch = self.db.switch(job, &digest.sha256, digest.bytes).await;
         verifying.answer().await?;
         let Some(generation) = switch? else {
-            // The catalog moved on while we copied (an operator, another mover).
-            self.discard_destination(job).await?;
-            let catalog = self.db.catalog(&job.object_key).await?;
-            return self
-                .reject(
-                    job,
-                    "stale",
-                    "catalog changed during the copy",
-                    catalog.as_ref(),
-                    started,
-                )
-                .await;
+            return self.stale_after_copy(job, started).await;
         };
         fault::point("switched");
         self.step(job, State::Switched, started, |s| {
@@ -381,6 +417,26 @@ impl Mover {
         // of this object runs meanwhile: the source may go.
         self.finish(job, attempt, generation, &digest, started)
             .await
+    }
+
+    /// Ends a job whose switch found that the catalog had moved on while
+    /// it copied (an operator, another mover): the copy goes, the job is
+    /// REJECTED as stale.
+    pub(crate) async fn stale_after_copy(
+        &self,
+        job: &MigrationJob,
+        started: Instant,
+    ) -> anyhow::Result<Outcome> {
+        self.discard_destination(job).await?;
+        let catalog = self.db.catalog(&job.object_key).await?;
+        self.reject(
+            job,
+            "stale",
+            "catalog changed during the copy",
+            catalog.as_ref(),
+            started,
+        )
+        .await
     }
 
     /// One attempt: copy, then verify. Returns the verified digest and the
@@ -558,7 +614,7 @@ impl Mover {
     }
 
     /// Deletes the source of a job whose switch is committed, and completes it.
-    async fn finish(
+    pub(crate) async fn finish(
         &self,
         job: &MigrationJob,
         attempt: u32,
@@ -583,6 +639,20 @@ impl Mover {
                 .set_state(&job.job_key, State::Completed, attempt, None)
                 .await?;
         }
+        self.completed(job, attempt, generation, digest, started, left)
+    }
+
+    /// Reports a job whose end is recorded COMPLETED; `left` names a source
+    /// copy left behind.
+    pub(crate) fn completed(
+        &self,
+        job: &MigrationJob,
+        attempt: u32,
+        generation: u64,
+        digest: &Digest256,
+        started: Instant,
+        left: Option<pb::Error>,
+    ) -> anyhow::Result<Outcome> {
         fault::point("completed");
         metrics::counter!("strata_mover_jobs_total", "state" => "COMPLETED").increment(1);
         metrics::histogram!("strata_mover_job_seconds").record(started.elapsed().as_secs_f64());
@@ -886,7 +956,7 @@ impl Mover {
 
     /// Queues the status of a step on the way. Not awaited: the outcome's
     /// status follows it on the same partition, and its ack vouches for both.
-    fn step(
+    pub(crate) fn step(
         &self,
         job: &MigrationJob,
         state: State,

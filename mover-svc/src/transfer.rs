@@ -23,7 +23,7 @@ use strata_runtime::tiers::{Multipart, TierStore};
 use crate::{durable::GroupSync, local, protocol};
 
 /// Why a step failed, classed for the retry policy.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum MoveError {
     /// The source object is not there: permanent, fail at once.
     #[error("not found: {0}")]

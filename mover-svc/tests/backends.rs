@@ -23,6 +23,7 @@ use bytes::Bytes;
 use clap::Parser;
 use futures::{StreamExt, stream::BoxStream};
 use mover_svc::{
+    batch::{self, Ended},
     db::Db,
     durable::{GroupSync, Syncs},
     mover::{Mover, Settings, StatusSink},
@@ -1099,4 +1100,106 @@ async fn a_copy_waiting_for_the_group_sync_holds_no_copy_slot() {
         assert_eq!(read(&dst, key).await.as_deref(), Some(key.as_bytes()));
         assert_eq!(read(&src, key).await, None);
     }
+}
+
+/// Small jobs between file tiers run as one batch: one group sync covers
+/// all their copies, and each ends as it would alone. The jobs that leave
+/// the batch's path (a missing source, a stale job, a duplicate, an object
+/// too large) go on alone and end as they would have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_moves_small_jobs_together_and_hands_the_others_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display();
+    let src = tier("src", format!("file://{root}/src"), &[]);
+    let dst = tier("dst", format!("file://{root}/dst"), &[]);
+    let syncs = Arc::new(AtomicUsize::new(0));
+    let counted = syncs.clone();
+    let sync = GroupSync::start_with(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    })
+    .unwrap();
+    let Setup {
+        mut mover,
+        _dir,
+        _cluster,
+    } = mover(&src, &dst, None, None);
+    mover.syncs = Syncs::from_iter([("dst".to_string(), sync)]);
+    let mover = Arc::new(mover);
+    let ledger = |job: MigrationJob| {
+        let mover = mover.clone();
+        async move { mover.db.ledger(&job.job_key).await.unwrap().unwrap() }
+    };
+
+    // Two objects moved once already: "back" returns to src (its catalog
+    // digest checked), "stale" is asked for again at the generation it had.
+    for key in ["back", "stale"] {
+        put(&src, key, key.as_bytes()).await;
+        let outcome = mover.handle(job(key)).await.unwrap();
+        outcome.delivered().await.unwrap();
+    }
+    let small = ["a", "b", "c", "d", "e"];
+    for key in small {
+        put(&src, key, key.as_bytes()).await;
+    }
+    let large = vec![7u8; (batch::MAX_BYTES + 1) as usize];
+    put(&src, "large", &large).await;
+    let stale = MigrationJob {
+        job_key: strata_proto::retry_job_key("stale", "src", "dst", 0, 1),
+        retry: 1,
+        ..job("stale")
+    };
+
+    let mut jobs: Vec<MigrationJob> = small.into_iter().map(job).collect();
+    jobs.push(back("back", 0));
+    // A missing source, a stale job, a duplicate (the first move of
+    // "back"), an object over the batch's size.
+    jobs.extend([job("missing"), stale.clone(), job("back"), job("large")]);
+    assert!(jobs.iter().all(|j| mover.batchable(j)));
+    let syncs_before = syncs.load(Ordering::SeqCst);
+    let ended = batch::run(&mover, jobs.clone()).await;
+    assert_eq!(
+        syncs.load(Ordering::SeqCst) - syncs_before,
+        1,
+        "one group sync for the batch's copies to dst"
+    );
+
+    let mut went_on = Vec::new();
+    for (job, ended) in jobs.iter().zip(ended) {
+        match ended {
+            Ended::Done(outcome) => outcome.delivered().await.unwrap(),
+            Ended::Alone(go_on) => {
+                went_on.push(job.object_key.as_str());
+                go_on.await.unwrap().delivered().await.unwrap();
+            }
+        }
+    }
+    assert_eq!(went_on, ["missing", "stale", "back", "large"]);
+
+    for key in small {
+        assert_eq!(ledger(job(key)).await.state, State::Completed);
+        assert_eq!(read(&dst, key).await.as_deref(), Some(key.as_bytes()));
+        assert_eq!(read(&src, key).await, None, "{key} left at the source");
+        let c = mover.db.catalog(key).await.unwrap().unwrap();
+        assert_eq!((c.tier.as_str(), c.generation), ("dst", 1));
+        assert_eq!(c.sha256.unwrap(), hex::encode(Sha256::digest(key)));
+    }
+    assert_eq!(ledger(back("back", 0)).await.state, State::Completed);
+    assert_eq!(read(&src, "back").await.as_deref(), Some(&b"back"[..]));
+    assert_eq!(read(&dst, "back").await, None);
+    assert_eq!(
+        mover.db.catalog("back").await.unwrap().unwrap().generation,
+        2
+    );
+
+    let missing = ledger(job("missing")).await;
+    assert_eq!(missing.state, State::Rejected);
+    assert_eq!(missing.error.unwrap().0, "not_found");
+    let stale = ledger(stale).await;
+    assert_eq!(stale.state, State::Rejected);
+    assert_eq!(stale.error.unwrap().0, "stale");
+    assert_eq!(read(&dst, "stale").await.as_deref(), Some(&b"stale"[..]));
+    assert_eq!(ledger(job("large")).await.state, State::Completed);
+    assert_eq!(read(&dst, "large").await, Some(large));
+    assert_eq!(read(&src, "large").await, None);
 }

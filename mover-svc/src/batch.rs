@@ -1,0 +1,534 @@
+//! Small jobs between two `file://` tiers, a batch at a time.
+//!
+//! A small object's file work (copy with SHA-256, read back, rename, delete)
+//! takes about a tenth of a millisecond; alone, each job also pays five
+//! ledger requests, a copy slot, a blocking task for its copy and a wait
+//! for the group sync, each a hand-off between threads. A batch takes the
+//! same steps for up to [`MAX_JOBS`] jobs together: one ledger request per
+//! step, one copy slot, one blocking task that copies the objects one after
+//! another, one group sync per destination tier. Each job keeps the
+//! protocol's order and its statuses (design §5): accepted, copied, synced,
+//! verified, switched in a durable commit, source deleted, completed.
+//!
+//! The ledger records what it does on a job's own path, so a restart resumes
+//! a batch's jobs one by one, from their rows (`Mover::recover`). The one
+//! difference: VERIFYING is written in the switch's transaction rather than
+//! before the read-back is compared, which resumes alike (the copy is
+//! discarded and made again).
+//!
+//! A job that leaves the common path (it is a duplicate or stale, its copy
+//! or verification failed, its switch found the catalog moved on, its
+//! source would not go, the ledger or the broker failed) goes on alone from
+//! where it stands, as [`Ended::Alone`], with the same code a job alone
+//! runs: the batch never decides a failure itself.
+
+use std::{collections::BTreeSet, path::PathBuf, sync::Arc};
+
+use futures::{FutureExt, future::BoxFuture};
+use strata_proto::{MigrationJob, State};
+use strata_runtime::{limits::Limits, tiers::TierStore};
+use tokio::time::Instant;
+
+use crate::{
+    fault, local,
+    mover::{self, Mover, Outcome},
+    protocol::{self, Arrival, VerifyError},
+    transfer::{self, Digest256, MoveError},
+};
+
+/// Jobs in one batch at most.
+pub const MAX_JOBS: usize = 16;
+
+/// Objects up to this size go in batches: the direct copy reads, hashes,
+/// writes and reads back such an object in one go ([`local::copy`]).
+pub const MAX_BYTES: u64 = local::ONE_CHUNK;
+
+/// What became of a job of a batch.
+pub enum Ended {
+    /// Its outcome is recorded and its status queued.
+    Done(Outcome),
+    /// It goes on alone: the future ends it as [`Mover::handle`] would.
+    Alone(BoxFuture<'static, anyhow::Result<Outcome>>),
+}
+
+impl Mover {
+    /// Whether `job` may go in a batch: a small object (by the job's word;
+    /// the catalog's is checked again) between two configured `file://`
+    /// tiers.
+    pub fn batchable(&self, job: &MigrationJob) -> bool {
+        let local = |name: &str| self.tiers.get(name).is_some_and(|t| t.local.is_some());
+        job.size_bytes <= MAX_BYTES
+            && job.from_tier != job.to_tier
+            && local(&job.from_tier)
+            && local(&job.to_tier)
+    }
+}
+
+/// A job still on the batch's path.
+struct Job {
+    /// Its place in the batch.
+    i: usize,
+    job: MigrationJob,
+    /// The catalog's checksum of the object, when it has one.
+    catalog_sha: Option<String>,
+    /// The size found at the job's `from_tier` of an object the catalog has
+    /// not seen, registered there as the job is accepted.
+    register: Option<u64>,
+}
+
+/// What one copy of the batch needs on its blocking thread.
+struct CopyWork {
+    source: PathBuf,
+    dest: PathBuf,
+    /// Fsync the file and its folder (a tier that fsyncs but has no group sync).
+    fsync_each: bool,
+    limits: [Arc<Limits>; 2],
+}
+
+/// The batch's jobs and what became of each.
+struct Batch<'a> {
+    mover: &'a Arc<Mover>,
+    started: Instant,
+    ended: Vec<Option<Ended>>,
+}
+
+impl Batch<'_> {
+    /// `job` goes on alone through [`Mover::handle`], which resumes it
+    /// from its ledger row (or finds it new, a duplicate, stale).
+    fn alone(&mut self, i: usize, job: &MigrationJob) {
+        let (mover, job) = (self.mover.clone(), job.clone());
+        self.ended[i] = Some(Ended::Alone(async move { mover.handle(job).await }.boxed()));
+    }
+
+    /// `job`'s first copy attempt failed: it goes on alone from there.
+    fn copy_failed(&mut self, job: Job, error: MoveError) {
+        let (mover, started) = (self.mover.clone(), self.started);
+        let Job {
+            i,
+            job,
+            catalog_sha,
+            ..
+        } = job;
+        self.ended[i] = Some(Ended::Alone(
+            async move {
+                mover
+                    .after_failed_copy(&job, 1, error, catalog_sha, started)
+                    .await
+            }
+            .boxed(),
+        ));
+    }
+
+    /// The jobs of `jobs` that queue their status of `state`; the others
+    /// (the broker refused it) go on alone.
+    fn report(
+        &mut self,
+        jobs: Vec<Job>,
+        state: State,
+        fill: impl Fn(&Job, &mut strata_proto::MigrationStatus),
+    ) -> Vec<Job> {
+        let started = self.started;
+        let mut kept = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match self.mover.step(&job.job, state, started, |s| fill(&job, s)) {
+                Ok(()) => kept.push(job),
+                Err(e) => {
+                    tracing::warn!(job_key = %job.job.job_key, error = format!("{e:#}"), "status not queued; the job goes on alone");
+                    self.alone(job.i, &job.job);
+                }
+            }
+        }
+        kept
+    }
+
+    /// Every job of `jobs` goes on alone after the ledger failed them.
+    fn all_alone(&mut self, jobs: Vec<Job>, error: &anyhow::Error) {
+        tracing::warn!(
+            jobs = jobs.len(),
+            error = format!("{error:#}"),
+            "batch step failed; its jobs go on alone"
+        );
+        for job in jobs {
+            self.alone(job.i, &job.job);
+        }
+    }
+}
+
+/// Runs a batch of jobs whose objects no other job holds (each
+/// [`Mover::batchable`]); answers what became of each, in their order.
+pub async fn run(mover: &Arc<Mover>, mut jobs: Vec<MigrationJob>) -> Vec<Ended> {
+    for job in &mut jobs {
+        mover::fill_job_key(job);
+    }
+    metrics::counter!("strata_mover_batches_total").increment(1);
+    metrics::counter!("strata_mover_batched_jobs_total").increment(jobs.len() as u64);
+    let mut batch = Batch {
+        mover,
+        started: Instant::now(),
+        ended: jobs.iter().map(|_| None).collect(),
+    };
+    let copied = start_and_copy(&mut batch, jobs).await;
+    let switched = switch(&mut batch, copied).await;
+    delete_and_complete(&mut batch, switched).await;
+    batch
+        .ended
+        .into_iter()
+        .map(|ended| ended.expect("every job of a batch ends or goes on alone"))
+        .collect()
+}
+
+/// Looks the jobs up, accepts those that start, copies them and waits for
+/// the copies' group syncs. Answers each job with its copy and read-back.
+async fn start_and_copy(
+    batch: &mut Batch<'_>,
+    jobs: Vec<MigrationJob>,
+) -> Vec<(Job, local::Copied)> {
+    let mover = batch.mover;
+    let keys = jobs
+        .iter()
+        .map(|j| (j.job_key.clone(), j.object_key.clone()))
+        .collect();
+    let found = match mover.db.lookup_many(keys).await {
+        Ok(found) => found,
+        Err(e) => {
+            let jobs = jobs.into_iter().enumerate();
+            batch.all_alone(
+                jobs.map(|(i, job)| Job {
+                    i,
+                    job,
+                    catalog_sha: None,
+                    register: None,
+                })
+                .collect(),
+                &e,
+            );
+            return Vec::new();
+        }
+    };
+    // Only new jobs of small objects take the batch's path: those the
+    // catalog knows at the job's tier and generation, and those it has not
+    // seen that are found at the job's tier.
+    let mut starting = Vec::with_capacity(jobs.len());
+    let mut unseen = Vec::new();
+    for (i, (job, (ledger, catalog))) in jobs.into_iter().zip(found).enumerate() {
+        let job = Job {
+            i,
+            job,
+            catalog_sha: None,
+            register: None,
+        };
+        match (
+            protocol::on_arrival(ledger.as_ref(), catalog.as_ref(), &job.job),
+            catalog,
+        ) {
+            (Arrival::Start, Some(c)) if c.size <= MAX_BYTES => starting.push(Job {
+                catalog_sha: c.sha256,
+                ..job
+            }),
+            (Arrival::Register, _) => unseen.push(job),
+            _ => batch.alone(i, &job.job),
+        }
+    }
+    starting.extend(register(batch, unseen).await);
+    if starting.is_empty() {
+        return Vec::new();
+    }
+    let accepted = starting
+        .iter()
+        .map(|j| (j.job.clone(), j.register))
+        .collect();
+    if let Err(e) = mover.db.accept_many(accepted).await {
+        batch.all_alone(starting, &e);
+        return Vec::new();
+    }
+    for _ in &starting {
+        fault::point("accepted");
+    }
+    let starting = batch.report(starting, State::Accepted, |j, s| {
+        s.current_tier = j.job.from_tier.clone()
+    });
+    // Closed when the mover stops: the jobs resume at the next start.
+    let Ok(slot) = mover.settings.copy_slots.clone().acquire_owned().await else {
+        batch.all_alone(starting, &anyhow::anyhow!("copy slots closed: stopping"));
+        return Vec::new();
+    };
+    for _ in &starting {
+        fault::point("copying");
+    }
+    let starting = batch.report(starting, State::Copying, |j, s| {
+        s.attempt = 1;
+        s.current_tier = j.job.from_tier.clone();
+    });
+
+    // Paths and rate limits on this side; the files on a blocking thread.
+    let mut work = Vec::with_capacity(starting.len());
+    let mut copying = Vec::with_capacity(starting.len());
+    for job in starting {
+        match copy_work(mover, &job.job).await {
+            Ok(w) => {
+                work.push(w);
+                copying.push(job);
+            }
+            Err(e) => batch.copy_failed(job, e),
+        }
+    }
+    let runtime = tokio::runtime::Handle::current();
+    let results = tokio::task::spawn_blocking(move || {
+        work.into_iter()
+            .map(|w| {
+                local::copy_file(&w.source, &w.dest, w.fsync_each, |_, chunk| {
+                    fault::point("mid-copy");
+                    for limit in w.limits.iter().filter(|l| !l.is_unlimited()) {
+                        runtime.block_on(limit.bytes(chunk));
+                    }
+                })
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    drop(slot);
+    let results = match results {
+        Ok(results) => results,
+        Err(e) => {
+            let error = MoveError::Transient(format!("copy task failed: {e}"));
+            for job in copying {
+                batch.copy_failed(job, error.clone());
+            }
+            return Vec::new();
+        }
+    };
+
+    // One group sync per destination tier, begun after every copy is written.
+    let tiers: BTreeSet<&str> = copying.iter().map(|j| j.job.to_tier.as_str()).collect();
+    let mut unsynced = Vec::new();
+    for tier in tiers {
+        if let Some(sync) = mover.syncs.of(tier)
+            && let Err(e) = sync.sync().await
+        {
+            unsynced.push((tier.to_owned(), e));
+        }
+    }
+    let mut copied = Vec::with_capacity(copying.len());
+    for (job, result) in copying.into_iter().zip(results) {
+        let synced = unsynced
+            .iter()
+            .find(|(tier, _)| *tier == job.job.to_tier)
+            .map(|(_, e)| e.clone());
+        match (result, synced) {
+            (Ok(c), None) => copied.push((job, c)),
+            (Err(e), _) | (Ok(_), Some(e)) => batch.copy_failed(job, e),
+        }
+    }
+    copied
+}
+
+/// Finds the sizes of objects the catalog has not seen, at their jobs'
+/// `from_tier`, in one blocking task. Answers the small ones found; the
+/// others go on alone (where a missing object is rejected, a large one
+/// copied alone).
+async fn register(batch: &mut Batch<'_>, unseen: Vec<Job>) -> Vec<Job> {
+    if unseen.is_empty() {
+        return unseen;
+    }
+    let mut sources: Vec<Option<PathBuf>> = Vec::with_capacity(unseen.len());
+    for job in &unseen {
+        // A request each, as the HEAD a job alone sends.
+        if let Ok(tier) = tier(batch.mover, &job.job.from_tier) {
+            tier.limits.op().await;
+        }
+        sources.push(source_file(batch.mover, &job.job).ok());
+    }
+    let sizes = tokio::task::spawn_blocking(move || {
+        sources
+            .into_iter()
+            .map(|path| {
+                let meta = std::fs::metadata(path?).ok()?;
+                meta.is_file().then_some(meta.len())
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    let mut found = Vec::with_capacity(unseen.len());
+    for (i, job) in unseen.into_iter().enumerate() {
+        match sizes.get(i).copied().flatten() {
+            Some(size) if size <= MAX_BYTES => found.push(Job {
+                register: Some(size),
+                ..job
+            }),
+            _ => batch.alone(job.i, &job.job),
+        }
+    }
+    found
+}
+
+/// The file of `job`'s object on its `from_tier`.
+fn source_file(mover: &Mover, job: &MigrationJob) -> Result<PathBuf, MoveError> {
+    file(tier(mover, &job.from_tier)?, &job.object_key)
+}
+
+fn tier<'a>(mover: &'a Mover, name: &str) -> Result<&'a TierStore, MoveError> {
+    mover
+        .tier(name)
+        .map_err(|e| MoveError::Permanent(format!("{e:#}")))
+}
+
+/// The file of `key` on the `file://` tier `tier`.
+fn file(tier: &TierStore, key: &str) -> Result<PathBuf, MoveError> {
+    let local = tier
+        .local
+        .as_ref()
+        .ok_or_else(|| MoveError::Permanent(format!("tier {} is not a file:// tier", tier.name)))?;
+    local
+        .file_of(&transfer::location(tier, key)?)
+        .map_err(|e| MoveError::Permanent(format!("{e:#}")))
+}
+
+/// The files and limits of one job's copy; takes the copy's requests from
+/// both tiers' operation caps.
+async fn copy_work(mover: &Mover, job: &MigrationJob) -> Result<CopyWork, MoveError> {
+    let (src, dst) = (tier(mover, &job.from_tier)?, tier(mover, &job.to_tier)?);
+    let (source, dest) = (file(src, &job.object_key)?, file(dst, &job.object_key)?);
+    src.limits.op().await;
+    dst.limits.op().await;
+    let fsync = dst.local.as_ref().is_some_and(|l| l.fsync);
+    Ok(CopyWork {
+        source,
+        dest,
+        fsync_each: fsync && mover.syncs.of(&dst.name).is_none(),
+        limits: [src.limits.clone(), dst.limits.clone()],
+    })
+}
+
+/// Verifies each copy and switches the verified ones in one durable
+/// commit. Answers each switched job with its new generation and digest.
+async fn switch(
+    batch: &mut Batch<'_>,
+    copied: Vec<(Job, local::Copied)>,
+) -> Vec<(Job, u64, Digest256)> {
+    let mover = batch.mover;
+    let mut verified = Vec::with_capacity(copied.len());
+    for (job, c) in copied {
+        fault::point("copied");
+        metrics::counter!("strata_mover_bytes_copied_total").increment(c.copied.bytes);
+        fault::point("verifying");
+        let queued = mover.step(&job.job, State::Verifying, batch.started, |s| {
+            s.attempt = 1;
+            s.sha256 = c.copied.sha256.clone();
+            s.bytes = c.copied.bytes;
+            s.current_tier = job.job.from_tier.clone();
+        });
+        if let Err(e) = queued {
+            tracing::warn!(job_key = %job.job.job_key, error = format!("{e:#}"), "status not queued; the job goes on alone");
+            batch.alone(job.i, &job.job);
+            continue;
+        }
+        let check = protocol::verify(
+            &c.copied.sha256,
+            c.copied.bytes,
+            &c.read_back.sha256,
+            c.read_back.bytes,
+            job.catalog_sha.as_deref(),
+        );
+        match check {
+            Ok(()) => {
+                fault::point("verified");
+                verified.push((job, c.copied));
+            }
+            Err(e @ VerifyError::Catalog { .. }) => {
+                batch.copy_failed(job, MoveError::SourceChanged(e.to_string()))
+            }
+            Err(e) => batch.copy_failed(job, MoveError::VerifyMismatch(e.to_string())),
+        }
+    }
+    if verified.is_empty() {
+        return Vec::new();
+    }
+    let rows = verified
+        .iter()
+        .map(|(job, d)| (job.job.clone(), d.sha256.clone(), d.bytes))
+        .collect();
+    let generations = match mover.db.switch_many(rows).await {
+        Ok(generations) => generations,
+        Err(e) => {
+            batch.all_alone(verified.into_iter().map(|(job, _)| job).collect(), &e);
+            return Vec::new();
+        }
+    };
+    let mut switched = Vec::with_capacity(verified.len());
+    for ((job, digest), generation) in verified.into_iter().zip(generations) {
+        let Some(generation) = generation else {
+            let (mover, started, j) = (mover.clone(), batch.started, job.job.clone());
+            batch.ended[job.i] = Some(Ended::Alone(
+                async move { mover.stale_after_copy(&j, started).await }.boxed(),
+            ));
+            continue;
+        };
+        fault::point("switched");
+        let queued = mover.step(&job.job, State::Switched, batch.started, |s| {
+            mover::switched(s, &job.job, generation, &digest, 1)
+        });
+        match queued {
+            Ok(()) => switched.push((job, generation, digest)),
+            Err(e) => {
+                tracing::warn!(job_key = %job.job.job_key, error = format!("{e:#}"), "status not queued; the job goes on alone");
+                batch.alone(job.i, &job.job);
+            }
+        }
+    }
+    switched
+}
+
+/// Deletes the switched jobs' sources and completes them together. A
+/// source that does not go is left to [`Mover::finish`], alone.
+async fn delete_and_complete(batch: &mut Batch<'_>, switched: Vec<(Job, u64, Digest256)>) {
+    let mover = batch.mover;
+    let deletes = switched.iter().map(|(job, ..)| async {
+        let tier = mover.tier(&job.job.from_tier).map_err(|e| e.to_string())?;
+        transfer::delete(tier, &job.job.object_key)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    let deleted = futures::future::join_all(deletes).await;
+    let mut gone = Vec::with_capacity(switched.len());
+    for ((job, generation, digest), result) in switched.into_iter().zip(deleted) {
+        match result {
+            Ok(()) => {
+                fault::point("deleted");
+                gone.push((job, generation, digest));
+            }
+            Err(error) => {
+                tracing::info!(job_key = %job.job.job_key, error, "source not deleted in the batch; its job goes on alone");
+                let (mover, started) = (mover.clone(), batch.started);
+                batch.ended[job.i] = Some(Ended::Alone(
+                    async move {
+                        mover
+                            .finish(&job.job, 1, generation, &digest, started)
+                            .await
+                    }
+                    .boxed(),
+                ));
+            }
+        }
+    }
+    if gone.is_empty() {
+        return;
+    }
+    let keys = gone
+        .iter()
+        .map(|(job, ..)| job.job.job_key.clone())
+        .collect();
+    if let Err(e) = mover.db.complete_many(keys, 1).await {
+        batch.all_alone(gone.into_iter().map(|(job, ..)| job).collect(), &e);
+        return;
+    }
+    for (job, generation, digest) in gone {
+        match mover.completed(&job.job, 1, generation, &digest, batch.started, None) {
+            Ok(outcome) => batch.ended[job.i] = Some(Ended::Done(outcome)),
+            Err(e) => {
+                tracing::warn!(job_key = %job.job.job_key, error = format!("{e:#}"), "outcome not queued; the job goes on alone");
+                batch.alone(job.i, &job.job);
+            }
+        }
+    }
+}
