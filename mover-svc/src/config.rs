@@ -59,7 +59,7 @@ pub struct Config {
     pub concurrency: usize,
 
     /// Jobs in flight at most, copying or between their steps; default
-    /// sixteen per copy (`--concurrency`).
+    /// 64 per copy (`--concurrency`).
     #[arg(long, env = "STRATA_MOVER_JOBS_IN_FLIGHT")]
     pub jobs_in_flight: Option<usize>,
 

@@ -55,15 +55,14 @@ use mover::{Mover, Settings, StatusSink};
 /// Jobs in flight per copy slot (`--concurrency`) unless
 /// `--jobs-in-flight` says otherwise. A job holds a slot only while it
 /// copies and verifies; the others meanwhile accept, switch, delete and
-/// report, each waiting on a ledger commit that it shares with its
-/// neighbours (group commit). At one job per slot the copies idled through
-/// those waits: 10,000 small jobs at four slots ran at about 1,400
-/// objects/s, at four jobs per slot about 2,100. At sixteen the ledger's
-/// groups are larger and the threads wait less for one another: on tmpfs,
-/// at four slots, 6,000 to 7,600 objects/s at 2.1 to 2.6 s of CPU, against
-/// 5,300 to 5,800 at 2.6 to 2.9 s with four per slot (docs/performance.md,
-/// 2026-12-06). 256 jobs in flight did as well as 64; 1,024 was slower.
-const JOBS_PER_COPY_SLOT: usize = 16;
+/// report, each waiting on a ledger commit or a group sync that it shares
+/// with its neighbours. Small jobs between file tiers go in batches of 16
+/// ([`batch`]), each batch waiting for two disk flushes in turn (the group
+/// sync of its copies, then the durable commit of its switches): with 64
+/// in flight at four slots, four batches, the copies idled through those
+/// waits (4,400 objects/s on a journaled ext4); with 256, sixteen batches,
+/// about 6,200; 512 did no better (docs/performance.md, 2026-12-06).
+const JOBS_PER_COPY_SLOT: usize = 64;
 
 /// What the HTTP handlers share.
 #[derive(Clone)]

@@ -511,8 +511,8 @@ class MoverRun:
             arrived = len(self.moto.objects(self.bucket))
         arrived -= 1  # the warm-up object
         # Jobs cut by the stop may leave their copies behind: up to the jobs
-        # in flight, sixteen per copy slot.
-        in_flight = 16 * a.concurrency
+        # in flight, 64 per copy slot.
+        in_flight = 64 * a.concurrency
         ok = ok and abs(left - (n - completed)) <= in_flight and abs(arrived - completed) <= in_flight
         self.partial = not ok_wait
         for k, want in self.expect_sha.items():
