@@ -12,8 +12,8 @@
 //!
 //! The ledger records what it does on a job's own path, so a restart resumes
 //! a batch's jobs one by one, from their rows (`Mover::recover`). The one
-//! difference: VERIFYING is written in the switch's transaction rather than
-//! before the read-back is compared, which resumes alike (the copy is
+//! difference: no VERIFYING row is written (the switch records the copy's
+//! digest), and a COPYING row resumes as a VERIFYING one would (the copy is
 //! discarded and made again).
 //!
 //! A job that leaves the common path (it is a duplicate or stale, its copy
@@ -22,7 +22,11 @@
 //! where it stands, as [`Ended::Alone`], with the same code a job alone
 //! runs: the batch never decides a failure itself.
 
-use std::{collections::BTreeSet, path::PathBuf, sync::Arc};
+use std::{
+    collections::{BTreeSet, HashMap},
+    path::PathBuf,
+    sync::Arc,
+};
 
 use futures::{FutureExt, future::BoxFuture};
 use strata_proto::{MigrationJob, State};
@@ -479,37 +483,57 @@ async fn switch(
     switched
 }
 
-/// Deletes the switched jobs' sources and completes them together. A
-/// source that does not go is left to [`Mover::finish`], alone.
+/// Deletes the switched jobs' sources in one blocking task and completes
+/// them together. A source that does not go is left to [`Mover::finish`],
+/// alone, which tries again and tells a refusal from a failure.
 async fn delete_and_complete(batch: &mut Batch<'_>, switched: Vec<(Job, u64, Digest256)>) {
     let mover = batch.mover;
-    let deletes = switched.iter().map(|(job, ..)| async {
-        let tier = mover.tier(&job.job.from_tier).map_err(|e| e.to_string())?;
-        transfer::delete(tier, &job.job.object_key)
-            .await
-            .map_err(|e| e.to_string())
-    });
-    let deleted = futures::future::join_all(deletes).await;
+    let mut files = Vec::with_capacity(switched.len());
+    for (job, ..) in &switched {
+        let file = match tier(mover, &job.job.from_tier) {
+            Ok(t) => {
+                // A request each, as a delete through the store.
+                t.limits.op().await;
+                let root = t.local.as_ref().map(|l| l.root.clone());
+                root.zip(file(t, &job.job.object_key).ok())
+            }
+            Err(_) => None,
+        };
+        files.push(file);
+    }
+    let deleted = tokio::task::spawn_blocking(move || {
+        let mut canonical: HashMap<PathBuf, Option<PathBuf>> = HashMap::new();
+        files
+            .into_iter()
+            .map(|file| {
+                file.is_some_and(|(root, path)| {
+                    let root = canonical
+                        .entry(root)
+                        .or_insert_with_key(|root| std::fs::canonicalize(root).ok());
+                    local::delete_file(&path, root.as_deref()).is_ok()
+                })
+            })
+            .collect::<Vec<bool>>()
+    })
+    .await
+    .unwrap_or_default();
     let mut gone = Vec::with_capacity(switched.len());
-    for ((job, generation, digest), result) in switched.into_iter().zip(deleted) {
-        match result {
-            Ok(()) => {
-                fault::point("deleted");
-                gone.push((job, generation, digest));
-            }
-            Err(error) => {
-                tracing::info!(job_key = %job.job.job_key, error, "source not deleted in the batch; its job goes on alone");
-                let (mover, started) = (mover.clone(), batch.started);
-                batch.ended[job.i] = Some(Ended::Alone(
-                    async move {
-                        mover
-                            .finish(&job.job, 1, generation, &digest, started)
-                            .await
-                    }
-                    .boxed(),
-                ));
-            }
+    for (i, (job, generation, digest)) in switched.into_iter().enumerate() {
+        if deleted.get(i).copied().unwrap_or(false) {
+            fault::point("deleted");
+            gone.push((job, generation, digest));
+            continue;
         }
+        tracing::info!(job_key = %job.job.job_key, "source not deleted in the batch; its job goes on alone");
+        let (mover, started) = (mover.clone(), batch.started);
+        batch.ended[job.i] = Some(Ended::Alone(
+            async move {
+                mover
+                    .finish(&job.job, 1, generation, &digest, started)
+                    .await
+            }
+            .boxed(),
+        ));
     }
     if gone.is_empty() {
         return;

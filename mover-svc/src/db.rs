@@ -457,8 +457,9 @@ impl Db {
     /// The pointer switch: atomically points the catalog at the
     /// job's `to_tier` with the verified digest and a new generation, only if
     /// it still names `from_tier` at the job's generation, and marks the job
-    /// SWITCHED. Returns the new generation, or `None` when the catalog had
-    /// moved on (nothing changed).
+    /// SWITCHED with that digest (a resume completes the job with it).
+    /// Returns the new generation, or `None` when the catalog had moved on
+    /// (nothing changed).
     ///
     /// Waits for the disk (`synchronous=FULL`), as a job's end does: the
     /// source is deleted after it, so it must survive power loss. In WAL mode
@@ -476,9 +477,7 @@ impl Db {
     }
 
     /// [`Db::switch`] of many verified copies (`(job, sha256, size)`) in one
-    /// request, each recorded VERIFYING with its digest first, as
-    /// [`Db::queue_state`] does on a job's own path. Answers each job's new
-    /// generation or `None`, in order.
+    /// request. Answers each job's new generation or `None`, in order.
     pub async fn switch_many(
         &self,
         verified: Vec<(MigrationJob, String, u64)>,
@@ -486,11 +485,7 @@ impl Db {
         self.call(true, move |c| {
             verified
                 .iter()
-                .map(|(job, sha, size)| {
-                    let copied = Some((sha.as_str(), *size));
-                    update_state(c, &job.job_key, State::Verifying, 1, copied)?;
-                    switch_rows(c, job, sha, *size)
-                })
+                .map(|(job, sha, size)| switch_rows(c, job, sha, *size))
                 .collect()
         })
         .await
@@ -679,10 +674,17 @@ fn switch_rows(
     }
     let new_generation = job.generation + 1;
     c.prepare_cached(
-        "UPDATE ledger SET state = 'SWITCHED', new_generation = ?2, updated_at_ms = ?3
+        "UPDATE ledger SET state = 'SWITCHED', new_generation = ?2, sha256 = ?3, bytes = ?4,
+            updated_at_ms = ?5
          WHERE job_key = ?1",
     )?
-    .execute(params![job.job_key, new_generation as i64, now])?;
+    .execute(params![
+        job.job_key,
+        new_generation as i64,
+        sha,
+        size as i64,
+        now
+    ])?;
     Ok(Some(new_generation))
 }
 

@@ -180,6 +180,30 @@ pub fn copy_file(
     Ok(copied)
 }
 
+/// Deletes the file `path` of a tier (a file already gone counts as
+/// deleted), then each folder above it that this leaves empty, up to the
+/// tier's folder `root`, which stays: what object_store's `LocalFileSystem`
+/// does with its automatic cleanup, which the tiers use. `root` is
+/// canonical, as the store's paths are; without it no folder is removed.
+pub fn delete_file(path: &Path, root: Option<&Path>) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    let Some(root) = root else {
+        return Ok(());
+    };
+    let mut folder = path.parent();
+    while let Some(f) = folder.filter(|f| *f != root && f.starts_with(root)) {
+        if std::fs::remove_dir(f).is_err() {
+            break;
+        }
+        folder = f.parent();
+    }
+    Ok(())
+}
+
 /// What tells a file from another at its path, or from itself modified:
 /// its inode, size and modification time.
 fn file_identity(meta: &std::fs::Metadata) -> (u64, u64, Option<std::time::SystemTime>) {
@@ -565,6 +589,30 @@ mod tests {
 
     fn sha(bytes: &[u8]) -> String {
         hex::encode(Sha256::digest(bytes))
+    }
+
+    #[test]
+    fn a_delete_removes_the_folders_it_empties_up_to_the_tier_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let deep = root.join("a/b/c");
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(deep.join("x"), b"x").unwrap();
+        std::fs::write(root.join("a/kept"), b"k").unwrap();
+        delete_file(&deep.join("x"), Some(&root)).unwrap();
+        // c and b were left empty; a still holds a file.
+        assert!(!root.join("a/b").exists());
+        assert!(root.join("a/kept").exists());
+        delete_file(&root.join("a/kept"), Some(&root)).unwrap();
+        assert!(!root.join("a").exists());
+        assert!(root.exists(), "the tier's folder stays");
+        // Gone already: deleted.
+        delete_file(&root.join("a/kept"), Some(&root)).unwrap();
+        // Without the tier's folder, only the file goes.
+        std::fs::create_dir_all(root.join("d")).unwrap();
+        std::fs::write(root.join("d/y"), b"y").unwrap();
+        delete_file(&root.join("d/y"), None).unwrap();
+        assert!(root.join("d").exists() && !root.join("d/y").exists());
     }
 
     #[test]
