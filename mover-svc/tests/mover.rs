@@ -639,3 +639,51 @@ async fn a_copy_longer_than_the_poll_interval_keeps_the_group_and_is_not_deliver
     );
     h.stop().await;
 }
+
+/// The metric `name` as the process's `/metrics` renders it (0 if absent).
+fn metric(name: &str) -> f64 {
+    let rendered = strata_runtime::telemetry::prometheus().render();
+    rendered
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Small jobs queued while the mover was down start in batches when it
+/// starts: the loop takes in what the client holds before it starts jobs.
+/// Each job still reports every step, in order, and moves once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_small_jobs_go_in_batches_and_each_reports_every_step() {
+    let mut h = Harness::new().await;
+    h.stop().await;
+    let mut jobs = Vec::new();
+    for i in 0..48 {
+        let key = format!("queued/{i:02}");
+        h.put("hot", &key, key.as_bytes());
+        jobs.push((key.clone(), h.send_job(&key, "hot", "warm", 0).await));
+    }
+    let batched_before = metric("strata_mover_batched_jobs_total");
+    h.start();
+    for (key, job) in &jobs {
+        let seen = h.until_terminal(job, 1).await;
+        assert_eq!(
+            states(&seen),
+            [
+                State::Accepted,
+                State::Copying,
+                State::Verifying,
+                State::Switched,
+                State::Completed
+            ],
+            "{key}"
+        );
+        assert_eq!(std::fs::read(h.path("warm", key)).unwrap(), key.as_bytes());
+        assert!(!h.path("hot", key).exists(), "{key} left at the source");
+    }
+    let batched = metric("strata_mover_batched_jobs_total") - batched_before;
+    assert!(
+        batched >= 16.0,
+        "only {batched} of 48 queued jobs went in batches"
+    );
+    h.stop().await;
+}
