@@ -51,7 +51,10 @@ pub const MAX_BYTES: u64 = local::ONE_CHUNK;
 pub enum Ended {
     /// Its outcome is recorded and its status queued.
     Done(Outcome),
-    /// It goes on alone: the future ends it as [`Mover::handle`] would.
+    /// It goes on alone: the future ends it as a job alone ends. An `Err`
+    /// is the mover's own failure, after which the job loop handles the
+    /// job again from its ledger row, after a wait (or at the next start
+    /// when stopping), as it does for a job alone.
     Alone(BoxFuture<'static, anyhow::Result<Outcome>>),
 }
 
@@ -71,13 +74,13 @@ impl Mover {
 /// A job still on the batch's path.
 struct Job {
     /// Its place in the batch.
-    i: usize,
+    index: usize,
     job: MigrationJob,
     /// The catalog's checksum of the object, when it has one.
     catalog_sha: Option<String>,
     /// The size found at the job's `from_tier` of an object the catalog has
     /// not seen, registered there as the job is accepted.
-    register: Option<u64>,
+    register_size: Option<u64>,
 }
 
 /// What one copy of the batch needs on its blocking thread.
@@ -97,23 +100,45 @@ struct Batch<'a> {
 }
 
 impl Batch<'_> {
-    /// `job` goes on alone through [`Mover::handle`], which resumes it
-    /// from its ledger row (or finds it new, a duplicate, stale).
-    fn alone(&mut self, i: usize, job: &MigrationJob) {
+    /// `job` goes on alone through [`Mover::handle`], which finds it new, a
+    /// duplicate or stale, as the batch's lookup did.
+    fn alone(&mut self, index: usize, job: &MigrationJob) {
         let (mover, job) = (self.mover.clone(), job.clone());
-        self.ended[i] = Some(Ended::Alone(async move { mover.handle(job).await }.boxed()));
+        self.ended[index] = Some(Ended::Alone(async move { mover.handle(job).await }.boxed()));
     }
 
-    /// `job`'s first copy attempt failed: it goes on alone from there.
+    /// The mover itself failed `job` (the ledger, the broker, a stop): it
+    /// goes on alone as a job alone does after such a failure, handled
+    /// again from its ledger row after a wait, or left to the next start
+    /// when the mover is stopping.
+    fn interrupted(&mut self, job: Job, error: anyhow::Error) {
+        self.ended[job.index] = Some(Ended::Alone(futures::future::ready(Err(error)).boxed()));
+    }
+
+    /// [`Batch::interrupted`] for every job of `jobs`.
+    fn all_interrupted(&mut self, jobs: Vec<Job>, error: &anyhow::Error) {
+        tracing::warn!(
+            jobs = jobs.len(),
+            error = format!("{error:#}"),
+            "batch step failed; its jobs go on alone"
+        );
+        for job in jobs {
+            self.interrupted(job, anyhow::anyhow!("{error:#}"));
+        }
+    }
+
+    /// `job`'s first attempt (its copy, the group sync after it, or the
+    /// verification) failed: it goes on alone from there, to a retry or
+    /// its end.
     fn copy_failed(&mut self, job: Job, error: MoveError) {
         let (mover, started) = (self.mover.clone(), self.started);
         let Job {
-            i,
+            index,
             job,
             catalog_sha,
             ..
         } = job;
-        self.ended[i] = Some(Ended::Alone(
+        self.ended[index] = Some(Ended::Alone(
             async move {
                 mover
                     .after_failed_copy(&job, 1, error, catalog_sha, started)
@@ -123,9 +148,10 @@ impl Batch<'_> {
         ));
     }
 
-    /// The jobs of `jobs` that queue their status of `state`; the others
-    /// (the broker refused it) go on alone.
-    fn report(
+    /// Queues each job's status of the step `state`; answers the jobs whose
+    /// status was queued (the others, which the broker refused, are
+    /// interrupted).
+    fn step(
         &mut self,
         jobs: Vec<Job>,
         state: State,
@@ -136,25 +162,10 @@ impl Batch<'_> {
         for job in jobs {
             match self.mover.step(&job.job, state, started, |s| fill(&job, s)) {
                 Ok(()) => kept.push(job),
-                Err(e) => {
-                    tracing::warn!(job_key = %job.job.job_key, error = format!("{e:#}"), "status not queued; the job goes on alone");
-                    self.alone(job.i, &job.job);
-                }
+                Err(e) => self.interrupted(job, e),
             }
         }
         kept
-    }
-
-    /// Every job of `jobs` goes on alone after the ledger failed them.
-    fn all_alone(&mut self, jobs: Vec<Job>, error: &anyhow::Error) {
-        tracing::warn!(
-            jobs = jobs.len(),
-            error = format!("{error:#}"),
-            "batch step failed; its jobs go on alone"
-        );
-        for job in jobs {
-            self.alone(job.i, &job.job);
-        }
     }
 }
 
@@ -164,6 +175,14 @@ pub async fn run(mover: &Arc<Mover>, mut jobs: Vec<MigrationJob>) -> Vec<Ended> 
     for job in &mut jobs {
         mover::fill_job_key(job);
     }
+    debug_assert_eq!(
+        jobs.iter()
+            .map(|j| &j.object_key)
+            .collect::<BTreeSet<_>>()
+            .len(),
+        jobs.len(),
+        "two jobs of one object in a batch"
+    );
     metrics::counter!("strata_mover_batches_total").increment(1);
     metrics::counter!("strata_mover_batched_jobs_total").increment(jobs.len() as u64);
     let mut batch = Batch {
@@ -196,12 +215,12 @@ async fn start_and_copy(
         Ok(found) => found,
         Err(e) => {
             let jobs = jobs.into_iter().enumerate();
-            batch.all_alone(
-                jobs.map(|(i, job)| Job {
-                    i,
+            batch.all_interrupted(
+                jobs.map(|(index, job)| Job {
+                    index,
                     job,
                     catalog_sha: None,
-                    register: None,
+                    register_size: None,
                 })
                 .collect(),
                 &e,
@@ -214,12 +233,12 @@ async fn start_and_copy(
     // seen that are found at the job's tier.
     let mut starting = Vec::with_capacity(jobs.len());
     let mut unseen = Vec::new();
-    for (i, (job, (ledger, catalog))) in jobs.into_iter().zip(found).enumerate() {
+    for (index, (job, (ledger, catalog))) in jobs.into_iter().zip(found).enumerate() {
         let job = Job {
-            i,
+            index,
             job,
             catalog_sha: None,
-            register: None,
+            register_size: None,
         };
         match (
             protocol::on_arrival(ledger.as_ref(), catalog.as_ref(), &job.job),
@@ -230,7 +249,7 @@ async fn start_and_copy(
                 ..job
             }),
             (Arrival::Register, _) => unseen.push(job),
-            _ => batch.alone(i, &job.job),
+            _ => batch.alone(index, &job.job),
         }
     }
     starting.extend(register(batch, unseen).await);
@@ -239,27 +258,27 @@ async fn start_and_copy(
     }
     let accepted = starting
         .iter()
-        .map(|j| (j.job.clone(), j.register))
+        .map(|j| (j.job.clone(), j.register_size))
         .collect();
     if let Err(e) = mover.db.accept_many(accepted).await {
-        batch.all_alone(starting, &e);
+        batch.all_interrupted(starting, &e);
         return Vec::new();
     }
     for _ in &starting {
         fault::point("accepted");
     }
-    let starting = batch.report(starting, State::Accepted, |j, s| {
+    let starting = batch.step(starting, State::Accepted, |j, s| {
         s.current_tier = j.job.from_tier.clone()
     });
     // Closed when the mover stops: the jobs resume at the next start.
     let Ok(slot) = mover.settings.copy_slots.clone().acquire_owned().await else {
-        batch.all_alone(starting, &anyhow::anyhow!("copy slots closed: stopping"));
+        batch.all_interrupted(starting, &anyhow::anyhow!("copy slots closed: stopping"));
         return Vec::new();
     };
     for _ in &starting {
         fault::point("copying");
     }
-    let starting = batch.report(starting, State::Copying, |j, s| {
+    let starting = batch.step(starting, State::Copying, |j, s| {
         s.attempt = 1;
         s.current_tier = j.job.from_tier.clone();
     });
@@ -357,10 +376,10 @@ async fn register(batch: &mut Batch<'_>, unseen: Vec<Job>) -> Vec<Job> {
     for (i, job) in unseen.into_iter().enumerate() {
         match sizes.get(i).copied().flatten() {
             Some(size) if size <= MAX_BYTES => found.push(Job {
-                register: Some(size),
+                register_size: Some(size),
                 ..job
             }),
-            _ => batch.alone(job.i, &job.job),
+            _ => batch.alone(job.index, &job.job),
         }
     }
     found
@@ -423,8 +442,7 @@ async fn switch(
             s.current_tier = job.job.from_tier.clone();
         });
         if let Err(e) = queued {
-            tracing::warn!(job_key = %job.job.job_key, error = format!("{e:#}"), "status not queued; the job goes on alone");
-            batch.alone(job.i, &job.job);
+            batch.interrupted(job, e);
             continue;
         }
         let check = protocol::verify(
@@ -455,7 +473,7 @@ async fn switch(
     let generations = match mover.db.switch_many(rows).await {
         Ok(generations) => generations,
         Err(e) => {
-            batch.all_alone(verified.into_iter().map(|(job, _)| job).collect(), &e);
+            batch.all_interrupted(verified.into_iter().map(|(job, _)| job).collect(), &e);
             return Vec::new();
         }
     };
@@ -463,7 +481,7 @@ async fn switch(
     for ((job, digest), generation) in verified.into_iter().zip(generations) {
         let Some(generation) = generation else {
             let (mover, started, j) = (mover.clone(), batch.started, job.job.clone());
-            batch.ended[job.i] = Some(Ended::Alone(
+            batch.ended[job.index] = Some(Ended::Alone(
                 async move { mover.stale_after_copy(&j, started).await }.boxed(),
             ));
             continue;
@@ -474,10 +492,7 @@ async fn switch(
         });
         match queued {
             Ok(()) => switched.push((job, generation, digest)),
-            Err(e) => {
-                tracing::warn!(job_key = %job.job.job_key, error = format!("{e:#}"), "status not queued; the job goes on alone");
-                batch.alone(job.i, &job.job);
-            }
+            Err(e) => batch.interrupted(job, e),
         }
     }
     switched
@@ -526,7 +541,7 @@ async fn delete_and_complete(batch: &mut Batch<'_>, switched: Vec<(Job, u64, Dig
         }
         tracing::info!(job_key = %job.job.job_key, "source not deleted in the batch; its job goes on alone");
         let (mover, started) = (mover.clone(), batch.started);
-        batch.ended[job.i] = Some(Ended::Alone(
+        batch.ended[job.index] = Some(Ended::Alone(
             async move {
                 mover
                     .finish(&job.job, 1, generation, &digest, started)
@@ -543,16 +558,13 @@ async fn delete_and_complete(batch: &mut Batch<'_>, switched: Vec<(Job, u64, Dig
         .map(|(job, ..)| job.job.job_key.clone())
         .collect();
     if let Err(e) = mover.db.complete_many(keys, 1).await {
-        batch.all_alone(gone.into_iter().map(|(job, ..)| job).collect(), &e);
+        batch.all_interrupted(gone.into_iter().map(|(job, ..)| job).collect(), &e);
         return;
     }
     for (job, generation, digest) in gone {
         match mover.completed(&job.job, 1, generation, &digest, batch.started, None) {
-            Ok(outcome) => batch.ended[job.i] = Some(Ended::Done(outcome)),
-            Err(e) => {
-                tracing::warn!(job_key = %job.job.job_key, error = format!("{e:#}"), "outcome not queued; the job goes on alone");
-                batch.alone(job.i, &job.job);
-            }
+            Ok(outcome) => batch.ended[job.index] = Some(Ended::Done(outcome)),
+            Err(e) => batch.interrupted(job, e),
         }
     }
 }

@@ -257,8 +257,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let concurrency = concurrency.max(1);
     let mut tasks: JoinSet<Landed> = JoinSet::new();
-    // Jobs the tasks hold: a batch holds one place per job.
-    let mut in_flight = 0;
+    // Places the tasks hold: one per job, a batch's jobs included.
+    let mut places_taken = 0;
     let mut acks: FuturesUnordered<BoxFuture<'static, Acked>> = FuturesUnordered::new();
     let mut busy: HashSet<String> = HashSet::new();
     let mut tracker = OffsetTracker::default();
@@ -276,11 +276,11 @@ pub async fn run(
     loop {
         // Small jobs between file tiers start in batches; the rest alone.
         let mut small = Vec::new();
-        while in_flight < concurrency
+        while places_taken < concurrency
             && let Some((at, job)) = waiting.take_startable(&busy)
         {
             busy.insert(job.object_key.clone());
-            in_flight += 1;
+            places_taken += 1;
             if mover.batchable(&job) {
                 small.push((at, job));
                 if small.len() == batch::MAX_JOBS {
@@ -304,7 +304,7 @@ pub async fn run(
                     dispatch(&mut tasks, &mover, stop, at, job, Some(go_on));
                 }
                 for done in done {
-                    in_flight -= 1;
+                    places_taken -= 1;
                     busy.remove(&done.job.object_key);
                     if let Some(outcome) = done.outcome {
                         acks.push(await_ack(done.at, done.job, outcome));
@@ -341,8 +341,13 @@ pub async fn run(
                     if receiving.waiting.is_full() {
                         break;
                     }
-                    let Some(Ok(msg)) = consumer.recv().now_or_never() else {
-                        break;
+                    let msg = match consumer.recv().now_or_never() {
+                        Some(Ok(msg)) => msg,
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "kafka receive failed");
+                            break;
+                        }
+                        None => break,
                     };
                     if !receiving.take(msg.detach()).await {
                         return Ok(());

@@ -58,10 +58,13 @@ use mover::{Mover, Settings, StatusSink};
 /// report, each waiting on a ledger commit or a group sync that it shares
 /// with its neighbours. Small jobs between file tiers go in batches of 16
 /// ([`batch`]), each batch waiting for two disk flushes in turn (the group
-/// sync of its copies, then the durable commit of its switches): with 64
-/// in flight at four slots, four batches, the copies idled through those
-/// waits (4,400 objects/s on a journaled ext4); with 256, sixteen batches,
-/// about 6,200; 512 did no better (docs/performance.md, 2026-12-06).
+/// sync of its copies, then the durable commit of its switches): at 16
+/// jobs per slot (64 in all at four slots: four batches) the copies idled
+/// through those waits (4,400 objects/s on a journaled ext4); at 64 per
+/// slot (256 in all: sixteen batches) about 6,200; 128 per slot did no
+/// better (docs/performance.md, 2026-12-06). Jobs that do not go in
+/// batches wait for a copy slot in the places meanwhile; at 16 and 64 per
+/// slot they did alike.
 const JOBS_PER_COPY_SLOT: usize = 64;
 
 /// What the HTTP handlers share.

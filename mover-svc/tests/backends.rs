@@ -1131,9 +1131,10 @@ async fn a_batch_moves_small_jobs_together_and_hands_the_others_on() {
         async move { mover.db.ledger(&job.job_key).await.unwrap().unwrap() }
     };
 
-    // Two objects moved once already: "back" returns to src (its catalog
-    // digest checked), "stale" is asked for again at the generation it had.
-    for key in ["back", "stale"] {
+    // Objects moved once already: "back" returns to src (its catalog
+    // digest checked), "stale" is asked for again at the generation it had,
+    // "dup"'s move is sent again.
+    for key in ["back", "stale", "dup"] {
         put(&src, key, key.as_bytes()).await;
         let outcome = mover.handle(job(key)).await.unwrap();
         outcome.delivered().await.unwrap();
@@ -1152,9 +1153,9 @@ async fn a_batch_moves_small_jobs_together_and_hands_the_others_on() {
 
     let mut jobs: Vec<MigrationJob> = small.into_iter().map(job).collect();
     jobs.push(back("back", 0));
-    // A missing source, a stale job, a duplicate (the first move of
-    // "back"), an object over the batch's size.
-    jobs.extend([job("missing"), stale.clone(), job("back"), job("large")]);
+    // A missing source, a stale job, a duplicate, an object over the
+    // batch's size.
+    jobs.extend([job("missing"), stale.clone(), job("dup"), job("large")]);
     assert!(jobs.iter().all(|j| mover.batchable(j)));
     let syncs_before = syncs.load(Ordering::SeqCst);
     let ended = batch::run(&mover, jobs.clone()).await;
@@ -1174,7 +1175,7 @@ async fn a_batch_moves_small_jobs_together_and_hands_the_others_on() {
             }
         }
     }
-    assert_eq!(went_on, ["missing", "stale", "back", "large"]);
+    assert_eq!(went_on, ["missing", "stale", "dup", "large"]);
 
     for key in small {
         assert_eq!(ledger(job(key)).await.state, State::Completed);
@@ -1199,6 +1200,13 @@ async fn a_batch_moves_small_jobs_together_and_hands_the_others_on() {
     assert_eq!(stale.state, State::Rejected);
     assert_eq!(stale.error.unwrap().0, "stale");
     assert_eq!(read(&dst, "stale").await.as_deref(), Some(&b"stale"[..]));
+    // The duplicate is answered from the ledger; its object stays moved.
+    assert_eq!(ledger(job("dup")).await.state, State::Completed);
+    assert_eq!(read(&dst, "dup").await.as_deref(), Some(&b"dup"[..]));
+    assert_eq!(
+        mover.db.catalog("dup").await.unwrap().unwrap().generation,
+        1
+    );
     assert_eq!(ledger(job("large")).await.state, State::Completed);
     assert_eq!(read(&dst, "large").await, Some(large));
     assert_eq!(read(&src, "large").await, None);
