@@ -549,6 +549,49 @@ async fn a_stop_leaves_jobs_waiting_for_a_copy_slot_to_the_next_start() {
     h.stop().await;
 }
 
+/// The same for small jobs, which go in batches: a batch waiting for the
+/// only copy slot when the mover stops is left in the ledger at its first
+/// attempt (not resumed on the way out), and the next start completes
+/// every job, the interrupted ones at their second attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_leaves_a_batch_waiting_for_a_copy_slot_to_the_next_start() {
+    let mut h = Harness::new().await;
+    h.stop().await;
+    // 1 MiB/s: a batch of sixteen 256 KiB copies takes about 4 s.
+    h.add_tier("slow", "max_bytes_per_sec = 1048576\n");
+    let data = vec![5u8; 256 << 10];
+    let mut jobs = Vec::new();
+    for i in 0..32 {
+        let key = format!("batched/{i:02}");
+        h.put("hot", &key, &data);
+        jobs.push((key.clone(), h.send_job(&key, "hot", "slow", 0).await));
+    }
+    h.start_with(&["--concurrency", "1", "--jobs-in-flight", "32"]);
+    // Every job accepted: one batch copying, the rest waiting for its slot.
+    for (_, job) in &jobs {
+        h.until(job, |seen| {
+            seen.iter().any(|s| s.state() == State::Accepted)
+        })
+        .await;
+    }
+    h.stop().await;
+    let moved = jobs
+        .iter()
+        .filter(|(key, _)| h.path("slow", key).exists())
+        .count();
+    assert!(moved < jobs.len(), "all {moved} copied during the stop");
+    h.start();
+    for (key, job) in &jobs {
+        let seen = h.until_terminal(job, 1).await;
+        let end = seen.last().unwrap();
+        assert_eq!(end.state(), State::Completed, "{seen:?}");
+        assert!(end.attempt <= 2, "{key} ended at attempt {}", end.attempt);
+        assert_eq!(std::fs::read(h.path("slow", key)).unwrap(), data);
+        assert!(!h.path("hot", key).exists(), "{key}");
+    }
+    h.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consuming_the_whole_topic_again_copies_and_deletes_nothing() {
     let mut h = Harness::new().await;
