@@ -22,11 +22,7 @@
 //! where it stands, as [`Ended::Alone`], with the same code a job alone
 //! runs: the batch never decides a failure itself.
 
-use std::{
-    collections::{BTreeSet, HashMap},
-    path::PathBuf,
-    sync::Arc,
-};
+use std::{collections::BTreeSet, path::PathBuf, sync::Arc};
 
 use futures::{FutureExt, future::BoxFuture};
 use strata_proto::{MigrationJob, State};
@@ -81,6 +77,9 @@ struct Job {
     /// The size found at the job's `from_tier` of an object the catalog has
     /// not seen, registered there as the job is accepted.
     register_size: Option<u64>,
+    /// The object's files on its `from_tier` and its `to_tier`, named once
+    /// for every step, or why they cannot be (a key no file can have).
+    files: Result<(PathBuf, PathBuf), MoveError>,
 }
 
 /// What one copy of the batch needs on its blocking thread.
@@ -183,6 +182,7 @@ pub async fn run(mover: &Arc<Mover>, mut jobs: Vec<MigrationJob>) -> Vec<Ended> 
         jobs.len(),
         "two jobs of one object in a batch"
     );
+    tracing::debug!(jobs = jobs.len(), "batch of small jobs");
     metrics::counter!("strata_mover_batches_total").increment(1);
     metrics::counter!("strata_mover_batched_jobs_total").increment(jobs.len() as u64);
     let mut batch = Batch {
@@ -217,6 +217,7 @@ async fn start_and_copy(
             let jobs = jobs.into_iter().enumerate();
             batch.all_interrupted(
                 jobs.map(|(index, job)| Job {
+                    files: files_of(mover, &job),
                     index,
                     job,
                     catalog_sha: None,
@@ -235,6 +236,7 @@ async fn start_and_copy(
     let mut unseen = Vec::new();
     for (index, (job, (ledger, catalog))) in jobs.into_iter().zip(found).enumerate() {
         let job = Job {
+            files: files_of(mover, &job),
             index,
             job,
             catalog_sha: None,
@@ -287,7 +289,7 @@ async fn start_and_copy(
     let mut work = Vec::with_capacity(starting.len());
     let mut copying = Vec::with_capacity(starting.len());
     for job in starting {
-        match copy_work(mover, &job.job).await {
+        match copy_work(mover, &job).await {
             Ok(w) => {
                 work.push(w);
                 copying.push(job);
@@ -359,7 +361,7 @@ async fn register(batch: &mut Batch<'_>, unseen: Vec<Job>) -> Vec<Job> {
         if let Ok(tier) = tier(batch.mover, &job.job.from_tier) {
             tier.limits.op().await;
         }
-        sources.push(source_file(batch.mover, &job.job).ok());
+        sources.push(job.files.as_ref().ok().map(|(source, _)| source.clone()));
     }
     let sizes = tokio::task::spawn_blocking(move || {
         sources
@@ -385,9 +387,10 @@ async fn register(batch: &mut Batch<'_>, unseen: Vec<Job>) -> Vec<Job> {
     found
 }
 
-/// The file of `job`'s object on its `from_tier`.
-fn source_file(mover: &Mover, job: &MigrationJob) -> Result<PathBuf, MoveError> {
-    file(tier(mover, &job.from_tier)?, &job.object_key)
+/// The files of `job`'s object on its `from_tier` and its `to_tier`.
+fn files_of(mover: &Mover, job: &MigrationJob) -> Result<(PathBuf, PathBuf), MoveError> {
+    let file_on = |name: &str| file(tier(mover, name)?, &job.object_key);
+    Ok((file_on(&job.from_tier)?, file_on(&job.to_tier)?))
 }
 
 fn tier<'a>(mover: &'a Mover, name: &str) -> Result<&'a TierStore, MoveError> {
@@ -409,9 +412,12 @@ fn file(tier: &TierStore, key: &str) -> Result<PathBuf, MoveError> {
 
 /// The files and limits of one job's copy; takes the copy's requests from
 /// both tiers' operation caps.
-async fn copy_work(mover: &Mover, job: &MigrationJob) -> Result<CopyWork, MoveError> {
-    let (src, dst) = (tier(mover, &job.from_tier)?, tier(mover, &job.to_tier)?);
-    let (source, dest) = (file(src, &job.object_key)?, file(dst, &job.object_key)?);
+async fn copy_work(mover: &Mover, job: &Job) -> Result<CopyWork, MoveError> {
+    let (source, dest) = job.files.clone()?;
+    let (src, dst) = (
+        tier(mover, &job.job.from_tier)?,
+        tier(mover, &job.job.to_tier)?,
+    );
     src.limits.op().await;
     dst.limits.op().await;
     let fsync = dst.local.as_ref().is_some_and(|l| l.fsync);
@@ -503,30 +509,24 @@ async fn switch(
 /// alone, which tries again and tells a refusal from a failure.
 async fn delete_and_complete(batch: &mut Batch<'_>, switched: Vec<(Job, u64, Digest256)>) {
     let mover = batch.mover;
-    let mut files = Vec::with_capacity(switched.len());
+    // Each source with its tier's folder, below which emptied folders go.
+    let mut sources = Vec::with_capacity(switched.len());
     for (job, ..) in &switched {
-        let file = match tier(mover, &job.job.from_tier) {
-            Ok(t) => {
+        let source = match (tier(mover, &job.job.from_tier), &job.files) {
+            (Ok(t), Ok((source, _))) => {
                 // A request each, as a delete through the store.
                 t.limits.op().await;
-                let root = t.local.as_ref().map(|l| l.root.clone());
-                root.zip(file(t, &job.job.object_key).ok())
+                t.local.as_ref().map(|l| (source.clone(), l.root.clone()))
             }
-            Err(_) => None,
+            _ => None,
         };
-        files.push(file);
+        sources.push(source);
     }
     let deleted = tokio::task::spawn_blocking(move || {
-        let mut canonical: HashMap<PathBuf, Option<PathBuf>> = HashMap::new();
-        files
+        sources
             .into_iter()
-            .map(|file| {
-                file.is_some_and(|(root, path)| {
-                    let root = canonical
-                        .entry(root)
-                        .or_insert_with_key(|root| std::fs::canonicalize(root).ok());
-                    local::delete_file(&path, root.as_deref()).is_ok()
-                })
+            .map(|source| {
+                source.is_some_and(|(path, root)| local::delete_file(&path, &root).is_ok())
             })
             .collect::<Vec<bool>>()
     })

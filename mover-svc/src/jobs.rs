@@ -240,6 +240,22 @@ struct Landed {
     alone: Vec<(Position, MigrationJob, GoOn)>,
 }
 
+impl Landed {
+    /// Starts a task for each job that goes on alone (it keeps its place);
+    /// answers the jobs that are done.
+    fn go_on(
+        self,
+        tasks: &mut JoinSet<Landed>,
+        mover: &Arc<Mover>,
+        stop: &CancellationToken,
+    ) -> Vec<Done> {
+        for (at, job, go_on) in self.alone {
+            dispatch(tasks, mover, stop, at, job, Some(go_on));
+        }
+        self.done
+    }
+}
+
 /// An outcome's delivery, settled.
 struct Acked {
     at: Position,
@@ -299,11 +315,8 @@ pub async fn run(
         tokio::select! {
             () = stop.cancelled() => break,
             Some(landed) = tasks.join_next(), if !tasks.is_empty() => {
-                let Landed { done, alone } = landed.context("job task panicked")?;
-                for (at, job, go_on) in alone {
-                    dispatch(&mut tasks, &mover, stop, at, job, Some(go_on));
-                }
-                for done in done {
+                let landed = landed.context("job task panicked")?;
+                for done in landed.go_on(&mut tasks, &mover, stop) {
                     places_taken -= 1;
                     busy.remove(&done.job.object_key);
                     if let Some(outcome) = done.outcome {
@@ -359,11 +372,8 @@ pub async fn run(
     // Shutdown: finish the jobs in hand and their acks (the caller bounds
     // this with a grace period).
     while let Some(landed) = tasks.join_next().await {
-        let Landed { done, alone } = landed.context("job task panicked")?;
-        for (at, job, go_on) in alone {
-            dispatch(&mut tasks, &mover, stop, at, job, Some(go_on));
-        }
-        for done in done {
+        let landed = landed.context("job task panicked")?;
+        for done in landed.go_on(&mut tasks, &mover, stop) {
             if let Some(outcome) = done.outcome {
                 acks.push(await_ack(done.at, done.job, outcome));
             }

@@ -184,16 +184,13 @@ pub fn copy_file(
 /// deleted), then each folder above it that this leaves empty, up to the
 /// tier's folder `root`, which stays: what object_store's `LocalFileSystem`
 /// does with its automatic cleanup, which the tiers use. `root` is
-/// canonical, as the store's paths are; without it no folder is removed.
-pub fn delete_file(path: &Path, root: Option<&Path>) -> std::io::Result<()> {
+/// canonical, as the store's paths are; no folder outside it is removed.
+pub fn delete_file(path: &Path, root: &Path) -> std::io::Result<()> {
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     }
-    let Some(root) = root else {
-        return Ok(());
-    };
     let mut folder = path.parent();
     while let Some(f) = folder.filter(|f| *f != root && f.starts_with(root)) {
         if std::fs::remove_dir(f).is_err() {
@@ -599,19 +596,21 @@ mod tests {
         std::fs::create_dir_all(&deep).unwrap();
         std::fs::write(deep.join("x"), b"x").unwrap();
         std::fs::write(root.join("a/kept"), b"k").unwrap();
-        delete_file(&deep.join("x"), Some(&root)).unwrap();
+        delete_file(&deep.join("x"), &root).unwrap();
         // c and b were left empty; a still holds a file.
         assert!(!root.join("a/b").exists());
         assert!(root.join("a/kept").exists());
-        delete_file(&root.join("a/kept"), Some(&root)).unwrap();
+        delete_file(&root.join("a/kept"), &root).unwrap();
         assert!(!root.join("a").exists());
         assert!(root.exists(), "the tier's folder stays");
         // Gone already: deleted.
-        delete_file(&root.join("a/kept"), Some(&root)).unwrap();
-        // Without the tier's folder, only the file goes.
+        delete_file(&root.join("a/kept"), &root).unwrap();
+        // A file outside the tier's folder: only the file goes.
+        let tier = root.join("tier");
         std::fs::create_dir_all(root.join("d")).unwrap();
+        std::fs::create_dir_all(&tier).unwrap();
         std::fs::write(root.join("d/y"), b"y").unwrap();
-        delete_file(&root.join("d/y"), None).unwrap();
+        delete_file(&root.join("d/y"), &tier).unwrap();
         assert!(root.join("d").exists() && !root.join("d/y").exists());
     }
 

@@ -533,6 +533,17 @@ async fn a_stop_leaves_jobs_waiting_for_a_copy_slot_to_the_next_start() {
         seen.iter().any(|s| s.state() == State::Accepted)
     })
     .await;
+    stop_then_complete(&mut h, &jobs, &data).await;
+}
+
+/// Stops the mover while `jobs` (moving `data` from hot to slow) are in
+/// hand, checks that not all were copied through the stop, starts it again
+/// and checks that each completes; answers each job's COMPLETED status.
+async fn stop_then_complete(
+    h: &mut Harness,
+    jobs: &[(String, String)],
+    data: &[u8],
+) -> Vec<MigrationStatus> {
     h.stop().await;
     let moved = jobs
         .iter()
@@ -540,13 +551,17 @@ async fn a_stop_leaves_jobs_waiting_for_a_copy_slot_to_the_next_start() {
         .count();
     assert!(moved < jobs.len(), "all {moved} copied during the stop");
     h.start();
-    for (key, job) in &jobs {
+    let mut ends = Vec::new();
+    for (key, job) in jobs {
         let seen = h.until_terminal(job, 1).await;
-        assert_eq!(seen.last().unwrap().state(), State::Completed, "{seen:?}");
+        let end = seen.last().unwrap().clone();
+        assert_eq!(end.state(), State::Completed, "{seen:?}");
         assert_eq!(std::fs::read(h.path("slow", key)).unwrap(), data);
         assert!(!h.path("hot", key).exists(), "{key}");
+        ends.push(end);
     }
     h.stop().await;
+    ends
 }
 
 /// The same for small jobs, which go in batches: a batch waiting for the
@@ -574,22 +589,10 @@ async fn a_stop_leaves_a_batch_waiting_for_a_copy_slot_to_the_next_start() {
         })
         .await;
     }
-    h.stop().await;
-    let moved = jobs
-        .iter()
-        .filter(|(key, _)| h.path("slow", key).exists())
-        .count();
-    assert!(moved < jobs.len(), "all {moved} copied during the stop");
-    h.start();
-    for (key, job) in &jobs {
-        let seen = h.until_terminal(job, 1).await;
-        let end = seen.last().unwrap();
-        assert_eq!(end.state(), State::Completed, "{seen:?}");
+    let ends = stop_then_complete(&mut h, &jobs, &data).await;
+    for ((key, _), end) in jobs.iter().zip(ends) {
         assert!(end.attempt <= 2, "{key} ended at attempt {}", end.attempt);
-        assert_eq!(std::fs::read(h.path("slow", key)).unwrap(), data);
-        assert!(!h.path("hot", key).exists(), "{key}");
     }
-    h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

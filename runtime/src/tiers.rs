@@ -338,7 +338,7 @@ impl std::fmt::Debug for Multipart {
 /// A `file://` tier's folder and its file system store.
 #[derive(Debug, Clone)]
 pub struct LocalTier {
-    /// The tier's folder.
+    /// The tier's folder, canonical: the store's paths start with it.
     pub root: std::path::PathBuf,
     /// The store, for its mapping of object paths to files.
     pub fs: Arc<LocalFileSystem>,
@@ -600,7 +600,9 @@ impl Tier {
                         .with_fsync(fsync),
                 );
                 local = Some(LocalTier {
-                    root: dir,
+                    // As the store's own paths are (it canonicalizes it).
+                    root: std::fs::canonicalize(&dir)
+                        .with_context(|| format!("resolve tier folder {}", dir.display()))?,
                     fs: fs.clone(),
                     fsync,
                 });
