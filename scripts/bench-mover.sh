@@ -18,7 +18,7 @@
 #   - `cp` then `sha256sum` of both sides (local->local only);
 #   - "file work only": the mover's own file operations without Kafka or
 #     SQLite (mover-svc/examples/small_rate.rs: copy with SHA-256, read
-#     back, rename, one syncfs per batch, unlink the source), local->local
+#     back, link into place, one syncfs per batch, unlink the source), local->local
 #     only: the bound the daemon's coordination leaves it below;
 # for (a) one 1 GiB object and (b) 10,000 objects of 4 KiB, on two paths:
 # local->local (two file:// folders on one disk) and local->S3 (a moto S3

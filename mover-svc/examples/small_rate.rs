@@ -1,7 +1,7 @@
 //! Times the file work of small jobs on its own: what mover-svc's protocol
 //! asks of the file system for each object moved between two `file://`
 //! tiers, without Kafka, SQLite or the hand-offs between threads. For each
-//! object: a copy hashed with SHA-256 into a staged file, read back, renamed
+//! object: a copy hashed with SHA-256 into a staged file, read back, linked
 //! into place (`mover_svc::local::copy_file`); for each batch of a thread's
 //! objects, one `syncfs` of the destination (as the group sync does), then
 //! the unlink of each source. Its rate bounds what mover-svc can reach on

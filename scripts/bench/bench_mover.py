@@ -635,7 +635,7 @@ def cp_run(a, golden: Path, name: str, conc: int, nbytes: int, nobjs: int) -> Re
 
 def file_work_run(a, golden: Path, name: str, conc: int, nbytes: int, nobjs: int) -> Result:
     """mover-svc's file operations alone (examples/small_rate.rs): each object
-    copied with SHA-256, read back and renamed into place, one syncfs per
+    copied with SHA-256, read back and linked (or renamed) into place, one syncfs per
     batch, then the sources unlinked; no Kafka, no SQLite, no hand-offs. What
     the mover reaches of it is what its coordination leaves."""
     root = Path(a.tmp) / f"filework-{name}"
@@ -912,7 +912,7 @@ def main() -> int:
               f"`rclone move --disable Move,DirMove`): mover/rclone-move "
               f"1GiB={ratio(large_name, first, 'move')} small={ratio('small', first, 'move')}")
     if a.file_work_bin:
-        print(f"the mover's file operations alone (copy, read-back, rename, syncfs, unlink; no Kafka or SQLite): "
+        print(f"the mover's file operations alone (copy, read-back, link into place, syncfs, unlink; no Kafka or SQLite): "
               f"file-work/rclone 1GiB={ratio(large_name, 'file work only')} small={ratio('small', 'file work only')}"
               + ("" if a.no_move else
                  f"; against rclone move, which deletes its sources as they do: "
