@@ -124,9 +124,9 @@ pub struct Copied {
 
 /// Copies `len` bytes of `source` (from where it is positioned) to the
 /// file `dest`, staged and put in place whole ([`Staged`]); `fsync` makes
-/// the result survive power loss. `on_chunk` is called with the bytes done after each
-/// chunk is read and hashed (progress, rate limits); it runs on the calling
-/// thread.
+/// the result survive power loss. `on_chunk` is called with the bytes done
+/// after each chunk is read and hashed (progress, rate limits); it runs on
+/// the calling thread.
 pub fn copy(
     mut source: File,
     len: u64,
@@ -136,12 +136,12 @@ pub fn copy(
 ) -> Result<Copied, MoveError> {
     let mut staged = Staged::create(dest, fsync)?;
     preallocate(&staged.file, len);
-    let result = if len <= ONE_CHUNK {
+    // On an error `staged` is dropped, and with it the partial copy.
+    let copied = if len <= ONE_CHUNK {
         copy_inline(&mut source, len, &mut staged.file, &mut on_chunk)
     } else {
         copy_threaded(&mut source, len, &staged, &mut on_chunk)
-    };
-    let copied = result?;
+    }?;
     staged.publish(dest, fsync)?;
     Ok(copied)
 }
