@@ -26,7 +26,11 @@ use std::{collections::BTreeSet, path::PathBuf, sync::Arc};
 
 use futures::{FutureExt, future::BoxFuture};
 use strata_proto::{MigrationJob, State};
-use strata_runtime::{limits::Limits, tiers::TierStore};
+use strata_runtime::{
+    kafka::{self, Delivery},
+    limits::Limits,
+    tiers::TierStore,
+};
 use tokio::time::Instant;
 
 use crate::{
@@ -96,6 +100,8 @@ struct Batch<'a> {
     mover: &'a Arc<Mover>,
     started: Instant,
     ended: Vec<Option<Ended>>,
+    /// The acks of the step statuses queued, watched together at the end.
+    acks: Vec<Delivery>,
 }
 
 impl Batch<'_> {
@@ -156,15 +162,26 @@ impl Batch<'_> {
         state: State,
         fill: impl Fn(&Job, &mut strata_proto::MigrationStatus),
     ) -> Vec<Job> {
-        let started = self.started;
         let mut kept = Vec::with_capacity(jobs.len());
         for job in jobs {
-            match self.mover.step(&job.job, state, started, |s| fill(&job, s)) {
+            match self.queue(&job.job, state, |s| fill(&job, s)) {
                 Ok(()) => kept.push(job),
                 Err(e) => self.interrupted(job, e),
             }
         }
         kept
+    }
+
+    /// Queues the status of `job`'s step to `state` ([`Mover::step`]).
+    fn queue(
+        &mut self,
+        job: &MigrationJob,
+        state: State,
+        fill: impl FnOnce(&mut strata_proto::MigrationStatus),
+    ) -> anyhow::Result<()> {
+        let delivery = self.mover.step_delivery(job, state, self.started, fill)?;
+        self.acks.push(delivery);
+        Ok(())
     }
 }
 
@@ -189,10 +206,12 @@ pub async fn run(mover: &Arc<Mover>, mut jobs: Vec<MigrationJob>) -> Vec<Ended> 
         mover,
         started: Instant::now(),
         ended: jobs.iter().map(|_| None).collect(),
+        acks: Vec::with_capacity(jobs.len() * 4),
     };
     let copied = start_and_copy(&mut batch, jobs).await;
     let switched = switch(&mut batch, copied).await;
     delete_and_complete(&mut batch, switched).await;
+    kafka::watch_acks(batch.acks);
     batch
         .ended
         .into_iter()
@@ -441,7 +460,7 @@ async fn switch(
         fault::point("copied");
         metrics::counter!("strata_mover_bytes_copied_total").increment(c.copied.bytes);
         fault::point("verifying");
-        let queued = mover.step(&job.job, State::Verifying, batch.started, |s| {
+        let queued = batch.queue(&job.job, State::Verifying, |s| {
             s.attempt = 1;
             s.sha256 = c.copied.sha256.clone();
             s.bytes = c.copied.bytes;
@@ -493,7 +512,7 @@ async fn switch(
             continue;
         };
         fault::point("switched");
-        let queued = mover.step(&job.job, State::Switched, batch.started, |s| {
+        let queued = batch.queue(&job.job, State::Switched, |s| {
             mover::switched(s, &job.job, generation, &digest, 1)
         });
         match queued {

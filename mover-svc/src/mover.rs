@@ -10,7 +10,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::FutureExt;
 use strata_proto::{MigrationJob, MigrationStatus, State, codec::Encoding, pb, time};
 use strata_runtime::{
-    kafka::{Delivery, Publisher},
+    kafka::{self, Delivery, Publisher},
     tiers::TierStore,
 };
 use tokio::{sync::Semaphore, time::Instant};
@@ -963,10 +963,23 @@ impl Mover {
         started: Instant,
         fill: impl FnOnce(&mut MigrationStatus),
     ) -> anyhow::Result<()> {
+        let delivery = self.step_delivery(job, state, started, fill)?;
+        kafka::watch_acks(vec![delivery]);
+        Ok(())
+    }
+
+    /// [`Mover::step`], leaving the ack to the caller (to watch with others).
+    pub(crate) fn step_delivery(
+        &self,
+        job: &MigrationJob,
+        state: State,
+        started: Instant,
+        fill: impl FnOnce(&mut MigrationStatus),
+    ) -> anyhow::Result<Delivery> {
         let status = self.status_of(job, state, started, fill);
         let sink = &self.status;
         sink.publisher
-            .enqueue(&sink.topic, &job.object_key, &status, sink.encoding)
+            .send(&sink.topic, &job.object_key, &status, sink.encoding)
             .with_context(|| format!("publish {} status", state.as_str_name()))
     }
 

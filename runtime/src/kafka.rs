@@ -190,11 +190,7 @@ impl Publisher {
         encoding: Encoding,
     ) -> anyhow::Result<()> {
         let delivery = self.send(topic, key, msg, encoding)?;
-        tokio::spawn(async move {
-            if let Err(e) = delivery.acked().await {
-                tracing::warn!(error = format!("{e:#}"), "queued message not delivered");
-            }
-        });
+        watch_acks(vec![delivery]);
         Ok(())
     }
 
@@ -339,6 +335,22 @@ impl Delivery {
             Err(_) => anyhow::bail!("produce to {}: the producer was dropped", self.topic),
         }
     }
+}
+
+/// Waits, in one task, for the acks of messages sent and not awaited
+/// ([`Publisher::send`]); a failed delivery is logged. Many messages queued
+/// together share the task ([`Publisher::enqueue`] is one message's).
+pub fn watch_acks(deliveries: Vec<Delivery>) {
+    if deliveries.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        for delivery in deliveries {
+            if let Err(e) = delivery.acked().await {
+                tracing::warn!(error = format!("{e:#}"), "queued message not delivered");
+            }
+        }
+    });
 }
 
 /// `msg` encoded, with the `content-type` header naming the encoding.
