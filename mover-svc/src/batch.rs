@@ -179,7 +179,7 @@ impl Batch<'_> {
         state: State,
         fill: impl FnOnce(&mut strata_proto::MigrationStatus),
     ) -> anyhow::Result<()> {
-        let delivery = self.mover.step_delivery(job, state, self.started, fill)?;
+        let delivery = self.mover.send_status(job, state, self.started, fill)?;
         self.acks.push(delivery);
         Ok(())
     }

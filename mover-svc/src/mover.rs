@@ -963,13 +963,14 @@ impl Mover {
         started: Instant,
         fill: impl FnOnce(&mut MigrationStatus),
     ) -> anyhow::Result<()> {
-        let delivery = self.step_delivery(job, state, started, fill)?;
+        let delivery = self.send_status(job, state, started, fill)?;
         kafka::watch_acks(vec![delivery]);
         Ok(())
     }
 
-    /// [`Mover::step`], leaving the ack to the caller (to watch with others).
-    pub(crate) fn step_delivery(
+    /// Queues a status of `job`; answers its delivery, for the caller to
+    /// await or watch ([`kafka::watch_acks`]).
+    pub(crate) fn send_status(
         &self,
         job: &MigrationJob,
         state: State,
@@ -991,12 +992,7 @@ impl Mover {
         started: Instant,
         fill: impl FnOnce(&mut MigrationStatus),
     ) -> anyhow::Result<Outcome> {
-        let status = self.status_of(job, state, started, fill);
-        let sink = &self.status;
-        let delivery = sink
-            .publisher
-            .send(&sink.topic, &job.object_key, &status, sink.encoding)
-            .with_context(|| format!("publish {} status", state.as_str_name()))?;
+        let delivery = self.send_status(job, state, started, fill)?;
         Ok(Outcome(Some(delivery)))
     }
 

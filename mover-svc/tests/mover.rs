@@ -185,6 +185,23 @@ impl Harness {
         job.job_key
     }
 
+    /// Puts each of `keys` on `hot` (`data`, or the key's own bytes) and
+    /// sends its job to `to`; answers each key with its job key.
+    async fn put_and_send(
+        &self,
+        keys: impl IntoIterator<Item = String>,
+        to: &str,
+        data: Option<&[u8]>,
+    ) -> Vec<(String, String)> {
+        let mut jobs = Vec::new();
+        for key in keys {
+            self.put("hot", &key, data.unwrap_or(key.as_bytes()));
+            let job = self.send_job(&key, "hot", to, 0).await;
+            jobs.push((key, job));
+        }
+        jobs
+    }
+
     /// Every status of `job_key` seen so far, reading on until there are
     /// `terminal_count` terminal ones ([`Harness::until`]).
     async fn until_terminal(&self, job_key: &str, terminal_count: usize) -> Vec<MigrationStatus> {
@@ -482,18 +499,15 @@ async fn concurrent_jobs_keep_each_objects_order_and_report_progress() {
     ]);
     let big: Vec<u8> = (0..12_000_000u32).map(|i| (i % 253) as u8).collect();
     h.put("hot", "big", &big);
-    let mut singles = Vec::new();
-    for i in 0..12 {
-        let key = format!("small/{i}");
-        h.put("hot", &key, key.as_bytes());
-        singles.push(h.send_job(&key, "hot", "warm", 0).await);
-    }
+    let singles = h
+        .put_and_send((0..12).map(|i| format!("small/{i}")), "warm", None)
+        .await;
     // Two jobs on one object, back to back: the second needs the first's
     // generation, so it only succeeds if they run in order.
     let first = h.send_job("big", "hot", "warm", 0).await;
     let second = h.send_job("big", "warm", "cold", 1).await;
     let mut all = Vec::new();
-    for job in singles.iter().chain([&first, &second]) {
+    for job in singles.iter().map(|(_, job)| job).chain([&first, &second]) {
         let seen = h.until_terminal(job, 1).await;
         assert_eq!(seen.last().unwrap().state(), State::Completed, "{seen:?}");
         all.extend(seen);
@@ -521,12 +535,9 @@ async fn a_stop_leaves_jobs_waiting_for_a_copy_slot_to_the_next_start() {
     h.add_tier("slow", "max_bytes_per_sec = 1048576\n");
     h.start_with(&["--concurrency", "1", "--jobs-in-flight", "4"]);
     let data = vec![3u8; 3 << 20];
-    let mut jobs = Vec::new();
-    for i in 0..4 {
-        let key = format!("queued/{i}");
-        h.put("hot", &key, &data);
-        jobs.push((key.clone(), h.send_job(&key, "hot", "slow", 0).await));
-    }
+    let jobs = h
+        .put_and_send((0..4).map(|i| format!("queued/{i}")), "slow", Some(&data))
+        .await;
     // Every job in hand: the first copying, the others waiting for its slot.
     let last = &jobs[3].1;
     h.until(last, |seen| {
@@ -575,12 +586,13 @@ async fn a_stop_leaves_a_batch_waiting_for_a_copy_slot_to_the_next_start() {
     // 1 MiB/s: a batch of sixteen 256 KiB copies takes about 4 s.
     h.add_tier("slow", "max_bytes_per_sec = 1048576\n");
     let data = vec![5u8; 256 << 10];
-    let mut jobs = Vec::new();
-    for i in 0..32 {
-        let key = format!("batched/{i:02}");
-        h.put("hot", &key, &data);
-        jobs.push((key.clone(), h.send_job(&key, "hot", "slow", 0).await));
-    }
+    let jobs = h
+        .put_and_send(
+            (0..32).map(|i| format!("batched/{i:02}")),
+            "slow",
+            Some(&data),
+        )
+        .await;
     h.start_with(&["--concurrency", "1", "--jobs-in-flight", "32"]);
     // Every job accepted: one batch copying, the rest waiting for its slot.
     for (_, job) in &jobs {
@@ -598,13 +610,10 @@ async fn a_stop_leaves_a_batch_waiting_for_a_copy_slot_to_the_next_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consuming_the_whole_topic_again_copies_and_deletes_nothing() {
     let mut h = Harness::new().await;
-    let mut jobs = Vec::new();
-    for i in 0..5 {
-        let key = format!("replay/{i}");
-        h.put("hot", &key, key.as_bytes());
-        jobs.push(h.send_job(&key, "hot", "warm", 0).await);
-    }
-    for job in &jobs {
+    let jobs = h
+        .put_and_send((0..5).map(|i| format!("replay/{i}")), "warm", None)
+        .await;
+    for (_, job) in &jobs {
         assert_eq!(
             h.until_terminal(job, 1).await.last().unwrap().state(),
             State::Completed
@@ -621,7 +630,7 @@ async fn consuming_the_whole_topic_again_copies_and_deletes_nothing() {
         .collect();
     // A new consumer group reads migration_jobs from the beginning.
     h.start_with(&["--group-id", "strata-mover-replay"]);
-    for job in &jobs {
+    for (_, job) in &jobs {
         let seen = h.until_terminal(job, 2).await;
         let replayed: Vec<State> = seen
             .iter()
@@ -702,12 +711,9 @@ fn metric(name: &str) -> f64 {
 async fn queued_small_jobs_go_in_batches_and_each_reports_every_step() {
     let mut h = Harness::new().await;
     h.stop().await;
-    let mut jobs = Vec::new();
-    for i in 0..48 {
-        let key = format!("queued/{i:02}");
-        h.put("hot", &key, key.as_bytes());
-        jobs.push((key.clone(), h.send_job(&key, "hot", "warm", 0).await));
-    }
+    let jobs = h
+        .put_and_send((0..48).map(|i| format!("queued/{i:02}")), "warm", None)
+        .await;
     let batched_before = metric("strata_mover_batched_jobs_total");
     h.start();
     for (key, job) in &jobs {

@@ -127,7 +127,8 @@ impl Publisher {
 
     /// A publisher that keeps every partition's messages in the order they
     /// were sent even across retries (one request in flight per broker),
-    /// so that [`Publisher::enqueue`]d messages can be followed by an
+    /// so that messages sent without waiting for their ack ([`watch_acks`])
+    /// can be followed by an
     /// acknowledged one that vouches for them.
     pub fn try_new_ordered(args: &CommonArgs) -> anyhow::Result<Self> {
         Self::create(args, true)
@@ -177,21 +178,6 @@ impl Publisher {
             topic: topic.to_owned(),
             future,
         })
-    }
-
-    /// Encodes `msg` and queues it keyed by `key` without waiting for the
-    /// broker's ack; a failed delivery is logged. For messages whose loss a
-    /// later acknowledged message makes harmless (progress statuses).
-    pub fn enqueue<T: WireMessage>(
-        &self,
-        topic: &str,
-        key: &str,
-        msg: &T,
-        encoding: Encoding,
-    ) -> anyhow::Result<()> {
-        let delivery = self.send(topic, key, msg, encoding)?;
-        watch_acks(vec![delivery]);
-        Ok(())
     }
 
     /// Encodes `msg` and sends it keyed by `key`; returns once acknowledged.
@@ -338,8 +324,9 @@ impl Delivery {
 }
 
 /// Waits, in one task, for the acks of messages sent and not awaited
-/// ([`Publisher::send`]); a failed delivery is logged. Many messages queued
-/// together share the task ([`Publisher::enqueue`] is one message's).
+/// ([`Publisher::send`]); a failed delivery is logged. For messages whose
+/// loss a later acknowledged message makes harmless (progress statuses);
+/// messages queued together share the task.
 pub fn watch_acks(deliveries: Vec<Delivery>) {
     if deliveries.is_empty() {
         return;
