@@ -156,6 +156,25 @@ def cpu_secs(pid: int) -> float:
         return 0.0
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of `pid`'s live threads, summed by thread name."""
+    by_name: dict[str, float] = {}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return by_name
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        secs = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        by_name[name] = by_name.get(name, 0.0) + secs
+    return by_name
+
+
 def loadavg() -> str:
     return Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__()
 
@@ -490,6 +509,7 @@ class MoverRun:
         self.warmup_secs = time.monotonic() - t_warm
         settle_disk()
         cpu0_m, cpu0_b = cpu_secs(proc.pid), cpu_secs(self.broker.proc.pid)
+        threads0 = thread_cpu(proc.pid)
         cpu0_h = time.process_time()
         t0 = time.time() * 1000
         for k in self.keys:
@@ -507,6 +527,11 @@ class MoverRun:
         ok_wait = finished.wait(self.timeout)
         hwm = proc_status(proc.pid, "VmHWM")
         cpu_m, cpu_b = cpu_secs(proc.pid) - cpu0_m, cpu_secs(self.broker.proc.pid) - cpu0_b
+        # The mover's CPU by thread name (threads that ended meanwhile are
+        # missing: tokio's blocking threads outlive a run by seconds).
+        threads = {name: secs - threads0.get(name, 0.0) for name, secs in thread_cpu(proc.pid).items()}
+        threads_note = ", ".join(f"{name} {secs:.2f}s" for name, secs in
+                                 sorted(threads.items(), key=lambda kv: -kv[1]) if secs >= 0.005)
         # This script's own share (publishing the jobs, reading the statuses):
         # on a small machine it competes with the mover for the cores.
         cpu_h = time.process_time() - cpu0_h
@@ -558,7 +583,7 @@ class MoverRun:
         note = (f"jobs {completed}/{n}{redelivered}; per job avg {ph['job']:.1f} ms (to COPYING {ph['accept']:.1f}, "
                 f"copy {ph['copy']:.1f}, verify {ph['verify']:.1f}, switch+delete {ph['finish']:.1f}), "
                 f"max elapsedMs {maxjob}; publish took {(t_published - t0) / 1000:.2f}s; "
-                f"CPU mover {cpu_m:.1f}s broker {cpu_b:.1f}s harness {cpu_h:.1f}s; sampled peak VmRSS {peak['rss'] / MIB:.1f} MiB; "
+                f"CPU mover {cpu_m:.1f}s ({threads_note}) broker {cpu_b:.1f}s harness {cpu_h:.1f}s; sampled peak VmRSS {peak['rss'] / MIB:.1f} MiB; "
                 f"warm-up job (group join etc., not timed) {self.warmup_secs:.1f}s; exit {rc}")
         if self.partial:
             note = f"PARTIAL (time cap {self.timeout:.0f}s): " + note
