@@ -17,38 +17,10 @@ use mover_svc::db::Db;
 use strata_proto::MigrationJob;
 
 mod common;
-use common::cpu_seconds;
+use common::{cpu_seconds, thread_cpu_seconds as thread_cpu};
 
 /// Jobs in a batch (as `mover_svc::batch::MAX_JOBS`).
 const BATCH: usize = mover_svc::batch::MAX_JOBS;
-
-/// CPU seconds of this process's thread named `name`.
-fn thread_cpu(name: &str) -> f64 {
-    let ticks = rustix::param::clock_ticks_per_second() as f64;
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return f64::NAN;
-    };
-    tasks
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
-        .filter(|stat| stat.contains(&format!("({name})")))
-        .map(|stat| {
-            let fields: Vec<&str> = stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .collect();
-            let field = |i: usize| {
-                fields
-                    .get(i)
-                    .and_then(|f| f.parse::<f64>().ok())
-                    .unwrap_or(0.0)
-            };
-            (field(11) + field(12)) / ticks
-        })
-        .sum()
-}
 
 fn job(i: usize) -> MigrationJob {
     let object_key = format!("bench/{:02}/{i:06}", i % 64);

@@ -527,8 +527,8 @@ class MoverRun:
         ok_wait = finished.wait(self.timeout)
         hwm = proc_status(proc.pid, "VmHWM")
         cpu_m, cpu_b = cpu_secs(proc.pid) - cpu0_m, cpu_secs(self.broker.proc.pid) - cpu0_b
-        # The mover's CPU by thread name (threads that ended meanwhile are
-        # missing: tokio's blocking threads outlive a run by seconds).
+        # The mover's CPU by thread name. Threads that ended during the run
+        # (a large copy's reader, writer and verifier) are missing from it.
         threads = {name: secs - threads0.get(name, 0.0) for name, secs in thread_cpu(proc.pid).items()}
         threads_note = ", ".join(f"{name} {secs:.2f}s" for name, secs in
                                  sorted(threads.items(), key=lambda kv: -kv[1]) if secs >= 0.005)
