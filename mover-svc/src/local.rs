@@ -562,15 +562,11 @@ fn create_unnamed(_dest: &Path, _fsync: bool) -> Result<Option<File>, MoveError>
 /// the first free `<dest>#<n>` instead, returned to be renamed over it.
 #[cfg(target_os = "linux")]
 fn link_unnamed(file: &File, dest: &Path) -> Result<Option<PathBuf>, MoveError> {
-    use rustix::{
-        fs::{AtFlags, CWD, linkat},
-        io::Errno,
-    };
-    let by_fd = fd_path(file);
+    use rustix::io::Errno;
     let mut name = dest.to_owned();
     let mut n = 0;
     loop {
-        match linkat(CWD, &by_fd, CWD, &name, AtFlags::SYMLINK_FOLLOW) {
+        match link_fd(file, &name) {
             Ok(()) => return Ok((n > 0).then_some(name)),
             Err(Errno::EXIST) => {
                 n += 1;
@@ -579,6 +575,44 @@ fn link_unnamed(file: &File, dest: &Path) -> Result<Option<PathBuf>, MoveError> 
             Err(e) => return Err(io_error(&format!("link {}", name.display()), e.into())),
         }
     }
+}
+
+/// Links the open `file` at `name`: by the handle itself (`AT_EMPTY_PATH`,
+/// which Linux allows without privileges since 6.10 for a file opened
+/// with `O_TMPFILE`), else by its `/proc/self/fd` name, which costs a
+/// walk through procfs. Once the first way is refused where the second
+/// works, only the second is tried.
+#[cfg(target_os = "linux")]
+fn link_fd(file: &File, name: &Path) -> rustix::io::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use rustix::io::Errno;
+    static BY_HANDLE: AtomicBool = AtomicBool::new(true);
+    if BY_HANDLE.load(Ordering::Relaxed) {
+        match link_by_handle(file, name) {
+            // Refused: an older kernel, without CAP_DAC_READ_SEARCH.
+            Err(Errno::NOENT | Errno::PERM) => {}
+            done => return done,
+        }
+        let by_name = link_by_proc_name(file, name);
+        if by_name.is_ok() {
+            BY_HANDLE.store(false, Ordering::Relaxed);
+        }
+        return by_name;
+    }
+    link_by_proc_name(file, name)
+}
+
+#[cfg(target_os = "linux")]
+fn link_by_handle(file: &File, name: &Path) -> rustix::io::Result<()> {
+    use rustix::fs::{AtFlags, CWD, linkat};
+    linkat(file, "", CWD, name, AtFlags::EMPTY_PATH)
+}
+
+#[cfg(target_os = "linux")]
+fn link_by_proc_name(file: &File, name: &Path) -> rustix::io::Result<()> {
+    use rustix::fs::{AtFlags, CWD, linkat};
+    linkat(CWD, fd_path(file), CWD, name, AtFlags::SYMLINK_FOLLOW)
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -864,6 +898,36 @@ mod tests {
         assert_eq!(std::fs::read(&dest).unwrap(), b"last");
         assert_eq!(std::fs::read(folder.join("obj#1")).unwrap(), b"left");
         assert_eq!(names(), ["obj", "obj#1"]);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_unnamed_file_links_by_its_handle_or_by_its_proc_name() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let unnamed = |bytes: &[u8]| {
+            let mut file = create_unnamed(&dir.path().join("x"), false)
+                .unwrap()
+                .expect("tmpfs and ext4 have O_TMPFILE");
+            file.write_all(bytes).unwrap();
+            file
+        };
+        // The fallback, for kernels before 6.10.
+        let by_proc = dir.path().join("by-proc");
+        link_by_proc_name(&unnamed(b"proc"), &by_proc).unwrap();
+        assert_eq!(std::fs::read(&by_proc).unwrap(), b"proc");
+        // Where the kernel allows it (6.10 and later, or with
+        // CAP_DAC_READ_SEARCH).
+        let by_handle = dir.path().join("by-handle");
+        match link_by_handle(&unnamed(b"handle"), &by_handle) {
+            Ok(()) => assert_eq!(std::fs::read(&by_handle).unwrap(), b"handle"),
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::PERM) => {}
+            Err(e) => panic!("link by handle: {e}"),
+        }
+        // Neither replaces a file already there.
+        let taken = link_by_proc_name(&unnamed(b"again"), &by_proc);
+        assert_eq!(taken, Err(rustix::io::Errno::EXIST));
+        assert_eq!(std::fs::read(&by_proc).unwrap(), b"proc");
     }
 
     #[test]
