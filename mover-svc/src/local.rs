@@ -920,11 +920,16 @@ mod tests {
         // CAP_DAC_READ_SEARCH).
         let by_handle = dir.path().join("by-handle");
         match link_by_handle(&unnamed(b"handle"), &by_handle) {
-            Ok(()) => assert_eq!(std::fs::read(&by_handle).unwrap(), b"handle"),
+            Ok(()) => {
+                assert_eq!(std::fs::read(&by_handle).unwrap(), b"handle");
+                let taken = link_by_handle(&unnamed(b"again"), &by_handle);
+                assert_eq!(taken, Err(rustix::io::Errno::EXIST));
+                assert_eq!(std::fs::read(&by_handle).unwrap(), b"handle");
+            }
             Err(rustix::io::Errno::NOENT | rustix::io::Errno::PERM) => {}
             Err(e) => panic!("link by handle: {e}"),
         }
-        // Neither replaces a file already there.
+        // Neither way replaces a file already there.
         let taken = link_by_proc_name(&unnamed(b"again"), &by_proc);
         assert_eq!(taken, Err(rustix::io::Errno::EXIST));
         assert_eq!(std::fs::read(&by_proc).unwrap(), b"proc");
