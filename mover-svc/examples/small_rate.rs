@@ -4,9 +4,10 @@
 //! object: a copy hashed with SHA-256 into a staged file, read back, linked
 //! into place (`mover_svc::local::copy_file`); for each batch of a thread's
 //! objects, one `syncfs` of the destination (as the group sync does), then
-//! the unlink of each source. Its rate bounds what mover-svc can reach on
-//! the same disk; the gap between the two is the cost of coordination
-//! (ledger, statuses, threads).
+//! the unlink of each source and of the folders that leaves empty
+//! (`mover_svc::local::delete_files`, as a batch's deletes do). Its rate
+//! bounds what mover-svc can reach on the same disk; the gap between the
+//! two is the cost of coordination (ledger, statuses, threads).
 //!
 //!   cargo run --release -p mover-svc --example small_rate -- SOURCE_DIR DEST_DIR [THREADS]
 //!
@@ -73,9 +74,12 @@ fn mover(source: &Path, dest: &Path, files: &[PathBuf], next: &AtomicUsize) -> a
             );
         }
         sync(&dest_folder)?;
-        for file in batch {
-            std::fs::remove_file(source.join(file))?;
-        }
+        let sources: Vec<(PathBuf, PathBuf)> = batch
+            .iter()
+            .map(|file| (source.join(file), source.to_path_buf()))
+            .collect();
+        let gone = mover_svc::local::delete_files(&sources);
+        anyhow::ensure!(gone.iter().all(|g| *g), "a source was not deleted");
     }
 }
 

@@ -541,13 +541,18 @@ async fn delete_and_complete(batch: &mut Batch<'_>, switched: Vec<(Job, u64, Dig
         };
         sources.push(source);
     }
+    let n = sources.len();
     let deleted = tokio::task::spawn_blocking(move || {
-        sources
+        let (at, files): (Vec<usize>, Vec<(PathBuf, PathBuf)>) = sources
             .into_iter()
-            .map(|source| {
-                source.is_some_and(|(path, root)| local::delete_file(&path, &root).is_ok())
-            })
-            .collect::<Vec<bool>>()
+            .enumerate()
+            .filter_map(|(i, source)| Some((i, source?)))
+            .unzip();
+        let mut deleted = vec![false; n];
+        for (i, gone) in at.into_iter().zip(local::delete_files(&files)) {
+            deleted[i] = gone;
+        }
+        deleted
     })
     .await
     .unwrap_or_default();

@@ -187,14 +187,51 @@ pub fn delete_file(path: &Path, root: &Path) -> std::io::Result<()> {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     }
-    let mut folder = path.parent();
+    if let Some(folder) = path.parent() {
+        remove_emptied_folders(folder, root);
+    }
+    Ok(())
+}
+
+/// [`delete_file`] for many files, each given with its tier's folder:
+/// deletes every file, then tries each folder they were in once, deepest
+/// first (a batch's files mostly share a few), rather than once a file.
+/// Answers, for each file in order, whether it is gone.
+pub fn delete_files(files: &[(PathBuf, PathBuf)]) -> Vec<bool> {
+    let gone: Vec<bool> = files
+        .iter()
+        .map(|(path, _)| match std::fs::remove_file(path) {
+            Ok(()) => true,
+            Err(e) => e.kind() == ErrorKind::NotFound,
+        })
+        .collect();
+    let mut folders: Vec<(&Path, &Path)> = files
+        .iter()
+        .zip(&gone)
+        .filter(|(_, gone)| **gone)
+        .filter_map(|((path, root), _)| Some((path.parent()?, root.as_path())))
+        .collect();
+    folders.sort_by(|(a, _), (b, _)| {
+        let depth = |p: &Path| p.components().count();
+        depth(b).cmp(&depth(a)).then_with(|| a.cmp(b))
+    });
+    folders.dedup_by(|(a, _), (b, _)| a == b);
+    for (folder, root) in folders {
+        remove_emptied_folders(folder, root);
+    }
+    gone
+}
+
+/// Removes `folder` and each folder above it while they are empty, up to
+/// the tier's folder `root`, which stays; nothing outside `root`.
+fn remove_emptied_folders(folder: &Path, root: &Path) {
+    let mut folder = Some(folder);
     while let Some(f) = folder.filter(|f| *f != root && f.starts_with(root)) {
         if std::fs::remove_dir(f).is_err() {
             break;
         }
         folder = f.parent();
     }
-    Ok(())
 }
 
 /// What tells a file from another at its path, or from itself modified:
@@ -898,6 +935,32 @@ mod tests {
         assert_eq!(std::fs::read(&dest).unwrap(), b"last");
         assert_eq!(std::fs::read(folder.join("obj#1")).unwrap(), b"left");
         assert_eq!(names(), ["obj", "obj#1"]);
+    }
+
+    #[test]
+    fn deleting_many_files_removes_the_folders_they_empty_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap().join("tier");
+        for file in ["a/b/c/x", "a/b/c/y", "a/b/z", "d/w", "e/k", "e/kept", "top"] {
+            let path = root.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, file).unwrap();
+        }
+        let files: Vec<(PathBuf, PathBuf)> =
+            ["a/b/c/x", "d/w", "a/b/c/y", "e/k", "a/b/z", "gone", "top"]
+                .iter()
+                .map(|f| (root.join(f), root.clone()))
+                .collect();
+        // A file already gone counts as deleted.
+        assert_eq!(delete_files(&files), [true; 7]);
+        assert!(!root.join("a").exists(), "a/b/c, then a/b, then a emptied");
+        assert!(!root.join("d").exists());
+        assert_eq!(std::fs::read(root.join("e/kept")).unwrap(), b"e/kept");
+        assert!(root.is_dir(), "the tier's folder stays");
+        // A file that cannot go (a folder in its place) is not gone.
+        std::fs::create_dir_all(root.join("f/sub")).unwrap();
+        assert_eq!(delete_files(&[(root.join("f/sub"), root.clone())]), [false]);
+        assert!(root.join("f/sub").is_dir());
     }
 
     #[cfg(target_os = "linux")]
