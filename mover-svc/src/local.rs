@@ -176,27 +176,14 @@ pub fn copy_file(
     Ok(copied)
 }
 
-/// Deletes the file `path` of a tier (a file already gone counts as
-/// deleted), then each folder above it that this leaves empty, up to the
-/// tier's folder `root`, which stays: what object_store's `LocalFileSystem`
-/// does with its automatic cleanup, which the tiers use. `root` is
-/// canonical, as the store's paths are; no folder outside it is removed.
-pub fn delete_file(path: &Path, root: &Path) -> std::io::Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    }
-    if let Some(folder) = path.parent() {
-        remove_emptied_folders(folder, root);
-    }
-    Ok(())
-}
-
-/// [`delete_file`] for many files, each given with its tier's folder:
-/// deletes every file, then tries each folder they were in once, deepest
-/// first (a batch's files mostly share a few), rather than once a file.
-/// Answers, for each file in order, whether it is gone.
+/// Deletes files of tiers, each given with its tier's folder `root` (a
+/// file already gone counts as deleted), then each folder above them that
+/// this leaves empty, up to `root`, which stays: what object_store's
+/// `LocalFileSystem` does with its automatic cleanup, which the tiers use.
+/// `root` is canonical, as the store's paths are; no folder outside it is
+/// removed. Each folder is tried once, deepest first (a batch's files
+/// mostly share a few), rather than once a file. Answers, for each file in
+/// order, whether it is gone.
 pub fn delete_files(files: &[(PathBuf, PathBuf)]) -> Vec<bool> {
     let gone: Vec<bool> = files
         .iter()
@@ -812,25 +799,28 @@ mod tests {
     fn a_delete_removes_the_folders_it_empties_up_to_the_tier_folder() {
         let dir = tempfile::tempdir().unwrap();
         let root = std::fs::canonicalize(dir.path()).unwrap();
+        let delete = |path: PathBuf, root: &Path| {
+            assert_eq!(delete_files(&[(path, root.to_path_buf())]), [true]);
+        };
         let deep = root.join("a/b/c");
         std::fs::create_dir_all(&deep).unwrap();
         std::fs::write(deep.join("x"), b"x").unwrap();
         std::fs::write(root.join("a/kept"), b"k").unwrap();
-        delete_file(&deep.join("x"), &root).unwrap();
+        delete(deep.join("x"), &root);
         // c and b were left empty; a still holds a file.
         assert!(!root.join("a/b").exists());
         assert!(root.join("a/kept").exists());
-        delete_file(&root.join("a/kept"), &root).unwrap();
+        delete(root.join("a/kept"), &root);
         assert!(!root.join("a").exists());
         assert!(root.exists(), "the tier's folder stays");
         // Gone already: deleted.
-        delete_file(&root.join("a/kept"), &root).unwrap();
+        delete(root.join("a/kept"), &root);
         // A file outside the tier's folder: only the file goes.
         let tier = root.join("tier");
         std::fs::create_dir_all(root.join("d")).unwrap();
         std::fs::create_dir_all(&tier).unwrap();
         std::fs::write(root.join("d/y"), b"y").unwrap();
-        delete_file(&root.join("d/y"), &tier).unwrap();
+        delete(root.join("d/y"), &tier);
         assert!(root.join("d").exists() && !root.join("d/y").exists());
     }
 
