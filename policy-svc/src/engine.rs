@@ -400,6 +400,7 @@ pub fn view(o: &ObjectRow, prior: Option<PrefixPrior>) -> ObjectView {
             ts_ms: o.decay_ts_ms,
             reads: o.reads_total as f64,
             last_read_ms: o.recent_reads.last().copied(),
+            run: crate::predict::run_length(o.recent_reads.iter().copied()),
         },
         bytes_per_read: o.bytes_per_read(),
         size: o.size,

@@ -13,6 +13,9 @@
 //!   object's last read and `β(a)` the reads its prefix saw follow a read
 //!   after `a` without another one ([`crate::prefix`]): a read in a bursty
 //!   prefix predicts the rest of its burst, and a day of quiet its end.
+//!   Before its prefix has seen bursts, an object's own run (its reads
+//!   each within a day of the next) predicts as many more reads as it has
+//!   had, until a day of quiet ([`own_followups`]).
 //!
 //! The prior comes from the object's prefix when known (its neighbours'
 //! recent read rate, [`PrefixPrior`]); otherwise a default that fades as
@@ -49,6 +52,35 @@ pub struct Evidence {
     pub reads: f64,
     /// The newest read, if any.
     pub last_read_ms: Option<i64>,
+    /// Reads in the object's current run: the newest and those before it
+    /// each within [`RUN_GAP_MS`] of the next, among its recent reads
+    /// ([`run_length`]).
+    pub run: u32,
+}
+
+/// Reads closer than this to each other belong to one run.
+pub const RUN_GAP_MS: i64 = 86_400_000;
+
+/// The reads in the run that ends with the newest of `recent` (read times,
+/// oldest first): 0 without reads.
+pub fn run_length<I>(recent: I) -> u32
+where
+    I: IntoIterator<Item = i64>,
+    I::IntoIter: DoubleEndedIterator,
+{
+    let mut reads = recent.into_iter().rev();
+    let Some(mut next) = reads.next() else {
+        return 0;
+    };
+    let mut run = 1;
+    for t in reads {
+        if next - t > RUN_GAP_MS {
+            break;
+        }
+        run += 1;
+        next = t;
+    }
+    run
 }
 
 fn decay(ms: i64, half_life_days: f64) -> f64 {
@@ -87,6 +119,17 @@ pub fn followups_after(followups: &[f64; IDLE_STEPS], idle_days: f64) -> f64 {
         }
     }
     followups[IDLE_STEPS - 1]
+}
+
+/// The reads an object's own run predicts after `idle_days` without a
+/// read: as many more as the run has had (a run of one predicts none),
+/// fading to none once the object has been quiet for as long as a run
+/// allows between reads. This is what a prefix's follow-ups say once its
+/// bursts are known; the object's own run says it before, for the first
+/// bursts of a prefix.
+pub fn own_followups(run: u32, idle_days: f64) -> f64 {
+    let fade = (1.0 - idle_days * DAY / RUN_GAP_MS as f64).max(0.0);
+    f64::from(run.saturating_sub(1)) * fade
 }
 
 /// An object counts as cooled off, and its lifetime rate gives way to its
@@ -138,7 +181,8 @@ pub fn reads_30d(
         }
     };
     let burst = evidence.last_read_ms.map_or(0.0, |last| {
-        followups_after(&followups, (now_ms - last).max(0) as f64 / DAY)
+        let idle = (now_ms - last).max(0) as f64 / DAY;
+        followups_after(&followups, idle).max(own_followups(evidence.run, idle))
     });
     let horizon = params.horizon_days.max(1.0);
     (per_day * horizon + burst) * 30.0 / horizon
@@ -231,5 +275,48 @@ mod tests {
         // Unread for a long while after a steady year: the recent rate.
         let cooled = reads_30d(&monthly, 0, 700 * D, None, &params);
         assert!(cooled < 0.05, "{cooled}");
+    }
+
+    #[test]
+    fn a_run_is_the_reads_each_within_a_day_of_the_next() {
+        assert_eq!(run_length([]), 0);
+        assert_eq!(run_length([5 * D]), 1);
+        // The newest three are a run; the day-and-a-bit gap ends it.
+        let reads = [0, D + D / 10, 2 * D + D / 5, 3 * D, 3 * D + 1];
+        assert_eq!(run_length(reads), 3);
+        assert_eq!(run_length([0, D / 2, D, 3 * D / 2]), 4);
+    }
+
+    #[test]
+    fn an_objects_own_run_predicts_its_burst_where_the_prefix_knows_none() {
+        let params = CostParams::default();
+        // A prefix that has seen no bursts yet, and an object read eight
+        // times in a few hours after a quiet year.
+        let quiet = Some(PrefixPrior {
+            reads_30d: 0.05,
+            followups: [0.0; IDLE_STEPS],
+            provisional: false,
+        });
+        let mut burst = Evidence::default();
+        let times: Vec<i64> = (0..8).map(|i| 400 * D + i * D / 20).collect();
+        for &t in &times {
+            burst.observe(t);
+        }
+        burst.run = run_length(times.iter().copied());
+        assert_eq!(burst.run, 8);
+        let last = times[7];
+        let now = last + D / 20;
+        // Against the same reads counted as no run: about seven reads more
+        // over the horizon (the run fades by 5 % in the hour since).
+        let mut single = burst;
+        single.run = 1;
+        let lone = reads_30d(&single, 0, now, quiet, &params);
+        let during = reads_30d(&burst, 0, now, quiet, &params);
+        let more = (during - lone) * params.horizon_days / 30.0;
+        assert!((6.0..7.0).contains(&more), "{more}");
+        // A day of quiet ends the run.
+        let after = reads_30d(&burst, 0, last + D + D / 20, quiet, &params);
+        let lone_after = reads_30d(&single, 0, last + D + D / 20, quiet, &params);
+        assert_eq!(after, lone_after);
     }
 }

@@ -172,12 +172,13 @@ fn monthly_reports() {
     }
 }
 
-/// Below always-hot and the age rules, and about at Intelligent-Tiering
-/// (0.2 % below it to 6 % above, by seed), but no online policy reaches
-/// 1.10 here: the first read of each burst comes from Glacier IR (a
-/// retrieval the optimum, moving up the day before, does not pay), 0.30x of
-/// the optimum on its own. The prefix's follow-ups bring the object up at
-/// that read and, once it has been idle a day, down again.
+/// Below every online baseline (Intelligent-Tiering by 0.1 % to 2 %, by
+/// seed), but no online policy reaches 1.10 here: the first read of each
+/// burst comes from Glacier IR (a retrieval the optimum, moving up the day
+/// before, does not pay), 0.30x of the optimum on its own. The prefix's
+/// follow-ups, and before it has seen a burst the object's own run, bring
+/// the object up early in its burst and, once it has been idle a day, down
+/// again.
 #[test]
 fn burst_after_a_quiet_year() {
     for tiers in [Tiers::Five, Tiers::WithIntelligent] {
@@ -185,16 +186,7 @@ fn burst_after_a_quiet_year() {
             bursts: 200,
             ..NONE
         };
-        for r in check(
-            "bursts",
-            mix,
-            tiers,
-            &[Policy::AlwaysHot, Policy::Age],
-            1.43,
-        ) {
-            let (strata, it) = (r.total(Policy::Strata), r.total(Policy::IntelligentTiering));
-            assert!(strata <= it * 1.07, "strata {strata} it {it}");
-        }
+        check("bursts", mix, tiers, &ONLINE, 1.35);
     }
 }
 

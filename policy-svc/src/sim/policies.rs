@@ -203,6 +203,8 @@ fn strata(
         acct.read(t, bytes);
         evidence.observe(t);
         seen += 1;
+        let recent = &obj.reads[seen.saturating_sub(RECENT_READS_KEPT)..seen];
+        evidence.run = predict::run_length(recent.iter().map(|&(t, _)| t));
         bytes_per_read = bytes.max(1);
         due = decide(acct, &evidence, seen, bytes_per_read, t);
     }
