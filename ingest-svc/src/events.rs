@@ -32,7 +32,7 @@ impl BatchError {
 
 /// Parses and validates a batch. `now_ms` fills a missing `ts`. Under an
 /// `idempotency_key`, an item without an `eventId` gets one made from the
-/// key, its place in the batch and its bytes ([`derived_event_id`]).
+/// key, the whole body and the item's place in it ([`derived_event_id`]).
 pub fn parse_batch(
     body: &[u8],
     now_ms: i64,
@@ -62,6 +62,7 @@ pub fn parse_batch(
             items.len()
         )));
     }
+    let body_sha256: [u8; 32] = Sha256::digest(trimmed).into();
     items
         .into_iter()
         .enumerate()
@@ -72,7 +73,7 @@ pub fn parse_batch(
                 message,
             })?;
             if let Some(key) = idempotency_key.filter(|_| event.event_id.is_empty()) {
-                event.event_id = derived_event_id(key, i, raw);
+                event.event_id = derived_event_id(key, &body_sha256, i);
             }
             if event.ts.is_none() {
                 event.ts = Some(strata_proto::time::from_millis(now_ms));
@@ -105,17 +106,18 @@ pub fn check_idempotency_key(value: &[u8]) -> Result<&str, BatchError> {
 }
 
 /// The `eventId` of item `index` of a batch posted under `idempotency_key`
-/// with the bytes `raw`: a client that retries the same batch under the
-/// same key (after a timeout, say) sends the same ids, and policy-svc drops
-/// an `eventId` it has seen. A different item under a reused key gets
-/// another id, so reusing a key loses nothing.
-fn derived_event_id(idempotency_key: &str, index: usize, raw: &[u8]) -> String {
+/// whose (trimmed) body has the SHA-256 `body_sha256`: a client that
+/// retries the same batch under the same key (after a timeout, say) sends
+/// the same ids, and policy-svc drops an `eventId` it has seen. Any other
+/// body under a reused key gets other ids, even for items it shares with
+/// an earlier batch (the same read, without a time, made again), so
+/// reusing a key loses nothing.
+fn derived_event_id(idempotency_key: &str, body_sha256: &[u8; 32], index: usize) -> String {
     let digest = Sha256::new()
         .chain_update(idempotency_key)
         .chain_update(b"\n")
+        .chain_update(body_sha256)
         .chain_update(index.to_string())
-        .chain_update(b"\n")
-        .chain_update(raw)
         .finalize();
     format!("idem-{}", hex::encode(&digest[..16]))
 }
@@ -156,6 +158,11 @@ mod tests {
         let other = br#"[{"objectKey":"c","op":"GET"}]"#;
         let reused = parse_batch(other, now, 10, Some("retry-1")).unwrap();
         assert_ne!(reused[0].event_id, first[0]);
+        // Another batch that starts with the same read (no time: a read
+        // made again): that read is new too.
+        let again = br#"[{"objectKey":"a","op":"GET"},{"objectKey":"c","op":"GET"}]"#;
+        let again = parse_batch(again, now, 10, Some("retry-1")).unwrap();
+        assert_ne!(again[0].event_id, first[0]);
     }
 
     #[test]

@@ -67,7 +67,9 @@ pub struct Config {
     #[arg(long, env = "STRATA_MOVER_PROGRESS_SECS", default_value_t = 2.0)]
     pub progress_secs: f64,
 
-    /// Multipart part size in MiB; objects up to this size are one PUT.
+    /// Multipart part size in MiB; objects up to this size are one PUT. An
+    /// object larger than 10,000 parts of it goes in larger parts (S3 and
+    /// GCS allow 10,000), which its copy buffers as many of.
     #[arg(long, env = "STRATA_MOVER_PART_MIB", default_value_t = 8)]
     pub part_mib: usize,
 

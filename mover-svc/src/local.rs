@@ -503,7 +503,7 @@ impl Staged {
         }
         let path = match self.path.take() {
             Some(path) => path,
-            None => match link_unnamed(&self.file, dest)? {
+            None => match link_unnamed(&self.file, dest, fsync)? {
                 // A copy left at `dest` by an earlier attempt: named first,
                 // then renamed over it, so `dest` is never missing.
                 Some(path) => path,
@@ -584,17 +584,27 @@ fn create_unnamed(_dest: &Path, _fsync: bool) -> Result<Option<File>, MoveError>
 
 /// Gives the unnamed `file` the name `dest`; when `dest` exists already,
 /// the first free `<dest>#<n>` instead, returned to be renamed over it.
+///
+/// A file without a name keeps no folder in use: deleting another object
+/// of the tier may remove `dest`'s folder, emptied, while the copy runs.
+/// The folders are then made again (a file opened with `O_TMPFILE` may be
+/// linked into any folder of its file system).
 #[cfg(target_os = "linux")]
-fn link_unnamed(file: &File, dest: &Path) -> Result<Option<PathBuf>, MoveError> {
+fn link_unnamed(file: &File, dest: &Path, fsync: bool) -> Result<Option<PathBuf>, MoveError> {
     use rustix::io::Errno;
     let mut name = dest.to_owned();
     let mut n = 0;
+    let mut folders_made = 0;
     loop {
         match link_fd(file, &name) {
             Ok(()) => return Ok((n > 0).then_some(name)),
             Err(Errno::EXIST) => {
                 n += 1;
                 name = numbered(dest, n);
+            }
+            Err(Errno::NOENT) if folders_made < 3 && dest.parent().is_some_and(|f| !f.is_dir()) => {
+                make_parents(dest, fsync)?;
+                folders_made += 1;
             }
             Err(e) => return Err(io_error(&format!("link {}", name.display()), e.into())),
         }
@@ -640,7 +650,7 @@ fn link_by_proc_name(file: &File, name: &Path) -> rustix::io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn link_unnamed(_file: &File, dest: &Path) -> Result<Option<PathBuf>, MoveError> {
+fn link_unnamed(_file: &File, dest: &Path, _fsync: bool) -> Result<Option<PathBuf>, MoveError> {
     // [`create_unnamed`] makes none here.
     Err(MoveError::Permanent(format!(
         "no unnamed file to link at {}",
@@ -737,10 +747,12 @@ fn check_length(read: u64, expected: u64) -> Result<(), MoveError> {
 fn io_error(context: &str, e: std::io::Error) -> MoveError {
     match e.kind() {
         ErrorKind::NotFound => MoveError::NotFound(format!("{context}: {e}")),
-        // No attempt can write where a folder is a file or a name too long.
-        ErrorKind::PermissionDenied | ErrorKind::NotADirectory | ErrorKind::InvalidFilename => {
-            MoveError::Permanent(format!("{context}: {e}"))
-        }
+        // No attempt can write where a folder is a file or a name too long,
+        // nor replace a folder with a file.
+        ErrorKind::PermissionDenied
+        | ErrorKind::NotADirectory
+        | ErrorKind::InvalidFilename
+        | ErrorKind::IsADirectory => MoveError::Permanent(format!("{context}: {e}")),
         ErrorKind::UnexpectedEof => MoveError::SourceChanged(format!("{context}: {e}")),
         _ => MoveError::Transient(format!("{context}: {e}")),
     }
@@ -986,6 +998,22 @@ mod tests {
         let taken = link_by_proc_name(&unnamed(b"again"), &by_proc);
         assert_eq!(taken, Err(rustix::io::Errno::EXIST));
         assert_eq!(std::fs::read(&by_proc).unwrap(), b"proc");
+    }
+
+    #[test]
+    fn an_unnamed_copy_whose_folder_was_removed_meanwhile_is_linked_in_a_new_one() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("d/e");
+        let dest = folder.join("x");
+        let mut staged = Staged::create(&dest, true).unwrap();
+        assert!(staged.path.is_none(), "tmpfs and ext4 have O_TMPFILE");
+        staged.file.write_all(b"bytes").unwrap();
+        // Another object's delete empties and removes the folders.
+        std::fs::remove_dir(&folder).unwrap();
+        std::fs::remove_dir(dir.path().join("d")).unwrap();
+        staged.publish(&dest, true).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"bytes");
     }
 
     #[test]

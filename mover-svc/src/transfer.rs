@@ -80,8 +80,14 @@ impl MoveError {
             return MoveError::NotFound(message);
         }
         // The local file system reports a refused file operation (EACCES,
-        // EPERM) as a generic error: it is access denied, permanent.
-        if io_cause(&e).is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied) {
+        // EPERM) as a generic error: it is access denied, permanent. So is
+        // a write where a folder is (an object `a` beside objects `a/b`).
+        if io_cause(&e).is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::IsADirectory
+            )
+        }) {
             return MoveError::Permanent(message);
         }
         // What the store says in its error body: an archived object (S3:
@@ -288,6 +294,20 @@ pub struct CopyPlan<'a> {
     pub record_upload: Option<RecordUpload<'a>>,
 }
 
+/// Parts a multipart upload may have: S3's and GCS's limit (Azure allows
+/// more blocks).
+pub const MAX_PARTS: u64 = 10_000;
+
+/// The part size of a multipart upload of `size` bytes: the configured
+/// one, or for an object larger than [`MAX_PARTS`] of it, the smallest
+/// whole MiB that fits it in that many parts (a 5 TiB object: 525 MiB).
+/// Memory grows with it: a copy buffers up to its parts in flight.
+pub fn part_size_for(size: u64, configured: usize) -> usize {
+    const MIB: u64 = 1 << 20;
+    let needed = size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
+    configured.max(usize::try_from(needed).unwrap_or(usize::MAX))
+}
+
 /// Streams `key` from `src` to `dst`, hashing as the bytes flow. Between two
 /// `file://` tiers the copy is direct ([`crate::local`]); otherwise objects
 /// up to the plan's part size are one PUT and larger ones a multipart upload
@@ -369,6 +389,7 @@ pub async fn copy(
                 .await
                 .map_err(put_failed)?,
         };
+        let part_size = part_size_for(source.size, part_size);
         let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
         let result: Result<Sha256, MoveError> = async {
             let mut hasher = hasher;
@@ -625,7 +646,10 @@ pub async fn remove_staged(tier: &TierStore, key: &str) -> Result<usize, MoveErr
     let Some(local) = &tier.local else {
         return Ok(0);
     };
-    let location = location(tier, key)?;
+    // Nothing is ever staged for a key the tier refuses.
+    let Ok(location) = tier.location(key) else {
+        return Ok(0);
+    };
     let path = local
         .file_of(&location)
         .map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
@@ -666,12 +690,22 @@ pub async fn remove_staged(tier: &TierStore, key: &str) -> Result<usize, MoveErr
 
 /// Deletes `key` from `tier`; an object [`MoveError::from_store`] finds
 /// missing (a path that cannot exist included) counts as deleted.
+///
+/// No object can be at a key the tier refuses (a `file://` tier keeps
+/// `<name>#<digits>` for staged files) or where a folder is: there is
+/// nothing to delete. (A failed copy to such a key is discarded this way;
+/// an error would hold its job for good.)
 pub async fn delete(tier: &TierStore, key: &str) -> Result<(), MoveError> {
-    let location = location(tier, key)?;
+    let Ok(location) = tier.location(key) else {
+        return Ok(());
+    };
     tier.limits.op().await;
     let Err(e) = tier.store.delete(&location).await else {
         return Ok(());
     };
+    if io_cause(&e).is_some_and(|io| io.kind() == std::io::ErrorKind::IsADirectory) {
+        return Ok(());
+    }
     match MoveError::from_store(&format!("delete {}", tier.url_of(key)), e) {
         MoveError::NotFound(_) => Ok(()),
         other => Err(other),
@@ -704,6 +738,20 @@ fn io_cause(e: &object_store::Error) -> Option<&std::io::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_grow_so_that_any_object_fits_in_the_stores_part_limit() {
+        const MIB: u64 = 1 << 20;
+        let eight = 8 << 20;
+        assert_eq!(part_size_for(1 << 30, eight), eight);
+        assert_eq!(part_size_for(MAX_PARTS * 8 * MIB, eight), eight);
+        let over = part_size_for(MAX_PARTS * 8 * MIB + 1, eight);
+        assert_eq!(over as u64, 9 * MIB);
+        let max = strata_proto::validate::MAX_SIZE_BYTES;
+        let part = part_size_for(max, eight) as u64;
+        assert_eq!(part, 525 * MIB);
+        assert!(max.div_ceil(part) <= MAX_PARTS);
+    }
 
     #[cfg(target_os = "linux")]
     #[tokio::test]

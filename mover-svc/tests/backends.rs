@@ -1040,6 +1040,35 @@ async fn hostile_keys_never_name_anything_outside_a_tier() {
     assert_eq!(siblings, ["tier"]);
 }
 
+/// A job to a `file://` tier that cannot hold its key (a `#<digits>`
+/// segment, kept for staged files) or has a folder where the object would
+/// go (an object `a` beside objects `a/b`) fails for good at once, the
+/// source kept, the folder's objects untouched: discarding a copy that
+/// could not be written is no error that holds the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_the_destination_cannot_hold_fails_for_good_and_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display();
+    let dst = tier("dst", format!("file://{root}/dst"), &[]);
+    put(&dst, "a/b", b"beside").await;
+    let memory = tier("src", "memory://".into(), &[]);
+    let file = tier("src", format!("file://{root}/src"), &[]);
+    for (src, key) in [(&memory, "ci/run#42"), (&memory, "a"), (&file, "a")] {
+        put(src, key, b"object").await;
+        let s = mover(src, &dst, None, None);
+        run(&s, job(key)).await;
+        let row = ledger(&s, key).await;
+        assert_eq!(
+            (row.state, row.error.map(|e| e.0).as_deref()),
+            (State::Failed, Some("permanent")),
+            "{key} from {}",
+            src.url
+        );
+        assert_eq!(read(src, key).await.as_deref(), Some(&b"object"[..]));
+        assert_eq!(read(&dst, "a/b").await.as_deref(), Some(&b"beside"[..]));
+    }
+}
+
 /// A copy between file tiers that waits for its tier's group sync holds no
 /// copy slot: with one slot, a second job copies while the first waits for
 /// the disk, and neither switches before a sync has ended.

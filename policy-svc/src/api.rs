@@ -87,9 +87,28 @@ async fn object(State(state): State<AppState>, Path(path): Path<String>) -> Resp
         "monthlyCostUsd": reason.monthly_cost_usd,
         "moveCostUsd": reason.move_cost_usd,
         "breakEvenDays": reason.break_even_days,
-        "note": if row.inflight_job.is_some() { "a job is in flight; no new decision until it ends" } else { "" },
+        "deleted": row.deleted,
+        "retryAfterMs": (row.retry_after_ms > now).then_some(row.retry_after_ms),
+        "note": note(&row, now),
     }))
     .into_response()
+}
+
+/// What keeps the evaluation shown from becoming a job now, if anything.
+fn note(row: &store::ObjectRow, now_ms: i64) -> String {
+    if row.deleted {
+        "the object was deleted; the policy makes no more jobs for it".into()
+    } else if row.inflight_job.is_some() {
+        "a job is in flight; no new decision until it ends".into()
+    } else if row.retry_after_ms > now_ms {
+        format!(
+            "its last job failed; no new job before {} ms (in {:.1} hours)",
+            row.retry_after_ms,
+            (row.retry_after_ms - now_ms) as f64 / 3_600_000.0
+        )
+    } else {
+        String::new()
+    }
 }
 
 async fn summary(State(state): State<AppState>) -> Response {
@@ -181,6 +200,23 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-12
+    }
+
+    #[test]
+    fn the_note_says_what_keeps_an_evaluation_from_a_job() {
+        let mut row = store::ObjectRow::new("a", 10, "hot", 0);
+        assert_eq!(note(&row, NOW), "");
+        row.retry_after_ms = NOW + 2 * 3_600_000;
+        assert!(
+            note(&row, NOW).contains("in 2.0 hours"),
+            "{}",
+            note(&row, NOW)
+        );
+        assert_eq!(note(&row, NOW + 3 * 3_600_000), "", "the backoff is over");
+        row.inflight_job = Some("k".into());
+        assert!(note(&row, NOW).contains("in flight"));
+        row.deleted = true;
+        assert!(note(&row, NOW).contains("deleted"));
     }
 
     /// An Intelligent-Tiering tier is billed object by object at its idle

@@ -18,6 +18,47 @@ pub struct Cli {
     pub config: Config,
 }
 
+impl Cli {
+    /// Parses the command line, refusing cost flags written before
+    /// `simulate`: those would set the daemon's knobs, which the simulator
+    /// does not read (it has its own, after the subcommand).
+    pub fn parse_checked() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command().get_matches();
+        let cli = Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if matches!(cli.command, Some(Command::Simulate(_))) {
+            let misplaced = cost_flags_given(&matches);
+            if !misplaced.is_empty() {
+                Self::command()
+                    .error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        format!(
+                            "{} before `simulate` would be ignored: write it after `simulate`",
+                            misplaced.join(", ")
+                        ),
+                    )
+                    .exit();
+            }
+        }
+        cli
+    }
+}
+
+/// The cost flags given on the command line at the level of `matches`.
+fn cost_flags_given(matches: &clap::ArgMatches) -> Vec<String> {
+    use clap::{Args, parser::ValueSource};
+    CostArgs::augment_args(clap::Command::new("cost"))
+        .get_arguments()
+        .filter(|a| {
+            matches
+                .try_get_raw(a.get_id().as_str())
+                .is_ok_and(|v| v.is_some())
+                && matches.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine)
+        })
+        .filter_map(|a| a.get_long().map(|long| format!("--{long}")))
+        .collect()
+}
+
 /// What to run; the daemon when none is given.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -110,6 +151,16 @@ impl CostArgs {
             );
         }
         anyhow::ensure!(
+            (0.0..1.0).contains(&self.hysteresis),
+            "--hysteresis must be a fraction >= 0 and < 1, not {}",
+            self.hysteresis
+        );
+        anyhow::ensure!(
+            self.prior_reads_30d.is_finite() && self.prior_reads_30d >= 0.0,
+            "--prior-reads-30d must be a number >= 0, not {}",
+            self.prior_reads_30d
+        );
+        anyhow::ensure!(
             self.min_residency_days.is_finite() && self.min_residency_days >= 0.0,
             "--min-residency-days must be a number of days >= 0, not {}",
             self.min_residency_days
@@ -195,6 +246,29 @@ pub struct Config {
 }
 
 impl Config {
+    /// Refuses settings the daemon cannot run with, naming the flag; the
+    /// cost knobs are checked by [`CostArgs::params`].
+    pub fn check(&self) -> anyhow::Result<()> {
+        let day = 86_400.0;
+        anyhow::ensure!(
+            (0.05..=day).contains(&self.decide_interval_secs),
+            "--decide-interval-secs must lie between 0.05 and {day} (a day), not {}",
+            self.decide_interval_secs
+        );
+        anyhow::ensure!(
+            self.promote_window_days.is_finite() && self.promote_window_days > 0.0,
+            "--promote-window-days must be a positive number of days, not {}",
+            self.promote_window_days
+        );
+        anyhow::ensure!(
+            self.max_gib_per_cycle.is_finite() && self.max_gib_per_cycle > 0.0,
+            "--max-gib-per-cycle must be a positive number, not {}",
+            self.max_gib_per_cycle
+        );
+        anyhow::ensure!(self.batch > 0, "--batch must be at least 1");
+        Ok(())
+    }
+
     /// The SQLite path in effect.
     pub fn db_path(&self) -> PathBuf {
         self.db
@@ -210,6 +284,48 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn cost_flags_are_found_where_they_were_written() {
+        let given = |args: &[&str]| {
+            let argv = std::iter::once("policy-svc").chain(args.iter().copied());
+            super::cost_flags_given(&super::Cli::command().get_matches_from(argv))
+        };
+        assert!(given(&["simulate", "--trace", "t.csv", "--horizon-days", "5"]).is_empty());
+        assert_eq!(
+            given(&[
+                "--horizon-days",
+                "5",
+                "--slo",
+                "a/=1",
+                "simulate",
+                "--trace",
+                "t.csv"
+            ]),
+            ["--horizon-days", "--slo"]
+        );
+    }
+
+    #[test]
+    fn daemon_settings_are_checked() {
+        use clap::Parser;
+        let check = |args: &[&str]| {
+            let argv = std::iter::once("policy-svc").chain(args.iter().copied());
+            super::Cli::try_parse_from(argv).unwrap().config.check()
+        };
+        assert!(check(&[]).is_ok());
+        for bad in [
+            &["--decide-interval-secs", "inf"][..],
+            &["--decide-interval-secs", "0"],
+            &["--decide-interval-secs", "1e300"],
+            &["--promote-window-days", "NaN"],
+            &["--max-gib-per-cycle", "0"],
+            &["--batch", "0"],
+        ] {
+            let e = check(bad).unwrap_err().to_string();
+            assert!(e.contains(bad[0]), "{e}");
+        }
     }
 
     #[derive(clap::Parser)]
@@ -232,6 +348,9 @@ mod tests {
             &["--horizon-days", "0"],
             &["--recheck-days=-1"],
             &["--min-residency-days", "NaN"],
+            &["--hysteresis", "1"],
+            &["--hysteresis", "NaN"],
+            &["--prior-reads-30d=-1"],
         ] {
             let e = params(bad).unwrap_err().to_string();
             let flag = bad[0].split('=').next().unwrap();

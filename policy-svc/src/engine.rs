@@ -240,6 +240,11 @@ fn apply_event(
         }
         return Ok(());
     }
+    // What the decision depended on before this event: an inventory that
+    // finds an object as it was does not make it due.
+    let before = existing
+        .as_ref()
+        .map(|o| (o.size, o.tier.clone(), o.deleted));
     let mut o = match existing {
         Some(o) => o,
         None => {
@@ -302,7 +307,26 @@ fn apply_event(
     }
     // Due again now, unless a failed job's backoff is still running: events
     // of an object whose moves keep failing must not retry them at once.
-    o.due_ms = o.due_ms.min(ts.max(o.retry_after_ms));
+    // An inventory's time is the object's last modification, often months
+    // back: an hourly listing would otherwise put every object it lists
+    // ahead of those just read, each hour. It makes an object due only
+    // when it is new or found changed, and then at the clock's now.
+    if op == Op::Inventory {
+        let unchanged = before
+            .as_ref()
+            .is_some_and(|b| *b == (o.size, o.tier.clone(), o.deleted));
+        if unchanged {
+            return Ok(());
+        }
+        let now = clock.now(wall_ms).max(o.retry_after_ms);
+        o.due_ms = if before.is_none() {
+            now
+        } else {
+            o.due_ms.min(now)
+        };
+    } else {
+        o.due_ms = o.due_ms.min(ts.max(o.retry_after_ms));
+    }
     touched.save(o);
     Ok(())
 }

@@ -38,7 +38,7 @@ use rdkafka::{
     consumer::{CommitMode, Consumer as _, StreamConsumer},
     message::OwnedMessage,
 };
-use strata_proto::{AccessEvent, MigrationJob, MigrationStatus, codec, time, validate};
+use strata_proto::{AccessEvent, MigrationJob, MigrationStatus, State, codec, time, validate};
 use strata_runtime::{
     http::{self, Readiness},
     kafka::{self, Publisher},
@@ -69,6 +69,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    config.check()?;
     let stop = shutdown::token(shutdown);
     let ready = Readiness::default();
     let mut tiers = config.common.load_tiers()?;
@@ -134,8 +135,14 @@ pub async fn run(
 }
 
 /// Decodes and validates one message of either topic; `Err` names the class
-/// and the error for the dead-letter headers.
-fn decode(config: &Config, msg: &OwnedMessage) -> Result<Payload, (&'static str, String)> {
+/// and the error for the dead-letter headers. A status that puts an object
+/// on a tier this policy does not have (a mover configured with other
+/// tiers) is refused too: the policy could never decide for it again.
+fn decode(
+    config: &Config,
+    tiers: &TierConfig,
+    msg: &OwnedMessage,
+) -> Result<Payload, (&'static str, String)> {
     if msg.topic() == config.common.topic_access_events {
         let mut event: AccessEvent = kafka::decode(msg).map_err(|e| ("decode", e.to_string()))?;
         if event.ts.is_none() {
@@ -145,7 +152,24 @@ fn decode(config: &Config, msg: &OwnedMessage) -> Result<Payload, (&'static str,
         Ok(Payload::Event(event))
     } else {
         let status: MigrationStatus = kafka::decode(msg).map_err(|e| ("decode", e.to_string()))?;
-        validate::object_key(&status.object_key).map_err(|e| ("validate", e.to_string()))?;
+        validate::migration_status(&status).map_err(|e| ("validate", e.to_string()))?;
+        let placed = match status.state() {
+            State::Duplicate => status.result(),
+            other => other,
+        };
+        let named = match placed {
+            State::Switched | State::Completed => Some(("to_tier", &status.to_tier)),
+            State::Failed if !status.current_tier.is_empty() => {
+                Some(("current_tier", &status.current_tier))
+            }
+            _ => None,
+        };
+        if let Some((field, tier)) = named.filter(|(_, t)| tiers.get(t).is_none()) {
+            return Err((
+                "unknown-tier",
+                format!("{field}: {tier:?} is not a tier of this policy"),
+            ));
+        }
         Ok(Payload::Status(status))
     }
 }
@@ -167,7 +191,7 @@ async fn consume(
         let Some(batch) = receive_batch(config, consumer, &mut applying, stop).await? else {
             break;
         };
-        let Some(inputs) = decode_batch(config, &batch, publisher, stop).await else {
+        let Some(inputs) = decode_batch(config, tiers, &batch, publisher, stop).await else {
             break;
         };
         if let Some(previous) = applying.take() {
@@ -235,13 +259,14 @@ async fn applied(
 /// stopped while a dead letter could not be written.
 async fn decode_batch(
     config: &Config,
+    tiers: &TierConfig,
     batch: &[OwnedMessage],
     publisher: &Publisher,
     stop: &CancellationToken,
 ) -> Option<Vec<Input>> {
     let mut inputs = Vec::with_capacity(batch.len());
     for msg in batch {
-        let payload = match decode(config, msg) {
+        let payload = match decode(config, tiers, msg) {
             Ok(payload) => payload,
             Err((class, error)) => {
                 tracing::warn!(
@@ -344,9 +369,8 @@ async fn decide_loop(
         max_jobs: config.max_jobs_per_cycle,
         max_bytes: (config.max_gib_per_cycle * (1u64 << 30) as f64) as u64,
     };
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(
-        config.decide_interval_secs.max(0.05),
-    ));
+    // Checked at start ([`Config::check`]): finite, at least 0.05.
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(config.decide_interval_secs));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut forget_at = tokio::time::Instant::now();
     loop {
@@ -419,4 +443,65 @@ async fn publish_outbox(
         done.push(job_key);
     }
     store.remove_published(done).await
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use rdkafka::{Timestamp, message::OwnedMessage};
+    use strata_proto::{State, codec::Encoding};
+
+    use super::*;
+
+    #[test]
+    fn a_status_placing_an_object_on_a_tier_the_policy_lacks_is_dead_lettered() {
+        let config = config::Cli::try_parse_from(["policy-svc"]).unwrap().config;
+        let tiers = TierConfig::parse(
+            "[[tiers]]\nname='hot'\nurl='memory://'\n[[tiers]]\nname='cold'\nurl='memory://'\n",
+            &[],
+        )
+        .unwrap();
+        let decoded = |status: &MigrationStatus| {
+            let value = codec::encode(status, Encoding::Json);
+            let topic = config.common.topic_migration_status.clone();
+            let msg = OwnedMessage::new(
+                Some(value),
+                None,
+                topic,
+                Timestamp::NotAvailable,
+                0,
+                0,
+                None,
+            );
+            decode(&config, &tiers, &msg).map(|_| ())
+        };
+        let completed = MigrationStatus {
+            object_key: "logs/a".into(),
+            state: State::Completed as i32,
+            from_tier: "hot".into(),
+            to_tier: "cold".into(),
+            generation: 1,
+            ..Default::default()
+        };
+        assert_eq!(decoded(&completed), Ok(()));
+        let elsewhere = MigrationStatus {
+            to_tier: "tape".into(),
+            ..completed.clone()
+        };
+        let (class, error) = decoded(&elsewhere).unwrap_err();
+        assert_eq!(class, "unknown-tier");
+        assert!(error.contains("\"tape\""), "{error}");
+        let huge = MigrationStatus {
+            bytes: u64::MAX,
+            ..completed.clone()
+        };
+        assert_eq!(decoded(&huge).unwrap_err().0, "validate");
+        // A FAILED status of a stale job names where the catalog has it.
+        let stale = MigrationStatus {
+            state: State::Failed as i32,
+            current_tier: "tape".into(),
+            ..completed
+        };
+        assert_eq!(decoded(&stale).unwrap_err().0, "unknown-tier");
+    }
 }

@@ -1,12 +1,11 @@
 //! policy-svc binary: parse flags, start tracing, run until SIGINT/SIGTERM.
 
-use clap::Parser;
 use policy_svc::config::Command;
 use strata_runtime::{shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = policy_svc::config::Cli::parse();
+    let cli = policy_svc::config::Cli::parse_checked();
     match &cli.command {
         Some(Command::Simulate(args)) => return policy_svc::sim::run(args),
         Some(Command::Synth(args)) => return policy_svc::sim::run_synth(args),

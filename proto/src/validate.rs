@@ -2,7 +2,7 @@
 //! these before acting; a value that fails goes to the dead-letter topic or
 //! gets a 4xx naming the field.
 
-use crate::{AccessEvent, MigrationJob, Op, job::retry_job_key, time};
+use crate::{AccessEvent, MigrationJob, MigrationStatus, Op, State, job::retry_job_key, time};
 
 /// Longest object key accepted, in bytes of UTF-8.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -179,6 +179,46 @@ pub fn migration_job(job: &MigrationJob) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// Checks what a migration status says of where its object is, the part a
+/// consumer acts on: a status that places the object (`SWITCHED`,
+/// `COMPLETED`, or a `DUPLICATE` of either) names its tier, generation and
+/// size; a `FAILED` one with a `current_tier` names where the catalog has
+/// it. Other fields are the job's as the mover received it: a `REJECTED`
+/// status echoes a bad job's fields, and is well-formed as a report.
+/// A generation may exceed [`MAX_GENERATION`] by the one switch a job of
+/// that generation makes.
+pub fn migration_status(status: &MigrationStatus) -> Result<(), ValidationError> {
+    object_key(&status.object_key)?;
+    let state = match status.state() {
+        State::Duplicate => status.result(),
+        other => other,
+    };
+    let generation = || {
+        if status.generation > MAX_GENERATION + 1 {
+            return Err(ValidationError::new(
+                "generation",
+                format!("is more than {MAX_GENERATION} + 1 (2^62 + 1)"),
+            ));
+        }
+        Ok(())
+    };
+    match state {
+        State::Switched | State::Completed => {
+            tier_name("to_tier", &status.to_tier)?;
+            generation()?;
+            if status.bytes > MAX_SIZE_BYTES {
+                return Err(ValidationError::new("bytes", "is more than 5 TiB"));
+            }
+        }
+        State::Failed if !status.current_tier.is_empty() => {
+            tier_name("current_tier", &status.current_tier)?;
+            generation()?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,5 +372,52 @@ mod tests {
             job.generation = generation;
             assert_eq!(migration_job(&job).unwrap_err().field, "generation");
         }
+    }
+
+    #[test]
+    fn a_status_must_say_sanely_where_it_put_the_object() {
+        let completed = MigrationStatus {
+            object_key: "a".into(),
+            state: State::Completed as i32,
+            to_tier: "warm".into(),
+            generation: MAX_GENERATION + 1,
+            bytes: MAX_SIZE_BYTES,
+            ..Default::default()
+        };
+        assert_eq!(migration_status(&completed), Ok(()));
+        let bad = |f: fn(&mut MigrationStatus)| {
+            let mut s = completed.clone();
+            f(&mut s);
+            migration_status(&s).unwrap_err().field
+        };
+        assert_eq!(bad(|s| s.bytes = MAX_SIZE_BYTES + 1), "bytes");
+        assert_eq!(bad(|s| s.generation = u64::MAX), "generation");
+        assert_eq!(bad(|s| s.to_tier.clear()), "to_tier");
+        assert_eq!(bad(|s| s.object_key = "../x".into()), "object_key");
+        // A DUPLICATE of a completed job places the object too.
+        assert_eq!(
+            bad(|s| {
+                s.state = State::Duplicate as i32;
+                s.result = State::Completed as i32;
+                s.to_tier = "no tier".into();
+            }),
+            "to_tier"
+        );
+        assert_eq!(
+            bad(|s| {
+                s.state = State::Failed as i32;
+                s.current_tier = "/".into();
+            }),
+            "current_tier"
+        );
+        // A REJECTED status reports a bad job as the mover received it.
+        let rejected = MigrationStatus {
+            state: State::Rejected as i32,
+            to_tier: String::new(),
+            generation: u64::MAX,
+            bytes: u64::MAX,
+            ..completed
+        };
+        assert_eq!(migration_status(&rejected), Ok(()));
     }
 }

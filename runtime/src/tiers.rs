@@ -166,6 +166,49 @@ impl AutoTiering {
     }
 }
 
+impl Tier {
+    /// Where the tier's objects live, as a string that starts with another
+    /// tier's exactly when one's objects lie within the other's: the store
+    /// (scheme, host or bucket, the `endpoint` option) and the folder, with
+    /// a trailing `/`. `None` for `memory://`, each tier its own store.
+    fn root(&self) -> Option<String> {
+        let url = Url::parse(&self.url).ok()?;
+        if url.scheme() == "memory" {
+            return None;
+        }
+        let endpoint = self.options.get("endpoint").map_or("", String::as_str);
+        let path = url.path().trim_end_matches('/');
+        Some(format!(
+            "{endpoint} {}://{}{path}/",
+            url.scheme(),
+            url.host_str().unwrap_or("")
+        ))
+    }
+
+    /// Prices, days and latencies must be finite and not negative: the cost
+    /// model adds them up, and one NaN would make every total NaN.
+    fn check_numbers(&self) -> anyhow::Result<()> {
+        for (field, value) in [
+            ("idle_days", self.idle_days),
+            ("storage_usd_per_gb_month", self.storage_usd_per_gb_month),
+            ("retrieval_usd_per_gb", self.retrieval_usd_per_gb),
+            ("put_usd_per_1k", self.put_usd_per_1k),
+            ("get_usd_per_1k", self.get_usd_per_1k),
+            ("min_storage_days", self.min_storage_days),
+            ("first_byte_ms", self.first_byte_ms),
+            ("egress_usd_per_gb", self.egress_usd_per_gb),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                bail!(
+                    "tier {}: {field} must be a finite number >= 0, not {value}",
+                    self.name
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One access tier of an [`AutoTiering`] class.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -206,9 +249,29 @@ impl TierConfig {
             }
             Url::parse(&tier.url)
                 .with_context(|| format!("tier {}: url {:?}", tier.name, tier.url))?;
+            tier.check_numbers()?;
             if let Some(auto) = &tier.auto_tiering {
                 auto.check()
                     .with_context(|| format!("tier {}: auto_tiering", tier.name))?;
+            }
+        }
+        let roots: Vec<(&Tier, String)> = config
+            .tiers
+            .iter()
+            .filter_map(|t| Some((t, t.root()?)))
+            .collect();
+        for (i, (a, root_a)) in roots.iter().enumerate() {
+            for (b, root_b) in &roots[i + 1..] {
+                if root_a.starts_with(root_b.as_str()) || root_b.starts_with(root_a.as_str()) {
+                    bail!(
+                        "tiers {} ({}) and {} ({}) share storage: each tier needs a place of \
+                         its own, or a move between them would write over its source",
+                        a.name,
+                        a.url,
+                        b.name,
+                        b.url
+                    );
+                }
             }
         }
         Ok(config)
@@ -765,6 +828,62 @@ mod tests {
         };
         assert_eq!(days("aws-s3-deep-archive"), Some(7));
         assert_eq!(days("aws-s3-intelligent-tiering"), None);
+    }
+
+    #[test]
+    fn tiers_may_not_share_storage() {
+        let two = |a: &str, b: &str| {
+            TierConfig::parse(
+                &format!(
+                    "[[tiers]]\nname = 'a'\nurl = '{a}'\n[[tiers]]\nname = 'b'\nurl = '{b}'\n"
+                ),
+                &[],
+            )
+        };
+        for (a, b) in [
+            ("file:///data/hot", "file:///data/cold"),
+            ("file:///data/hot", "file:///data/hot2"),
+            ("s3://bucket/hot", "s3://bucket/cold"),
+            ("s3://one", "s3://two"),
+            ("memory://", "memory://"),
+        ] {
+            assert!(two(a, b).is_ok(), "{a} {b}");
+        }
+        for (a, b) in [
+            ("file:///data/hot", "file:///data/hot/"),
+            ("file:///data", "file:///data/cold"),
+            ("s3://bucket", "s3://bucket/archive"),
+            ("s3://bucket/x/", "s3://bucket/x"),
+        ] {
+            let e = two(a, b).unwrap_err().to_string();
+            assert!(e.contains("share storage"), "{e}");
+        }
+        // The same bucket name on two S3 servers is two stores.
+        let raw = "[[tiers]]\nname = 'a'\nurl = 's3://b'\n[tiers.options]\nendpoint = 'http://one:9000'\n\
+                   [[tiers]]\nname = 'b'\nurl = 's3://b'\n[tiers.options]\nendpoint = 'http://two:9000'\n";
+        assert!(TierConfig::parse(raw, &[]).is_ok());
+    }
+
+    #[test]
+    fn prices_days_and_latencies_must_be_finite_and_not_negative() {
+        let tier = |field: &str| {
+            TierConfig::parse(
+                &format!("[[tiers]]\nname = 'a'\nurl = 'memory://'\n{field}\n"),
+                &[],
+            )
+        };
+        assert!(tier("storage_usd_per_gb_month = 0.023").is_ok());
+        for bad in [
+            "storage_usd_per_gb_month = nan",
+            "retrieval_usd_per_gb = -0.01",
+            "min_storage_days = inf",
+            "first_byte_ms = -1",
+            "egress_usd_per_gb = nan",
+        ] {
+            let e = format!("{:#}", tier(bad).unwrap_err());
+            let field = bad.split(' ').next().unwrap();
+            assert!(e.contains(&format!("tier a: {field}")), "{e}");
+        }
     }
 
     #[test]

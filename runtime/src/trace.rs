@@ -141,6 +141,7 @@ pub fn parse_ts(raw: &str) -> anyhow::Result<i64> {
         return Ok(ms);
     }
     if let Ok(ms) = raw.parse::<f64>() {
+        anyhow::ensure!(ms.is_finite(), "timestamp {raw:?} is not a finite number");
         return Ok(ms as i64);
     }
     let t = chrono::DateTime::parse_from_rfc3339(raw)
@@ -287,6 +288,15 @@ mod tests {
         assert_eq!(t.events.len(), 2);
         assert_eq!(t.events[1].ts_ms, 2000);
         assert_eq!(t.skipped, 1);
+    }
+
+    #[test]
+    fn a_time_that_is_no_finite_number_names_its_line() {
+        for bad in ["inf", "NaN", "-inf"] {
+            let raw = format!("key,ts,op,size\na,1000,PUT,10\na,{bad},GET,10\n");
+            let e = format!("{:#}", read(raw.as_bytes(), Format::Csv, 1.0).unwrap_err());
+            assert!(e.contains("line 3") && e.contains("finite"), "{e}");
+        }
     }
 
     #[test]

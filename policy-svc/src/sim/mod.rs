@@ -226,6 +226,29 @@ pub fn to_json(report: &Report) -> serde_json::Value {
     })
 }
 
+/// The longest trace the simulator takes, in days: a century. Its prefix
+/// statistics are kept per day, so a stray timestamp in other units
+/// (microseconds among milliseconds) must be refused, not allocated for.
+const MAX_SPAN_DAYS: i64 = 36_525;
+
+/// Refuses a trace whose events span more than [`MAX_SPAN_DAYS`].
+fn check_span(trace: &Trace) -> anyhow::Result<()> {
+    let (Some(first), Some(last)) = (trace.events.first(), trace.events.last()) else {
+        return Ok(());
+    };
+    let days = (last.ts_ms.saturating_sub(first.ts_ms)) / 86_400_000;
+    anyhow::ensure!(
+        days <= MAX_SPAN_DAYS,
+        "the trace spans {days} days, from {} ms ({:?}) to {} ms ({:?}); the simulator takes \
+         at most a century: is a timestamp in other units (seconds, microseconds)?",
+        first.ts_ms,
+        trace.keys[first.key as usize],
+        last.ts_ms,
+        trace.keys[last.key as usize],
+    );
+    Ok(())
+}
+
 /// Runs the subcommand: read, simulate, print.
 pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     let tiers = match &args.tiers {
@@ -238,6 +261,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     };
     let params = args.cost.params()?;
     let trace = args.trace.read()?;
+    check_span(&trace)?;
     let bar = !args.quiet && std::io::stderr().is_terminal();
     let report = simulate(
         &trace,
@@ -274,4 +298,25 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         write!(stdout, "{}", table(&report))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trace_spanning_more_than_a_century_is_refused() {
+        let csv = |lines: &str| {
+            let raw = format!("ts,key,op,size\n{lines}");
+            strata_runtime::trace::read(raw.as_bytes(), strata_runtime::trace::Format::Csv, 1.0)
+                .unwrap()
+        };
+        let ms = 1_735_689_600_000i64;
+        let fine = csv(&format!("{ms},a,GET,1\n{},b,GET,1\n", ms + 86_400_000));
+        assert!(check_span(&fine).is_ok());
+        // One line in microseconds among milliseconds.
+        let micros = csv(&format!("{ms},a,GET,1\n{},b,GET,1\n", ms * 1000));
+        let e = check_span(&micros).unwrap_err().to_string();
+        assert!(e.contains("\"b\"") && e.contains("other units"), "{e}");
+    }
 }
