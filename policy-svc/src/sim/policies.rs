@@ -164,7 +164,10 @@ fn strata(
         ..Evidence::default()
     };
     let mut last_move: Option<i64> = None;
+    // Bytes per read as the daemon counts them: the mean of the reads so
+    // far, the whole object before any.
     let mut bytes_per_read = obj.size;
+    let mut bytes_read: u64 = 0;
     // The reads so far: the daemon keeps the last RECENT_READS_KEPT.
     let mut seen = 0usize;
     let mut decide =
@@ -189,9 +192,9 @@ fn strata(
             if let Some(to) = eval.target {
                 acct.move_to(now, to);
                 last_move = Some(now);
-                return Some(
-                    now + ((params.min_residency_days * DAY_MS as f64) as i64).max(DAY_MS),
-                );
+                // The daemon decides again once the move is done and the
+                // minimum residency over.
+                return Some(now + ((params.min_residency_days * DAY_MS as f64) as i64).max(1));
             }
             eval.next_due_ms.map(|d| d.max(now + 1))
         };
@@ -205,7 +208,8 @@ fn strata(
         seen += 1;
         let recent = &obj.reads[seen.saturating_sub(RECENT_READS_KEPT)..seen];
         evidence.run = predict::run_length(recent.iter().map(|&(t, _)| t));
-        bytes_per_read = bytes.max(1);
+        bytes_read = bytes_read.saturating_add(bytes);
+        bytes_per_read = bytes_read / seen as u64;
         due = decide(acct, &evidence, seen, bytes_per_read, t);
     }
     while let Some(d) = due.filter(|&d| d < end) {
