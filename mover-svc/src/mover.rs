@@ -256,7 +256,14 @@ impl Mover {
             tracing::info!(%job_key, %object_key, state = ?row.state, "resuming job");
             match self.resume(row).await {
                 Ok(outcome) => {
-                    outcome.delivered().await?;
+                    // The job's effects are in the ledger; a status the
+                    // broker did not take (unreachable past the delivery
+                    // timeout) is not worth a crash loop: the job's message,
+                    // whose offset was not stored, comes again and is
+                    // answered DUPLICATE with the job's end.
+                    if let Err(e) = outcome.delivered().await {
+                        tracing::warn!(%job_key, %object_key, error = format!("{e:#}"), "resumed job's status not delivered; it is answered again when its job is consumed");
+                    }
                     resumed += 1;
                 }
                 Err(e) => {
