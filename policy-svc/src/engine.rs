@@ -277,11 +277,14 @@ fn apply_event(
         o.tier_since_ms = o.first_seen_ms.min(ts);
     }
     if o.deleted {
-        // Written again after a delete: alive again for its prefix too.
+        // Written again after a delete: a new object (design §6: a DELETE
+        // ends one), its age and reads from now, as the simulator takes it;
+        // alive again for its prefix too. Where it is stays as the mover
+        // last reported.
+        o.revive(ts);
         touched
             .prefix(tx, &o.object_key, ts)?
             .created(o.first_seen_ms);
-        o.deleted = false;
     }
     match op {
         Op::Get => {

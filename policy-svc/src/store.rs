@@ -91,6 +91,24 @@ impl ObjectRow {
         }
     }
 
+    /// A deleted object seen again at `ts_ms` (written anew): alive, with
+    /// no age or reads before `ts_ms`; its tier, generation, job in flight,
+    /// failures and pin stay.
+    pub fn revive(&mut self, ts_ms: i64) {
+        let fresh = ObjectRow::new(&self.object_key, self.size, &self.tier, ts_ms);
+        *self = ObjectRow {
+            generation: self.generation,
+            inflight_job: self.inflight_job.take(),
+            inflight_to: self.inflight_to.take(),
+            last_move_ms: self.last_move_ms,
+            failures: self.failures,
+            pinned: self.pinned.take(),
+            due_ms: self.due_ms.min(ts_ms),
+            retry_after_ms: self.retry_after_ms,
+            ..fresh
+        };
+    }
+
     /// Counts one read at `ts_ms` of `bytes` bytes: decayed rates, recent
     /// read times, totals. Out-of-order reads decay by their age.
     pub fn record_read(&mut self, ts_ms: i64, bytes: u64) {

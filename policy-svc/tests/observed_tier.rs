@@ -99,3 +99,27 @@ async fn an_event_from_the_far_future_moves_the_clock_a_day_at_most() {
     let o = store.object("logs/a").await.unwrap().unwrap();
     assert_eq!(o.last_access_ms, day_ahead + hour);
 }
+
+/// A DELETE ends an object (design §6): written again, the key is a new
+/// object, its age and reads counted from the new write, as the simulator
+/// takes it; where it is stays as the mover last reported.
+#[tokio::test]
+async fn an_object_written_again_after_a_delete_starts_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("policy.db")).unwrap();
+    let day = policy_svc::rules::DAY_MS;
+    let start = WALL - 100 * day;
+    apply(&store, 0, seen(Op::Put, "cold", start), WALL).await;
+    for i in 1..=5 {
+        apply(&store, i, seen(Op::Get, "", start + i * day), WALL).await;
+    }
+    apply(&store, 6, seen(Op::Delete, "", start + 10 * day), WALL).await;
+    assert!(store.object("logs/a").await.unwrap().unwrap().deleted);
+    let again = start + 50 * day;
+    apply(&store, 7, seen(Op::Put, "", again), WALL).await;
+    let o = store.object("logs/a").await.unwrap().unwrap();
+    assert!(!o.deleted);
+    assert_eq!((o.first_seen_ms, o.reads_total), (again, 0));
+    assert!(o.recent_reads.is_empty() && o.rates == [0.0; 3], "{o:?}");
+    assert_eq!(o.tier, "cold");
+}
