@@ -102,6 +102,7 @@ fi
 case ",${BENCH_BROKERS:-mock}," in *,tansu,*) run_stoppable "$STRATA_ROOT/scripts/ensure-broker.sh" ;; esac
 
 say "building mover-svc and the mock broker (cargo build --release)"
+ensure_build_deps
 run_stoppable cargo build --release -p mover-svc
 run_stoppable cargo build --release -p strata-runtime --example mock_broker
 run_stoppable cargo build --release -p mover-svc --example small_rate

@@ -71,6 +71,7 @@ if [ -n "${BENCH_BIN:-}" ]; then
     BIN="$(abs_path "$BENCH_BIN")"
 else
     say "building target/release/policy-svc"
+    ensure_build_deps
     run_stoppable cargo build --release -p policy-svc >/dev/null
     BIN="$(abs_path "${CARGO_TARGET_DIR:-target}")/release/policy-svc"
 fi

@@ -173,6 +173,13 @@ apt_install() {
         die "apt-get install $* failed"
 }
 
+# ensure_build_deps: what building the workspace needs besides Rust and a C
+# compiler: OpenSSL's headers, which librdkafka links for TLS and SASL/SCRAM
+# to the brokers, found through pkg-config. Installed when missing.
+ensure_build_deps() {
+    pkg-config --exists openssl 2>/dev/null || apt_install pkg-config libssl-dev
+}
+
 # log_tail FILE [LINES]: the last lines of a log, indented, for error reports.
 log_tail() {
     local file=$1 lines=${2:-30}

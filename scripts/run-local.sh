@@ -126,6 +126,7 @@ run_stoppable "$STRATA_ROOT/scripts/ensure-broker.sh"
 TANSU="$(command -v tansu)" || die "tansu not on PATH after ensure-broker.sh"
 
 say "step 2/5: build (cargo build --release -p ingest-svc -p policy-svc -p mover-svc)"
+ensure_build_deps
 run_stoppable cargo build --release -p ingest-svc -p policy-svc -p mover-svc
 for bin in ingest-svc policy-svc mover-svc; do
     [ -x "$BIN_DIR/$bin" ] || die "$BIN_DIR/$bin missing after the build"
@@ -154,6 +155,12 @@ hard_stop() {
 cleanup() {
     [ -z "$CLEANED" ] || return 0
     CLEANED=1
+    # Nothing may cut the clean-up short: not a line written to a terminal
+    # that is gone (EIO after a hangup, or SIGPIPE on a closed pipe), not a
+    # failed kill. The children run in sessions of their own, so no one
+    # else stops them.
+    set +e
+    trap '' PIPE HUP
     trap hard_stop INT TERM
     if [ -n "$DEMO_PID" ] && kill -0 "$DEMO_PID" 2>/dev/null; then
         stop_pid demo "$DEMO_PID" 20
@@ -173,7 +180,7 @@ on_signal() {
     exit 0
 }
 trap cleanup EXIT
-trap on_signal INT TERM
+trap on_signal INT TERM HUP
 
 # In its own session, a child gets no Ctrl-C from the terminal: only this
 # script does, and it then stops everything in order (daemons before broker).

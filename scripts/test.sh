@@ -71,11 +71,21 @@ else
 fi
 # Azurite, the Azure Blob server the mover's Azure tests start.
 if [ -z "${STRATA_TEST_AZURITE:-}" ]; then
+    # A user install (below) lands here.
+    case ":$PATH:" in
+        *":$HOME/.local/bin:"*) ;;
+        *) export PATH="$HOME/.local/bin:$PATH" ;;
+    esac
     if ! command -v azurite-blob >/dev/null 2>&1; then
         command -v npm >/dev/null 2>&1 ||
             die "azurite-blob missing and npm not found (Debian: apt-get install nodejs npm)"
         say "installing: npm install -g azurite@3"
-        npm install -g --no-fund --no-audit azurite@3 >/dev/null
+        if ! npm install -g --no-fund --no-audit azurite@3 >/dev/null; then
+            # Not root, and npm's global folder is the system's: install
+            # for this user instead.
+            say "retrying as a user install (npm install -g --prefix ~/.local)"
+            npm install -g --prefix "$HOME/.local" --no-fund --no-audit azurite@3 >/dev/null
+        fi
     fi
     STRATA_TEST_AZURITE="$(command -v azurite-blob)" ||
         die "azurite-blob still not on PATH after npm install -g azurite"
@@ -85,6 +95,7 @@ say "azurite: $STRATA_TEST_AZURITE"
 stage_done
 
 stage "3/6 build (cargo build --workspace --bins)"
+ensure_build_deps
 cargo build --workspace --bins
 stage_done
 

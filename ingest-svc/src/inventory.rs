@@ -33,11 +33,19 @@ pub async fn run_once(
             break;
         }
         let now_ms = time::now_millis();
+        let skipped = std::sync::atomic::AtomicUsize::new(0);
+        let skipped = &skipped;
         let published = listing(tier)
             .take_until(stop.cancelled())
             .filter_map(|listed| async move {
                 match listed {
-                    Ok(listed) => event_of(tier, listed, now_ms),
+                    Ok(listed) => {
+                        let event = event_of(tier, listed, now_ms);
+                        if event.is_none() {
+                            skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        event
+                    }
                     Err(e) => {
                         tracing::warn!(tier = %tier.name, error = %e, "skipping a listing entry that cannot be read");
                         None
@@ -50,7 +58,13 @@ pub async fn run_once(
             .buffer_unordered(IN_FLIGHT)
             .try_fold(0usize, |n, ()| async move { Ok(n + 1) })
             .await?;
-        tracing::info!(tier = %tier.name, objects = published, "inventory published");
+        let skipped = skipped.load(std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(tier = %tier.name, objects = published, skipped, "inventory published");
+        if skipped > 0 {
+            tracing::warn!(tier = %tier.name, skipped, "inventory skipped names Strata does not take as keys (`RUST_LOG=ingest_svc=debug` lists them)");
+        }
+        metrics::counter!("strata_ingest_inventory_skipped_total", "tier" => tier.name.clone())
+            .increment(skipped as u64);
         metrics::counter!("strata_ingest_inventory_objects_total", "tier" => tier.name.clone())
             .increment(published as u64);
         metrics::counter!("strata_ingest_events_total", "source" => "inventory")

@@ -75,20 +75,29 @@ pub async fn run(
     tracing::info!("ingest ready");
 
     if config.inventory_interval_secs > 0 {
-        let mut ticker = tokio::time::interval(Duration::from_secs(config.inventory_interval_secs));
+        let interval = Duration::from_secs(config.inventory_interval_secs);
+        // An inventory cut short (the broker away) is run again sooner than
+        // the interval: after a minute, doubling, up to the interval.
+        let first_retry = Duration::from_secs(60);
+        let (mut wait, mut retry) = (Duration::ZERO, first_retry);
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
-                _ = ticker.tick() => {}
+                () = tokio::time::sleep(wait) => {}
             }
             let topic = &config.common.topic_access_events;
-            if let Err(e) =
-                inventory::run_once(&tiers, &publisher, topic, config.event_encoding, &stop).await
+            match inventory::run_once(&tiers, &publisher, topic, config.event_encoding, &stop).await
             {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "inventory failed; next one at the interval"
-                );
+                Ok(_) => (wait, retry) = (interval, first_retry),
+                Err(e) => {
+                    wait = retry.min(interval);
+                    retry = retry.saturating_mul(2);
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        retry_in_secs = wait.as_secs(),
+                        "inventory failed; running it again"
+                    );
+                }
             }
         }
     } else {

@@ -93,10 +93,10 @@ async fn produce(
                 .publish(topic, &key, &event, Encoding::Protobuf)
                 .await
         });
-        if pending.len() >= in_flight {
-            if let Some(result) = pending.next().await {
-                result?;
-            }
+        if pending.len() >= in_flight
+            && let Some(result) = pending.next().await
+        {
+            result?;
         }
     }
     while let Some(result) = pending.next().await {

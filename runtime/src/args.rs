@@ -40,9 +40,12 @@ pub struct CommonArgs {
     pub topic_migration_status: String,
 
     /// Extra librdkafka settings for every client, `key=value` separated by
-    /// commas (e.g. `security.protocol=SASL_SSL,sasl.mechanism=PLAIN`).
-    #[arg(long, env = "STRATA_KAFKA_OPTIONS", value_delimiter = ',', value_parser = parse_kafka_option)]
-    pub kafka_options: Vec<(String, String)>,
+    /// commas (e.g. `security.protocol=SASL_SSL,sasl.mechanism=SCRAM-SHA-256`).
+    /// A piece without `=` continues the value before it, so a value may
+    /// hold commas (`debug=broker,topic`). The flag may be repeated. Its
+    /// value is never printed (it may hold `sasl.password`).
+    #[arg(long, env = "STRATA_KAFKA_OPTIONS", hide_env_values = true, value_parser = KafkaOptionsParser)]
+    pub kafka_options: Vec<KafkaOptions>,
 
     /// Create missing topics at start (admin API). Off where the broker
     /// does not offer it or an operator manages topics.
@@ -66,14 +69,70 @@ pub struct CommonArgs {
     pub shutdown_grace_secs: u64,
 }
 
-fn parse_kafka_option(s: &str) -> Result<(String, String), String> {
-    let (key, value) = s
-        .split_once('=')
-        .ok_or_else(|| format!("{s:?} is not key=value"))?;
-    Ok((key.trim().to_owned(), value.trim().to_owned()))
+/// librdkafka settings given as one `--kafka-options` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaOptions(pub Vec<(String, String)>);
+
+/// Parses `--kafka-options` with [`parse_kafka_options`]. A parser of its
+/// own, so that an error never quotes the value, as clap's errors about a
+/// value otherwise do.
+#[derive(Debug, Clone, Copy)]
+struct KafkaOptionsParser;
+
+impl clap::builder::TypedValueParser for KafkaOptionsParser {
+    type Value = KafkaOptions;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<KafkaOptions, clap::Error> {
+        let name = arg.map_or_else(|| "--kafka-options".to_owned(), |a| a.to_string());
+        let fail = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '{name}': {why}\n"),
+            )
+        };
+        let text = value.to_str().ok_or_else(|| fail("not UTF-8".into()))?;
+        parse_kafka_options(text).map_err(fail)
+    }
+}
+
+/// Parses `key=value,key=value`; a piece without `=` belongs to the value
+/// before it. Errors name the piece by its place, never its text (a
+/// password could be cut in two).
+fn parse_kafka_options(s: &str) -> Result<KafkaOptions, String> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for (n, piece) in s.split(',').enumerate() {
+        match (piece.split_once('='), pairs.last_mut()) {
+            (Some((key, value)), _) if !key.trim().is_empty() => {
+                pairs.push((key.trim().to_owned(), value.trim().to_owned()));
+            }
+            (None, Some((_, value))) => {
+                value.push(',');
+                value.push_str(piece.trim_end());
+            }
+            _ => {
+                return Err(format!(
+                    "piece {} of the list is not key=value (librdkafka settings, comma-separated)",
+                    n + 1
+                ));
+            }
+        }
+    }
+    Ok(KafkaOptions(pairs))
 }
 
 impl CommonArgs {
+    /// The extra librdkafka settings, in the order given.
+    pub fn kafka_options(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.kafka_options
+            .iter()
+            .flat_map(|o| o.0.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
     /// The three topics and their dead-letter topics.
     pub fn all_topics(&self) -> Vec<String> {
         let base = [

@@ -43,7 +43,7 @@ pub fn client_config(args: &CommonArgs) -> ClientConfig {
         .set("bootstrap.servers", &args.brokers)
         .set("socket.keepalive.enable", "true")
         .set("log_level", "4");
-    for (key, value) in &args.kafka_options {
+    for (key, value) in args.kafka_options() {
         config.set(key, value);
     }
     config
@@ -63,7 +63,7 @@ pub fn consumer_config(args: &CommonArgs, group_id: &str) -> ClientConfig {
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         .set("enable.partition.eof", "false");
-    for (key, value) in &args.kafka_options {
+    for (key, value) in args.kafka_options() {
         config.set(key, value);
     }
     config.set("enable.auto.offset.store", "false");
@@ -144,7 +144,7 @@ impl Publisher {
             config.set("max.in.flight.requests.per.connection", "1");
         }
         // The operator's options win over these defaults.
-        for (key, value) in &args.kafka_options {
+        for (key, value) in args.kafka_options() {
             config.set(key, value);
         }
         let producer = config.create().context("create kafka producer")?;
@@ -393,5 +393,43 @@ mod tests {
         assert_eq!(config.get("session.timeout.ms"), Some("30000"));
         assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(config.get("group.id"), Some("g"));
+    }
+
+    /// Managed brokers (MSK, Confluent Cloud) take TLS and SASL/SCRAM:
+    /// librdkafka is built with OpenSSL for them.
+    #[test]
+    fn clients_speak_tls_and_sasl_scram() {
+        for options in [
+            "security.protocol=SSL",
+            "security.protocol=SASL_SSL,sasl.mechanism=SCRAM-SHA-512,sasl.username=u,sasl.password=p",
+        ] {
+            let args =
+                Args::try_parse_from(["t", "--brokers", "127.0.0.1:1", "--kafka-options", options])
+                    .unwrap();
+            let created = client_config(&args.common).create::<rdkafka::producer::BaseProducer>();
+            assert!(created.is_ok(), "{options}: {:?}", created.err());
+        }
+    }
+
+    #[test]
+    fn option_values_may_hold_commas_and_errors_never_quote_them() {
+        let options = |value: &str| {
+            Args::try_parse_from(["t", "--kafka-options", value]).map(|a| {
+                a.common
+                    .kafka_options()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            options("debug=broker,topic,sasl.password=se,cret").unwrap(),
+            [
+                pair("debug", "broker,topic"),
+                pair("sasl.password", "se,cret")
+            ]
+        );
+        let e = options("secret-without-key,a=b").unwrap_err().to_string();
+        assert!(e.contains("piece 1") && !e.contains("secret"), "{e}");
     }
 }

@@ -22,6 +22,7 @@ use object_store::{
     aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey},
     azure::{AzureConfigKey, MicrosoftAzure, MicrosoftAzureBuilder},
     client::{HttpClient, HttpConnector, ReqwestConnector},
+    gcp::{GoogleCloudStorageBuilder, GoogleConfigKey},
     local::LocalFileSystem,
     memory::InMemory,
     multipart::MultipartStore,
@@ -748,9 +749,13 @@ impl Tier {
                 (store, prefix)
             }
             "gs" => {
-                let opts = self.options.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-                let (store, path) = object_store::parse_url_opts(&url, opts)?;
-                (Arc::from(store), path)
+                // Credentials from the environment (GOOGLE_SERVICE_ACCOUNT,
+                // GOOGLE_APPLICATION_CREDENTIALS, ...), as for S3 and Azure.
+                let mut builder = GoogleCloudStorageBuilder::from_env().with_url(self.url.as_str());
+                for (key, value) in self.store_options::<GoogleConfigKey>()? {
+                    builder = builder.with_config(key, value);
+                }
+                (Arc::new(builder.build()?), prefix)
             }
             other => bail!("tier {}: unsupported url scheme {other:?}", self.name),
         };
@@ -813,6 +818,20 @@ mod tests {
         idle_days = 30
         storage_usd_per_gb_month = ${PRICE:-0.004}
     "#;
+
+    #[test]
+    fn gcs_tiers_take_their_options_as_s3_and_azure_do() {
+        let open = |option: &str| {
+            let raw = format!(
+                "[[tiers]]\nname = 'g'\nurl = 'gs://bucket/cold'\n[tiers.options]\n{option}\n"
+            );
+            TierConfig::parse(&raw, &[]).unwrap().tiers[0].open()
+        };
+        let tier = open("google_bucket = 'bucket'").unwrap();
+        assert_eq!(tier.prefix.as_ref(), "cold");
+        let e = format!("{:#}", open("no_such_option = 'x'").unwrap_err());
+        assert!(e.contains("tier g option \"no_such_option\""), "{e}");
+    }
 
     #[test]
     fn restores_last_days_except_from_intelligent_tiering() {

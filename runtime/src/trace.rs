@@ -189,11 +189,11 @@ pub fn read(input: impl Read, format: Format, time_scale: f64) -> anyhow::Result
         });
     }
     trace.events.sort_by_key(|e| e.ts_ms);
-    if let Some(first) = trace.events.first().map(|e| e.ts_ms) {
-        if time_scale != 1.0 {
-            for e in &mut trace.events {
-                e.ts_ms = first + ((e.ts_ms - first) as f64 * time_scale) as i64;
-            }
+    if let Some(first) = trace.events.first().map(|e| e.ts_ms)
+        && time_scale != 1.0
+    {
+        for e in &mut trace.events {
+            e.ts_ms = first + ((e.ts_ms - first) as f64 * time_scale) as i64;
         }
     }
     trace.keys = interner.keys;
