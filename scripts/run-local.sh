@@ -253,7 +253,9 @@ if [ "$DEMO" = 1 ]; then
     demo_rc=0
     wait "$DEMO_PID" || demo_rc=$?
     DEMO_PID=
-    if [ "$demo_rc" = 0 ]; then
+    if [ "$demo_rc" = 0 ] && grep -q "there already from an earlier run" "$LOG_DIR/demo.log"; then
+        say "the demo's objects are there from an earlier run: nothing published again (remove $STRATA_DATA_DIR for a new demo)"
+    elif [ "$demo_rc" = 0 ]; then
         say "demo published its workload; the policy decides as event time passes"
     else
         log_tail "$LOG_DIR/demo.log"

@@ -9,7 +9,7 @@
 //!   end ("revived"), so they come back up.
 
 use anyhow::Context;
-use object_store::{PutOptions, PutPayload};
+use object_store::{ObjectStoreExt, PutOptions, PutPayload};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use strata_proto::{AccessEvent, Op, codec::Encoding, time};
 use strata_runtime::{kafka::Publisher, tiers::TierStore};
@@ -89,7 +89,27 @@ fn events(
     out
 }
 
-/// Creates the objects and publishes the events; returns (objects, events).
+/// The first of `objects` that some tier holds already, and that tier.
+async fn already_there(
+    objects: &[DemoObject],
+    tiers: &[TierStore],
+) -> anyhow::Result<Option<(String, String)>> {
+    for o in objects {
+        for tier in tiers {
+            match tier.store.head(&tier.location(&o.key)?).await {
+                Ok(_) => return Ok(Some((o.key.clone(), tier.name.clone()))),
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("look for {}", tier.url_of(&o.key)));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Creates the objects and publishes the events; returns (objects, events),
+/// (0, 0) when an earlier run's objects are there already.
 pub async fn run(
     args: &DemoArgs,
     tiers: &[TierStore],
@@ -111,6 +131,18 @@ pub async fn run(
             tier: if i >= args.objects { slowest } else { 0 },
         })
         .collect();
+    if let Some((key, tier)) = already_there(&objects, tiers).await? {
+        // An earlier run's objects, moved about since: writing them again
+        // would leave a second copy the catalog does not know, and their
+        // reads would count twice.
+        tracing::info!(
+            %key,
+            %tier,
+            "demo objects already there from an earlier run: nothing written or published \
+             (another --prefix, or an empty data folder, starts a new demo)"
+        );
+        return Ok((0, 0));
+    }
     for o in &objects {
         let tier = &tiers[o.tier];
         let mut bytes = vec![0u8; o.size as usize];
@@ -141,4 +173,69 @@ pub async fn run(
         "demo workload published"
     );
     Ok((objects.len(), events.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_runtime::tiers::TierConfig;
+
+    use super::*;
+    use crate::testing::MockKafka;
+
+    /// Run again over the same data (run-local.sh, restarted), the demo
+    /// writes no second copy of an object an earlier run's moves put
+    /// elsewhere, and publishes none of its reads twice.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_run_over_the_same_tiers_writes_and_publishes_nothing() {
+        let kafka = MockKafka::start();
+        let config = TierConfig::parse(
+            "[[tiers]]\nname='hot'\nurl='memory://'\n[[tiers]]\nname='cold'\nurl='memory://'\n",
+            &[],
+        )
+        .unwrap();
+        let tiers: Vec<TierStore> = config.tiers.iter().map(|t| t.open().unwrap()).collect();
+        let args = DemoArgs {
+            objects: 6,
+            revived: 1,
+            days: 30,
+            seed: 7,
+            prefix: "demo".into(),
+        };
+        let run = || demo_run(&args, &tiers, &kafka);
+        let (objects, events) = run().await;
+        assert_eq!(objects, 7);
+        assert!(events > 7, "{events}");
+        // The mover moves one to cold meanwhile.
+        let key = "demo/logs/object-0000.bin";
+        let hot_path = tiers[0].location(key).unwrap();
+        let bytes = tiers[0]
+            .store
+            .get(&hot_path)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let cold_path = tiers[1].location(key).unwrap();
+        tiers[1].store.put(&cold_path, bytes.into()).await.unwrap();
+        tiers[0].store.delete(&hot_path).await.unwrap();
+        assert_eq!(run().await, (0, 0));
+        let again = tiers[0].store.head(&hot_path).await;
+        assert!(
+            matches!(again, Err(object_store::Error::NotFound { .. })),
+            "{again:?}"
+        );
+    }
+
+    async fn demo_run(args: &DemoArgs, tiers: &[TierStore], kafka: &MockKafka) -> (usize, usize) {
+        run(
+            args,
+            tiers,
+            &kafka.publisher,
+            "access_events",
+            Encoding::Json,
+        )
+        .await
+        .unwrap()
+    }
 }

@@ -20,9 +20,15 @@ async fn main() -> anyhow::Result<()> {
             let (objects, events) =
                 ingest_svc::demo::run(&args, &tiers, &publisher, topic, config.event_encoding)
                     .await?;
-            println!(
-                "demo: created {objects} objects, published {events} access events to {topic}"
-            );
+            if objects == 0 {
+                println!(
+                    "demo: its objects are there already from an earlier run; nothing published"
+                );
+            } else {
+                println!(
+                    "demo: created {objects} objects, published {events} access events to {topic}"
+                );
+            }
             Ok(())
         }
         Some(Command::Replay(args)) => {
