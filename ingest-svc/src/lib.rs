@@ -26,6 +26,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
+use backon::{BackoffBuilder, ExponentialBuilder};
 use serde_json::json;
 use strata_proto::codec::Encoding;
 use strata_runtime::{
@@ -77,9 +78,17 @@ pub async fn run(
     if config.inventory_interval_secs > 0 {
         let interval = Duration::from_secs(config.inventory_interval_secs);
         // An inventory cut short (the broker away) is run again sooner than
-        // the interval: after a minute, doubling, up to the interval.
-        let first_retry = Duration::from_secs(60);
-        let (mut wait, mut retry) = (Duration::ZERO, first_retry);
+        // the interval: after a minute, doubling with jitter, up to the
+        // interval.
+        let retries = || {
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_secs(60))
+                .with_max_delay(interval)
+                .with_jitter()
+                .without_max_times()
+                .build()
+        };
+        let (mut wait, mut retry) = (Duration::ZERO, retries());
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
@@ -88,10 +97,9 @@ pub async fn run(
             let topic = &config.common.topic_access_events;
             match inventory::run_once(&tiers, &publisher, topic, config.event_encoding, &stop).await
             {
-                Ok(_) => (wait, retry) = (interval, first_retry),
+                Ok(_) => (wait, retry) = (interval, retries()),
                 Err(e) => {
-                    wait = retry.min(interval);
-                    retry = retry.saturating_mul(2);
+                    wait = retry.next().unwrap_or(interval).min(interval);
                     tracing::warn!(
                         error = format!("{e:#}"),
                         retry_in_secs = wait.as_secs(),

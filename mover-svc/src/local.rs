@@ -1000,6 +1000,7 @@ mod tests {
         assert_eq!(std::fs::read(&by_proc).unwrap(), b"proc");
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn an_unnamed_copy_whose_folder_was_removed_meanwhile_is_linked_in_a_new_one() {
         use std::io::Write;

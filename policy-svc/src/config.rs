@@ -49,12 +49,7 @@ fn cost_flags_given(matches: &clap::ArgMatches) -> Vec<String> {
     use clap::{Args, parser::ValueSource};
     CostArgs::augment_args(clap::Command::new("cost"))
         .get_arguments()
-        .filter(|a| {
-            matches
-                .try_get_raw(a.get_id().as_str())
-                .is_ok_and(|v| v.is_some())
-                && matches.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine)
-        })
+        .filter(|a| matches.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine))
         .filter_map(|a| a.get_long().map(|long| format!("--{long}")))
         .collect()
 }

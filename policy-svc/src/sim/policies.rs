@@ -172,8 +172,7 @@ fn strata(
     let mut seen = 0usize;
     let mut decide =
         |acct: &mut Account<'_>, evidence: &Evidence, seen: usize, bytes: u64, now: i64| {
-            let recent = &obj.reads[seen.saturating_sub(RECENT_READS_KEPT)..seen];
-            let reads_span_days = placement::reads_span_days(recent.iter().map(|&(t, _)| t));
+            let reads_span_days = placement::reads_span_days(recent_reads(obj, seen));
             let view = CostView {
                 key,
                 size: obj.size,
@@ -206,8 +205,7 @@ fn strata(
         acct.read(t, bytes);
         evidence.observe(t);
         seen += 1;
-        let recent = &obj.reads[seen.saturating_sub(RECENT_READS_KEPT)..seen];
-        evidence.run = predict::run_length(recent.iter().map(|&(t, _)| t));
+        evidence.run = predict::run_length(recent_reads(obj, seen));
         bytes_read = bytes_read.saturating_add(bytes);
         bytes_per_read = bytes_read / seen as u64;
         due = decide(acct, &evidence, seen, bytes_per_read, t);
@@ -215,4 +213,15 @@ fn strata(
     while let Some(d) = due.filter(|&d| d < end) {
         due = decide(acct, &evidence, seen, bytes_per_read, d);
     }
+}
+
+/// The times of the reads the daemon would hold of `obj` after its first
+/// `seen` reads: the last [`RECENT_READS_KEPT`], oldest first.
+fn recent_reads(
+    obj: &Object,
+    seen: usize,
+) -> impl DoubleEndedIterator<Item = i64> + ExactSizeIterator + Clone + '_ {
+    obj.reads[seen.saturating_sub(RECENT_READS_KEPT)..seen]
+        .iter()
+        .map(|&(t, _)| t)
 }
