@@ -83,8 +83,11 @@ impl<T: prost::Message + Default + Serialize + DeserializeOwned> WireMessage for
 pub fn encode<T: WireMessage>(msg: &T, encoding: Encoding) -> Vec<u8> {
     match encoding {
         Encoding::Protobuf => msg.encode_to_vec(),
-        // Serializing generated types to a Vec cannot fail: every field is a
-        // plain value and map keys are strings.
+        // proto3 JSON has no spelling for an enum value outside the enum
+        // or a time outside years 1 to 9999, and pbjson refuses them: the
+        // value is then empty. Validation refuses both, so every message
+        // that passed it, and every one Strata makes, encodes
+        // (tests/hostile_bytes.rs).
         Encoding::Json => serde_json::to_vec(msg).unwrap_or_default(),
     }
 }

@@ -2,6 +2,8 @@
 //! these before acting; a value that fails goes to the dead-letter topic or
 //! gets a 4xx naming the field.
 
+use pbjson_types::Timestamp;
+
 use crate::{AccessEvent, MigrationJob, MigrationStatus, Op, State, job::retry_job_key, time};
 
 /// Longest object key accepted, in bytes of UTF-8.
@@ -92,6 +94,21 @@ pub fn tier_name(field: &'static str, name: &str) -> Result<(), ValidationError>
     }
 }
 
+/// Checks that a time, when given, lies between 2000 and 2100 (which also
+/// keeps it within what proto3 JSON can write).
+fn sane_time(field: &'static str, ts: Option<&Timestamp>) -> Result<(), ValidationError> {
+    if let Some(ts) = ts {
+        let ms = time::to_millis(ts);
+        if !(MIN_TS_MS..MAX_TS_MS).contains(&ms) || !(0..1_000_000_000).contains(&ts.nanos) {
+            return Err(ValidationError::new(
+                field,
+                "must lie between 2000-01-01 and 2100-01-01",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks an access event. A missing `ts` is allowed: consumers default it
 /// to the Kafka record's timestamp.
 pub fn access_event(event: &AccessEvent) -> Result<(), ValidationError> {
@@ -108,15 +125,7 @@ pub fn access_event(event: &AccessEvent) -> Result<(), ValidationError> {
     if event.size_bytes > MAX_SIZE_BYTES {
         return Err(ValidationError::new("size_bytes", "is more than 5 TiB"));
     }
-    if let Some(ts) = &event.ts {
-        let ms = time::to_millis(ts);
-        if !(MIN_TS_MS..MAX_TS_MS).contains(&ms) || !(0..1_000_000_000).contains(&ts.nanos) {
-            return Err(ValidationError::new(
-                "ts",
-                "must lie between 2000-01-01 and 2100-01-01",
-            ));
-        }
-    }
+    sane_time("ts", event.ts.as_ref())?;
     if !event.tier.is_empty() {
         tier_name("tier", &event.tier)?;
     }
@@ -150,6 +159,7 @@ pub fn migration_job(job: &MigrationJob) -> Result<(), ValidationError> {
     if job.size_bytes > MAX_SIZE_BYTES {
         return Err(ValidationError::new("size_bytes", "is more than 5 TiB"));
     }
+    sane_time("created_at", job.created_at.as_ref())?;
     if job.generation > MAX_GENERATION {
         return Err(ValidationError::new(
             "generation",
@@ -183,16 +193,27 @@ pub fn migration_job(job: &MigrationJob) -> Result<(), ValidationError> {
 /// consumer acts on: a status that places the object (`SWITCHED`,
 /// `COMPLETED`, or a `DUPLICATE` of either) names its tier, generation and
 /// size; a `FAILED` one with a `current_tier` names where the catalog has
-/// it. Other fields are the job's as the mover received it: a `REJECTED`
-/// status echoes a bad job's fields, and is well-formed as a report.
-/// A generation may exceed [`MAX_GENERATION`] by the one switch a job of
-/// that generation makes.
+/// it. Its `state` (and a `DUPLICATE`'s `result`) is one this version
+/// knows, and its `ts` is sane. Other fields are the job's as the mover
+/// received it: a `REJECTED` status echoes a bad job's fields, and is
+/// well-formed as a report. A generation may exceed [`MAX_GENERATION`] by
+/// the one switch a job of that generation makes.
 pub fn migration_status(status: &MigrationStatus) -> Result<(), ValidationError> {
     object_key(&status.object_key)?;
-    let state = match status.state() {
-        State::Duplicate => status.result(),
+    let known = |field, value: i32| {
+        State::try_from(value).map_err(|_| {
+            ValidationError::new(field, format!("{value} is not a state of a migration"))
+        })
+    };
+    let result = known("result", status.result)?;
+    let state = match known("state", status.state)? {
+        State::Unspecified => {
+            return Err(ValidationError::new("state", "must be given"));
+        }
+        State::Duplicate => result,
         other => other,
     };
+    sane_time("ts", status.ts.as_ref())?;
     let generation = || {
         if status.generation > MAX_GENERATION + 1 {
             return Err(ValidationError::new(
@@ -354,6 +375,10 @@ mod tests {
         job.job_key = crate::retry_job_key("a", "hot", "warm", 2, 2);
         assert_eq!(migration_job(&job), Ok(()));
         job.job_key.clear();
+        job.created_at = Some(time::from_millis(MAX_TS_MS));
+        assert_eq!(migration_job(&job).unwrap_err().field, "created_at");
+        job.created_at = Some(time::from_millis(MIN_TS_MS));
+        assert_eq!(migration_job(&job), Ok(()));
         job.to_tier = "hot".into();
         assert_eq!(migration_job(&job).unwrap_err().field, "to_tier");
     }
@@ -409,6 +434,18 @@ mod tests {
                 s.current_tier = "/".into();
             }),
             "current_tier"
+        );
+        // A state this version does not know, or none, says nothing a
+        // consumer can act on (and proto3 JSON cannot write it).
+        assert_eq!(bad(|s| s.state = 99), "state");
+        assert_eq!(bad(|s| s.state = State::Unspecified as i32), "state");
+        assert_eq!(bad(|s| s.result = -1), "result");
+        assert_eq!(
+            bad(|s| s.ts = Some(Timestamp {
+                seconds: i64::MAX,
+                nanos: 0
+            })),
+            "ts"
         );
         // A REJECTED status reports a bad job as the mover received it.
         let rejected = MigrationStatus {
