@@ -550,7 +550,7 @@ class MoverRun:
         # may count twice; the statuses, read next, settle it).
         deadline = time.monotonic() + self.timeout
         while jobs_ended(a.mover_port) - ended0 < n and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.02)
+            time.sleep(0.05)
         ended = jobs_ended(a.mover_port) - ended0
         capped = ended < n
         if capped:
