@@ -562,7 +562,7 @@ class MoverRun:
         threads = {name: secs - threads0.get(name, 0.0) for name, secs in thread_cpu(proc.pid).items()}
         threads_note = ", ".join(f"{name} {secs:.2f}s" for name, secs in
                                  sorted(threads.items(), key=lambda kv: -kv[1]) if secs >= 0.005)
-        # This script's own share (publishing the jobs, reading the statuses):
+        # This script's own share (publishing the jobs, polling the counters):
         # on a small machine it competes with the mover for the cores.
         cpu_h = time.process_time() - cpu0_h
         th = threading.Thread(target=consume, args=("after", finished), daemon=True)
