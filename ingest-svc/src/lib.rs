@@ -317,4 +317,92 @@ mod tests {
         assert_eq!(events[0].object_key, "logs/a");
         assert_eq!(events[0].size_bytes, 10);
     }
+
+    /// Bodies strung together at random from pieces of valid and invalid
+    /// batches (arrays, NDJSON, bad keys, ops, sizes and times, stray
+    /// bytes): each is answered 202 or a 400 that says what is wrong, and
+    /// the topic holds exactly the events of the accepted ones, in order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn any_body_gets_202_or_a_400_that_names_the_problem_and_loses_nothing() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+
+        // Whole items, good and bad, and stray pieces.
+        const ITEMS: &[&str] = &[
+            r#"{"objectKey":"logs/a","op":"GET"}"#,
+            r#"{"object_key":"logs/b","op":"PUT","size_bytes":"7"}"#,
+            r#"{"objectKey":"logs/c","op":"DELETE","ts":"2026-03-01T00:00:00Z"}"#,
+            r#"{"objectKey":"logs/d","op":"HEAD","eventId":"d-1","bytesRead":"3"}"#,
+            r#"{"objectKey":"logs/e","op":"FETCH"}"#,
+            r#"{"objectKey":"../etc/passwd","op":"GET"}"#,
+            r#"{"objectKey":"","op":"GET"}"#,
+            r#"{"objectKey":"nul\u0000","op":"GET"}"#,
+            r#"{"objectKey":"logs/f","op":"GET","sizeBytes":"-1"}"#,
+            r#"{"objectKey":"logs/g","op":"GET","sizeBytes":"99999999999999999999"}"#,
+            r#"{"objectKey":"logs/h","op":"GET","ts":"1999-12-31T23:59:59Z"}"#,
+            r#"{"objectKey":"logs/i","op":"GET","ts":"9999-99-99"}"#,
+            r#"{"objectKey":"logs/j","op":"GET","eventId":7}"#,
+            r#"{"objectKey":"logs/k"}"#,
+            "null",
+            "{}",
+        ];
+        const PIECES: &[&str] = &[
+            "[", "]", "{", "}", ",", "\n", ":", "\"", "1e400", "\u{fffd}",
+        ];
+        let kafka = MockKafka::start();
+        let app = api(state(&kafka), 1);
+        let mut rng = StdRng::seed_from_u64(11);
+        let (mut accepted, mut refused) = (0, 0);
+        for _ in 0..400 {
+            let pick =
+                |rng: &mut StdRng, from: &[&'static str]| from[rng.random_range(0..from.len())];
+            // Mostly good items (the first four), so that whole batches
+            // pass too; up to four items, one more than a batch may hold.
+            let items: Vec<&str> = (0..rng.random_range(1..=4))
+                .map(|_| {
+                    let from = if rng.random_ratio(5, 6) {
+                        &ITEMS[..4]
+                    } else {
+                        &ITEMS[4..]
+                    };
+                    pick(&mut rng, from)
+                })
+                .collect();
+            let body = match rng.random_range(0..3) {
+                0 => items.join("\n"),
+                1 => format!("[{}]", items.join(",")),
+                _ => (0..rng.random_range(1..=8))
+                    .map(|_| {
+                        let from = if rng.random() { ITEMS } else { PIECES };
+                        pick(&mut rng, from)
+                    })
+                    .collect(),
+            };
+            let (status, answer) = post(&app, None, &body).await;
+            match status {
+                StatusCode::ACCEPTED => accepted += answer["accepted"].as_u64().unwrap(),
+                StatusCode::BAD_REQUEST => {
+                    let error = answer["error"].as_str().unwrap_or_default();
+                    assert!(!error.is_empty(), "{body:?}: {answer}");
+                    refused += 1;
+                }
+                other => panic!("{body:?}: {other} {answer}"),
+            }
+        }
+        assert!(
+            accepted > 100 && refused > 100,
+            "{accepted} accepted, {refused} refused"
+        );
+        // A last batch marks the end: right after the accepted events.
+        let last = r#"{"objectKey":"the/end","op":"GET"}"#;
+        assert_eq!(post(&app, None, last).await.0, StatusCode::ACCEPTED);
+        let events = consume(&kafka.brokers, "access_events", "t", accepted as usize + 1).await;
+        assert_eq!(events.last().unwrap().object_key, "the/end");
+        // And only good items got through.
+        let good = ["logs/a", "logs/b", "logs/c", "logs/d"];
+        let strays: Vec<_> = events[..accepted as usize]
+            .iter()
+            .filter(|e| !good.contains(&e.object_key.as_str()))
+            .collect();
+        assert!(strays.is_empty(), "{strays:?}");
+    }
 }
