@@ -7,7 +7,10 @@
 //! failed listing page ends that tier's listing, not the inventory. A stop
 //! request ends the listing where it is.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicUsize, Ordering},
+};
 
 use futures::{StreamExt, TryStreamExt, stream::BoxStream};
 use object_store::ObjectStoreExt;
@@ -33,7 +36,7 @@ pub async fn run_once(
             break;
         }
         let now_ms = time::now_millis();
-        let skipped = std::sync::atomic::AtomicUsize::new(0);
+        let skipped = AtomicUsize::new(0);
         let skipped = &skipped;
         let published = listing(tier)
             .take_until(stop.cancelled())
@@ -42,7 +45,7 @@ pub async fn run_once(
                     Ok(listed) => {
                         let event = event_of(tier, listed, now_ms);
                         if event.is_none() {
-                            skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            skipped.fetch_add(1, Ordering::Relaxed);
                         }
                         event
                     }
@@ -58,7 +61,7 @@ pub async fn run_once(
             .buffer_unordered(IN_FLIGHT)
             .try_fold(0usize, |n, ()| async move { Ok(n + 1) })
             .await?;
-        let skipped = skipped.load(std::sync::atomic::Ordering::Relaxed);
+        let skipped = skipped.load(Ordering::Relaxed);
         tracing::info!(tier = %tier.name, objects = published, skipped, "inventory published");
         if skipped > 0 {
             tracing::warn!(tier = %tier.name, skipped, "inventory skipped names Strata does not take as keys (`RUST_LOG=ingest_svc=debug` lists them)");

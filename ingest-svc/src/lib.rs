@@ -352,9 +352,8 @@ mod tests {
         let app = api(state(&kafka), 1);
         let mut rng = StdRng::seed_from_u64(11);
         let (mut accepted, mut refused) = (0, 0);
+        let pick = |rng: &mut StdRng, from: &[&'static str]| from[rng.random_range(0..from.len())];
         for _ in 0..400 {
-            let pick =
-                |rng: &mut StdRng, from: &[&'static str]| from[rng.random_range(0..from.len())];
             // Mostly good items (the first four), so that whole batches
             // pass too; up to four items, one more than a batch may hold.
             let items: Vec<&str> = (0..rng.random_range(1..=4))
