@@ -49,7 +49,10 @@
 #   BENCH_BROKERS       brokers for the mover runs, default mock; mock,tansu
 #                       adds runs on tansu (10,000 small jobs overload it:
 #                       those runs hit BENCH_MOVER_TIMEOUT)
-#   BENCH_SMALL_N       small objects, default 10000
+#   BENCH_SMALL_N       small objects, default 10000; the mock broker keeps
+#                       5 MiB or 100,000 messages of each status partition
+#                       and drops the oldest, and a job sends five
+#                       statuses: 30,000 overflow it (the run then says so)
 #   BENCH_LARGE_MIB     large object in MiB, default 1024
 #   BENCH_BIG_GIB       the sparse object of --big in GiB, default 10
 #   BENCH_MOVER_TIMEOUT seconds one mover run may take, default 600; a run
