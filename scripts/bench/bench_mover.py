@@ -232,7 +232,6 @@ def count_files(d: Path) -> int:
     return sum(len(files) for _r, _d, files in os.walk(d)) if d.exists() else 0
 
 
-# ---------------------------------------------------------------- S3 (moto)
 def trimmed_partitions(brokers: str, topic: str, consumer_cls, tp_cls) -> list[int]:
     """The partitions of `topic` whose first offset is past 0: the broker
     dropped their oldest messages."""
@@ -245,6 +244,7 @@ def trimmed_partitions(brokers: str, topic: str, consumer_cls, tp_cls) -> list[i
         c.close()
 
 
+# ---------------------------------------------------------------- S3 (moto)
 class Moto:
     def __init__(self, root: Path, port: int):
         self.port = port
