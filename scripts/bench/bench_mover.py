@@ -232,14 +232,16 @@ def count_files(d: Path) -> int:
     return sum(len(files) for _r, _d, files in os.walk(d)) if d.exists() else 0
 
 
-def trimmed_partitions(brokers: str, topic: str, consumer_cls, tp_cls) -> list[int]:
+def trimmed_partitions(brokers: str, topic: str) -> list[int]:
     """The partitions of `topic` whose first offset is past 0: the broker
     dropped their oldest messages."""
-    c = consumer_cls({"bootstrap.servers": brokers, "group.id": "bench-watermarks"})
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": brokers, "group.id": "bench-watermarks"})
     try:
         meta = c.list_topics(topic, timeout=10).topics.get(topic)
         parts = sorted(meta.partitions) if meta is not None else []
-        return [p for p in parts if c.get_watermark_offsets(tp_cls(topic, p), timeout=10)[0] > 0]
+        return [p for p in parts if c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[0] > 0]
     finally:
         c.close()
 
@@ -422,7 +424,7 @@ class MoverRun:
             stop(self.broker.proc, 10)
 
     def _run(self) -> Result:
-        from confluent_kafka import Consumer, Producer, TopicPartition
+        from confluent_kafka import Consumer, Producer
 
         a = self.a
         (self.data / "dst").mkdir(parents=True)
@@ -581,17 +583,19 @@ class MoverRun:
         # per partition and drops the oldest beyond that: with five statuses
         # a job, a run of many tens of thousands of jobs loses its first
         # statuses, and waiting for them would only run into the time cap.
-        trimmed = trimmed_partitions(self.broker.brokers, topic_status, Consumer, TopicPartition)
+        trimmed = trimmed_partitions(self.broker.brokers, topic_status)
         if trimmed:
             log(f"mover {self.name}: the {self.broker_kind} broker dropped the oldest statuses "
                 f"(partitions {trimmed} start past offset 0; the mock broker keeps 100,000 messages "
                 f"or 5 MiB a partition): fewer jobs (--small-n) or BENCH_BROKERS=tansu")
-            finished.set()
-        th = threading.Thread(target=consume, args=("after", finished), daemon=True)
-        th.start()
-        ok_wait = finished.wait(max(deadline - time.monotonic(), 30.0)) and not trimmed
-        stop_consumer.set()
-        th.join(10)
+            ok_wait = False
+        else:
+            th = threading.Thread(target=consume, args=("after", finished), daemon=True)
+            th.start()
+            ok_wait = finished.wait(max(deadline - time.monotonic(), 30.0))
+        stop_consumer.set()  # ends the RSS sampler, and the consumer
+        if not trimmed:
+            th.join(10)
         rc = stop(proc, 30)
         completed = done["completed"]
         end_ms = done["last_ts"] or time.time() * 1000
