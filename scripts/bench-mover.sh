@@ -12,9 +12,12 @@
 #     storage) and `tansu` (SQLite storage; on two cores its CPU competes
 #     with the mover's);
 #   - `rclone copy --checksum` with --transfers N --checkers N equal to the
-#     mover's concurrency, and `rclone move --checksum`, which deletes the
-#     source as the mover does (local->local with `--disable Move,DirMove`,
-#     so that it copies rather than renames on one file system);
+#     mover's concurrency; the same followed by `sync -f` of its destination
+#     (local->local: its copies on the disk when the clock stops, as the
+#     mover's are before it switches); and `rclone move --checksum`, which
+#     deletes the source as the mover does (local->local with `--disable
+#     Move,DirMove`, so that it copies rather than renames on one file
+#     system);
 #   - `cp` then `sha256sum` of both sides (local->local only);
 #   - "file work only": the mover's own file operations without Kafka or
 #     SQLite (mover-svc/examples/small_rate.rs: copy with SHA-256, read
@@ -22,7 +25,9 @@
 #     only: the bound the daemon's coordination leaves it below;
 # for (a) one 1 GiB object and (b) 10,000 objects of 4 KiB, on two paths:
 # local->local (two file:// folders on one disk) and local->S3 (a moto S3
-# server on loopback). Also the one-core SHA-256 rate (openssl, sha256sum),
+# server on loopback). local->local runs BENCH_ROUNDS rounds, each contender
+# once a round, and each ratio is the median of the rounds' own: on a shared
+# machine one run's figures move by a factor of two from minute to minute. Also the one-core SHA-256 rate (openssl, sha256sum),
 # and the mover's "fraction of SHA-256 speed" (it hashes each byte twice).
 # rclone and cp peak RSS come from /usr/bin/time -v.
 #
@@ -34,8 +39,8 @@
 # The last line is exactly
 #   mover/rclone 1GiB=X small=Y
 # X, Y = mover-svc throughput / rclone copy throughput, local->local, at equal
-# concurrency, with the first broker of BENCH_BROKERS (the line before it
-# gives the others).
+# concurrency, with the first broker of BENCH_BROKERS (a line before it
+# gives the others), the median over the rounds.
 #
 # Installs what is missing: tansu when asked for (scripts/ensure-broker.sh), the Debian
 # packages rclone and time (apt-get), moto[server], boto3 and confluent-kafka
@@ -54,6 +59,8 @@
 #                       and drops the oldest, and a job sends five
 #                       statuses: 30,000 overflow it (the run then says so)
 #   BENCH_LARGE_MIB     large object in MiB, default 1024
+#   BENCH_ROUNDS        local->local rounds, default 3 (--quick: 1); each
+#                       adds about two minutes
 #   BENCH_BIG_GIB       the sparse object of --big in GiB, default 10
 #   BENCH_MOVER_TIMEOUT seconds one mover run may take, default 600; a run
 #                       cut there reports the rate of the jobs done (ok=cap)
@@ -165,9 +172,10 @@ ARGS=(--tmp "$TMP" --mover-bin "$MOVER_BIN" --mock-broker-bin "$MOCK_BROKER_BIN"
     --moto-port "${BENCH_MOTO_PORT:-39000}" --rust-log "${RUST_LOG:-info}" --mover-timeout "${BENCH_MOVER_TIMEOUT:-600}"
     --mover-wrap "${BENCH_MOVER_WRAP:-}")
 if [ "$QUICK" = 1 ]; then
-    ARGS+=(--large-mib 64 --small-n 500)
+    ARGS+=(--large-mib 64 --small-n 500 --rounds "${BENCH_ROUNDS:-1}")
 else
-    ARGS+=(--large-mib "${BENCH_LARGE_MIB:-1024}" --small-n "${BENCH_SMALL_N:-10000}")
+    ARGS+=(--large-mib "${BENCH_LARGE_MIB:-1024}" --small-n "${BENCH_SMALL_N:-10000}"
+        --rounds "${BENCH_ROUNDS:-3}")
 fi
 [ "$BIG" = 1 ] && ARGS+=(--big-gib "${BENCH_BIG_GIB:-10}")
 [ "$BIG_ONLY" = 1 ] && ARGS+=(--only-big)

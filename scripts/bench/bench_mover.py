@@ -8,16 +8,20 @@ Contenders, at equal concurrency where they have one:
           the statuses are read once the mover's job counters say all jobs
           ended, so that this script does not compete with it for the cores;
           peak RSS = VmHWM of the process.
-  rclone  `rclone copy --checksum`, and `rclone move --checksum`, which also
-          deletes the source as the mover does (local->local with its
-          server-side moves disabled, `--disable Move,DirMove`: on one file
-          system it would rename instead of copying); peak RSS from /usr/bin/time -v.
+  rclone  `rclone copy --checksum`; local->local also the same followed by
+          `sync -f` of its destination ("copy+sync": its copies on the disk
+          when the clock stops, as the mover's are before it switches); and
+          `rclone move --checksum`, which also deletes the source as the
+          mover does (local->local with its server-side moves disabled,
+          `--disable Move,DirMove`: on one file system it would rename
+          instead of copying); peak RSS from /usr/bin/time -v.
   cp      `cp` then `sha256sum` of both sides (local->local only).
 
 Workloads: one large object (1 GiB random bytes) and many small ones
 (10,000 x 4 KiB random bytes); paths local->local (two file:// folders on the
 same disk) and local->S3 (a moto server on loopback). Optional: one 10 GiB
-sparse object local->local through the mover, for its peak RSS.
+sparse object local->local through the mover, for its peak RSS. local->local
+runs --rounds times, every contender once a round, in turn.
 
 Everything it starts (broker, moto, daemons) it stops again; the shell script
 removes the temp dir. The last line printed is
@@ -25,7 +29,7 @@ removes the temp dir. The last line printed is
   mover/rclone 1GiB=X small=Y
 
 with X, Y = mover throughput / rclone copy throughput, local->local, at the
-mover's concurrency.
+mover's concurrency: the median of the rounds' own ratios.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import shlex
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -281,6 +286,8 @@ class Result:
     def __init__(self, contender, workload, path, conc, secs, nbytes, nobjs, rss, ok, note=""):
         self.contender, self.workload, self.path, self.conc = contender, workload, path, conc
         self.secs, self.nbytes, self.nobjs, self.rss, self.ok, self.note = secs, nbytes, nobjs, rss, ok, note
+        # Which of the interleaved rounds (--rounds) it belongs to, from 1.
+        self.round = 1
 
     @property
     def mibps(self) -> float:
@@ -683,10 +690,16 @@ def rclone_run(a, moto: Moto | None, golden: Path, name: str, to_s3: bool, verb:
     else:
         dst.mkdir(parents=True)
         target = str(dst)
-    argv = ["rclone", verb, "--checksum", "--transfers", str(conc), "--checkers", str(conc), str(src), target]
+    durable = verb == "copy+sync"
+    argv = ["rclone", "copy" if durable else verb, "--checksum", "--transfers", str(conc),
+            "--checkers", str(conc), str(src), target]
     if verb == "move" and not to_s3:
         # Copy, check, delete: the mover's job, not a rename.
         argv[2:2] = ["--disable", "Move,DirMove"]
+    if durable:
+        # The copies on the disk before the clock stops, as the mover's are
+        # before it switches: `sync -f` flushes the destination's file system.
+        argv = ["sh", "-c", '"$@" && sync -f "$0"', target, *argv]
     secs, rss, out = timed(argv, env=env)
     if to_s3:
         objs = moto.objects(bucket)
@@ -697,7 +710,8 @@ def rclone_run(a, moto: Moto | None, golden: Path, name: str, to_s3: bool, verb:
     if verb == "move":
         ok = ok and count_files(src) == 0
     free_space(root)
-    note = "copies, deletes source" if verb == "move" else "source kept"
+    note = {"move": "copies, deletes source", "copy+sync": "source kept; then sync -f of the destination"}.get(
+        verb, "source kept")
     cpu = sum(float(m) for m in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", out))
     note += f"; CPU {cpu:.1f}s"
     return Result(f"rclone {verb}", "", "", str(conc), secs, nbytes, nobjs, rss, ok, note)
@@ -814,7 +828,12 @@ def main() -> int:
                     help="examples/small_rate: adds a row of the mover's file operations alone")
     ap.add_argument("--rust-log", default="info")
     ap.add_argument("--mover-wrap", default="", help="a command put before mover-svc (profiling)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="local->local: every contender this many times, in interleaved rounds; "
+                         "each ratio is the median of the rounds' own ratios")
     a = ap.parse_args()
+    if a.rounds < 1:
+        ap.error(f"--rounds: at least 1, not {a.rounds}")
     a.brokers = [b.strip() for b in a.brokers.split(",") if b.strip()]
     if not a.brokers or any(b not in ("mock", "tansu") for b in a.brokers):
         ap.error(f"--brokers: mock and/or tansu, not {a.brokers}")
@@ -875,44 +894,53 @@ def main() -> int:
     paths = [("local->local", False)] + ([("local->S3", True)] if moto else [])
     rclone_concs = [mover_conc] if a.mover_has_concurrency or conc == 1 else [mover_conc, conc]
 
-    for path, to_s3 in ([] if a.only_big else paths):
-        for wname, golden, keys, nbytes, nobjs, shas in workloads:
-            WARM_TREE = golden
-            tag = f"{wname}-{'s3' if to_s3 else 'local'}".lower()
-            loads.append((f"{tag} begin", loadavg()))
-            log(f"--- {wname} {path}; load {loadavg()}")
-            def mover_row(kind: str, fsync: bool = True) -> None:
-                """One mover run; a run that fails is a FAILED row, not the end."""
-                label = f"mover-svc/{kind}" + ("" if fsync else " no fsync")
-                try:
-                    r = MoverRun(a, moto, tag, "s3" if to_s3 else "dst", golden, keys, nbytes,
-                                 a.mover_timeout, shas, kind, fsync=fsync).run()
-                except RuntimeError as e:
-                    log(f"{label} {tag} failed: {e}")
-                    r = Result(label, "", "", a.mover_conc_label, float("nan"), 0, 0, 0,
-                               False, f"FAILED: {str(e).splitlines()[0]}")
-                r.workload, r.path = wname, path
-                record(r)
+    # local->local runs in rounds (the figures of one run move by a factor of
+    # two or more on a shared machine, "Why the figures move" in
+    # docs/performance.md): every contender once a round, so that a slow
+    # minute weighs on all of one round rather than on one contender.
+    # local->S3 runs once (moto's pace, not the disk's, sets it).
+    runs = [(path, to_s3, wl, rnd)
+            for path, to_s3 in ([] if a.only_big else paths)
+            for wl in workloads
+            for rnd in range(1, (1 if to_s3 else a.rounds) + 1)]
+    for path, to_s3, (wname, golden, keys, nbytes, nobjs, shas), rnd in runs:
+        WARM_TREE = golden
+        tag = f"{wname}-{'s3' if to_s3 else 'local'}".lower() + (f"-r{rnd}" if rnd > 1 else "")
+        loads.append((f"{tag} begin", loadavg()))
+        log(f"--- {wname} {path}" + (f" round {rnd}/{a.rounds}" if a.rounds > 1 and not to_s3 else "")
+            + f"; load {loadavg()}")
 
-            for kind in a.brokers:
-                mover_row(kind)
-            if not to_s3:
-                # Like for like with rclone and cp, which leave their copies
-                # in the page cache: the mover with its file tier's fsync off.
-                mover_row(a.brokers[0], fsync=False)
-            for c in rclone_concs:
-                for verb in ["copy"] + ([] if a.no_move else ["move"]):
-                    r = rclone_run(a, moto, golden, f"{tag}-{verb}-{c}", to_s3, verb, c, nbytes, nobjs)
-                    r.workload, r.path = wname, path
-                    record(r)
-            if not to_s3:
-                r = cp_run(a, golden, tag, mover_conc, nbytes, nobjs)
-                r.workload, r.path = wname, path
-                record(r)
-                if a.file_work_bin:
-                    r = file_work_run(a, golden, tag, mover_conc, nbytes, nobjs)
-                    r.workload, r.path = wname, path
-                    record(r)
+        def place(r: Result) -> None:
+            r.workload, r.path, r.round = wname, path, rnd
+            record(r)
+
+        def mover_row(kind: str, fsync: bool = True) -> None:
+            """One mover run; a run that fails is a FAILED row, not the end."""
+            label = f"mover-svc/{kind}" + ("" if fsync else " no fsync")
+            try:
+                r = MoverRun(a, moto, tag, "s3" if to_s3 else "dst", golden, keys, nbytes,
+                             a.mover_timeout, shas, kind, fsync=fsync).run()
+            except RuntimeError as e:
+                log(f"{label} {tag} failed: {e}")
+                r = Result(label, "", "", a.mover_conc_label, float("nan"), 0, 0, 0,
+                           False, f"FAILED: {str(e).splitlines()[0]}")
+            place(r)
+
+        for kind in a.brokers:
+            mover_row(kind)
+        if not to_s3:
+            # Like for like with rclone and cp, which leave their copies
+            # in the page cache: the mover with its file tier's fsync off.
+            mover_row(a.brokers[0], fsync=False)
+        for c in rclone_concs:
+            verbs = ["copy"] + ([] if to_s3 else ["copy+sync"]) + ([] if a.no_move else ["move"])
+            for verb in verbs:
+                place(rclone_run(a, moto, golden, f"{tag}-{verb.replace('+', '-')}-{c}", to_s3, verb, c,
+                                 nbytes, nobjs))
+        if not to_s3:
+            place(cp_run(a, golden, tag, mover_conc, nbytes, nobjs))
+            if a.file_work_bin:
+                place(file_work_run(a, golden, tag, mover_conc, nbytes, nobjs))
     loads.append(("after main runs", loadavg()))
 
     big = None
@@ -949,8 +977,9 @@ def main() -> int:
           f"PARTS_IN_FLIGHT={os.environ.get('STRATA_MOVER_PARTS_IN_FLIGHT', '4')}; "
           "page cache warm (sources read before each contender), mover-svc fsyncs what it writes to file tiers, rclone and cp do not")
     print()
-    hdr = f"{'workload':<14} {'path':<13} {'contender':<14} {'c':>3} {'seconds':>9} {'MiB/s':>9} {'obj/s':>9} " \
-          f"{'peak RSS MiB':>12} {'SHA frac':>8} {'ok':>4}"
+    rounds = a.rounds > 1
+    hdr = f"{'workload':<14} {'path':<13} {'contender':<23} {'c':>3} " + (f"{'rnd':>3} " if rounds else "") + \
+          f"{'seconds':>9} {'MiB/s':>9} {'obj/s':>9} {'peak RSS MiB':>12} {'SHA frac':>8} {'ok':>4}"
     print(hdr)
     print("-" * len(hdr))
     def okcol(r: Result) -> str:
@@ -958,8 +987,9 @@ def main() -> int:
 
     for r in RESULTS:
         frac = f"{r.mibps / (one_core / 2):.2f}" if r.contender.startswith("mover-svc") and one_core else ""
-        print(f"{r.workload:<14} {r.path:<13} {r.contender:<14} {r.conc:>3} {r.secs:9.2f} {r.mibps:9.1f} "
-              f"{r.objps:9.1f} {r.rss / MIB:12.1f} {frac:>8} {okcol(r):>4}")
+        print(f"{r.workload:<14} {r.path:<13} {r.contender:<23} {r.conc:>3} "
+              + (f"{r.round:>3} " if rounds else "")
+              + f"{r.secs:9.2f} {r.mibps:9.1f} {r.objps:9.1f} {r.rss / MIB:12.1f} {frac:>8} {okcol(r):>4}")
     print()
     print("SHA frac = mover MiB/s / (one-core openssl SHA-256 / 2): the mover hashes every byte twice "
           "(copy, then read-back verify), so 1.00 = as fast as one core can hash twice.")
@@ -972,18 +1002,28 @@ def main() -> int:
     print("mover-svc details:")
     for r in RESULTS:
         if r.contender.startswith("mover-svc"):
-            print(f"  {r.workload} {r.path} {r.contender}: {r.note}")
+            print(f"  {r.workload} {r.path} {r.contender}" + (f" round {r.round}" if rounds else "")
+                  + f": {r.note}")
     print()
 
+    def round_ratios(wname: str, contender: str, verb: str = "copy") -> list[float]:
+        """contender's throughput over rclone `verb`'s, local->local, for each
+        round that has both (a failed run has none)."""
+        def one(name: str, rnd: int, conc: str | None = None) -> Result | None:
+            return next((r for r in RESULTS if r.contender == name and r.workload == wname
+                         and r.path == "local->local" and r.round == rnd
+                         and (conc is None or r.conc == conc)), None)
+        out = []
+        for rnd in range(1, a.rounds + 1):
+            m, rc = one(contender, rnd), one(f"rclone {verb}", rnd, str(mover_conc))
+            if m and rc and rc.mibps and m.mibps == m.mibps:
+                out.append(m.mibps / rc.mibps)
+        return out
+
     def ratio(wname: str, contender: str, verb: str = "copy") -> str:
-        """contender's throughput over rclone `verb`'s, local->local."""
-        m = next((r for r in RESULTS if r.contender == contender and r.workload == wname
-                  and r.path == "local->local"), None)
-        rc = next((r for r in RESULTS if r.contender == f"rclone {verb}" and r.workload == wname
-                   and r.path == "local->local" and r.conc == str(mover_conc)), None)
-        if not m or not rc or not rc.mibps or m.mibps != m.mibps:
-            return "nan"
-        return f"{m.mibps / rc.mibps:.2f}"
+        """The median of the rounds' ratios (the one ratio with one round)."""
+        each = round_ratios(wname, contender, verb)
+        return f"{statistics.median(each):.2f}" if each else "nan"
 
     first = f"mover-svc/{a.brokers[0]}"
     all_ok = all(r.ok for r in RESULTS)
@@ -1005,6 +1045,14 @@ def main() -> int:
               + ("" if a.no_move else
                  f"; against rclone move, which deletes its sources as they do: "
                  f"1GiB={ratio(large_name, 'file work only', 'move')} small={ratio('small', 'file work only', 'move')}"))
+    print(f"against rclone copy followed by `sync -f` of its destination (its copies on the disk, as the "
+          f"mover's are): mover/rclone-copy+sync 1GiB={ratio(large_name, first, 'copy+sync')} "
+          f"small={ratio('small', first, 'copy+sync')}")
+    if rounds:
+        def each(wname: str) -> str:
+            return " ".join(f"{x:.2f}" for x in round_ratios(wname, first)) or "none"
+        print(f"each ratio here is the median of {a.rounds} rounds'; the last line's, round by round: "
+              f"1GiB {each(large_name)}; small {each('small')}")
     print(f"the last line is with the {a.brokers[0]} broker (BENCH_BROKERS={','.join(a.brokers)}), "
           f"fsync on (mover-svc's default)")
     print(f"mover/rclone 1GiB={ratio(large_name, first)} small={ratio('small', first)}",
