@@ -27,7 +27,7 @@
 # local->local (two file:// folders on one disk) and local->S3 (a moto S3
 # server on loopback). local->local runs BENCH_ROUNDS rounds, each contender
 # once a round, and each ratio is the median of the rounds' own: on a shared
-# machine one run's figures move by a factor of two from minute to minute.
+# machine the figures move by a factor of two or more from run to run.
 # Also the one-core SHA-256 rate (openssl, sha256sum), and the mover's
 # "fraction of SHA-256 speed" (it hashes each byte twice).
 # rclone and cp peak RSS come from /usr/bin/time -v.

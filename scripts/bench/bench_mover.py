@@ -591,18 +591,19 @@ class MoverRun:
         # a job, a run of many tens of thousands of jobs loses its first
         # statuses, and waiting for them would only run into the time cap.
         trimmed = trimmed_partitions(self.broker.brokers, topic_status)
+        reader = None
         if trimmed:
             log(f"mover {self.name}: the {self.broker_kind} broker dropped the oldest statuses "
                 f"(partitions {trimmed} start past offset 0; the mock broker keeps 100,000 messages "
                 f"or 5 MiB a partition): fewer jobs (--small-n) or BENCH_BROKERS=tansu")
             ok_wait = False
         else:
-            th = threading.Thread(target=consume, args=("after", finished), daemon=True)
-            th.start()
+            reader = threading.Thread(target=consume, args=("after", finished), daemon=True)
+            reader.start()
             ok_wait = finished.wait(max(deadline - time.monotonic(), 30.0))
         stop_consumer.set()  # ends the RSS sampler, and the consumer
-        if not trimmed:
-            th.join(10)
+        if reader is not None:
+            reader.join(10)
         rc = stop(proc, 30)
         completed = done["completed"]
         end_ms = done["last_ts"] or time.time() * 1000
