@@ -74,6 +74,14 @@
 #   BENCH_MOVER_WRAP    a command put before mover-svc, for profiling, e.g.
 #                       "perf record -g -o /tmp/mover.perf --"; peak RSS is
 #                       then the wrapper's
+#   BENCH_PEER_MOVER_BIN, BENCH_PEER_ENV
+#                       an A/B: a second mover-svc (another build, or this
+#                       one with BENCH_PEER_ENV's space-separated NAME=VALUE
+#                       variables) run beside it in every local->local round,
+#                       fsync on, and a line `mover/peer ...`, the median of
+#                       the rounds' ratios; e.g. BENCH_ROUNDS=6
+#                       BENCH_PEER_MOVER_BIN=/tmp/mover-svc.old (copy the old
+#                       build out of target/ first: the script rebuilds it)
 #   STRATA_MOVER_PART_MIB, STRATA_MOVER_PARTS_IN_FLIGHT, RUST_LOG  passed on
 
 set -euo pipefail
@@ -182,6 +190,14 @@ fi
 [ "$BIG_ONLY" = 1 ] && ARGS+=(--only-big)
 [ "${BENCH_NO_S3:-0}" = 1 ] && ARGS+=(--no-s3)
 [ "${BENCH_NO_MOVE:-0}" = 1 ] && ARGS+=(--no-move)
+if [ -n "${BENCH_PEER_MOVER_BIN:-}" ]; then
+    [ -x "$BENCH_PEER_MOVER_BIN" ] || die "BENCH_PEER_MOVER_BIN: $BENCH_PEER_MOVER_BIN is not an executable"
+    ARGS+=(--peer-mover-bin "$BENCH_PEER_MOVER_BIN")
+fi
+read -r -a PEER_ENV <<< "${BENCH_PEER_ENV:-}"
+for kv in "${PEER_ENV[@]}"; do
+    ARGS+=(--peer-env "$kv")
+done
 
 say "uptime: $(uptime)"
 # In the background and waited for, so that a signal reaches the trap at once.

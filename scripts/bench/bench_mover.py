@@ -16,6 +16,9 @@ Contenders, at equal concurrency where they have one:
           `--disable Move,DirMove`: on one file system it would rename
           instead of copying); peak RSS from /usr/bin/time -v.
   cp      `cp` then `sha256sum` of both sides (local->local only).
+  peer    optional (--peer-mover-bin, --peer-env): a second mover, another
+          build or other settings, run beside the first in every
+          local->local round (fsync on), for A/B comparisons: `mover/peer`.
 
 Workloads: one large object (1 GiB random bytes) and many small ones
 (10,000 x 4 KiB random bytes); paths local->local (two file:// folders on the
@@ -56,6 +59,8 @@ from pathlib import Path
 MIB = 1 << 20
 _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 PROCS: list[subprocess.Popen] = []
+# The contender name of the peer build or setting (--peer-mover-bin, --peer-env).
+PEER = "mover-svc peer"
 
 
 # A step's status, as mover-svc encodes it (JSON); such statuses are only
@@ -317,22 +322,29 @@ def record(r: Result) -> Result:
 WARM_TREE: Path | None = None
 
 
-def settle_disk() -> None:
+def settle_disk(programs: tuple[str, ...] = ()) -> None:
     """Writes back what earlier steps left dirty (the data just made, the last
     contender's copies), so that no contender's fsyncs or writes queue behind
-    another's, then reads the sources into the page cache."""
+    another's, then reads the sources into the page cache, and the
+    executables of `programs`: a timed contender starts with its code in
+    memory. (Some machines page out file pages unread for a minute, as this
+    one's kernel does: its DAMON scheme pages out unmapped page cache idle
+    for 60 s. Run a round apart, rclone, 52 MiB, would otherwise start by
+    reading itself from the disk inside its timing.)"""
     os.sync()
-    for f in WARM_TREE.rglob("*") if WARM_TREE else []:
-        if f.is_file():
-            with open(f, "rb") as src:
-                while src.read(MIB):
-                    pass
+    files = [f for f in WARM_TREE.rglob("*") if f.is_file()] if WARM_TREE else []
+    files += [Path(p) for p in (shutil.which(prog) for prog in programs) if p]
+    for f in files:
+        with open(f, "rb") as src:
+            while src.read(MIB):
+                pass
 
 
 
-def timed(argv: list[str], env=None, cwd=None) -> tuple[float, int, str]:
-    """Runs argv under /usr/bin/time -v: (wall seconds, max RSS bytes, output)."""
-    settle_disk()
+def timed(argv: list[str], programs: tuple[str, ...], env=None, cwd=None) -> tuple[float, int, str]:
+    """Runs argv under /usr/bin/time -v: (wall seconds, max RSS bytes, output),
+    `programs` (the executables it runs) read in first."""
+    settle_disk(("/usr/bin/time", *programs))
     t0 = time.monotonic()
     p = subprocess.run(["/usr/bin/time", "-v", *argv], env=env, cwd=cwd, capture_output=True, text=True)
     secs = time.monotonic() - t0
@@ -397,9 +409,13 @@ class MoverRun:
 
     def __init__(self, a, moto: Moto | None, name: str, to_tier: str,
                  golden: Path, keys: list[str], nbytes: int, timeout: float, expect_sha: dict | None = None,
-                 broker: str = "tansu", fsync: bool = True):
+                 broker: str = "tansu", fsync: bool = True, peer: bool = False):
         self.a, self.moto, self.broker_kind = a, moto, broker
-        self.name = f"{name}-{broker}" + ("" if fsync else "-nofsync")
+        self.name = f"{name}-{broker}" + ("" if fsync else "-nofsync") + ("-peer" if peer else "")
+        # The peer (--peer-mover-bin, --peer-env): another build or setting
+        # of the mover, run beside it in every round.
+        self.bin = a.peer_mover_bin or a.mover_bin if peer else a.mover_bin
+        self.extra_env = dict(a.peer_env) if peer else {}
         # fsync off: the destination file tier's option fsync = "false", so
         # the copy stays in the page cache as rclone's and cp's do.
         self.fsync = fsync
@@ -453,6 +469,7 @@ class MoverRun:
                    AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1")
         for k in [k for k in env if k.startswith("STRATA_HTTP_TOKEN")]:
             del env[k]
+        env.update(self.extra_env)
         if self.broker_kind == "mock":
             # librdkafka's mock broker answers a waiting fetch only when its
             # wait (500 ms by default) runs out, not when a record arrives,
@@ -462,7 +479,7 @@ class MoverRun:
             env["STRATA_MOVER_CONCURRENCY"] = str(a.concurrency)
         logf = Path(a.tmp) / "logs" / f"mover-{self.name}.log"
         log(f"mover {self.name}: {self.broker_kind} broker on {self.broker.brokers}")
-        proc = spawn(shlex.split(a.mover_wrap) + [a.mover_bin], logf, env=env)
+        proc = spawn(shlex.split(a.mover_wrap) + [self.bin], logf, env=env)
         wait_until(lambda: http_ok(f"http://127.0.0.1:{a.mover_port}/readyz"), 60,
                    f"mover-svc ({self.name}) /readyz", proc, logf)
 
@@ -701,7 +718,7 @@ def rclone_run(a, moto: Moto | None, golden: Path, name: str, to_s3: bool, verb:
         # The copies on the disk before the clock stops, as the mover's are
         # before it switches: `sync -f` flushes the destination's file system.
         argv = ["sh", "-c", '"$@" && sync -f "$0"', target, *argv]
-    secs, rss, out = timed(argv, env=env)
+    secs, rss, out = timed(argv, ("rclone", "sh", "sync"), env=env)
     if to_s3:
         objs = moto.objects(bucket)
         ok = len(objs) == nobjs and sum(s for _, s in objs) == nbytes
@@ -730,7 +747,8 @@ def cp_run(a, golden: Path, name: str, conc: int, nbytes: int, nobjs: int) -> Re
         'xargs -0 -n 256 -P "$3" sha256sum | sort -k2) > "$side.sums"; done; '
         'cmp "$1.sums" "$2.sums"'
     )
-    secs, rss, _ = timed(["sh", "-c", script, "sh", str(src), str(dst), str(conc)])
+    secs, rss, _ = timed(["sh", "-c", script, "sh", str(src), str(dst), str(conc)],
+                         ("sh", "cp", "find", "xargs", "sha256sum", "sort", "cmp"))
     ok = count_files(dst) == nobjs
     free_space(root)
     return Result("cp+sha256sum", "", "", str(conc), secs, nbytes, nobjs, rss, ok, "source kept; cp is 1 process")
@@ -745,7 +763,7 @@ def file_work_run(a, golden: Path, name: str, conc: int, nbytes: int, nobjs: int
     src, dst = root / "src", root / "dst"
     link_tree(golden, src)
     try:
-        secs, rss, out = timed([a.file_work_bin, str(src), str(dst), str(conc)])
+        secs, rss, out = timed([a.file_work_bin, str(src), str(dst), str(conc)], (a.file_work_bin,))
     except RuntimeError as e:
         log(f"file work only {name} failed: {e}")
         free_space(root)
@@ -832,7 +850,21 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=1,
                     help="local->local: every contender this many times, in interleaved rounds; "
                          "each ratio is the median of the rounds' own ratios")
+    ap.add_argument("--peer-mover-bin", default=None,
+                    help="another mover-svc build, run beside --mover-bin in every local->local round "
+                         "(fsync on, the first broker): prints mover/peer, the median of the rounds' ratios")
+    ap.add_argument("--peer-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="an environment variable for the peer only (repeatable); without "
+                         "--peer-mover-bin the peer is --mover-bin with these variables")
     a = ap.parse_args()
+    peer_env = []
+    for kv in a.peer_env:
+        name, eq, value = kv.partition("=")
+        if not name or not eq:
+            ap.error(f"--peer-env: NAME=VALUE, not {kv!r}")
+        peer_env.append((name, value))
+    a.peer_env = peer_env
+    a.has_peer = bool(a.peer_mover_bin or a.peer_env)
     if a.rounds < 1:
         ap.error(f"--rounds: at least 1, not {a.rounds}")
     a.brokers = [b.strip() for b in a.brokers.split(",") if b.strip()]
@@ -915,20 +947,29 @@ def main() -> int:
             r.workload, r.path, r.round = wname, path, rnd
             record(r)
 
-        def mover_row(kind: str, fsync: bool = True) -> None:
+        def mover_row(kind: str, fsync: bool = True, peer: bool = False) -> None:
             """One mover run; a run that fails is a FAILED row, not the end."""
-            label = f"mover-svc/{kind}" + ("" if fsync else " no fsync")
+            label = PEER if peer else f"mover-svc/{kind}" + ("" if fsync else " no fsync")
             try:
                 r = MoverRun(a, moto, tag, "s3" if to_s3 else "dst", golden, keys, nbytes,
-                             a.mover_timeout, shas, kind, fsync=fsync).run()
+                             a.mover_timeout, shas, kind, fsync=fsync, peer=peer).run()
+                if peer:
+                    r.contender = PEER
             except RuntimeError as e:
                 log(f"{label} {tag} failed: {e}")
                 r = Result(label, "", "", a.mover_conc_label, float("nan"), 0, 0, 0,
                            False, f"FAILED: {str(e).splitlines()[0]}")
             place(r)
 
+        # The peer goes before the mover in even rounds, after it in odd
+        # ones, so that neither always follows the same contender.
+        peer_first = a.has_peer and not to_s3 and rnd % 2 == 0
+        if peer_first:
+            mover_row(a.brokers[0], peer=True)
         for kind in a.brokers:
             mover_row(kind)
+        if a.has_peer and not to_s3 and not peer_first:
+            mover_row(a.brokers[0], peer=True)
         if not to_s3:
             # Like for like with rclone and cp, which leave their copies
             # in the page cache: the mover with its file tier's fsync off.
@@ -1007,23 +1048,25 @@ def main() -> int:
                   + f": {r.note}")
     print()
 
-    def round_ratios(wname: str, contender: str, verb: str = "copy") -> list[float]:
-        """contender's throughput over rclone `verb`'s, local->local, for each
-        round that has both (a failed run has none)."""
+    def round_ratios(wname: str, contender: str, verb: str = "copy", base: str | None = None) -> list[float]:
+        """contender's throughput over rclone `verb`'s (or over contender
+        `base`'s), local->local, for each round that has both (a failed run
+        has none)."""
         def one(name: str, rnd: int, conc: str | None = None) -> Result | None:
             return next((r for r in RESULTS if r.contender == name and r.workload == wname
                          and r.path == "local->local" and r.round == rnd
                          and (conc is None or r.conc == conc)), None)
         out = []
         for rnd in range(1, a.rounds + 1):
-            m, rc = one(contender, rnd), one(f"rclone {verb}", rnd, str(mover_conc))
+            m = one(contender, rnd)
+            rc = one(base, rnd) if base else one(f"rclone {verb}", rnd, str(mover_conc))
             if m and rc and rc.mibps and m.mibps == m.mibps:
                 out.append(m.mibps / rc.mibps)
         return out
 
-    def ratio(wname: str, contender: str, verb: str = "copy") -> str:
+    def ratio(wname: str, contender: str, verb: str = "copy", base: str | None = None) -> str:
         """The median of the rounds' ratios (the one ratio with one round)."""
-        each = round_ratios(wname, contender, verb)
+        each = round_ratios(wname, contender, verb, base)
         return f"{statistics.median(each):.2f}" if each else "nan"
 
     first = f"mover-svc/{a.brokers[0]}"
@@ -1049,6 +1092,13 @@ def main() -> int:
     print(f"against rclone copy followed by `sync -f` of its destination (its copies on the disk, as the "
           f"mover's are): mover/rclone-copy+sync 1GiB={ratio(large_name, first, 'copy+sync')} "
           f"small={ratio('small', first, 'copy+sync')}")
+    if a.has_peer:
+        def peer_each(wname: str) -> str:
+            return " ".join(f"{x:.2f}" for x in round_ratios(wname, first, base=PEER)) or "none"
+        print(f"against the peer ({a.peer_mover_bin or a.mover_bin}"
+              + "".join(f" {k}={v}" for k, v in a.peer_env) + f"): mover/peer "
+              f"1GiB={ratio(large_name, first, base=PEER)} small={ratio('small', first, base=PEER)}; "
+              f"round by round: 1GiB {peer_each(large_name)}; small {peer_each('small')}")
     if rounds:
         def each(wname: str) -> str:
             return " ".join(f"{x:.2f}" for x in round_ratios(wname, first)) or "none"
