@@ -103,6 +103,8 @@ for arg in "$@"; do
         *) usage >&2; die "unknown argument: $arg" ;;
     esac
 done
+# A peer binary named relative to where the script was started.
+PEER_BIN="${BENCH_PEER_MOVER_BIN:+$(abs_path "$BENCH_PEER_MOVER_BIN")}"
 cd "$STRATA_ROOT"
 
 # ---- what it needs
@@ -190,9 +192,9 @@ fi
 [ "$BIG_ONLY" = 1 ] && ARGS+=(--only-big)
 [ "${BENCH_NO_S3:-0}" = 1 ] && ARGS+=(--no-s3)
 [ "${BENCH_NO_MOVE:-0}" = 1 ] && ARGS+=(--no-move)
-if [ -n "${BENCH_PEER_MOVER_BIN:-}" ]; then
-    [ -x "$BENCH_PEER_MOVER_BIN" ] || die "BENCH_PEER_MOVER_BIN: $BENCH_PEER_MOVER_BIN is not an executable"
-    ARGS+=(--peer-mover-bin "$BENCH_PEER_MOVER_BIN")
+if [ -n "$PEER_BIN" ]; then
+    [ -x "$PEER_BIN" ] || die "BENCH_PEER_MOVER_BIN: $PEER_BIN is not an executable"
+    ARGS+=(--peer-mover-bin "$PEER_BIN")
 fi
 read -r -a PEER_ENV <<< "${BENCH_PEER_ENV:-}"
 for kv in "${PEER_ENV[@]}"; do

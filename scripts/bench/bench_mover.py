@@ -414,7 +414,7 @@ class MoverRun:
         self.name = f"{name}-{broker}" + ("" if fsync else "-nofsync") + ("-peer" if peer else "")
         # The peer (--peer-mover-bin, --peer-env): another build or setting
         # of the mover, run beside it in every round.
-        self.bin = a.peer_mover_bin or a.mover_bin if peer else a.mover_bin
+        self.bin = (a.peer_mover_bin or a.mover_bin) if peer else a.mover_bin
         self.extra_env = dict(a.peer_env) if peer else {}
         # fsync off: the destination file tier's option fsync = "false", so
         # the copy stays in the page cache as rclone's and cp's do.
@@ -1060,7 +1060,8 @@ def main() -> int:
         for rnd in range(1, a.rounds + 1):
             m = one(contender, rnd)
             rc = one(base, rnd) if base else one(f"rclone {verb}", rnd, str(mover_conc))
-            if m and rc and rc.mibps and m.mibps == m.mibps:
+            # A failed run's rate is NaN, and NaN is truthy: compared to itself.
+            if m and rc and rc.mibps and rc.mibps == rc.mibps and m.mibps == m.mibps:
                 out.append(m.mibps / rc.mibps)
         return out
 
