@@ -415,6 +415,7 @@ class MoverRun:
         # The peer (--peer-mover-bin, --peer-env): another build or setting
         # of the mover, run beside it in every round.
         self.bin = (a.peer_mover_bin or a.mover_bin) if peer else a.mover_bin
+        self.contender = PEER if peer else f"mover-svc/{broker}" + ("" if fsync else " no fsync")
         self.extra_env = dict(a.peer_env) if peer else {}
         # fsync off: the destination file tier's option fsync = "false", so
         # the copy stays in the page cache as rclone's and cp's do.
@@ -683,8 +684,7 @@ class MoverRun:
             self.moto.empty(self.bucket)
         if completed == 0:
             secs = float("nan")
-        contender = f"mover-svc/{self.broker_kind}" + ("" if self.fsync else " no fsync")
-        r = Result(contender, "", "", a.mover_conc_label, secs,
+        r = Result(self.contender, "", "", a.mover_conc_label, secs,
                    self.nbytes * completed // n, completed, hwm, ok, note)
         r.partial = self.partial
         return r
@@ -949,15 +949,13 @@ def main() -> int:
 
         def mover_row(kind: str, fsync: bool = True, peer: bool = False) -> None:
             """One mover run; a run that fails is a FAILED row, not the end."""
-            label = PEER if peer else f"mover-svc/{kind}" + ("" if fsync else " no fsync")
+            run = MoverRun(a, moto, tag, "s3" if to_s3 else "dst", golden, keys, nbytes,
+                           a.mover_timeout, shas, kind, fsync=fsync, peer=peer)
             try:
-                r = MoverRun(a, moto, tag, "s3" if to_s3 else "dst", golden, keys, nbytes,
-                             a.mover_timeout, shas, kind, fsync=fsync, peer=peer).run()
-                if peer:
-                    r.contender = PEER
+                r = run.run()
             except RuntimeError as e:
-                log(f"{label} {tag} failed: {e}")
-                r = Result(label, "", "", a.mover_conc_label, float("nan"), 0, 0, 0,
+                log(f"{run.contender} {tag} failed: {e}")
+                r = Result(run.contender, "", "", a.mover_conc_label, float("nan"), 0, 0, 0,
                            False, f"FAILED: {str(e).splitlines()[0]}")
             place(r)
 
@@ -1093,16 +1091,16 @@ def main() -> int:
     print(f"against rclone copy followed by `sync -f` of its destination (its copies on the disk, as the "
           f"mover's are): mover/rclone-copy+sync 1GiB={ratio(large_name, first, 'copy+sync')} "
           f"small={ratio('small', first, 'copy+sync')}")
+    def each(wname: str, base: str | None = None) -> str:
+        """The mover's ratio of each round, against rclone copy or `base`."""
+        return " ".join(f"{x:.2f}" for x in round_ratios(wname, first, base=base)) or "none"
+
     if a.has_peer:
-        def peer_each(wname: str) -> str:
-            return " ".join(f"{x:.2f}" for x in round_ratios(wname, first, base=PEER)) or "none"
         print(f"against the peer ({a.peer_mover_bin or a.mover_bin}"
               + "".join(f" {k}={v}" for k, v in a.peer_env) + f"): mover/peer "
               f"1GiB={ratio(large_name, first, base=PEER)} small={ratio('small', first, base=PEER)}; "
-              f"round by round: 1GiB {peer_each(large_name)}; small {peer_each('small')}")
+              f"round by round: 1GiB {each(large_name, PEER)}; small {each('small', PEER)}")
     if rounds:
-        def each(wname: str) -> str:
-            return " ".join(f"{x:.2f}" for x in round_ratios(wname, first)) or "none"
         print(f"each ratio here is the median of {a.rounds} rounds'; the last line's, round by round: "
               f"1GiB {each(large_name)}; small {each('small')}")
     print(f"the last line is with the {a.brokers[0]} broker (BENCH_BROKERS={','.join(a.brokers)}), "
