@@ -76,6 +76,19 @@ pub struct Config {
     pub max_batch: usize,
 }
 
+impl Config {
+    /// Limits out of range are refused, naming their flag.
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=1024).contains(&self.max_body_mib),
+            "--max-body-mib must lie between 1 and 1024, not {}",
+            self.max_body_mib
+        );
+        anyhow::ensure!(self.max_batch >= 1, "--max-batch must be at least 1");
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -83,5 +96,23 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn limits_out_of_range_are_refused_naming_their_flag() {
+        use clap::Parser;
+        let check = |args: &[&str]| {
+            let argv = std::iter::once("ingest-svc").chain(args.iter().copied());
+            super::Cli::try_parse_from(argv).unwrap().config.check()
+        };
+        assert!(check(&[]).is_ok());
+        for bad in [
+            &["--max-body-mib", "17592186044416"][..],
+            &["--max-body-mib", "0"],
+            &["--max-batch", "0"],
+        ] {
+            let e = check(bad).unwrap_err().to_string();
+            assert!(e.contains(bad[0]), "{e}");
+        }
     }
 }

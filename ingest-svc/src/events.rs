@@ -45,23 +45,28 @@ pub fn parse_batch(
             "empty body: expected a JSON array or NDJSON of access events",
         ));
     }
+    // Split into at most `max_items` items: a body of a million tiny items
+    // is refused without first holding a million of them.
+    let too_many =
+        || BatchError::whole(format!("too many events in one batch: at most {max_items}"));
     let items: Vec<&[u8]> = if trimmed.starts_with(b"[") {
-        let values: Vec<&serde_json::value::RawValue> = serde_json::from_slice(trimmed)
+        let mut de = serde_json::Deserializer::from_slice(trimmed);
+        let items = serde::Deserializer::deserialize_seq(&mut de, ItemsUpTo(max_items))
+            .and_then(|items| de.end().map(|()| items))
             .map_err(|e| BatchError::whole(format!("not a JSON array: {e}")))?;
-        values.into_iter().map(|v| v.get().as_bytes()).collect()
+        items.ok_or_else(too_many)?
     } else {
-        trimmed
+        let items: Vec<&[u8]> = trimmed
             .split(|b| *b == b'\n')
             .map(<[u8]>::trim_ascii)
             .filter(|l| !l.is_empty())
-            .collect()
+            .take(max_items.saturating_add(1))
+            .collect();
+        if items.len() > max_items {
+            return Err(too_many());
+        }
+        items
     };
-    if items.len() > max_items {
-        return Err(BatchError::whole(format!(
-            "{} events in one batch; at most {max_items}",
-            items.len()
-        )));
-    }
     let body_sha256: [u8; 32] = Sha256::digest(trimmed).into();
     items
         .into_iter()
@@ -86,6 +91,33 @@ pub fn parse_batch(
             Ok(event)
         })
         .collect()
+}
+
+/// Reads a JSON array's items as raw JSON, up to a number of them: `None`
+/// when there are more (the rest is only checked to be JSON, not kept).
+struct ItemsUpTo(usize);
+
+impl<'de> serde::de::Visitor<'de> for ItemsUpTo {
+    type Value = Option<Vec<&'de [u8]>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON array of access events")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while items.len() < self.0 {
+            match seq.next_element::<&'de serde_json::value::RawValue>()? {
+                Some(item) => items.push(item.get().as_bytes()),
+                None => return Ok(Some(items)),
+            }
+        }
+        if seq.next_element::<serde::de::IgnoredAny>()?.is_none() {
+            return Ok(Some(items));
+        }
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
 }
 
 /// Checks an `Idempotency-Key` header value: 1 to 255 printable ASCII
@@ -224,5 +256,35 @@ mod tests {
                 .message
                 .contains("at most 2")
         );
+    }
+
+    /// A batch is cut at one item past the limit, in either form, and a
+    /// batch at the limit is read whole.
+    #[test]
+    fn a_batch_over_the_limit_is_refused_at_any_size() {
+        let event = r#"{"objectKey":"x","op":"GET"}"#;
+        let array = |n: usize| format!("[{}]", vec![event; n].join(","));
+        let lines = |n: usize| vec![event; n].join("\n");
+        for body in [array(3), lines(3)] {
+            let now = 1_767_225_600_000;
+            assert_eq!(parse_batch(body.as_bytes(), now, 3, None).unwrap().len(), 3);
+            let e = parse_batch(body.as_bytes(), 0, 2, None).unwrap_err();
+            assert_eq!(
+                (e.item, e.message.contains("at most 2")),
+                (None, true),
+                "{e:?}"
+            );
+        }
+        // A million tiny items: refused as too many, not read into a list.
+        let tiny = format!("[{}1]", "1,".repeat(1_000_000));
+        let e = parse_batch(tiny.as_bytes(), 0, 10, None).unwrap_err();
+        assert!(e.message.contains("at most 10"), "{e:?}");
+        // What follows the limit must still be JSON.
+        let broken = format!("[{event},{event},{event},]");
+        let e = parse_batch(broken.as_bytes(), 0, 2, None).unwrap_err();
+        assert!(e.message.starts_with("not a JSON array"), "{e:?}");
+        let trailing = format!("{} x", array(1));
+        let e = parse_batch(trailing.as_bytes(), 0, 2, None).unwrap_err();
+        assert!(e.message.starts_with("not a JSON array"), "{e:?}");
     }
 }

@@ -51,6 +51,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    config.check()?;
     let stop = shutdown::token(shutdown);
     let ready = Readiness::default();
     let tiers = config.common.open_tiers()?;

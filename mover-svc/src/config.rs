@@ -91,6 +91,31 @@ pub struct Config {
 }
 
 impl Config {
+    /// Numbers out of range are refused, naming their flag: each sizes a
+    /// buffer, a pool or a timer.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let day = 86_400.0;
+        anyhow::ensure!(
+            (0.0..=day).contains(&self.progress_secs),
+            "--progress-secs must lie between 0 and {day} (a day), not {}",
+            self.progress_secs
+        );
+        for (flag, value, most) in [
+            ("--concurrency", self.concurrency, 1024),
+            (
+                "--jobs-in-flight",
+                self.jobs_in_flight.unwrap_or(1),
+                1 << 20,
+            ),
+            // S3's largest part: 5 GiB.
+            ("--part-mib", self.part_mib, 5 << 10),
+            ("--parts-in-flight", self.parts_in_flight, 1024),
+        ] {
+            anyhow::ensure!(value <= most, "{flag} must be at most {most}, not {value}");
+        }
+        Ok(())
+    }
+
     /// The SQLite path in effect.
     pub fn db_path(&self) -> PathBuf {
         self.db
@@ -106,5 +131,30 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_refused_naming_their_flag() {
+        use clap::Parser;
+        let check = |args: &[&str]| {
+            let argv = std::iter::once("mover-svc").chain(args.iter().copied());
+            super::Cli::try_parse_from(argv).unwrap().config.check()
+        };
+        assert!(check(&[]).is_ok());
+        assert!(check(&["--progress-secs", "0"]).is_ok());
+        for bad in [
+            &["--progress-secs", "inf"][..],
+            &["--progress-secs", "NaN"],
+            &["--progress-secs", "1e20"],
+            &["--progress-secs=-1"],
+            &["--concurrency", "18446744073709551615"],
+            &["--jobs-in-flight", "18446744073709551615"],
+            &["--part-mib", "17592186044416"],
+            &["--parts-in-flight", "100000"],
+        ] {
+            let e = check(bad).unwrap_err().to_string();
+            let flag = bad[0].split('=').next().unwrap();
+            assert!(e.contains(flag), "{e}");
+        }
     }
 }

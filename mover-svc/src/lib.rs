@@ -80,6 +80,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    config.check()?;
     let stop = shutdown::token(shutdown);
     let ready = Readiness::default();
 

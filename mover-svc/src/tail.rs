@@ -52,7 +52,9 @@ pub fn line(s: &MigrationStatus) -> String {
         out.push_str(&format!(" gen={}", s.generation));
     }
     if !s.sha256.is_empty() {
-        out.push_str(&format!(" sha={}", &s.sha256[..s.sha256.len().min(12)]));
+        // Anyone may publish a status: its `sha256` need not be hex.
+        let short: String = s.sha256.chars().take(12).collect();
+        out.push_str(&format!(" sha={short}"));
     }
     if s.bytes > 0 {
         out.push_str(&format!(" {:.1} MiB", s.bytes as f64 / 1_048_576.0));
@@ -65,4 +67,26 @@ pub fn line(s: &MigrationStatus) -> String {
     }
     out.push_str(&format!(" {}ms", s.elapsed_ms));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_shows_the_first_twelve_characters_of_any_sha256() {
+        let status = |sha256: &str| MigrationStatus {
+            object_key: "a".into(),
+            state: State::Completed as i32,
+            sha256: sha256.into(),
+            ..Default::default()
+        };
+        assert!(line(&status(&"ab".repeat(32))).contains(" sha=abababababab"));
+        // Byte 12 inside a character: no panic, whole characters kept.
+        let shown = line(&status(&format!("a{}", "é".repeat(13))));
+        assert!(
+            shown.contains(&format!(" sha=a{} ", "é".repeat(11))),
+            "{shown}"
+        );
+    }
 }

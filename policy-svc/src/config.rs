@@ -81,6 +81,9 @@ pub enum RuleKind {
     Cost,
 }
 
+/// The most days a day-count flag may give: a century.
+pub const MAX_DAYS: f64 = 36_500.0;
+
 /// Knobs of the cost decision, shared by the daemon and the simulator.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CostArgs {
@@ -134,6 +137,8 @@ pub struct CostArgs {
 impl CostArgs {
     /// The decision's parameters.
     pub fn params(&self) -> anyhow::Result<CostParams> {
+        // Days are added to times in ms: a century at most keeps that sum
+        // far from what an i64 holds.
         for (flag, value) in [
             ("--horizon-days", self.horizon_days),
             ("--prior-days", self.prior_days),
@@ -141,8 +146,8 @@ impl CostArgs {
             ("--recheck-days", self.recheck_days),
         ] {
             anyhow::ensure!(
-                value.is_finite() && value > 0.0,
-                "{flag} must be a positive number of days, not {value}"
+                value > 0.0 && value <= MAX_DAYS,
+                "{flag} must be a positive number of days, at most {MAX_DAYS}, not {value}"
             );
         }
         anyhow::ensure!(
@@ -156,16 +161,27 @@ impl CostArgs {
             self.prior_reads_30d
         );
         anyhow::ensure!(
-            self.min_residency_days.is_finite() && self.min_residency_days >= 0.0,
-            "--min-residency-days must be a number of days >= 0, not {}",
+            (0.0..=MAX_DAYS).contains(&self.min_residency_days),
+            "--min-residency-days must be a number of days >= 0 and at most {MAX_DAYS}, not {}",
             self.min_residency_days
         );
+        let slo_ms = |what: &str, ms: f64| {
+            anyhow::ensure!(
+                ms.is_finite() && ms >= 0.0,
+                "{what} must be a number of ms >= 0, not {ms}"
+            );
+            Ok(ms)
+        };
+        if let Some(ms) = self.default_slo_ms {
+            slo_ms("--default-slo-ms", ms)?;
+        }
         let slos = placement::parse_pairs(&self.slo)?
             .into_iter()
             .map(|(prefix, ms)| {
                 let ms: f64 = ms
                     .parse()
-                    .map_err(|e| anyhow::anyhow!("slo {prefix:?}={ms:?}: {e}"))?;
+                    .map_err(|e| anyhow::anyhow!("--slo {prefix:?}={ms:?}: {e}"))?;
+                let ms = slo_ms(&format!("--slo {prefix:?}"), ms)?;
                 Ok((prefix, ms))
             })
             .collect::<anyhow::Result<_>>()?;
@@ -251,8 +267,8 @@ impl Config {
             self.decide_interval_secs
         );
         anyhow::ensure!(
-            self.promote_window_days.is_finite() && self.promote_window_days > 0.0,
-            "--promote-window-days must be a positive number of days, not {}",
+            self.promote_window_days > 0.0 && self.promote_window_days <= MAX_DAYS,
+            "--promote-window-days must be a positive number of days, at most {MAX_DAYS}, not {}",
             self.promote_window_days
         );
         anyhow::ensure!(
@@ -315,6 +331,7 @@ mod tests {
             &["--decide-interval-secs", "0"],
             &["--decide-interval-secs", "1e300"],
             &["--promote-window-days", "NaN"],
+            &["--promote-window-days", "1e300"],
             &["--max-gib-per-cycle", "0"],
             &["--batch", "0"],
         ] {
@@ -330,7 +347,7 @@ mod tests {
     }
 
     #[test]
-    fn day_knobs_must_be_finite_and_positive() {
+    fn day_knobs_must_be_positive_and_at_most_a_century_and_slos_numbers() {
         use clap::Parser;
         let params = |args: &[&str]| {
             let argv = std::iter::once("t").chain(args.iter().copied());
@@ -346,6 +363,10 @@ mod tests {
             &["--hysteresis", "1"],
             &["--hysteresis", "NaN"],
             &["--prior-reads-30d=-1"],
+            &["--recheck-days", "1e300"],
+            &["--min-residency-days", "36501"],
+            &["--default-slo-ms", "NaN"],
+            &["--slo", "a/=-1"],
         ] {
             let e = params(bad).unwrap_err().to_string();
             let flag = bad[0].split('=').next().unwrap();

@@ -394,7 +394,8 @@ fn apply_status(
             } else {
                 o.failures += 1;
                 let backoff_hours = 1i64 << o.failures.min(7);
-                o.retry_after_ms = now_ms + (backoff_hours * DAY_MS / 24).max(restore_ms(s, tiers));
+                o.retry_after_ms =
+                    now_ms.saturating_add((backoff_hours * DAY_MS / 24).max(restore_ms(s, tiers)));
                 o.due_ms = o.retry_after_ms;
             }
         }
@@ -567,6 +568,17 @@ pub fn decide_cycle(
                     reason: Some(reason(&view, &to, &why, rule, tiers, params, now)),
                     created_at: Some(time::from_millis(now)),
                 };
+                // A job the mover would refuse would never be answered and
+                // leave the object in flight for good: a status can carry
+                // a generation one above what a job may (the last move
+                // there is), or a row can hold what an older version let in.
+                if let Err(e) = strata_proto::validate::migration_job(&job) {
+                    tracing::warn!(key = %o.object_key, error = %e, "not moving an object: its job would be invalid");
+                    metrics::counter!("strata_policy_unmovable_total").increment(1);
+                    o.due_ms = NEVER;
+                    store::save(tx, &o)?;
+                    continue;
+                }
                 tx.execute(
                     "INSERT INTO jobs (job_key, object_key, payload, created_ms) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (job_key) DO NOTHING",

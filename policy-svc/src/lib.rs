@@ -145,10 +145,18 @@ fn decode(
 ) -> Result<Payload, (&'static str, String)> {
     if msg.topic() == config.common.topic_access_events {
         let mut event: AccessEvent = kafka::decode(msg).map_err(|e| ("decode", e.to_string()))?;
-        if event.ts.is_none() {
+        let from_record = event.ts.is_none();
+        if from_record {
             event.ts = kafka::record_millis(msg).map(time::from_millis);
         }
-        validate::access_event(&event).map_err(|e| ("validate", e.to_string()))?;
+        validate::access_event(&event).map_err(|e| {
+            let whose = if from_record && e.field == "ts" {
+                " (the event has no ts: this is its Kafka record's timestamp)"
+            } else {
+                ""
+            };
+            ("validate", format!("{e}{whose}"))
+        })?;
         Ok(Payload::Event(event))
     } else {
         let status: MigrationStatus = kafka::decode(msg).map_err(|e| ("decode", e.to_string()))?;

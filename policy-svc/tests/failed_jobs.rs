@@ -219,3 +219,45 @@ async fn a_job_whose_source_is_being_restored_is_retried_once_the_restore_is_due
     assert_eq!(retry.len(), 1);
     assert_eq!(retry[0].retry, 1);
 }
+
+/// A status may report a generation one above what a job may carry (the
+/// move a job of the last valid generation makes). A job made from it would
+/// be dead-lettered by the mover and never answered, leaving the object in
+/// flight for good: the policy makes none, and the object stays where it is.
+#[tokio::test]
+async fn an_object_at_the_last_generation_gets_no_job_the_mover_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("policy.db")).unwrap();
+    let last = validate::MAX_GENERATION + 1;
+    let completed = MigrationStatus {
+        job_key: strata_proto::job_key("logs/a", "cold", "hot", last - 1),
+        object_key: "logs/a".into(),
+        state: State::Completed as i32,
+        from_tier: "cold".into(),
+        to_tier: "hot".into(),
+        generation: last,
+        bytes: 4096,
+        ts: Some(time::from_millis(WALL)),
+        ..Default::default()
+    };
+    assert_eq!(validate::migration_status(&completed), Ok(()));
+    apply(&store, 0, Payload::Status(completed), WALL).await;
+    let put = AccessEvent {
+        object_key: "logs/b".into(),
+        op: Op::Put as i32,
+        size_bytes: 4096,
+        ts: Some(time::from_millis(WALL)),
+        ..Default::default()
+    };
+    apply(&store, 1, Payload::Event(put), WALL).await;
+
+    // Both idle past 30 days: only the object that can still move gets a job.
+    let jobs = decide(&store, WALL + 31 * DAY).await;
+    let keys: Vec<&str> = jobs.iter().map(|j| j.object_key.as_str()).collect();
+    assert_eq!(keys, ["logs/b"]);
+    let a = store.object("logs/a").await.unwrap().unwrap();
+    assert_eq!((a.tier.as_str(), a.generation), ("hot", last));
+    assert_eq!(a.inflight_job, None);
+    // Nor is it decided again every cycle.
+    assert!(decide(&store, WALL + 40 * DAY).await.is_empty());
+}

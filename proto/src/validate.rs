@@ -87,9 +87,15 @@ pub fn tier_name(field: &'static str, name: &str) -> Result<(), ValidationError>
     if ok {
         Ok(())
     } else {
+        // Quote a long name only in part: the error goes back to whoever
+        // sent it, in a dead letter's header or an HTTP body.
+        let shown = match name.char_indices().nth(64) {
+            Some((end, _)) => format!("{:?}... ({} bytes)", &name[..end], name.len()),
+            None => format!("{name:?}"),
+        };
         Err(ValidationError::new(
             field,
-            format!("{name:?} is not a tier name ([A-Za-z0-9_-], 1 to 64)"),
+            format!("{shown} is not a tier name ([A-Za-z0-9_-], 1 to 64)"),
         ))
     }
 }
@@ -352,6 +358,18 @@ mod tests {
         assert_eq!(access_event(&event).unwrap_err().field, "source");
         event.event_id.push('e');
         assert_eq!(access_event(&event).unwrap_err().field, "event_id");
+    }
+
+    #[test]
+    fn a_bad_tier_name_is_quoted_in_part_only() {
+        let short = tier_name("tier", "a b").unwrap_err().message;
+        assert!(short.starts_with("\"a b\" is not a tier name"), "{short}");
+        // 200 KB of a name must not make a 200 KB error (it would make its
+        // dead letter too large to send).
+        let huge = "\u{1}é".repeat(100_000);
+        let message = tier_name("tier", &huge).unwrap_err().message;
+        assert!(message.len() < 500, "{} bytes", message.len());
+        assert!(message.contains("(300000 bytes)"), "{message}");
     }
 
     #[test]

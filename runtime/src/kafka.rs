@@ -35,6 +35,10 @@ pub const DLQ_SOURCE_OFFSET_HEADER: &str = "x-strata-source-offset";
 pub const DLQ_TRUNCATED_FROM_HEADER: &str = "x-strata-truncated-from";
 /// Bytes of a value (and of a key) kept in a dead letter too large to send whole.
 pub const DLQ_KEPT_BYTES: usize = 64 << 10;
+/// Bytes of an error message kept in [`DLQ_ERROR_HEADER`]: an error that
+/// quotes its input (a decoder naming an unknown enum value) may be as
+/// large as the message, and must not make its dead letter too large.
+pub const DLQ_ERROR_KEPT_BYTES: usize = 1 << 10;
 
 /// A base client config: the brokers, then the operator's extra options.
 pub fn client_config(args: &CommonArgs) -> ClientConfig {
@@ -229,6 +233,7 @@ impl Publisher {
         metrics::counter!("strata_dead_letters_total", "topic" => msg.topic().to_owned())
             .increment(1);
         let value = msg.payload().unwrap_or_default();
+        let error = &shortened(error, DLQ_ERROR_KEPT_BYTES);
         let headers = dlq_headers(msg, class, error, None);
         match self.send_raw(&dlq, msg.key(), value, headers).await {
             Err(e) if is_too_large(&e) => {
@@ -250,6 +255,19 @@ impl Publisher {
             tracing::warn!(error = %e, "producer flush incomplete");
         }
     }
+}
+
+/// `text` cut to at most `max` bytes (on a character boundary), saying
+/// how long it was when cut.
+fn shortened(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes in all)", &text[..end], text.len()).into()
 }
 
 /// Whether a send failed because the message is larger than allowed.

@@ -150,6 +150,7 @@ impl AutoTiering {
         for step in &self.steps {
             let ok = |v: f64| v.is_finite() && v >= 0.0;
             if !ok(step.idle_days)
+                || step.idle_days > MAX_DAYS
                 || !ok(step.storage_usd_per_gb_month)
                 || step.idle_days <= last_days
                 || step.storage_usd_per_gb_month > last_price
@@ -186,6 +187,25 @@ impl Tier {
         ))
     }
 
+    /// The path inside the store under which the tier's objects live: the
+    /// URL's path, which must be a valid object path (no empty segment as in
+    /// `s3://bucket/warm//`: read as no prefix at all, the tier would write
+    /// at the bucket's root, over the other tiers' objects). A `file://`
+    /// tier's path names its folder instead, and has none.
+    fn prefix(&self, url: &Url) -> anyhow::Result<Path> {
+        if url.scheme() == "file" {
+            return Ok(Path::default());
+        }
+        Path::from_url_path(url.path()).with_context(|| {
+            format!(
+                "tier {}: url {:?}: the path {:?} is not a valid object path",
+                self.name,
+                self.url,
+                url.path()
+            )
+        })
+    }
+
     /// Prices, days and latencies must be finite and not negative: the cost
     /// model adds them up, and one NaN would make every total NaN.
     fn check_numbers(&self) -> anyhow::Result<()> {
@@ -206,9 +226,26 @@ impl Tier {
                 );
             }
         }
+        // Days and ms are added to times in ms: a century at most keeps
+        // those sums far from what an i64 holds.
+        for (field, value, most) in [
+            ("idle_days", self.idle_days, MAX_DAYS),
+            ("min_storage_days", self.min_storage_days, MAX_DAYS),
+            ("first_byte_ms", self.first_byte_ms, MAX_DAYS * 86_400_000.0),
+        ] {
+            if value > most {
+                bail!(
+                    "tier {}: {field} must be at most {most} (a century), not {value}",
+                    self.name
+                );
+            }
+        }
         Ok(())
     }
 }
+
+/// The most days a tier's day counts may give: a century.
+const MAX_DAYS: f64 = 36_500.0;
 
 /// One access tier of an [`AutoTiering`] class.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
@@ -248,8 +285,9 @@ impl TierConfig {
             if !seen.insert(tier.name.as_str()) {
                 bail!("tier {:?} is configured twice", tier.name);
             }
-            Url::parse(&tier.url)
+            let url = Url::parse(&tier.url)
                 .with_context(|| format!("tier {}: url {:?}", tier.name, tier.url))?;
+            tier.prefix(&url)?;
             tier.check_numbers()?;
             if let Some(auto) = &tier.auto_tiering {
                 auto.check()
@@ -640,7 +678,7 @@ impl Tier {
     /// missing; S3 credentials come from `AWS_*` variables.
     pub fn open(&self) -> anyhow::Result<TierStore> {
         let url = Url::parse(&self.url).with_context(|| format!("tier {} url", self.name))?;
-        let prefix = Path::from_url_path(url.path()).unwrap_or_default();
+        let prefix = self.prefix(&url)?;
         let attributes = self.write_attributes(url.scheme())?;
         let archived = self.is_archived(url.scheme());
         let mut s3 = None;
@@ -820,6 +858,33 @@ mod tests {
     "#;
 
     #[test]
+    fn a_url_path_that_is_no_object_path_is_refused() {
+        let parse =
+            |url: &str| TierConfig::parse(&format!("[[tiers]]\nname = 'a'\nurl = '{url}'\n"), &[]);
+        for good in [
+            "s3://bucket",
+            "s3://bucket/",
+            "s3://bucket/warm/",
+            "s3://bucket/a%20b",
+        ] {
+            parse(good).unwrap_or_else(|e| panic!("{good}: {e:#}"));
+        }
+        let tier = parse("s3://bucket/warm/").unwrap().tiers[0].clone();
+        let url = Url::parse(&tier.url).unwrap();
+        assert_eq!(tier.prefix(&url).unwrap().as_ref(), "warm");
+        for bad in [
+            "s3://bucket/warm//",
+            "s3://bucket//warm",
+            "s3://bucket/a%00b",
+        ] {
+            let e = format!("{:#}", parse(bad).unwrap_err());
+            assert!(e.contains("is not a valid object path"), "{bad}: {e}");
+        }
+        // A local folder's path is the folder's, however it is spelled.
+        parse("file:///tmp//strata-x").unwrap();
+    }
+
+    #[test]
     fn gcs_tiers_take_their_options_as_s3_and_azure_do() {
         let open = |option: &str| {
             let raw = format!(
@@ -884,7 +949,7 @@ mod tests {
     }
 
     #[test]
-    fn prices_days_and_latencies_must_be_finite_and_not_negative() {
+    fn prices_days_and_latencies_must_be_finite_not_negative_and_days_at_most_a_century() {
         let tier = |field: &str| {
             TierConfig::parse(
                 &format!("[[tiers]]\nname = 'a'\nurl = 'memory://'\n{field}\n"),
@@ -898,6 +963,9 @@ mod tests {
             "min_storage_days = inf",
             "first_byte_ms = -1",
             "egress_usd_per_gb = nan",
+            "first_byte_ms = 1e300",
+            "min_storage_days = 36501",
+            "idle_days = 1e20",
         ] {
             let e = format!("{:#}", tier(bad).unwrap_err());
             let field = bad.split(' ').next().unwrap();
@@ -931,6 +999,7 @@ mod tests {
              { idle_days = 30, storage_usd_per_gb_month = 0.0125 }",
             "{ idle_days = 30, storage_usd_per_gb_month = -1.0 }",
             "{ idle_days = 0, storage_usd_per_gb_month = 0.01 }",
+            "{ idle_days = 1e300, storage_usd_per_gb_month = 0.01 }",
             "{ idle_days = 30, storage_usd_per_gb_month = 0.004 }, \
              { idle_days = 90, storage_usd_per_gb_month = 0.0125 }",
         ] {

@@ -134,19 +134,36 @@ impl Interner {
     }
 }
 
-/// Parses a timestamp: integer milliseconds since the epoch, or RFC 3339.
+/// The largest time a trace may give, either side of the epoch, in ms:
+/// about 3,000 years. Times in other units (µs, ns) of today are beyond
+/// it, and within it times, their differences and a replay's arithmetic
+/// on them stay far from what an `i64` holds.
+pub const MAX_TRACE_TS_MS: i64 = 100_000_000_000_000;
+
+/// Parses a timestamp: integer milliseconds since the epoch (or since the
+/// trace's start, as IBM traces count), or RFC 3339.
 pub fn parse_ts(raw: &str) -> anyhow::Result<i64> {
     let raw = raw.trim();
     if let Ok(ms) = raw.parse::<i64>() {
-        return Ok(ms);
+        return within_limit(ms as f64, raw);
     }
     if let Ok(ms) = raw.parse::<f64>() {
-        anyhow::ensure!(ms.is_finite(), "timestamp {raw:?} is not a finite number");
-        return Ok(ms as i64);
+        return within_limit(ms, raw);
     }
     let t = chrono::DateTime::parse_from_rfc3339(raw)
         .with_context(|| format!("timestamp {raw:?} is neither ms nor RFC 3339"))?;
-    Ok(t.timestamp_millis())
+    within_limit(t.timestamp_millis() as f64, raw)
+}
+
+/// `ms` as an `i64`, when it is a finite number within [`MAX_TRACE_TS_MS`].
+fn within_limit(ms: f64, raw: &str) -> anyhow::Result<i64> {
+    anyhow::ensure!(ms.is_finite(), "timestamp {raw:?} is not a finite number");
+    anyhow::ensure!(
+        ms.abs() <= MAX_TRACE_TS_MS as f64,
+        "timestamp {raw:?} is more than {MAX_TRACE_TS_MS} ms from the epoch (about 3,000 years): \
+         is it in milliseconds?"
+    );
+    Ok(ms as i64)
 }
 
 /// Reads a whole trace; `time_scale` stretches times from the first event.
@@ -193,7 +210,13 @@ pub fn read(input: impl Read, format: Format, time_scale: f64) -> anyhow::Result
         && time_scale != 1.0
     {
         for e in &mut trace.events {
-            e.ts_ms = first + ((e.ts_ms - first) as f64 * time_scale) as i64;
+            let stretched = (first as f64 + (e.ts_ms - first) as f64 * time_scale).round();
+            anyhow::ensure!(
+                stretched.abs() <= MAX_TRACE_TS_MS as f64,
+                "--time-scale {time_scale:?} stretches the trace too far: to {stretched:e} ms, \
+                 more than {MAX_TRACE_TS_MS} ms from the epoch"
+            );
+            e.ts_ms = stretched as i64;
         }
     }
     trace.keys = interner.keys;
@@ -249,7 +272,7 @@ struct JsonEvent {
 fn ndjson_line(line: &str) -> anyhow::Result<Parsed<'static>> {
     let e: JsonEvent = serde_json::from_str(line).context("json event")?;
     let ts = match &e.ts {
-        serde_json::Value::Number(n) => n.as_f64().context("ts")? as i64,
+        serde_json::Value::Number(n) => within_limit(n.as_f64().context("ts")?, &n.to_string())?,
         serde_json::Value::String(s) => parse_ts(s)?,
         other => bail!("ts {other} is neither a number nor a string"),
     };
@@ -270,7 +293,7 @@ fn ibm_line(line: &str) -> anyhow::Result<Parsed<'_>> {
     let range = match (parts.next(), parts.next()) {
         (Some(first), Some(last)) => {
             let (first, last): (u64, u64) = (first.parse()?, last.parse()?);
-            Some(last.saturating_sub(first) + 1)
+            Some(last.saturating_sub(first).saturating_add(1))
         }
         _ => None,
     };
@@ -297,6 +320,44 @@ mod tests {
             let e = format!("{:#}", read(raw.as_bytes(), Format::Csv, 1.0).unwrap_err());
             assert!(e.contains("line 3") && e.contains("finite"), "{e}");
         }
+    }
+
+    #[test]
+    fn times_beyond_three_thousand_years_or_stretched_there_are_refused() {
+        let csv = |ts: &str| format!("key,ts,op,size\na,{ts},GET,10\n");
+        for bad in ["9223372036854775807", "-9.2e18", "1e300", "100000000000001"] {
+            let e = format!(
+                "{:#}",
+                read(csv(bad).as_bytes(), Format::Csv, 1.0).unwrap_err()
+            );
+            assert!(
+                e.contains("line 2") && e.contains("is it in milliseconds"),
+                "{e}"
+            );
+        }
+        let ndjson = r#"{"ts":-1e300,"key":"a","op":"GET"}"#;
+        assert!(read(ndjson.as_bytes(), Format::Ndjson, 1.0).is_err());
+        let two = "key,ts,op,size\na,0,PUT,10\na,1000,GET,10\n";
+        let e = format!(
+            "{:#}",
+            read(two.as_bytes(), Format::Csv, 1e300).unwrap_err()
+        );
+        assert!(
+            e.contains("--time-scale 1e300 stretches the trace too far"),
+            "{e}"
+        );
+        // The limit itself is fine, and so is a range read to the end of time.
+        let edge = "key,ts,op,size\na,-100000000000000,PUT,10\na,100000000000000,GET,10\n";
+        assert_eq!(
+            read(edge.as_bytes(), Format::Csv, 1.0)
+                .unwrap()
+                .events
+                .len(),
+            2
+        );
+        let ibm = "100 REST.GET.OBJECT abc 1000 0 18446744073709551615\n";
+        let t = read(ibm.as_bytes(), Format::Ibm, 1.0).unwrap();
+        assert_eq!(t.events[0].bytes, u64::MAX);
     }
 
     #[test]

@@ -82,6 +82,18 @@ async fn a_dead_letter_too_large_to_send_whole_goes_cut_with_its_length() {
         .await
         .unwrap();
 
+    // An error that quotes a large input (serde naming an unknown enum
+    // value does) is cut in its header: whole, it would make even the cut
+    // letter too large, and the consumer would retry it forever.
+    let long_error = format!("unknown variant `{}`", "é".repeat(600_000));
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        publisher.dead_letter(&rejected(small.clone(), 10), "decode", &long_error),
+    )
+    .await
+    .expect("a dead letter must not hang")
+    .unwrap();
+
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("group.id", "dlq-reader")
@@ -90,7 +102,7 @@ async fn a_dead_letter_too_large_to_send_whole_goes_cut_with_its_length() {
         .unwrap();
     consumer.subscribe(&["access_events.dlq"]).unwrap();
     let mut letters = Vec::new();
-    while letters.len() < 3 {
+    while letters.len() < 4 {
         let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
             .await
             .unwrap()
@@ -125,5 +137,20 @@ async fn a_dead_letter_too_large_to_send_whole_goes_cut_with_its_length() {
     assert_eq!(
         header(keyed, kafka::DLQ_TRUNCATED_FROM_HEADER).as_deref(),
         Some(small.len().to_string().as_str())
+    );
+
+    let quoted = &letters[3];
+    assert_eq!(quoted.payload(), Some(&small[..]));
+    assert_eq!(header(quoted, kafka::DLQ_TRUNCATED_FROM_HEADER), None);
+    let error = header(quoted, kafka::DLQ_ERROR_HEADER).unwrap();
+    assert!(
+        error.len() <= kafka::DLQ_ERROR_KEPT_BYTES + 40,
+        "{}",
+        error.len()
+    );
+    assert!(error.starts_with("unknown variant `é"), "{error}");
+    assert!(
+        error.ends_with(&format!("({} bytes in all)", long_error.len())),
+        "{error}"
     );
 }

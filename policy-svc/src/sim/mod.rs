@@ -306,17 +306,21 @@ mod tests {
 
     #[test]
     fn a_trace_spanning_more_than_a_century_is_refused() {
-        let csv = |lines: &str| {
+        let read = |lines: &str| {
             let raw = format!("ts,key,op,size\n{lines}");
             strata_runtime::trace::read(raw.as_bytes(), strata_runtime::trace::Format::Csv, 1.0)
-                .unwrap()
         };
         let ms = 1_735_689_600_000i64;
-        let fine = csv(&format!("{ms},a,GET,1\n{},b,GET,1\n", ms + 86_400_000));
+        let fine = read(&format!("{ms},a,GET,1\n{},b,GET,1\n", ms + 86_400_000)).unwrap();
         assert!(check_span(&fine).is_ok());
-        // One line in microseconds among milliseconds.
-        let micros = csv(&format!("{ms},a,GET,1\n{},b,GET,1\n", ms * 1000));
-        let e = check_span(&micros).unwrap_err().to_string();
+        // Two centuries apart (a time in other units that is still a
+        // possible trace time).
+        let far = ms + 200 * 365 * 86_400_000;
+        let apart = read(&format!("{ms},a,GET,1\n{far},b,GET,1\n")).unwrap();
+        let e = check_span(&apart).unwrap_err().to_string();
         assert!(e.contains("\"b\"") && e.contains("other units"), "{e}");
+        // One in microseconds is beyond any trace time, refused as read.
+        let micros = read(&format!("{ms},a,GET,1\n{},b,GET,1\n", ms * 1000));
+        assert!(format!("{:#}", micros.unwrap_err()).contains("is it in milliseconds"));
     }
 }
