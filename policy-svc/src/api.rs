@@ -115,7 +115,7 @@ async fn summary(State(state): State<AppState>) -> Response {
     let (config, wall_ms) = (state.tiers.clone(), strata_proto::time::now_millis());
     let summary = state
         .store
-        .transaction(move |tx| Ok(summary_of(tx, &config, wall_ms)?))
+        .read(move |tx| Ok(summary_of(tx, &config, wall_ms)?))
         .await;
     match summary {
         Ok(summary) => Json(summary).into_response(),

@@ -293,6 +293,11 @@ impl Clock {
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    /// A read-only connection for the HTTP API. In WAL mode its reads see
+    /// the last commit without waiting for the writer, nor the writer for
+    /// them: a summary that reads every object does not hold up the
+    /// consumer and the decisions meanwhile.
+    reader: Arc<Mutex<Connection>>,
 }
 
 impl Store {
@@ -301,8 +306,15 @@ impl Store {
     /// them ([`crate::assign`]), so a lost tail is consumed again.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let conn = sqlite::open(path, Durability::Normal, MIGRATIONS)?;
+        let reader = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("open sqlite {} to read", path.display()))?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            reader: Arc::new(Mutex::new(reader)),
         })
     }
 
@@ -311,16 +323,16 @@ impl Store {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> anyhow::Result<R> + Send + 'static,
     ) -> anyhow::Result<R> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.blocking_lock();
-            let tx = guard.transaction()?;
-            let result = f(&tx)?;
-            tx.commit()?;
-            Ok(result)
-        })
-        .await
-        .context("sqlite task panicked")?
+        in_transaction(&self.conn, f).await
+    }
+
+    /// Runs `f` in one read transaction (a snapshot of the last commit) on
+    /// the read-only connection, on a blocking thread.
+    pub async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> anyhow::Result<R> + Send + 'static,
+    ) -> anyhow::Result<R> {
+        in_transaction(&self.reader, f).await
     }
 
     /// Forgets the event ids seen (wall time) before `before_ms`: an event
@@ -335,7 +347,7 @@ impl Store {
     /// One object's row.
     pub async fn object(&self, key: &str) -> anyhow::Result<Option<ObjectRow>> {
         let key = key.to_owned();
-        self.transaction(move |tx| Ok(load(tx, &key)?)).await
+        self.read(move |tx| Ok(load(tx, &key)?)).await
     }
 
     /// The clock as stored.
@@ -346,7 +358,7 @@ impl Store {
     /// Event-time now, and the prior of `key`'s prefix then.
     pub async fn clock_and_prior(&self, key: &str) -> anyhow::Result<(i64, Option<PrefixPrior>)> {
         let key = key.to_owned();
-        self.transaction(move |tx| {
+        self.read(move |tx| {
             let now = read_clock(tx)?.now(strata_proto::time::now_millis());
             Ok((now, prefix_prior(tx, &key, now)?))
         })
@@ -377,6 +389,23 @@ impl Store {
         })
         .await
     }
+}
+
+/// Runs `f` in one transaction of `conn` on a blocking thread.
+async fn in_transaction<R: Send + 'static>(
+    conn: &Arc<Mutex<Connection>>,
+    f: impl FnOnce(&Transaction<'_>) -> anyhow::Result<R> + Send + 'static,
+) -> anyhow::Result<R> {
+    let conn = conn.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = conn.blocking_lock();
+        let tx = guard.transaction()?;
+        let result = f(&tx)?;
+        tx.commit()?;
+        Ok(result)
+    })
+    .await
+    .context("sqlite task panicked")?
 }
 
 /// Live objects and bytes per (tier, tier of the job in flight). Bytes are
@@ -567,6 +596,52 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.object("a/b").await.unwrap(), Some(saved));
+    }
+
+    /// A long read (a summary over every object) holds up no write, and
+    /// sees the last commit before it began.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_read_does_not_hold_up_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("p.db")).unwrap();
+        let put = |key: &'static str| {
+            move |tx: &Transaction<'_>| Ok(save(tx, &ObjectRow::new(key, 1, "warm", 5))?)
+        };
+        store.transaction(put("a")).await.unwrap();
+        let (began_tx, began_rx) = tokio::sync::oneshot::channel();
+        let (go_on, wait) = std::sync::mpsc::channel::<()>();
+        let read = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .read(move |tx| {
+                        let before = tier_totals(tx)?;
+                        began_tx.send(()).unwrap();
+                        wait.recv().unwrap();
+                        Ok((before, tier_totals(tx)?))
+                    })
+                    .await
+            }
+        });
+        began_rx.await.unwrap();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            store.transaction(put("b")),
+        )
+        .await
+        .expect("a write must not wait for a read")
+        .unwrap();
+        go_on.send(()).unwrap();
+        let (before, during) = read.await.unwrap().unwrap();
+        assert_eq!(
+            (before[0].objects, during[0].objects),
+            (1, 1),
+            "one snapshot"
+        );
+        assert!(
+            store.object("b").await.unwrap().is_some(),
+            "the next read sees the write"
+        );
     }
 
     /// Totals past 2^63 bytes (SQLite's `SUM` fails there, and
