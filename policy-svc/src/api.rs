@@ -30,11 +30,18 @@ pub fn routes(state: AppState) -> Router {
 }
 
 async fn object(State(state): State<AppState>, Path(path): Path<String>) -> Response {
-    let (key, explain) = match path.strip_suffix("/explain") {
+    let (mut key, mut explain) = match path.strip_suffix("/explain") {
         Some(key) => (key.to_owned(), true),
-        None => (path, false),
+        None => (path.clone(), false),
     };
-    let row = match state.store.object(&key).await {
+    let mut found = state.store.object(&key).await;
+    if explain && matches!(found, Ok(None)) {
+        // A key of its own that ends in `/explain`: its state, then.
+        if let Ok(Some(row)) = state.store.object(&path).await {
+            (key, explain, found) = (path, false, Ok(Some(row)));
+        }
+    }
+    let row = match found {
         Ok(Some(row)) => row,
         Ok(None) => {
             return error_response(
@@ -217,6 +224,66 @@ mod tests {
         assert!(note(&row, NOW).contains("in flight"));
         row.deleted = true;
         assert!(note(&row, NOW).contains("deleted"));
+    }
+
+    /// `/v1/objects/{key}/explain` explains `key`; a key that itself ends
+    /// in `/explain`, with no object at the shorter key, gets its state.
+    #[tokio::test]
+    async fn a_key_ending_in_explain_is_found_when_the_shorter_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("p.db")).unwrap();
+        let tiers = presets::aws_s3_intelligent();
+        let first = tiers.tiers[0].name.clone();
+        store
+            .transaction(move |tx| {
+                store::save(tx, &store::ObjectRow::new("a", 1, &first, 0))?;
+                Ok(store::save(
+                    tx,
+                    &store::ObjectRow::new("b/explain", 2, &first, 0),
+                )?)
+            })
+            .await
+            .unwrap();
+        let state = AppState {
+            store,
+            tiers: std::sync::Arc::new(tiers),
+            params: crate::rules::RuleParams {
+                promote_reads: 3,
+                promote_window_ms: 7 * DAY_MS,
+                min_object_bytes: 0,
+                cost: None,
+            },
+        };
+        let get = |path: &str| {
+            let state = state.clone();
+            let path = path.to_owned();
+            async move {
+                let response = object(State(state), Path(path)).await;
+                let status = response.status();
+                let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                (
+                    status,
+                    serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+                )
+            }
+        };
+        let (status, a) = get("a/explain").await;
+        assert_eq!((status, a["key"].as_str()), (StatusCode::OK, Some("a")));
+        assert!(a["decision"]["action"].is_string(), "{a}");
+        let (status, b) = get("b/explain").await;
+        assert_eq!(
+            (status, b["objectKey"].as_str()),
+            (StatusCode::OK, Some("b/explain")),
+            "{b}"
+        );
+        let (status, c) = get("c/explain").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(
+            c["error"].as_str().unwrap().contains("\"c\" is not known"),
+            "{c}"
+        );
     }
 
     /// An Intelligent-Tiering tier is billed object by object at its idle
