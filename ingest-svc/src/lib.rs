@@ -21,7 +21,7 @@ use anyhow::Context;
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, State},
+    extract::{DefaultBodyLimit, State, rejection::BytesRejection},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::post,
@@ -131,7 +131,17 @@ fn api(state: AppState, max_body_mib: usize) -> Router {
 /// once the broker acknowledged every event. Under an `Idempotency-Key`
 /// header, events without an `eventId` get one derived from the key, their
 /// place in the batch and their bytes, so a retried batch counts once.
-async fn post_events(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn post_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    // A body over the limit (413) or cut short: said as JSON, as every
+    // other refusal is.
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return error_response(rejection.status(), rejection.body_text()),
+    };
     let now_ms = strata_proto::time::now_millis();
     let bad_request = |e: events::BatchError| {
         let body = json!({"error": e.message, "item": e.item, "field": e.field});
@@ -298,6 +308,13 @@ mod tests {
         let (status, body) = post(&app, Some("bad\tkey"), batch).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["field"], "Idempotency-Key", "{body}");
+        // Over the body limit (1 MiB here): 413, in JSON like the rest.
+        let (status, body) = post(&app, None, &" ".repeat((1 << 20) + 1)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(
+            body["error"].as_str().unwrap().contains("length limit"),
+            "{body}"
+        );
 
         for _ in 0..2 {
             let (status, body) = post(&app, Some("retry-7"), batch).await;

@@ -3,13 +3,13 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::get,
 };
 use serde_json::json;
-use strata_runtime::http::error_response;
+use strata_runtime::http::{KeyPath, error_response};
 
 use crate::AppState;
 
@@ -22,7 +22,7 @@ pub fn routes(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn object(State(state): State<AppState>, Path(key): Path<String>) -> Response {
+async fn object(State(state): State<AppState>, KeyPath(key): KeyPath) -> Response {
     if let Err(e) = strata_proto::validate::object_key(&key) {
         return error_response(StatusCode::BAD_REQUEST, e.to_string());
     }
@@ -49,7 +49,7 @@ async fn object(State(state): State<AppState>, Path(key): Path<String>) -> Respo
     }
 }
 
-async fn job(State(state): State<AppState>, Path(job_key): Path<String>) -> Response {
+async fn job(State(state): State<AppState>, KeyPath(job_key): KeyPath) -> Response {
     match state.db.ledger(&job_key).await {
         Ok(Some(row)) => Json(json!({
             "jobKey": row.job_key,
@@ -182,7 +182,7 @@ mod tests {
             db,
             tiers: std::sync::Arc::new(HashMap::from([("cold".into(), cold.open().unwrap())])),
         };
-        let response = object(State(state.clone()), Path("a/b".into())).await;
+        let response = object(State(state.clone()), KeyPath("a/b".into())).await;
         assert_eq!(response.status(), StatusCode::OK);
         let body = axum::body::to_bytes(response.into_body(), 1 << 20)
             .await
@@ -192,7 +192,7 @@ mod tests {
         assert_eq!(body["location"], "memory:///a/b", "{body}");
         assert_eq!(body["storageClass"], "GLACIER_IR", "{body}");
         assert_eq!(body["generation"], 1, "{body}");
-        let missing = object(State(state), Path("a/c".into())).await;
+        let missing = object(State(state), KeyPath("a/c".into())).await;
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     }
 }

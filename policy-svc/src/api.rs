@@ -3,7 +3,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::get,
@@ -11,7 +11,7 @@ use axum::{
 use rusqlite::Connection;
 use serde_json::json;
 use strata_runtime::{
-    http::error_response,
+    http::{KeyPath, error_response},
     tiers::{Tier, TierConfig},
 };
 
@@ -29,7 +29,7 @@ pub fn routes(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn object(State(state): State<AppState>, Path(path): Path<String>) -> Response {
+async fn object(State(state): State<AppState>, KeyPath(path): KeyPath) -> Response {
     let (mut key, mut explain) = match path.strip_suffix("/explain") {
         Some(key) => (key.to_owned(), true),
         None => (path.clone(), false),
@@ -258,7 +258,7 @@ mod tests {
             let state = state.clone();
             let path = path.to_owned();
             async move {
-                let response = object(State(state), Path(path)).await;
+                let response = object(State(state), KeyPath(path)).await;
                 let status = response.status();
                 let body = axum::body::to_bytes(response.into_body(), 1 << 20)
                     .await

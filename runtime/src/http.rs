@@ -14,7 +14,7 @@ use std::{
 use anyhow::Context;
 use axum::{
     Router,
-    extract::{Request, State},
+    extract::{FromRequestParts, Path, Request, State},
     http::{StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -88,6 +88,25 @@ pub fn error_response(status: StatusCode, error: impl Into<String>) -> Response 
         .into_response()
 }
 
+/// A route's one path parameter (an object key, a job key) whose
+/// rejection, a path that is not UTF-8 once decoded, is answered as JSON
+/// (`{"error": ...}`), as every other refusal of the API is.
+pub struct KeyPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for KeyPath {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Response> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(key)) => Ok(Self(key)),
+            Err(rejection) => Err(error_response(rejection.status(), rejection.body_text())),
+        }
+    }
+}
+
 /// A daemon's HTTP server: `api` behind the basics ([`router`]) with the
 /// daemon's token, on `addr`, until `stop` and its shutdown grace.
 pub async fn serve(
@@ -132,6 +151,37 @@ pub async fn spawn_server(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_key_path_that_does_not_decode_is_refused_in_json() {
+        use tower::ServiceExt;
+        let app = Router::new().route(
+            "/v1/objects/{*key}",
+            get(|KeyPath(key): KeyPath| async move { key }),
+        );
+        let get = |uri: &'static str| {
+            let app = app.clone();
+            async move {
+                let request = axum::http::Request::get(uri)
+                    .body(axum::body::Body::empty())
+                    .unwrap();
+                let response = app.oneshot(request).await.unwrap();
+                let status = response.status();
+                let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+                    .await
+                    .unwrap();
+                (status, String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        assert_eq!(
+            get("/v1/objects/a/b%20c").await,
+            (StatusCode::OK, "a/b c".into())
+        );
+        let (status, body) = get("/v1/objects/a%FF").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(body["error"].as_str().unwrap().contains("UTF-8"), "{body}");
+    }
 
     #[test]
     fn what_is_counted_before_the_first_scrape_is_kept() {
