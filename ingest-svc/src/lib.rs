@@ -144,7 +144,8 @@ async fn post_events(
     };
     let now_ms = strata_proto::time::now_millis();
     let bad_request = |e: events::BatchError| {
-        let body = json!({"error": e.message, "item": e.item, "field": e.field});
+        let error = strata_runtime::shortened(&e.message, http::ERROR_KEPT_BYTES);
+        let body = json!({"error": error, "item": e.item, "field": e.field});
         (StatusCode::BAD_REQUEST, Json(body)).into_response()
     };
     let key = match headers.get(events::IDEMPOTENCY_KEY) {
@@ -308,6 +309,24 @@ mod tests {
         let (status, body) = post(&app, Some("bad\tkey"), batch).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["field"], "Idempotency-Key", "{body}");
+        // An error quoting a large input (serde names an unknown `op`
+        // whole) is cut, still naming the item and field.
+        let long_op = format!(
+            "[{{\"objectKey\":\"x\",\"op\":\"{}\"}}]",
+            "N".repeat(100_000)
+        );
+        let (status, body) = post(&app, None, &long_op).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            (body["item"].as_u64(), body["field"].as_str()),
+            (Some(0), Some("op"))
+        );
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.len() < 4200 && error.contains("bytes in all)"),
+            "{}",
+            error.len()
+        );
         // Over the body limit (1 MiB here): 413, in JSON like the rest.
         let (status, body) = post(&app, None, &" ".repeat((1 << 20) + 1)).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);

@@ -79,11 +79,17 @@ async fn require_bearer(State(token): State<Arc<String>>, req: Request, next: Ne
     }
 }
 
-/// A JSON error body `{"error": ...}` with `status`.
+/// Bytes of an error message an HTTP answer keeps: an error may quote
+/// its input, which may be as large as the request.
+pub const ERROR_KEPT_BYTES: usize = 4 << 10;
+
+/// A JSON error body `{"error": ...}` with `status`, the message cut to
+/// [`ERROR_KEPT_BYTES`].
 pub fn error_response(status: StatusCode, error: impl Into<String>) -> Response {
+    let error = error.into();
     (
         status,
-        axum::Json(serde_json::json!({"error": error.into()})),
+        axum::Json(serde_json::json!({"error": crate::shortened(&error, ERROR_KEPT_BYTES)})),
     )
         .into_response()
 }

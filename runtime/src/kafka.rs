@@ -233,7 +233,7 @@ impl Publisher {
         metrics::counter!("strata_dead_letters_total", "topic" => msg.topic().to_owned())
             .increment(1);
         let value = msg.payload().unwrap_or_default();
-        let error = &shortened(error, DLQ_ERROR_KEPT_BYTES);
+        let error = &crate::shortened(error, DLQ_ERROR_KEPT_BYTES);
         let headers = dlq_headers(msg, class, error, None);
         match self.send_raw(&dlq, msg.key(), value, headers).await {
             Err(e) if is_too_large(&e) => {
@@ -255,19 +255,6 @@ impl Publisher {
             tracing::warn!(error = %e, "producer flush incomplete");
         }
     }
-}
-
-/// `text` cut to at most `max` bytes (on a character boundary), saying
-/// how long it was when cut.
-fn shortened(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    if text.len() <= max {
-        return text.into();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}... ({} bytes in all)", &text[..end], text.len()).into()
 }
 
 /// Whether a send failed because the message is larger than allowed.

@@ -23,3 +23,28 @@ pub mod sqlite;
 pub mod telemetry;
 pub mod tiers;
 pub mod trace;
+
+/// `text` cut to at most `max` bytes (on a character boundary), saying how
+/// long it was when cut: for errors that quote their input, which may be
+/// as large as a message or a request.
+pub fn shortened(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes in all)", &text[..end], text.len()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shortened_cuts_on_a_character_boundary_and_says_the_length() {
+        assert_eq!(super::shortened("abc", 3), "abc");
+        assert_eq!(super::shortened("abcd", 3), "abc... (4 bytes in all)");
+        // 'é' is two bytes: a cut inside it keeps the character out.
+        assert_eq!(super::shortened("aéb", 2), "a... (4 bytes in all)");
+    }
+}
