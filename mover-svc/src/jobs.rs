@@ -419,13 +419,15 @@ impl Receiving<'_> {
                 self.waiting.push(at, job, size);
             }
             Err((class, error)) => {
+                let error = strata_runtime::shortened(&error, kafka::DLQ_ERROR_KEPT_BYTES);
+                let error = error.as_ref();
                 tracing::warn!(
                     partition = msg.partition(),
                     offset = msg.offset(),
                     error,
                     "rejected migration job"
                 );
-                while let Err(e) = self.publisher.dead_letter(&msg, class, &error).await {
+                while let Err(e) = self.publisher.dead_letter(&msg, class, error).await {
                     tracing::error!(error = %e, "dead-letter failed; retrying");
                     if self.stop.is_cancelled() {
                         return false;

@@ -30,34 +30,43 @@ pub fn routes(state: AppState) -> Router {
 }
 
 async fn object(State(state): State<AppState>, KeyPath(path): KeyPath) -> Response {
-    let (mut key, mut explain) = match path.strip_suffix("/explain") {
-        Some(key) => (key.to_owned(), true),
-        None => (path.clone(), false),
-    };
-    let mut found = state.store.object(&key).await;
-    if explain && matches!(found, Ok(None)) {
-        // A key of its own that ends in `/explain`: its state, then.
-        if let Ok(Some(row)) = state.store.object(&path).await {
-            (key, explain, found) = (path, false, Ok(Some(row)));
-        }
-    }
-    let row = match found {
-        Ok(Some(row)) => row,
-        Ok(None) => {
-            return error_response(
-                StatusCode::NOT_FOUND,
-                format!("{key:?} is not known to the policy"),
-            );
-        }
+    let wall_ms = strata_proto::time::now_millis();
+    // The row, the clock and the prefix's prior from one snapshot.
+    let found = state
+        .store
+        .read(move |tx| {
+            let (mut key, mut explain) = match path.strip_suffix("/explain") {
+                Some(key) => (key.to_owned(), true),
+                None => (path.clone(), false),
+            };
+            let mut row = store::load(tx, &key)?;
+            if explain && row.is_none() {
+                // A key of its own that ends in `/explain`: its state, then.
+                if let Some(whole) = store::load(tx, &path)? {
+                    (key, explain, row) = (path, false, Some(whole));
+                }
+            }
+            let now = store::read_clock(tx)?.now(wall_ms);
+            let prior = match (&row, explain) {
+                (Some(_), true) => store::prefix_prior(tx, &key, now)?,
+                _ => None,
+            };
+            Ok((key, explain, row, now, prior))
+        })
+        .await;
+    let (key, explain, row, now, prior) = match found {
+        Ok(found) => found,
         Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+    };
+    let Some(row) = row else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            format!("{key:?} is not known to the policy"),
+        );
     };
     if !explain {
         return Json(row).into_response();
     }
-    let (now, prior) = match state.store.clock_and_prior(&key).await {
-        Ok(found) => found,
-        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
-    };
     let view = engine::view(&row, prior);
     let decision = rules::decide(&view, &state.tiers, &state.params, now);
     let (action, to, why, rule) = match &decision {
@@ -149,13 +158,14 @@ fn summary_of(
     let (mut total_bytes, mut total_objects) = (0u64, 0u64);
     for tier in &config.tiers {
         let here = totals.iter().filter(|t| t.tier == tier.name);
-        let (objects, bytes) = here.fold((0, 0), |(o, b), t| (o + t.objects, b + t.bytes));
+        let (objects, bytes) = here.fold((0u64, 0u64), |(o, b), t| {
+            (o.saturating_add(t.objects), b.saturating_add(t.bytes))
+        });
         // After the jobs in flight: what stays here and what is on its way in.
         let projected_bytes: u64 = totals
             .iter()
             .filter(|t| t.moving_to.as_deref().unwrap_or(&t.tier) == tier.name)
-            .map(|t| t.bytes)
-            .sum();
+            .fold(0u64, |sum, t| sum.saturating_add(t.bytes));
         let (monthly, projected) = if tier.auto_tiering.is_some() {
             let fold = |(sum_now, sum_after): (f64, f64), o: TierObject| {
                 let idle = (now_ms - o.idle_since_ms).max(0) as f64 / DAY_MS as f64;
@@ -173,8 +183,8 @@ fn summary_of(
         };
         cost_now += monthly;
         cost_projected += projected;
-        total_bytes += bytes;
-        total_objects += objects;
+        total_bytes = total_bytes.saturating_add(bytes);
+        total_objects = total_objects.saturating_add(objects);
         tiers.push(json!({
             "tier": tier.name,
             "objects": objects,

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Parser, Subcommand};
 use strata_proto::codec::Encoding;
-use strata_runtime::args::CommonArgs;
+use strata_runtime::{args::CommonArgs, tiers::MAX_DAYS};
 
 use crate::placement::{self, CostParams};
 
@@ -80,9 +80,6 @@ pub enum RuleKind {
     /// The cost model: cheapest eligible tier when the move repays itself.
     Cost,
 }
-
-/// The most days a day-count flag may give: a century.
-pub const MAX_DAYS: f64 = 36_500.0;
 
 /// Knobs of the cost decision, shared by the daemon and the simulator.
 #[derive(Debug, Clone, clap::Args)]
@@ -277,6 +274,11 @@ impl Config {
             self.max_gib_per_cycle
         );
         anyhow::ensure!(self.batch > 0, "--batch must be at least 1");
+        anyhow::ensure!(
+            (1..=1_000_000).contains(&self.max_jobs_per_cycle),
+            "--max-jobs-per-cycle must lie between 1 and 1000000, not {}",
+            self.max_jobs_per_cycle
+        );
         Ok(())
     }
 
@@ -334,6 +336,8 @@ mod tests {
             &["--promote-window-days", "1e300"],
             &["--max-gib-per-cycle", "0"],
             &["--batch", "0"],
+            &["--max-jobs-per-cycle", "0"],
+            &["--max-jobs-per-cycle", "18446744073709551615"],
         ] {
             let e = check(bad).unwrap_err().to_string();
             assert!(e.contains(bad[0]), "{e}");

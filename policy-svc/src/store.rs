@@ -306,16 +306,27 @@ impl Store {
     /// them ([`crate::assign`]), so a lost tail is consumed again.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let conn = sqlite::open(path, Durability::Normal, MIGRATIONS)?;
-        let reader = Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .with_context(|| format!("open sqlite {} to read", path.display()))?;
-        reader.busy_timeout(std::time::Duration::from_secs(5))?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-            reader: Arc::new(Mutex::new(reader)),
-        })
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+        let conn = Arc::new(Mutex::new(conn));
+        // Without WAL (a file system without shared memory) a reader's
+        // lock would make the writer's commits wait, and fail after the
+        // busy timeout: the API then reads on the writer's connection.
+        let reader = if mode.eq_ignore_ascii_case("wal") {
+            let reader = Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .with_context(|| format!("open sqlite {} to read", path.display()))?;
+            reader.busy_timeout(std::time::Duration::from_secs(5))?;
+            // A summary's GROUP BY sorts in memory, not in /tmp.
+            reader.pragma_update(None, "temp_store", "MEMORY")?;
+            Arc::new(Mutex::new(reader))
+        } else {
+            tracing::warn!(%mode, "sqlite is not in WAL mode: the HTTP API reads on the writer's connection");
+            conn.clone()
+        };
+        Ok(Self { conn, reader })
     }
 
     /// Runs `f` in one transaction on a blocking thread.
@@ -353,16 +364,6 @@ impl Store {
     /// The clock as stored.
     pub async fn clock(&self) -> anyhow::Result<Clock> {
         self.transaction(|tx| Ok(read_clock(tx)?)).await
-    }
-
-    /// Event-time now, and the prior of `key`'s prefix then.
-    pub async fn clock_and_prior(&self, key: &str) -> anyhow::Result<(i64, Option<PrefixPrior>)> {
-        let key = key.to_owned();
-        self.read(move |tx| {
-            let now = read_clock(tx)?.now(strata_proto::time::now_millis());
-            Ok((now, prefix_prior(tx, &key, now)?))
-        })
-        .await
     }
 
     /// Jobs not yet acknowledged by Kafka: (job key, object key, payload).

@@ -24,9 +24,9 @@ pub mod telemetry;
 pub mod tiers;
 pub mod trace;
 
-/// `text` cut to at most `max` bytes (on a character boundary), saying how
-/// long it was when cut: for errors that quote their input, which may be
-/// as large as a message or a request.
+/// `text` cut after at most `max` bytes (on a character boundary), with a
+/// note of its whole length (some 30 bytes more): for errors that quote
+/// their input, which may be as large as a message or a request.
 pub fn shortened(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     if text.len() <= max {
         return text.into();

@@ -156,7 +156,7 @@ impl AutoTiering {
                 || step.storage_usd_per_gb_month > last_price
             {
                 bail!(
-                    "steps must have increasing positive idle_days and prices >= 0 that never rise, got {step:?}"
+                    "steps must have increasing positive idle_days (at most {MAX_DAYS}) and prices >= 0 that never rise, got {step:?}"
                 );
             }
             (last_days, last_price) = (step.idle_days, step.storage_usd_per_gb_month);
@@ -175,15 +175,27 @@ impl Tier {
     /// a trailing `/`. `None` for `memory://`, each tier its own store.
     fn root(&self) -> Option<String> {
         let url = Url::parse(&self.url).ok()?;
-        if url.scheme() == "memory" {
-            return None;
-        }
+        let path = match url.scheme() {
+            "memory" => return None,
+            // The folder as the file system names it: `//` and `.` are
+            // spellings of the same folder.
+            "file" => match url.to_file_path() {
+                Ok(dir) => dir
+                    .components()
+                    .collect::<std::path::PathBuf>()
+                    .display()
+                    .to_string(),
+                Err(()) => url.path().to_owned(),
+            },
+            // The prefix as the store reads it, decoded: `%2F` is a `/`.
+            _ => format!("/{}", self.prefix(&url).ok()?.as_ref()),
+        };
         let endpoint = self.options.get("endpoint").map_or("", String::as_str);
-        let path = url.path().trim_end_matches('/');
         Some(format!(
-            "{endpoint} {}://{}{path}/",
+            "{endpoint} {}://{}{}/",
             url.scheme(),
-            url.host_str().unwrap_or("")
+            url.host_str().unwrap_or(""),
+            path.trim_end_matches('/')
         ))
     }
 
@@ -244,8 +256,10 @@ impl Tier {
     }
 }
 
-/// The most days a tier's day counts may give: a century.
-const MAX_DAYS: f64 = 36_500.0;
+/// The most days a day count may give, in a tier file or a flag: a
+/// century. Days are added to times in ms, and this keeps those sums far
+/// from what an i64 holds.
+pub const MAX_DAYS: f64 = 36_500.0;
 
 /// One access tier of an [`AutoTiering`] class.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
@@ -938,10 +952,22 @@ mod tests {
             ("file:///data", "file:///data/cold"),
             ("s3://bucket", "s3://bucket/archive"),
             ("s3://bucket/x/", "s3://bucket/x"),
+            // Spelled apart, the same place.
+            ("file:///data/hot", "file:///data//hot"),
+            ("file:///data/./hot", "file:///data/hot/x"),
+            ("s3://bucket/%61", "s3://bucket/a"),
+            ("s3://bucket/warm%2F", "s3://bucket/warm"),
         ] {
             let e = two(a, b).unwrap_err().to_string();
-            assert!(e.contains("share storage"), "{e}");
+            assert!(e.contains("share storage"), "{a} {b}: {e}");
         }
+        // A prefix of nothing but a `/` spelled `%2F` is no object path:
+        // refused before it could pass for the bucket's root.
+        let e = format!(
+            "{:#}",
+            two("s3://bucket/%2F", "s3://bucket/warm").unwrap_err()
+        );
+        assert!(e.contains("is not a valid object path"), "{e}");
         // The same bucket name on two S3 servers is two stores.
         let raw = "[[tiers]]\nname = 'a'\nurl = 's3://b'\n[tiers.options]\nendpoint = 'http://one:9000'\n\
                    [[tiers]]\nname = 'b'\nurl = 's3://b'\n[tiers.options]\nendpoint = 'http://two:9000'\n";

@@ -210,7 +210,7 @@ pub fn read(input: impl Read, format: Format, time_scale: f64) -> anyhow::Result
         && time_scale != 1.0
     {
         for e in &mut trace.events {
-            let stretched = (first as f64 + (e.ts_ms - first) as f64 * time_scale).round();
+            let stretched = first as f64 + (e.ts_ms - first) as f64 * time_scale;
             anyhow::ensure!(
                 stretched.abs() <= MAX_TRACE_TS_MS as f64,
                 "--time-scale {time_scale:?} stretches the trace too far: to {stretched:e} ms, \
