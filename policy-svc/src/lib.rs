@@ -459,7 +459,7 @@ async fn publish_outbox(
 mod tests {
     use clap::Parser;
     use rdkafka::{Timestamp, message::OwnedMessage};
-    use strata_proto::{State, codec::Encoding};
+    use strata_proto::{Op, State, codec::Encoding};
 
     use super::*;
 
@@ -513,5 +513,40 @@ mod tests {
             ..completed
         };
         assert_eq!(decoded(&stale).unwrap_err().0, "unknown-tier");
+    }
+
+    /// An event without a `ts` takes its record's timestamp; refused for
+    /// it, its error says whose time it was.
+    #[test]
+    fn an_event_refused_for_its_records_timestamp_says_so() {
+        let config = config::Cli::try_parse_from(["policy-svc"]).unwrap().config;
+        let tiers = TierConfig::parse("[[tiers]]\nname='hot'\nurl='memory://'\n", &[]).unwrap();
+        let decoded = |event: &AccessEvent, record_ms: i64| {
+            let value = codec::encode(event, Encoding::Json);
+            let topic = config.common.topic_access_events.clone();
+            let at = Timestamp::CreateTime(record_ms);
+            let msg = OwnedMessage::new(Some(value), None, topic, at, 0, 0, None);
+            decode(&config, &tiers, &msg).map(|_| ())
+        };
+        let untimed = AccessEvent {
+            object_key: "logs/a".into(),
+            op: Op::Get as i32,
+            ..Default::default()
+        };
+        assert_eq!(decoded(&untimed, 1_767_225_600_000), Ok(()));
+        // 1999: before the times an event may carry.
+        let (class, error) = decoded(&untimed, 915_148_800_000).unwrap_err();
+        assert_eq!(class, "validate");
+        assert!(error.contains("its Kafka record's timestamp"), "{error}");
+        // An event's own bad ts is its own.
+        let timed = AccessEvent {
+            ts: Some(time::from_millis(915_148_800_000)),
+            ..untimed
+        };
+        let (_, error) = decoded(&timed, 1_767_225_600_000).unwrap_err();
+        assert!(
+            error.starts_with("ts:") && !error.contains("record"),
+            "{error}"
+        );
     }
 }
