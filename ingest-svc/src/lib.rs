@@ -144,9 +144,10 @@ async fn post_events(
     };
     let now_ms = strata_proto::time::now_millis();
     let bad_request = |e: events::BatchError| {
-        let error = strata_runtime::shortened(&e.message, http::ERROR_KEPT_BYTES);
-        let body = json!({"error": error, "item": e.item, "field": e.field});
-        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+        let mut named = serde_json::Map::new();
+        named.insert("item".into(), json!(e.item));
+        named.insert("field".into(), json!(e.field));
+        http::error_response_with(StatusCode::BAD_REQUEST, e.message, named)
     };
     let key = match headers.get(events::IDEMPOTENCY_KEY) {
         Some(value) => match events::check_idempotency_key(value.as_bytes()) {

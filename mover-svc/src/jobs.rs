@@ -419,20 +419,11 @@ impl Receiving<'_> {
                 self.waiting.push(at, job, size);
             }
             Err((class, error)) => {
-                let error = strata_runtime::shortened(&error, kafka::DLQ_ERROR_KEPT_BYTES);
-                let error = error.as_ref();
-                tracing::warn!(
-                    partition = msg.partition(),
-                    offset = msg.offset(),
-                    error,
-                    "rejected migration job"
-                );
-                while let Err(e) = self.publisher.dead_letter(&msg, class, error).await {
-                    tracing::error!(error = %e, "dead-letter failed; retrying");
-                    if self.stop.is_cancelled() {
-                        return false;
-                    }
-                    tokio::time::sleep(Duration::from_secs(2)).await;
+                let sent = self
+                    .publisher
+                    .dead_letter_until_sent(&msg, class, &error, self.stop);
+                if !sent.await {
+                    return false;
                 }
                 if let Some(next) = self.tracker.finish(&at.topic, at.partition, at.offset) {
                     store(self.consumer, &at.topic, at.partition, next);

@@ -277,21 +277,11 @@ async fn decode_batch(
         let payload = match decode(config, tiers, msg) {
             Ok(payload) => payload,
             Err((class, error)) => {
-                let error = strata_runtime::shortened(&error, kafka::DLQ_ERROR_KEPT_BYTES);
-                let error = error.as_ref();
-                tracing::warn!(
-                    topic = msg.topic(),
-                    partition = msg.partition(),
-                    offset = msg.offset(),
-                    error,
-                    "dead-lettering message"
-                );
-                while let Err(e) = publisher.dead_letter(msg, class, error).await {
-                    tracing::error!(error = %e, "dead-letter failed; retrying");
-                    if stop.is_cancelled() {
-                        return None;
-                    }
-                    tokio::time::sleep(Duration::from_secs(2)).await;
+                if !publisher
+                    .dead_letter_until_sent(msg, class, &error, stop)
+                    .await
+                {
+                    return None;
                 }
                 Payload::Skip
             }

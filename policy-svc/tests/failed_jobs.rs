@@ -41,6 +41,17 @@ async fn decide_within(store: &Store, wall: i64, budget: Budget) -> Vec<Migratio
         .unwrap()
 }
 
+/// A 4 KiB object written at `WALL`.
+fn written(key: &str) -> Payload {
+    Payload::Event(AccessEvent {
+        object_key: key.into(),
+        op: Op::Put as i32,
+        size_bytes: 4096,
+        ts: Some(time::from_millis(WALL)),
+        ..Default::default()
+    })
+}
+
 fn failed(job: &MigrationJob) -> Payload {
     Payload::Status(MigrationStatus {
         job_key: job.job_key.clone(),
@@ -63,14 +74,7 @@ fn failed(job: &MigrationJob) -> Payload {
 async fn a_failed_job_is_retried_after_a_backoff_under_a_new_key() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("policy.db")).unwrap();
-    let put = AccessEvent {
-        object_key: "logs/a".into(),
-        op: Op::Put as i32,
-        size_bytes: 4096,
-        ts: Some(time::from_millis(WALL)),
-        ..Default::default()
-    };
-    apply(&store, 0, Payload::Event(put), WALL).await;
+    apply(&store, 0, written("logs/a"), WALL).await;
 
     // Idle past 30 days: the first job, the decision's own key.
     let later = WALL + 31 * DAY;
@@ -242,14 +246,7 @@ async fn an_object_at_the_last_generation_gets_no_job_the_mover_would_refuse() {
     };
     assert_eq!(validate::migration_status(&completed), Ok(()));
     apply(&store, 0, Payload::Status(completed), WALL).await;
-    let put = AccessEvent {
-        object_key: "logs/b".into(),
-        op: Op::Put as i32,
-        size_bytes: 4096,
-        ts: Some(time::from_millis(WALL)),
-        ..Default::default()
-    };
-    apply(&store, 1, Payload::Event(put), WALL).await;
+    apply(&store, 1, written("logs/b"), WALL).await;
 
     // Both idle past 30 days: only the object that can still move gets a job.
     let jobs = decide(&store, WALL + 31 * DAY).await;

@@ -86,12 +86,22 @@ pub const ERROR_KEPT_BYTES: usize = 4 << 10;
 /// A JSON error body `{"error": ...}` with `status`, the message cut to
 /// [`ERROR_KEPT_BYTES`].
 pub fn error_response(status: StatusCode, error: impl Into<String>) -> Response {
+    error_response_with(status, error, serde_json::Map::new())
+}
+
+/// [`error_response`] with more fields beside `error` (the item and the
+/// field a refused batch names).
+pub fn error_response_with(
+    status: StatusCode,
+    error: impl Into<String>,
+    mut fields: serde_json::Map<String, serde_json::Value>,
+) -> Response {
     let error = error.into();
-    (
-        status,
-        axum::Json(serde_json::json!({"error": crate::shortened(&error, ERROR_KEPT_BYTES)})),
-    )
-        .into_response()
+    fields.insert(
+        "error".into(),
+        crate::shortened(&error, ERROR_KEPT_BYTES).into(),
+    );
+    (status, axum::Json(fields)).into_response()
 }
 
 /// A route's one path parameter (an object key, a job key) whose

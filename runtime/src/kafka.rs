@@ -248,6 +248,36 @@ impl Publisher {
         }
     }
 
+    /// Dead-letters a message a consumer rejected: logs it (the error cut
+    /// as in the letter), then sends it ([`Self::dead_letter`]), retried
+    /// every 2 s while the broker refuses it. `false` if `stop` came first:
+    /// the message was not dead-lettered, and its offset must not be stored.
+    pub async fn dead_letter_until_sent(
+        &self,
+        msg: &impl Message,
+        class: &str,
+        error: &str,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> bool {
+        let error = crate::shortened(error, DLQ_ERROR_KEPT_BYTES);
+        tracing::warn!(
+            topic = msg.topic(),
+            partition = msg.partition(),
+            offset = msg.offset(),
+            class,
+            error = %error,
+            "dead-lettering message"
+        );
+        while let Err(e) = self.dead_letter(msg, class, &error).await {
+            tracing::error!(error = %e, "dead-letter failed; retrying");
+            if stop.is_cancelled() {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        true
+    }
+
     /// Waits until every queued message is delivered or `timeout` passes.
     pub fn flush(&self, timeout: Duration) {
         use rdkafka::producer::Producer;
