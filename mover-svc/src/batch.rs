@@ -274,6 +274,7 @@ async fn start_and_copy(
         }
     }
     starting.extend(register(batch, unseen).await);
+    let starting = vacant(batch, starting).await;
     if starting.is_empty() {
         return Vec::new();
     }
@@ -374,28 +375,13 @@ async fn register(batch: &mut Batch<'_>, unseen: Vec<Job>) -> Vec<Job> {
     if unseen.is_empty() {
         return unseen;
     }
-    let mut sources: Vec<Option<PathBuf>> = Vec::with_capacity(unseen.len());
-    for job in &unseen {
-        // A request each, as the HEAD a job alone sends.
-        if let Ok(tier) = tier(batch.mover, &job.job.from_tier) {
-            tier.limits.op().await;
-        }
-        sources.push(job.files.as_ref().ok().map(|(source, _)| source.clone()));
-    }
-    let sizes = tokio::task::spawn_blocking(move || {
-        sources
-            .into_iter()
-            .map(|path| {
-                let meta = std::fs::metadata(path?).ok()?;
-                meta.is_file().then_some(meta.len())
-            })
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap_or_default();
+    // Not looked up (the task failed): every job goes on alone.
+    let found_at = stat_files(batch.mover, &unseen, Side::Source)
+        .await
+        .unwrap_or_else(|| vec![None; unseen.len()]);
     let mut found = Vec::with_capacity(unseen.len());
-    for (i, job) in unseen.into_iter().enumerate() {
-        match sizes.get(i).copied().flatten() {
+    for (job, meta) in unseen.into_iter().zip(found_at) {
+        match meta.filter(|m| m.is_file()).map(|m| m.len()) {
             Some(size) if size <= MAX_BYTES => found.push(Job {
                 register_size: Some(size),
                 ..job
@@ -404,6 +390,61 @@ async fn register(batch: &mut Batch<'_>, unseen: Vec<Job>) -> Vec<Job> {
         }
     }
     found
+}
+
+/// Keeps the jobs whose destination file is not there; the others go on
+/// alone, where [`Mover::handle`] tells what a job may write over (an
+/// orphan copy of the mover's own, the same bytes) from another object,
+/// which refuses the job.
+async fn vacant(batch: &mut Batch<'_>, jobs: Vec<Job>) -> Vec<Job> {
+    let found_at = stat_files(batch.mover, &jobs, Side::Destination).await;
+    let mut free = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.into_iter().enumerate() {
+        // Not looked up (the task failed): the job goes on alone.
+        let found = found_at.as_ref().map(|found| found[i].is_some());
+        match (found, &job.files) {
+            (Some(false), Ok(_)) => free.push(job),
+            _ => batch.alone(job.index, &job.job),
+        }
+    }
+    free
+}
+
+/// Which of a job's two files.
+#[derive(Clone, Copy)]
+enum Side {
+    Source,
+    Destination,
+}
+
+/// The metadata of each job's file on `side`, looked up in one blocking
+/// task (`None`: no such file, or no path), a request counted on its tier
+/// for each, as the HEAD a job alone sends. One answer per job; `None` if
+/// the task failed.
+async fn stat_files(
+    mover: &Mover,
+    jobs: &[Job],
+    side: Side,
+) -> Option<Vec<Option<std::fs::Metadata>>> {
+    let mut paths: Vec<Option<PathBuf>> = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let (tier_name, path) = match (side, job.files.as_ref()) {
+            (Side::Source, files) => (&job.job.from_tier, files.ok().map(|f| &f.0)),
+            (Side::Destination, files) => (&job.job.to_tier, files.ok().map(|f| &f.1)),
+        };
+        if let Ok(tier) = tier(mover, tier_name) {
+            tier.limits.op().await;
+        }
+        paths.push(path.cloned());
+    }
+    tokio::task::spawn_blocking(move || {
+        paths
+            .into_iter()
+            .map(|path| std::fs::metadata(path?).ok())
+            .collect()
+    })
+    .await
+    .ok()
 }
 
 /// The files of `job`'s object on its `from_tier` and its `to_tier`.

@@ -569,6 +569,17 @@ impl Db {
         .await
     }
 
+    /// The orphan on record at `object_key` on `tier`, if any.
+    pub async fn orphan(&self, object_key: &str, tier: &str) -> anyhow::Result<Option<OrphanRow>> {
+        let (key, tier) = (object_key.to_owned(), tier.to_owned());
+        self.call(false, move |c| {
+            c.prepare_cached("SELECT * FROM orphans WHERE object_key = ?1 AND tier = ?2")?
+                .query_row([key, tier], orphan_row)
+                .optional()
+        })
+        .await
+    }
+
     /// How many orphan copies are on record.
     pub async fn orphan_count(&self) -> anyhow::Result<u64> {
         self.call(false, |c| {

@@ -226,6 +226,24 @@ impl Mover {
                 }
             }
         };
+        // Before the ledger row: from there on, what the destination key
+        // holds is the job's own copy, discarded when the job resumes.
+        let ours = match (&catalog, register_size) {
+            (Some(c), _) => Some((c.size, c.sha256.as_deref())),
+            (None, Some(size)) => Some((size, None)),
+            (None, None) => None,
+        };
+        if let Some(refusal) = self.destination_taken(&job, ours).await? {
+            return self
+                .reject(
+                    &job,
+                    refusal.class(),
+                    &refusal.to_string(),
+                    catalog.as_ref(),
+                    started,
+                )
+                .await;
+        }
         // The ledger row says COPYING at attempt 1 from here on.
         self.db.accept(&job, register_size).await?;
         fault::point("accepted");
@@ -236,6 +254,76 @@ impl Mover {
         let catalog_sha = catalog.and_then(|c| c.sha256);
         self.execute(&job, 0, catalog_sha, Ledger::CopyingRecorded, started)
             .await
+    }
+
+    /// Why a job may not start writing at its destination key, if it may
+    /// not: the key holds another object than this one (an application
+    /// wrote it straight onto that tier), which a move must not overwrite.
+    /// It may write over nothing, over an orphan copy it left there itself
+    /// ([`protocol::may_write`]), and over the same bytes as the object's
+    /// (`ours`: its size and, when the catalog has it, SHA-256), which
+    /// loses nothing: a copy whose ledger row a power cut took, or one
+    /// made by hand. `Err` (a request failed for now, the ledger) leaves
+    /// the job to be handled again later.
+    async fn destination_taken(
+        &self,
+        job: &MigrationJob,
+        ours: Option<(u64, Option<&str>)>,
+    ) -> anyhow::Result<Option<MoveError>> {
+        let dst = self.tier(&job.to_tier)?;
+        let found = match transfer::head(dst, &job.object_key).await {
+            Ok(found) => found,
+            Err(e) if e.is_retryable() => {
+                return Err(anyhow::Error::new(e).context("head destination"));
+            }
+            // Nothing there, or a key the store refuses for good (a key it
+            // cannot hold, no read permission): the copy meets the same
+            // refusal and fails the job, as it did before this check.
+            Err(_) => return Ok(None),
+        };
+        let orphan = self.db.orphan(&job.object_key, &job.to_tier).await?;
+        if protocol::may_write(Some(protocol::identity(&found)), orphan.as_ref()) {
+            return Ok(None);
+        }
+        if let Some((size, sha)) = ours
+            && size == found.size
+            && self.same_bytes(job, sha).await?
+        {
+            tracing::info!(job_key = %job.job_key, object_key = %job.object_key, tier = %job.to_tier, "the destination already holds this object's bytes");
+            return Ok(None);
+        }
+        metrics::counter!("strata_mover_occupied_total").increment(1);
+        Ok(Some(MoveError::Occupied(format!(
+            "{} already holds another object ({} bytes, modified {}); \
+             a move never overwrites one: remove or rename it before moving this object here",
+            dst.url_of(&job.object_key),
+            found.size,
+            found.last_modified.to_rfc3339(),
+        ))))
+    }
+
+    /// Whether `job`'s destination key holds the bytes of its source: the
+    /// SHA-256 read back from there equals `sha` (the catalog's), or the
+    /// source's read when the catalog has none. An object that cannot be
+    /// read (archived, refused) counts as other bytes.
+    async fn same_bytes(&self, job: &MigrationJob, sha: Option<&str>) -> anyhow::Result<bool> {
+        let digest =
+            async |tier: &str| match transfer::read_digest(self.tier(tier)?, &job.object_key).await
+            {
+                Ok(d) => Ok(Some(d.sha256)),
+                Err(e) if e.is_retryable() => {
+                    Err(anyhow::Error::new(e).context(format!("read {} on {tier}", job.object_key)))
+                }
+                Err(_) => Ok(None),
+            };
+        let Some(theirs) = digest(&job.to_tier).await? else {
+            return Ok(false);
+        };
+        let ours = match sha {
+            Some(sha) => Some(sha.to_owned()),
+            None => digest(&job.from_tier).await?,
+        };
+        Ok(ours.as_deref() == Some(theirs.as_str()))
     }
 
     /// Resumes every unfinished job in the ledger; run before consuming.

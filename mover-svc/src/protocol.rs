@@ -95,11 +95,32 @@ pub fn sweep(
     catalog: Option<&CatalogRow>,
     found: Option<Identity<'_>>,
 ) -> Sweep {
-    let ours = (orphan.size, orphan.e_tag.as_deref(), orphan.modified_ms);
     match (catalog, found) {
         (_, None) => Sweep::Gone,
-        (Some(c), Some(found)) if c.tier != orphan.tier && found == ours => Sweep::Delete,
+        (Some(c), Some(found)) if c.tier != orphan.tier && found == orphan.identity() => {
+            Sweep::Delete
+        }
         _ => Sweep::KeepCopy,
+    }
+}
+
+impl OrphanRow {
+    /// The copy as it was left.
+    pub fn identity(&self) -> Identity<'_> {
+        (self.size, self.e_tag.as_deref(), self.modified_ms)
+    }
+}
+
+/// Whether a job may write its copy at its destination key, given what a
+/// HEAD finds there before the job starts (`None`: nothing) and the orphan
+/// on record at that key and tier: over nothing, or over a copy this mover
+/// left there itself. Anything else is another object (an application
+/// wrote it straight onto that tier), which a move must not overwrite.
+pub fn may_write(found: Option<Identity<'_>>, orphan: Option<&OrphanRow>) -> bool {
+    match (found, orphan) {
+        (None, _) => true,
+        (Some(found), Some(orphan)) => found == orphan.identity(),
+        (Some(_), None) => false,
     }
 }
 
@@ -359,6 +380,18 @@ mod tests {
             );
         }
         assert_eq!(sweep(&o, Some(&catalog("warm", 1)), None), Sweep::Gone);
+    }
+
+    #[test]
+    fn a_copy_is_written_only_over_nothing_or_an_orphan_of_ours() {
+        let o = orphan("hot");
+        assert!(may_write(None, None));
+        assert!(may_write(None, Some(&o)));
+        assert!(may_write(Some((3, Some("e1"), 10)), Some(&o)));
+        // An application's object, or one written over our orphan since.
+        assert!(!may_write(Some((3, Some("e1"), 10)), None));
+        assert!(!may_write(Some((3, Some("e1"), 11)), Some(&o)));
+        assert!(!may_write(Some((4, None, 10)), Some(&o)));
     }
 
     #[test]

@@ -626,6 +626,91 @@ async fn the_protocol_holds_on_every_backend() {
             "{name}"
         );
 
+        // An object an application wrote straight onto the destination
+        // at the key: never overwritten, the job refused before it starts.
+        put(&b.src, "c/taken", &bytes).await;
+        let theirs = b"another object at the same key";
+        put(&b.dst, "c/taken", theirs).await;
+        let s = mover(&b.src, &b.dst, None, None);
+        run(&s, job("c/taken")).await;
+        let row = ledger(&s, "c/taken").await;
+        let (class, message) = row.error.clone().unwrap();
+        assert_eq!(
+            (row.state, row.attempt, class.as_str()),
+            (State::Rejected, 0, "occupied"),
+            "{name}: {message}"
+        );
+        assert!(
+            message.contains("c/taken") && message.contains("30 bytes"),
+            "{name}: {message}"
+        );
+        assert_eq!(
+            read(&b.dst, "c/taken").await.as_deref(),
+            Some(&theirs[..]),
+            "{name}: their object kept"
+        );
+        assert_eq!(
+            read(&b.src, "c/taken").await.as_deref(),
+            Some(&bytes[..]),
+            "{name}: ours kept"
+        );
+        let catalog = s.mover.db.catalog("c/taken").await.unwrap();
+        assert!(catalog.is_none_or(|c| c.tier == "src"), "{name}");
+
+        // The same bytes at the key already (a copy made by hand, or one
+        // whose ledger row a power cut took): nothing to lose, it moves.
+        put(&b.src, "c/twin", &bytes).await;
+        put(&b.dst, "c/twin", &bytes).await;
+        run(&s, job("c/twin")).await;
+        let row = ledger(&s, "c/twin").await;
+        assert_eq!(row.state, State::Completed, "{name}: {row:?}");
+        assert_eq!(
+            read(&b.dst, "c/twin").await.as_deref(),
+            Some(&bytes[..]),
+            "{name}"
+        );
+        assert_eq!(read(&b.src, "c/twin").await, None, "{name}");
+        // Another object of the same size is not the same bytes.
+        let mut other = bytes.clone();
+        other[0] ^= 1;
+        put(&b.src, "c/sized", &bytes).await;
+        put(&b.dst, "c/sized", &other).await;
+        run(&s, job("c/sized")).await;
+        let row = ledger(&s, "c/sized").await;
+        assert_eq!(row.state, State::Rejected, "{name}: {row:?}");
+        assert_eq!(
+            read(&b.dst, "c/sized").await.as_ref(),
+            Some(&other),
+            "{name}"
+        );
+        assert_eq!(
+            read(&b.src, "c/sized").await.as_deref(),
+            Some(&bytes[..]),
+            "{name}"
+        );
+        // An object the catalog knows (its SHA-256 kept), moved back onto
+        // a key that holds its bytes, moves; one that holds others stays.
+        for (key, there) in [("c/known", &bytes), ("c/known-other", &other)] {
+            let s = moved(&b.src, &b.dst, key, &bytes).await;
+            put(&b.src, key, there).await;
+            run(&s, back(key, 0)).await;
+            let row = ledger_of(&s, &back(key, 0)).await;
+            let moves = there == &bytes;
+            let expected = if moves {
+                State::Completed
+            } else {
+                State::Rejected
+            };
+            assert_eq!(row.state, expected, "{name} {key}: {row:?}");
+            assert_eq!(
+                read(&b.src, key).await.as_ref(),
+                Some(there),
+                "{name} {key}"
+            );
+            let left = read(&b.dst, key).await;
+            assert_eq!(left.is_none(), moves, "{name} {key}");
+        }
+
         refused_deletes_leave_a_recorded_orphan(&b).await;
         refused_discards_leave_a_recorded_orphan(&b).await;
     }
@@ -1174,6 +1259,9 @@ async fn a_batch_moves_small_jobs_together_and_hands_the_others_on() {
     }
     let large = vec![7u8; (batch::MAX_BYTES + 1) as usize];
     put(&src, "large", &large).await;
+    // An application wrote "taken" straight onto dst as well.
+    put(&src, "taken", b"ours").await;
+    put(&dst, "taken", b"theirs").await;
     let stale = MigrationJob {
         job_key: strata_proto::retry_job_key("stale", "src", "dst", 0, 1),
         retry: 1,
@@ -1183,8 +1271,14 @@ async fn a_batch_moves_small_jobs_together_and_hands_the_others_on() {
     let mut jobs: Vec<MigrationJob> = small.into_iter().map(job).collect();
     jobs.push(back("back", 0));
     // A missing source, a stale job, a duplicate, an object over the
-    // batch's size.
-    jobs.extend([job("missing"), stale.clone(), job("dup"), job("large")]);
+    // batch's size, a destination key taken.
+    jobs.extend([
+        job("missing"),
+        stale.clone(),
+        job("dup"),
+        job("large"),
+        job("taken"),
+    ]);
     assert!(jobs.iter().all(|j| mover.batchable(j)));
     let syncs_before = syncs.load(Ordering::SeqCst);
     let ended = batch::run(&mover, jobs.clone()).await;
@@ -1204,7 +1298,7 @@ async fn a_batch_moves_small_jobs_together_and_hands_the_others_on() {
             }
         }
     }
-    assert_eq!(went_on, ["missing", "stale", "dup", "large"]);
+    assert_eq!(went_on, ["missing", "stale", "dup", "large", "taken"]);
 
     for key in small {
         assert_eq!(ledger(job(key)).await.state, State::Completed);
@@ -1239,4 +1333,9 @@ async fn a_batch_moves_small_jobs_together_and_hands_the_others_on() {
     assert_eq!(ledger(job("large")).await.state, State::Completed);
     assert_eq!(read(&dst, "large").await, Some(large));
     assert_eq!(read(&src, "large").await, None);
+    let taken = ledger(job("taken")).await;
+    assert_eq!(taken.state, State::Rejected);
+    assert_eq!(taken.error.unwrap().0, "occupied");
+    assert_eq!(read(&src, "taken").await.as_deref(), Some(&b"ours"[..]));
+    assert_eq!(read(&dst, "taken").await.as_deref(), Some(&b"theirs"[..]));
 }

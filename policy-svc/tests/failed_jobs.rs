@@ -70,8 +70,34 @@ fn failed(job: &MigrationJob) -> Payload {
     })
 }
 
+/// The mover's refusal of a job whose destination key holds another
+/// object: nothing was done, and the move may go through once it is gone.
+fn occupied(job: &MigrationJob) -> Payload {
+    let Payload::Status(failed) = failed(job) else {
+        unreachable!()
+    };
+    Payload::Status(MigrationStatus {
+        state: State::Rejected as i32,
+        attempt: 0,
+        error: Some(pb::Error {
+            class: "occupied".into(),
+            message: "file:///cold/logs/a already holds another object".into(),
+        }),
+        ..failed
+    })
+}
+
 #[tokio::test]
 async fn a_failed_job_is_retried_after_a_backoff_under_a_new_key() {
+    retried_after_backoff(failed).await;
+}
+
+#[tokio::test]
+async fn a_job_refused_for_an_occupied_destination_is_retried_after_a_backoff() {
+    retried_after_backoff(occupied).await;
+}
+
+async fn retried_after_backoff(failed: fn(&MigrationJob) -> Payload) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("policy.db")).unwrap();
     apply(&store, 0, written("logs/a"), WALL).await;
