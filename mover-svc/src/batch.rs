@@ -378,10 +378,14 @@ async fn register(batch: &mut Batch<'_>, unseen: Vec<Job>) -> Vec<Job> {
     // Not looked up (the task failed): every job goes on alone.
     let found_at = stat_files(batch.mover, &unseen, Side::Source)
         .await
-        .unwrap_or_else(|| vec![None; unseen.len()]);
+        .unwrap_or_else(|| unseen.iter().map(|_| None).collect());
     let mut found = Vec::with_capacity(unseen.len());
     for (job, meta) in unseen.into_iter().zip(found_at) {
-        match meta.filter(|m| m.is_file()).map(|m| m.len()) {
+        match meta
+            .and_then(Result::ok)
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+        {
             Some(size) if size <= MAX_BYTES => found.push(Job {
                 register_size: Some(size),
                 ..job
@@ -392,18 +396,20 @@ async fn register(batch: &mut Batch<'_>, unseen: Vec<Job>) -> Vec<Job> {
     found
 }
 
-/// Keeps the jobs whose destination file is not there; the others go on
-/// alone, where [`Mover::handle`] tells what a job may write over (an
-/// orphan copy of the mover's own, the same bytes) from another object,
-/// which refuses the job.
+/// Keeps the jobs whose destination file is not there; the others (and
+/// those whose look-up failed otherwise) go on alone, where
+/// [`Mover::handle`] tells what a job may write over (an orphan copy of
+/// the mover's own, the same bytes) from another object, which refuses
+/// the job.
 async fn vacant(batch: &mut Batch<'_>, jobs: Vec<Job>) -> Vec<Job> {
-    let found_at = stat_files(batch.mover, &jobs, Side::Destination).await;
+    // Not looked up (the task failed): every job goes on alone.
+    let found_at = stat_files(batch.mover, &jobs, Side::Destination)
+        .await
+        .unwrap_or_else(|| jobs.iter().map(|_| None).collect());
     let mut free = Vec::with_capacity(jobs.len());
-    for (i, job) in jobs.into_iter().enumerate() {
-        // Not looked up (the task failed): the job goes on alone.
-        let found = found_at.as_ref().map(|found| found[i].is_some());
-        match (found, &job.files) {
-            (Some(false), Ok(_)) => free.push(job),
+    for (job, meta) in jobs.into_iter().zip(found_at) {
+        match meta {
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => free.push(job),
             _ => batch.alone(job.index, &job.job),
         }
     }
@@ -417,22 +423,24 @@ enum Side {
     Destination,
 }
 
-/// The metadata of each job's file on `side`, looked up in one blocking
-/// task (`None`: no such file, or no path), a request counted on its tier
-/// for each, as the HEAD a job alone sends. One answer per job; `None` if
-/// the task failed.
+/// What looking up each job's file on `side` found, in one blocking task
+/// (`None`: the job has no path), a request counted on its tier for each,
+/// as the HEAD a job alone sends. One answer per job; `None` if the task
+/// failed.
 async fn stat_files(
     mover: &Mover,
     jobs: &[Job],
     side: Side,
-) -> Option<Vec<Option<std::fs::Metadata>>> {
+) -> Option<Vec<Option<std::io::Result<std::fs::Metadata>>>> {
     let mut paths: Vec<Option<PathBuf>> = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let (tier_name, path) = match (side, job.files.as_ref()) {
-            (Side::Source, files) => (&job.job.from_tier, files.ok().map(|f| &f.0)),
-            (Side::Destination, files) => (&job.job.to_tier, files.ok().map(|f| &f.1)),
+        let (tier_name, path) = match side {
+            Side::Source => (&job.job.from_tier, job.files.as_ref().ok().map(|f| &f.0)),
+            Side::Destination => (&job.job.to_tier, job.files.as_ref().ok().map(|f| &f.1)),
         };
-        if let Ok(tier) = tier(mover, tier_name) {
+        if path.is_some()
+            && let Ok(tier) = tier(mover, tier_name)
+        {
             tier.limits.op().await;
         }
         paths.push(path.cloned());
@@ -440,7 +448,7 @@ async fn stat_files(
     tokio::task::spawn_blocking(move || {
         paths
             .into_iter()
-            .map(|path| std::fs::metadata(path?).ok())
+            .map(|path| path.map(std::fs::metadata))
             .collect()
     })
     .await

@@ -112,6 +112,16 @@ impl From<anyhow::Error> for StepError {
     }
 }
 
+/// What a job's destination key holds, before the job starts.
+enum Destination {
+    /// Nothing, or what the job may write over.
+    Free,
+    /// Another object: which.
+    Occupied(String),
+    /// A HEAD of the key was refused for good: nothing can be known.
+    Unknown(MoveError),
+}
+
 /// Whether a job's ledger row already says COPYING for its next attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ledger {
@@ -227,21 +237,19 @@ impl Mover {
             }
         };
         // Before the ledger row: from there on, what the destination key
-        // holds is the job's own copy, discarded when the job resumes.
-        let ours = match (&catalog, register_size) {
-            (Some(c), _) => Some((c.size, c.sha256.as_deref())),
-            (None, Some(size)) => Some((size, None)),
-            (None, None) => None,
+        // holds counts as the job's own copy, discarded if the job fails.
+        let size = register_size.or(catalog.as_ref().map(|c| c.size));
+        let refusal = match self.destination(&job, size).await? {
+            Destination::Free => None,
+            Destination::Occupied(message) => {
+                metrics::counter!("strata_mover_occupied_total").increment(1);
+                Some(("occupied", message))
+            }
+            Destination::Unknown(e) => Some((e.class(), e.to_string())),
         };
-        if let Some(refusal) = self.destination_taken(&job, ours).await? {
+        if let Some((class, message)) = refusal {
             return self
-                .reject(
-                    &job,
-                    refusal.class(),
-                    &refusal.to_string(),
-                    catalog.as_ref(),
-                    started,
-                )
+                .reject(&job, class, &message, catalog.as_ref(), started)
                 .await;
         }
         // The ledger row says COPYING at attempt 1 from here on.
@@ -256,74 +264,79 @@ impl Mover {
             .await
     }
 
-    /// Why a job may not start writing at its destination key, if it may
-    /// not: the key holds another object than this one (an application
-    /// wrote it straight onto that tier), which a move must not overwrite.
-    /// It may write over nothing, over an orphan copy it left there itself
-    /// ([`protocol::may_write`]), and over the same bytes as the object's
-    /// (`ours`: its size and, when the catalog has it, SHA-256), which
-    /// loses nothing: a copy whose ledger row a power cut took, or one
-    /// made by hand. `Err` (a request failed for now, the ledger) leaves
-    /// the job to be handled again later.
-    async fn destination_taken(
+    /// Whether a job may write at its destination key: over nothing, over
+    /// an orphan copy the mover left there itself
+    /// ([`protocol::may_write`]), and over an object of the source's
+    /// `size` whose bytes are the source's ([`Mover::same_bytes`]), which
+    /// loses nothing: a copy made by hand, or one whose ledger row a power
+    /// cut took. Anything else is another object, which a move must not
+    /// overwrite; nor a key whose HEAD is refused for good. `Err` (a
+    /// request failed for now, the ledger) leaves the job to be handled
+    /// again later, as a failed HEAD of its source does.
+    async fn destination(
         &self,
         job: &MigrationJob,
-        ours: Option<(u64, Option<&str>)>,
-    ) -> anyhow::Result<Option<MoveError>> {
+        size: Option<u64>,
+    ) -> anyhow::Result<Destination> {
         let dst = self.tier(&job.to_tier)?;
         let found = match transfer::head(dst, &job.object_key).await {
             Ok(found) => found,
+            Err(MoveError::NotFound(_)) => return Ok(Destination::Free),
             Err(e) if e.is_retryable() => {
                 return Err(anyhow::Error::new(e).context("head destination"));
             }
-            // Nothing there, or a key the store refuses for good (a key it
-            // cannot hold, no read permission): the copy meets the same
-            // refusal and fails the job, as it did before this check.
-            Err(_) => return Ok(None),
+            // Write-only credentials, a key the store refuses: what is
+            // there cannot be known, so it is not written over.
+            Err(e) => return Ok(Destination::Unknown(e)),
         };
         let orphan = self.db.orphan(&job.object_key, &job.to_tier).await?;
         if protocol::may_write(Some(protocol::identity(&found)), orphan.as_ref()) {
-            return Ok(None);
+            return Ok(Destination::Free);
         }
-        if let Some((size, sha)) = ours
-            && size == found.size
-            && self.same_bytes(job, sha).await?
-        {
+        if size == Some(found.size) && self.same_bytes(job).await? {
             tracing::info!(job_key = %job.job_key, object_key = %job.object_key, tier = %job.to_tier, "the destination already holds this object's bytes");
-            return Ok(None);
+            return Ok(Destination::Free);
         }
-        metrics::counter!("strata_mover_occupied_total").increment(1);
-        Ok(Some(MoveError::Occupied(format!(
+        Ok(Destination::Occupied(format!(
             "{} already holds another object ({} bytes, modified {}); \
              a move never overwrites one: remove or rename it before moving this object here",
             dst.url_of(&job.object_key),
             found.size,
             found.last_modified.to_rfc3339(),
-        ))))
+        )))
     }
 
-    /// Whether `job`'s destination key holds the bytes of its source: the
-    /// SHA-256 read back from there equals `sha` (the catalog's), or the
-    /// source's read when the catalog has none. An object that cannot be
-    /// read (archived, refused) counts as other bytes.
-    async fn same_bytes(&self, job: &MigrationJob, sha: Option<&str>) -> anyhow::Result<bool> {
+    /// Whether `job`'s destination key holds the bytes its source holds,
+    /// both read and hashed now (under a copy slot, as a copy is), and
+    /// the catalog's checksum when it has one: then a failed attempt that
+    /// discards the destination still leaves them at the source. An
+    /// object that cannot be read (archived, refused) counts as other
+    /// bytes.
+    async fn same_bytes(&self, job: &MigrationJob) -> anyhow::Result<bool> {
+        let _slot = self
+            .settings
+            .copy_slots
+            .acquire()
+            .await
+            .context("copy slots closed: stopping")?;
         let digest =
             async |tier: &str| match transfer::read_digest(self.tier(tier)?, &job.object_key).await
             {
-                Ok(d) => Ok(Some(d.sha256)),
+                Ok(d) => Ok(Some(d)),
                 Err(e) if e.is_retryable() => {
                     Err(anyhow::Error::new(e).context(format!("read {} on {tier}", job.object_key)))
                 }
                 Err(_) => Ok(None),
             };
-        let Some(theirs) = digest(&job.to_tier).await? else {
+        let Some(there) = digest(&job.to_tier).await? else {
             return Ok(false);
         };
-        let ours = match sha {
-            Some(sha) => Some(sha.to_owned()),
-            None => digest(&job.from_tier).await?,
+        let Some(source) = digest(&job.from_tier).await? else {
+            return Ok(false);
         };
-        Ok(ours.as_deref() == Some(theirs.as_str()))
+        let catalog = self.db.catalog(&job.object_key).await?;
+        Ok(there == source
+            && catalog.is_none_or(|c| c.sha256.is_none_or(|sha| sha == source.sha256)))
     }
 
     /// Resumes every unfinished job in the ledger; run before consuming.

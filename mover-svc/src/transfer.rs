@@ -43,10 +43,6 @@ pub enum MoveError {
     /// at once, to be sent again once the restore is done.
     #[error("{0}")]
     Restoring(String),
-    /// The destination key already holds an object that no job of this
-    /// mover left there: permanent for this job, nothing is written.
-    #[error("{0}")]
-    Occupied(String),
     /// The destination did not read back as copied: retried.
     #[error("verify mismatch: {0}")]
     VerifyMismatch(String),
@@ -61,7 +57,6 @@ impl MoveError {
         match self {
             MoveError::NotFound(_) => "not_found",
             MoveError::Permanent(_) => "permanent",
-            MoveError::Occupied(_) => "occupied",
             MoveError::Archived(_) => "archived",
             MoveError::Restoring(_) => "restoring",
             MoveError::SourceChanged(_) => "source_changed",

@@ -27,6 +27,7 @@ use mover_svc::{
     db::Db,
     durable::{GroupSync, Syncs},
     mover::{Mover, Settings, StatusSink},
+    transfer,
 };
 use object_store::{
     GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
@@ -55,6 +56,8 @@ enum Fault {
     SlowFailingWrites,
     /// Every write takes a twentieth of a second, counted in its `writes` gauge.
     SlowWrites,
+    /// Reads and HEADs are denied: credentials that may write but not read.
+    DenyReads,
 }
 
 /// Writes in progress, and the most seen at once.
@@ -146,6 +149,10 @@ impl ObjectStore for Faulty {
             | Fault::RefuseDeletes
             | Fault::SlowFailingWrites
             | Fault::SlowWrites => self.inner.get_opts(location, options).await,
+            Fault::DenyReads => Err(object_store::Error::PermissionDenied {
+                path: location.to_string(),
+                source: "s3:GetObject not granted".into(),
+            }),
             Fault::CorruptReads => {
                 let mut result = self.inner.get_opts(location, options).await?;
                 let payload = std::mem::replace(
@@ -626,93 +633,123 @@ async fn the_protocol_holds_on_every_backend() {
             "{name}"
         );
 
-        // An object an application wrote straight onto the destination
-        // at the key: never overwritten, the job refused before it starts.
-        put(&b.src, "c/taken", &bytes).await;
-        let theirs = b"another object at the same key";
-        put(&b.dst, "c/taken", theirs).await;
-        let s = mover(&b.src, &b.dst, None, None);
-        run(&s, job("c/taken")).await;
-        let row = ledger(&s, "c/taken").await;
-        let (class, message) = row.error.clone().unwrap();
-        assert_eq!(
-            (row.state, row.attempt, class.as_str()),
-            (State::Rejected, 0, "occupied"),
-            "{name}: {message}"
-        );
-        assert!(
-            message.contains("c/taken") && message.contains("30 bytes"),
-            "{name}: {message}"
-        );
-        assert_eq!(
-            read(&b.dst, "c/taken").await.as_deref(),
-            Some(&theirs[..]),
-            "{name}: their object kept"
-        );
-        assert_eq!(
-            read(&b.src, "c/taken").await.as_deref(),
-            Some(&bytes[..]),
-            "{name}: ours kept"
-        );
-        let catalog = s.mover.db.catalog("c/taken").await.unwrap();
-        assert!(catalog.is_none_or(|c| c.tier == "src"), "{name}");
-
-        // The same bytes at the key already (a copy made by hand, or one
-        // whose ledger row a power cut took): nothing to lose, it moves.
-        put(&b.src, "c/twin", &bytes).await;
-        put(&b.dst, "c/twin", &bytes).await;
-        run(&s, job("c/twin")).await;
-        let row = ledger(&s, "c/twin").await;
-        assert_eq!(row.state, State::Completed, "{name}: {row:?}");
-        assert_eq!(
-            read(&b.dst, "c/twin").await.as_deref(),
-            Some(&bytes[..]),
-            "{name}"
-        );
-        assert_eq!(read(&b.src, "c/twin").await, None, "{name}");
-        // Another object of the same size is not the same bytes.
-        let mut other = bytes.clone();
-        other[0] ^= 1;
-        put(&b.src, "c/sized", &bytes).await;
-        put(&b.dst, "c/sized", &other).await;
-        run(&s, job("c/sized")).await;
-        let row = ledger(&s, "c/sized").await;
-        assert_eq!(row.state, State::Rejected, "{name}: {row:?}");
-        assert_eq!(
-            read(&b.dst, "c/sized").await.as_ref(),
-            Some(&other),
-            "{name}"
-        );
-        assert_eq!(
-            read(&b.src, "c/sized").await.as_deref(),
-            Some(&bytes[..]),
-            "{name}"
-        );
-        // An object the catalog knows (its SHA-256 kept), moved back onto
-        // a key that holds its bytes, moves; one that holds others stays.
-        for (key, there) in [("c/known", &bytes), ("c/known-other", &other)] {
-            let s = moved(&b.src, &b.dst, key, &bytes).await;
-            put(&b.src, key, there).await;
-            run(&s, back(key, 0)).await;
-            let row = ledger_of(&s, &back(key, 0)).await;
-            let moves = there == &bytes;
-            let expected = if moves {
-                State::Completed
-            } else {
-                State::Rejected
-            };
-            assert_eq!(row.state, expected, "{name} {key}: {row:?}");
-            assert_eq!(
-                read(&b.src, key).await.as_ref(),
-                Some(there),
-                "{name} {key}"
-            );
-            let left = read(&b.dst, key).await;
-            assert_eq!(left.is_none(), moves, "{name} {key}");
-        }
-
+        a_move_never_writes_over_another_object(&b).await;
         refused_deletes_leave_a_recorded_orphan(&b).await;
         refused_discards_leave_a_recorded_orphan(&b).await;
+    }
+}
+
+/// Puts `ours` at `key` on `b.src` and `there` on `b.dst`.
+async fn occupy(b: &Backend, key: &str, ours: &[u8], there: &[u8]) {
+    put(&b.src, key, ours).await;
+    put(&b.dst, key, there).await;
+}
+
+/// Runs `job(key)` on `s` after [`occupy`], checks that it `ended` so
+/// (state and error class), and that each tier holds what it must then:
+/// a completed move `ours` on `b.dst` alone, a refused one both objects
+/// where they were. Answers the job's error message.
+async fn ended_as(
+    s: &Setup,
+    b: &Backend,
+    key: &str,
+    (ours, there): (&[u8], &[u8]),
+    ended: (State, Option<&str>),
+) -> Option<String> {
+    let name = b.name;
+    run(s, job(key)).await;
+    let row = ledger(s, key).await;
+    let class = row.error.as_ref().map(|e| e.0.as_str());
+    assert_eq!((row.state, class), ended, "{name} {key}: {row:?}");
+    let moved = ended.0 == State::Completed;
+    let at_dst = if moved { ours } else { there };
+    assert_eq!(
+        read(&b.dst, key).await.as_deref(),
+        Some(at_dst),
+        "{name} {key}"
+    );
+    let at_src = read(&b.src, key).await;
+    assert_eq!(at_src.as_deref(), (!moved).then_some(ours), "{name} {key}");
+    row.error.map(|e| e.1)
+}
+
+/// A job whose destination key holds another object than the one moved
+/// (an application wrote it straight onto that tier) is refused before
+/// anything is written, both objects kept; so is one whose destination
+/// cannot be read. The source's own bytes there, or an orphan copy the
+/// mover left, are written over.
+async fn a_move_never_writes_over_another_object(b: &Backend) {
+    let name = b.name;
+    let bytes = b"precious bytes".repeat(1000);
+    let theirs = &b"another object at the same key"[..];
+    let occupied = (State::Rejected, Some("occupied"));
+    let completed = (State::Completed, None);
+    let s = mover(&b.src, &b.dst, None, None);
+
+    occupy(b, "c/taken", &bytes, theirs).await;
+    let message = ended_as(&s, b, "c/taken", (&bytes, theirs), occupied).await;
+    let message = message.unwrap();
+    assert!(
+        message.contains("c/taken") && message.contains("30 bytes"),
+        "{name}: {message}"
+    );
+    let catalog = s.mover.db.catalog("c/taken").await.unwrap();
+    assert!(catalog.is_none_or(|c| c.tier == "src"), "{name}");
+
+    // The same bytes at the key already (a copy made by hand, or one
+    // whose ledger row a power cut took): nothing to lose, it moves.
+    occupy(b, "c/twin", &bytes, &bytes).await;
+    ended_as(&s, b, "c/twin", (&bytes, &bytes), completed).await;
+    // Another object of the same size is not the same bytes.
+    let mut other = bytes.clone();
+    other[0] ^= 1;
+    occupy(b, "c/sized", &bytes, &other).await;
+    ended_as(&s, b, "c/sized", (&bytes, &other), occupied).await;
+
+    // A destination that may not be read: what its key holds cannot be
+    // known, so nothing is written over it.
+    let blind = faulty(b.dst.store.clone(), Fault::DenyReads);
+    let s_blind = mover(&b.src, &b.dst, Some(blind), None);
+    occupy(b, "c/unseen", &bytes, theirs).await;
+    let refused = (State::Rejected, Some("permanent"));
+    ended_as(&s_blind, b, "c/unseen", (&bytes, theirs), refused).await;
+
+    // An orphan copy of the mover's own at the key (on record, as a
+    // refused delete leaves one), whatever its bytes: written over.
+    let left_there = &b"a copy left behind"[..];
+    occupy(b, "c/orphaned", &bytes, left_there).await;
+    let left = transfer::head(&b.dst, "c/orphaned").await.unwrap();
+    let refusal = ("permanent", "delete denied");
+    let db = &s.mover.db;
+    db.record_orphan(
+        "an-earlier-job",
+        "c/orphaned",
+        "dst",
+        refusal,
+        &left,
+        i64::MAX,
+    )
+    .await
+    .unwrap();
+    ended_as(&s, b, "c/orphaned", (&bytes, left_there), completed).await;
+
+    // An object the catalog knows (its SHA-256 kept), moved back onto a
+    // key that holds its bytes, moves; one that holds others stays.
+    for (key, there) in [("c/known", &bytes), ("c/known-other", &other)] {
+        let s = moved(&b.src, &b.dst, key, &bytes).await;
+        put(&b.src, key, there).await;
+        run(&s, back(key, 0)).await;
+        let row = ledger_of(&s, &back(key, 0)).await;
+        let moves = there == &bytes;
+        let class = row.error.as_ref().map(|e| e.0.as_str());
+        let expected = if moves { completed } else { occupied };
+        assert_eq!((row.state, class), expected, "{name} {key}: {row:?}");
+        assert_eq!(
+            read(&b.src, key).await.as_ref(),
+            Some(there),
+            "{name} {key}"
+        );
+        assert_eq!(read(&b.dst, key).await.is_none(), moves, "{name} {key}");
     }
 }
 
@@ -1126,10 +1163,12 @@ async fn hostile_keys_never_name_anything_outside_a_tier() {
 }
 
 /// A job to a `file://` tier that cannot hold its key (a `#<digits>`
-/// segment, kept for staged files) or has a folder where the object would
-/// go (an object `a` beside objects `a/b`) fails for good at once, the
-/// source kept, the folder's objects untouched: discarding a copy that
-/// could not be written is no error that holds the job.
+/// segment, kept for staged files) ends for good at once: REJECTED, since
+/// a HEAD of the key is refused before anything is written. One that has
+/// a folder where the object would go (an object `a` beside objects
+/// `a/b`) FAILS at its copy. Either way the source is kept and the
+/// folder's objects untouched: discarding a copy that could not be
+/// written is no error that holds the job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_the_destination_cannot_hold_fails_for_good_and_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
@@ -1138,14 +1177,18 @@ async fn a_job_the_destination_cannot_hold_fails_for_good_and_keeps_everything()
     put(&dst, "a/b", b"beside").await;
     let memory = tier("src", "memory://".into(), &[]);
     let file = tier("src", format!("file://{root}/src"), &[]);
-    for (src, key) in [(&memory, "ci/run#42"), (&memory, "a"), (&file, "a")] {
+    for (src, key, ended) in [
+        (&memory, "ci/run#42", State::Rejected),
+        (&memory, "a", State::Failed),
+        (&file, "a", State::Failed),
+    ] {
         put(src, key, b"object").await;
         let s = mover(src, &dst, None, None);
         run(&s, job(key)).await;
         let row = ledger(&s, key).await;
         assert_eq!(
             (row.state, row.error.map(|e| e.0).as_deref()),
-            (State::Failed, Some("permanent")),
+            (ended, Some("permanent")),
             "{key} from {}",
             src.url
         );

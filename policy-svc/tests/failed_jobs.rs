@@ -97,7 +97,9 @@ async fn a_job_refused_for_an_occupied_destination_is_retried_after_a_backoff() 
     retried_after_backoff(occupied).await;
 }
 
-async fn retried_after_backoff(failed: fn(&MigrationJob) -> Payload) {
+/// A decision whose job ends with the status `end` makes is made again
+/// after a backoff, under a new key, and again after a longer one.
+async fn retried_after_backoff(end: fn(&MigrationJob) -> Payload) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("policy.db")).unwrap();
     apply(&store, 0, written("logs/a"), WALL).await;
@@ -113,7 +115,7 @@ async fn retried_after_backoff(failed: fn(&MigrationJob) -> Payload) {
         strata_proto::job_key("logs/a", "hot", "cold", first.generation)
     );
 
-    apply(&store, 1, failed(first), later).await;
+    apply(&store, 1, end(first), later).await;
     // Backing off: not right away.
     assert!(decide(&store, later + HOUR).await.is_empty());
     // Then the same decision again, as retry 1 with a key of its own.
@@ -125,7 +127,7 @@ async fn retried_after_backoff(failed: fn(&MigrationJob) -> Payload) {
     assert_eq!(validate::migration_job(second), Ok(()));
 
     // A second failure backs off longer, and the next retry is yet another key.
-    apply(&store, 2, failed(second), later + 3 * HOUR).await;
+    apply(&store, 2, end(second), later + 3 * HOUR).await;
     assert!(decide(&store, later + 6 * HOUR).await.is_empty());
     let third = decide(&store, later + 8 * HOUR).await;
     assert_eq!(third.len(), 1);
