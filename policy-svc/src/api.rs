@@ -105,6 +105,7 @@ async fn object(State(state): State<AppState>, KeyPath(path): KeyPath) -> Respon
         "breakEvenDays": reason.break_even_days,
         "deleted": row.deleted,
         "retryAfterMs": (row.retry_after_ms > now).then_some(row.retry_after_ms),
+        "lastFailure": row.last_failure,
         "note": note(&row, now),
     }))
     .into_response()
@@ -118,7 +119,8 @@ fn note(row: &store::ObjectRow, now_ms: i64) -> String {
         "a job is in flight; no new decision until it ends".into()
     } else if row.retry_after_ms > now_ms {
         format!(
-            "its last job failed; no new job before {} ms (in {:.1} hours)",
+            "its last job ended {}; no new job before {} ms (in {:.1} hours)",
+            row.last_failure.as_deref().unwrap_or("FAILED"),
             row.retry_after_ms,
             (row.retry_after_ms - now_ms) as f64 / 3_600_000.0
         )
@@ -224,11 +226,10 @@ mod tests {
         let mut row = store::ObjectRow::new("a", 10, "hot", 0);
         assert_eq!(note(&row, NOW), "");
         row.retry_after_ms = NOW + 2 * 3_600_000;
-        assert!(
-            note(&row, NOW).contains("in 2.0 hours"),
-            "{}",
-            note(&row, NOW)
-        );
+        row.last_failure = Some("REJECTED occupied: s3://b/a already holds another object".into());
+        let said = note(&row, NOW);
+        assert!(said.contains("in 2.0 hours"), "{said}");
+        assert!(said.contains("ended REJECTED occupied: s3://b/a"), "{said}");
         assert_eq!(note(&row, NOW + 3 * 3_600_000), "", "the backoff is over");
         row.inflight_job = Some("k".into());
         assert!(note(&row, NOW).contains("in flight"));

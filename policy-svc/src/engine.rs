@@ -380,6 +380,7 @@ fn apply_status(
                 o.inflight_job = None;
                 o.inflight_to = None;
                 o.failures = 0;
+                o.last_failure = None;
                 o.due_ms = now_ms;
             }
         }
@@ -393,6 +394,7 @@ fn apply_status(
                 o.due_ms = now_ms;
             } else {
                 o.failures += 1;
+                o.last_failure = Some(failure_of(s, state));
                 let backoff_hours = 1i64 << o.failures.min(7);
                 o.retry_after_ms =
                     now_ms.saturating_add((backoff_hours * DAY_MS / 24).max(restore_ms(s, tiers)));
@@ -403,6 +405,20 @@ fn apply_status(
     }
     touched.save(o);
     Ok(())
+}
+
+/// Longest mover message kept as an object's last failure.
+const FAILURE_KEPT_BYTES: usize = 1024;
+
+/// An object's last failure as a status tells it: `FAILED transient:
+/// store unreachable`, the message cut to [`FAILURE_KEPT_BYTES`].
+fn failure_of(s: &MigrationStatus, state: State) -> String {
+    let (class, message) = s
+        .error
+        .as_ref()
+        .map_or(("", ""), |e| (e.class.as_str(), e.message.as_str()));
+    let message = strata_runtime::shortened(message, FAILURE_KEPT_BYTES);
+    format!("{} {class}: {message}", state.as_str_name())
 }
 
 /// Limits of one decision cycle.

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/001-objects.sql"),
     include_str!("../migrations/002-prefixes.sql"),
     include_str!("../migrations/003-retry-after.sql"),
+    include_str!("../migrations/004-last-failure.sql"),
     include_str!("../migrations/004-seen-events-by-time.sql"),
     include_str!("../migrations/005-outbox-without-published.sql"),
 ];
@@ -62,6 +63,9 @@ pub struct ObjectRow {
     /// When the backoff after a failed job ends (0: none): access events
     /// make the object due, but not before this.
     pub retry_after_ms: i64,
+    /// What the mover said when the last job failed or was refused, until
+    /// a job completes.
+    pub last_failure: Option<String>,
 }
 
 impl ObjectRow {
@@ -88,6 +92,7 @@ impl ObjectRow {
             deleted: false,
             due_ms: ts_ms,
             retry_after_ms: 0,
+            last_failure: None,
         }
     }
 
@@ -105,6 +110,7 @@ impl ObjectRow {
             pinned: self.pinned.take(),
             due_ms: self.due_ms.min(ts_ms),
             retry_after_ms: self.retry_after_ms,
+            last_failure: self.last_failure.take(),
             ..fresh
         };
     }
@@ -148,7 +154,7 @@ macro_rules! object_columns {
         "object_key, size, tier, generation, first_seen_ms, last_access_ms, reads_total, \
          bytes_read, decay_ts_ms, rate_1d, rate_7d, rate_30d, recent_reads, tier_since_ms, \
          inflight_job, inflight_to, last_move_ms, failures, pinned, deleted, due_ms, \
-         retry_after_ms"
+         retry_after_ms, last_failure"
     };
 }
 
@@ -180,6 +186,7 @@ pub fn object_row(r: &Row<'_>) -> rusqlite::Result<ObjectRow> {
         deleted: r.get(19)?,
         due_ms: r.get(20)?,
         retry_after_ms: r.get(21)?,
+        last_failure: r.get(22)?,
     })
 }
 
@@ -201,9 +208,9 @@ pub fn save(tx: &Connection, o: &ObjectRow) -> rusqlite::Result<()> {
         "INSERT OR REPLACE INTO objects (object_key, size, tier, generation, first_seen_ms,
             last_access_ms, reads_total, bytes_read, decay_ts_ms, rate_1d, rate_7d, rate_30d,
             recent_reads, tier_since_ms, inflight_job, inflight_to, last_move_ms, failures,
-            pinned, deleted, due_ms, retry_after_ms)
+            pinned, deleted, due_ms, retry_after_ms, last_failure)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20, ?21, ?22)",
+            ?19, ?20, ?21, ?22, ?23)",
     )?
     .execute(params![
         o.object_key,
@@ -228,6 +235,7 @@ pub fn save(tx: &Connection, o: &ObjectRow) -> rusqlite::Result<()> {
         o.deleted,
         o.due_ms,
         o.retry_after_ms,
+        o.last_failure,
     ])?;
     Ok(())
 }

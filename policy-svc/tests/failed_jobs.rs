@@ -89,17 +89,19 @@ fn occupied(job: &MigrationJob) -> Payload {
 
 #[tokio::test]
 async fn a_failed_job_is_retried_after_a_backoff_under_a_new_key() {
-    retried_after_backoff(failed).await;
+    retried_after_backoff(failed, "FAILED transient: store unreachable").await;
 }
 
 #[tokio::test]
 async fn a_job_refused_for_an_occupied_destination_is_retried_after_a_backoff() {
-    retried_after_backoff(occupied).await;
+    let said = "REJECTED occupied: file:///cold/logs/a already holds another object";
+    retried_after_backoff(occupied, said).await;
 }
 
 /// A decision whose job ends with the status `end` makes is made again
-/// after a backoff, under a new key, and again after a longer one.
-async fn retried_after_backoff(end: fn(&MigrationJob) -> Payload) {
+/// after a backoff, under a new key, and again after a longer one; the
+/// object keeps what the status `said` until a job of it completes.
+async fn retried_after_backoff(end: fn(&MigrationJob) -> Payload, said: &str) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("policy.db")).unwrap();
     apply(&store, 0, written("logs/a"), WALL).await;
@@ -116,6 +118,11 @@ async fn retried_after_backoff(end: fn(&MigrationJob) -> Payload) {
     );
 
     apply(&store, 1, end(first), later).await;
+    let last_failure = |store: &Store| {
+        let store = store.clone();
+        async move { store.object("logs/a").await.unwrap().unwrap().last_failure }
+    };
+    assert_eq!(last_failure(&store).await.as_deref(), Some(said));
     // Backing off: not right away.
     assert!(decide(&store, later + HOUR).await.is_empty());
     // Then the same decision again, as retry 1 with a key of its own.
@@ -133,6 +140,20 @@ async fn retried_after_backoff(end: fn(&MigrationJob) -> Payload) {
     assert_eq!(third.len(), 1);
     assert_eq!(third[0].retry, 2);
     assert_ne!(third[0].job_key, second.job_key);
+
+    // The retry moves it: the failure is forgotten.
+    let completed = MigrationStatus {
+        job_key: third[0].job_key.clone(),
+        object_key: "logs/a".into(),
+        state: State::Completed as i32,
+        from_tier: "hot".into(),
+        to_tier: "cold".into(),
+        generation: third[0].generation + 1,
+        bytes: 4096,
+        ..Default::default()
+    };
+    apply(&store, 3, Payload::Status(completed), later + 8 * HOUR).await;
+    assert_eq!(last_failure(&store).await, None);
 }
 
 fn event(key: &str, op: Op, size: u64, ts: i64) -> Payload {
