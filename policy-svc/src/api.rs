@@ -118,9 +118,12 @@ fn note(row: &store::ObjectRow, now_ms: i64) -> String {
     } else if row.inflight_job.is_some() {
         "a job is in flight; no new decision until it ends".into()
     } else if row.retry_after_ms > now_ms {
+        let why = match &row.last_failure {
+            Some(said) => format!("its last job ended {said}"),
+            None => "its last job failed".into(),
+        };
         format!(
-            "its last job ended {}; no new job before {} ms (in {:.1} hours)",
-            row.last_failure.as_deref().unwrap_or("FAILED"),
+            "no new job before {} ms (in {:.1} hours): {why}",
             row.retry_after_ms,
             (row.retry_after_ms - now_ms) as f64 / 3_600_000.0
         )

@@ -369,6 +369,9 @@ fn apply_status(
                 if o.tier != s.to_tier || o.generation < s.generation {
                     o.tier_since_ms = now_ms;
                     o.last_move_ms = Some(now_ms);
+                    // Moved (by this job or another's): what the last
+                    // failed job said is past.
+                    o.last_failure = None;
                 }
                 o.tier = s.to_tier.clone();
                 o.generation = s.generation;
@@ -389,6 +392,7 @@ fn apply_status(
             o.inflight_to = None;
             if !s.current_tier.is_empty() && s.error.as_ref().is_some_and(|e| e.class == "stale") {
                 // The catalog knows better: take its tier and generation and decide again.
+                o.last_failure = None;
                 o.tier = s.current_tier.clone();
                 o.generation = s.generation;
                 o.due_ms = now_ms;

@@ -19,9 +19,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/001-objects.sql"),
     include_str!("../migrations/002-prefixes.sql"),
     include_str!("../migrations/003-retry-after.sql"),
-    include_str!("../migrations/004-last-failure.sql"),
     include_str!("../migrations/004-seen-events-by-time.sql"),
     include_str!("../migrations/005-outbox-without-published.sql"),
+    include_str!("../migrations/006-last-failure.sql"),
 ];
 
 /// "Not due until something happens."
@@ -64,7 +64,7 @@ pub struct ObjectRow {
     /// make the object due, but not before this.
     pub retry_after_ms: i64,
     /// What the mover said when the last job failed or was refused, until
-    /// a job completes.
+    /// the object moves.
     pub last_failure: Option<String>,
 }
 
@@ -98,7 +98,7 @@ impl ObjectRow {
 
     /// A deleted object seen again at `ts_ms` (written anew): alive, with
     /// no age or reads before `ts_ms`; its tier, generation, job in flight,
-    /// failures and pin stay.
+    /// failures (their backoff and the last one's message) and pin stay.
     pub fn revive(&mut self, ts_ms: i64) {
         let fresh = ObjectRow::new(&self.object_key, self.size, &self.tier, ts_ms);
         *self = ObjectRow {
@@ -517,6 +517,37 @@ pub fn write_clock(tx: &Connection, clock: Clock) -> rusqlite::Result<()> {
 mod tests {
     use super::*;
     use crate::rules::DAY_MS;
+
+    /// A database written by the release before the last migration opens,
+    /// gains the new column, and keeps its rows: migrations are only ever
+    /// appended (each runs at its index of `user_version`).
+    #[tokio::test]
+    async fn a_database_of_the_previous_release_migrates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.db");
+        let before = &MIGRATIONS[..MIGRATIONS.len() - 1];
+        let old = sqlite::open(&path, Durability::Normal, before).unwrap();
+        old.execute(
+            "INSERT INTO objects (object_key, size, tier, generation, first_seen_ms,
+                last_access_ms, reads_total, bytes_read, decay_ts_ms, rate_1d, rate_7d,
+                rate_30d, recent_reads, tier_since_ms, failures, deleted, due_ms)
+             VALUES ('a', 1, 'hot', 0, 0, 0, 0, 0, 0, 0, 0, 0, '[]', 0, 0, 0, 0)",
+            [],
+        )
+        .unwrap();
+        drop(old);
+
+        let store = Store::open(&path).unwrap();
+        let mut row = store.object("a").await.unwrap().unwrap();
+        assert_eq!((row.tier.as_str(), row.last_failure), ("hot", None));
+        row.last_failure = Some("FAILED transient: unreachable".into());
+        let saved = row.clone();
+        store
+            .transaction(move |tx| Ok(save(tx, &saved)?))
+            .await
+            .unwrap();
+        assert_eq!(store.object("a").await.unwrap(), Some(row));
+    }
 
     #[test]
     fn decayed_rates_halve_per_half_life_and_take_late_reads() {

@@ -156,6 +156,71 @@ async fn retried_after_backoff(end: fn(&MigrationJob) -> Payload, said: &str) {
     assert_eq!(last_failure(&store).await, None);
 }
 
+/// An object that a move the policy did not make (an operator's) puts
+/// elsewhere, or that a stale refusal finds elsewhere, forgets what its
+/// last failed job said: that is past.
+#[tokio::test]
+async fn a_failure_is_forgotten_once_the_object_is_elsewhere() {
+    let later = WALL + 31 * DAY;
+    for (offset, elsewhere) in [(0, "operator"), (1, "stale")] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("policy.db")).unwrap();
+        apply(&store, 0, written("logs/a"), WALL).await;
+        let first = decide(&store, later).await.remove(0);
+        apply(&store, 1, failed(&first), later).await;
+        let second = decide(&store, later + 3 * HOUR).await.remove(0);
+        let status = if elsewhere == "operator" {
+            MigrationStatus {
+                // An operator's own job, made at another generation.
+                job_key: strata_proto::job_key("logs/a", "hot", "cold", first.generation + 7),
+                object_key: "logs/a".into(),
+                state: State::Completed as i32,
+                from_tier: "hot".into(),
+                to_tier: "cold".into(),
+                generation: first.generation + 1,
+                bytes: 4096,
+                ..Default::default()
+            }
+        } else {
+            MigrationStatus {
+                state: State::Rejected as i32,
+                error: Some(pb::Error {
+                    class: "stale".into(),
+                    message: "catalog has logs/a at tier cold".into(),
+                }),
+                current_tier: "cold".into(),
+                generation: first.generation + 1,
+                ..status_of(&second)
+            }
+        };
+        apply(
+            &store,
+            2 + offset,
+            Payload::Status(status),
+            later + 3 * HOUR,
+        )
+        .await;
+        let row = store.object("logs/a").await.unwrap().unwrap();
+        assert_eq!(
+            (row.tier.as_str(), row.last_failure),
+            ("cold", None),
+            "{elsewhere}"
+        );
+    }
+}
+
+/// The status fields that name `job`.
+fn status_of(job: &MigrationJob) -> MigrationStatus {
+    MigrationStatus {
+        job_key: job.job_key.clone(),
+        object_key: job.object_key.clone(),
+        from_tier: job.from_tier.clone(),
+        to_tier: job.to_tier.clone(),
+        generation: job.generation,
+        ..Default::default()
+    }
+}
+
 fn event(key: &str, op: Op, size: u64, ts: i64) -> Payload {
     Payload::Event(AccessEvent {
         object_key: key.into(),
