@@ -238,8 +238,10 @@ impl Mover {
         };
         // Before the ledger row: from there on, what the destination key
         // holds counts as the job's own copy, discarded if the job fails.
-        let size = register_size.or(catalog.as_ref().map(|c| c.size));
-        let refusal = match self.destination(&job, size).await? {
+        let refusal = match self
+            .destination(&job, register_size, catalog.as_ref())
+            .await?
+        {
             Destination::Free => None,
             Destination::Occupied(message) => {
                 metrics::counter!("strata_mover_occupied_total").increment(1);
@@ -266,8 +268,9 @@ impl Mover {
 
     /// Whether a job may write at its destination key: over nothing, over
     /// an orphan copy the mover left there itself
-    /// ([`protocol::may_write`]), and over an object of the source's
-    /// `size` whose bytes are the source's ([`Mover::same_bytes`]), which
+    /// ([`protocol::may_write`]), and over an object of the source's size
+    /// (`register_size`, else the catalog's) whose bytes are the source's
+    /// ([`Mover::same_bytes`]), which
     /// loses nothing: a copy made by hand, or one whose ledger row a power
     /// cut took. Anything else is another object, which a move must not
     /// overwrite; nor a key whose HEAD is refused for good. `Err` (a
@@ -276,7 +279,8 @@ impl Mover {
     async fn destination(
         &self,
         job: &MigrationJob,
-        size: Option<u64>,
+        register_size: Option<u64>,
+        catalog: Option<&protocol::CatalogRow>,
     ) -> anyhow::Result<Destination> {
         let dst = self.tier(&job.to_tier)?;
         let found = match transfer::head(dst, &job.object_key).await {
@@ -290,10 +294,12 @@ impl Mover {
             Err(e) => return Ok(Destination::Unknown(e)),
         };
         let orphan = self.db.orphan(&job.object_key, &job.to_tier).await?;
-        if protocol::may_write(Some(protocol::identity(&found)), orphan.as_ref()) {
+        if protocol::may_write(protocol::identity(&found), orphan.as_ref()) {
             return Ok(Destination::Free);
         }
-        if size == Some(found.size) && self.same_bytes(job).await? {
+        let size = register_size.or(catalog.map(|c| c.size));
+        let catalog_sha = catalog.and_then(|c| c.sha256.as_deref());
+        if size == Some(found.size) && self.same_bytes(job, catalog_sha).await? {
             tracing::info!(job_key = %job.job_key, object_key = %job.object_key, tier = %job.to_tier, "the destination already holds this object's bytes");
             return Ok(Destination::Free);
         }
@@ -308,11 +314,15 @@ impl Mover {
 
     /// Whether `job`'s destination key holds the bytes its source holds,
     /// both read and hashed now (under a copy slot, as a copy is), and
-    /// the catalog's checksum when it has one: then a failed attempt that
-    /// discards the destination still leaves them at the source. An
-    /// object that cannot be read (archived, refused) counts as other
-    /// bytes.
-    async fn same_bytes(&self, job: &MigrationJob) -> anyhow::Result<bool> {
+    /// whose checksum is the catalog's (`catalog_sha`) when it has one:
+    /// then a failed attempt that discards the destination still leaves
+    /// them at the source. An object that cannot be read (archived,
+    /// refused) counts as other bytes.
+    async fn same_bytes(
+        &self,
+        job: &MigrationJob,
+        catalog_sha: Option<&str>,
+    ) -> anyhow::Result<bool> {
         let _slot = self
             .settings
             .copy_slots
@@ -334,9 +344,7 @@ impl Mover {
         let Some(source) = digest(&job.from_tier).await? else {
             return Ok(false);
         };
-        let catalog = self.db.catalog(&job.object_key).await?;
-        Ok(there == source
-            && catalog.is_none_or(|c| c.sha256.is_none_or(|sha| sha == source.sha256)))
+        Ok(there == source && catalog_sha.is_none_or(|sha| sha == source.sha256))
     }
 
     /// Resumes every unfinished job in the ledger; run before consuming.

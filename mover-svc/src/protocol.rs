@@ -111,17 +111,13 @@ impl OrphanRow {
     }
 }
 
-/// Whether a job may write its copy at its destination key, given what a
-/// HEAD finds there before the job starts (`None`: nothing) and the orphan
-/// on record at that key and tier: over nothing, or over a copy this mover
-/// left there itself. Anything else is another object (an application
-/// wrote it straight onto that tier), which a move must not overwrite.
-pub fn may_write(found: Option<Identity<'_>>, orphan: Option<&OrphanRow>) -> bool {
-    match (found, orphan) {
-        (None, _) => true,
-        (Some(found), Some(orphan)) => found == orphan.identity(),
-        (Some(_), None) => false,
-    }
+/// Whether a job may write its copy over the object a HEAD `found` at its
+/// destination key before the job starts, given the orphan on record at
+/// that key and tier: only if it is that copy, left there by this mover.
+/// Anything else is another object (an application wrote it straight onto
+/// that tier, or over the orphan since), which a move must not overwrite.
+pub fn may_write(found: Identity<'_>, orphan: Option<&OrphanRow>) -> bool {
+    orphan.is_some_and(|orphan| found == orphan.identity())
 }
 
 /// The wait before the next delete of an orphan refused `attempts` times:
@@ -383,15 +379,13 @@ mod tests {
     }
 
     #[test]
-    fn a_copy_is_written_only_over_nothing_or_an_orphan_of_ours() {
+    fn a_copy_is_written_only_over_an_orphan_of_ours() {
         let o = orphan("hot");
-        assert!(may_write(None, None));
-        assert!(may_write(None, Some(&o)));
-        assert!(may_write(Some((3, Some("e1"), 10)), Some(&o)));
+        assert!(may_write((3, Some("e1"), 10), Some(&o)));
         // An application's object, or one written over our orphan since.
-        assert!(!may_write(Some((3, Some("e1"), 10)), None));
-        assert!(!may_write(Some((3, Some("e1"), 11)), Some(&o)));
-        assert!(!may_write(Some((4, None, 10)), Some(&o)));
+        assert!(!may_write((3, Some("e1"), 10), None));
+        assert!(!may_write((3, Some("e1"), 11), Some(&o)));
+        assert!(!may_write((4, None, 10), Some(&o)));
     }
 
     #[test]

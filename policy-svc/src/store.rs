@@ -548,12 +548,17 @@ mod tests {
         let mut row = store.object("a").await.unwrap().unwrap();
         assert_eq!((row.tier.as_str(), row.last_failure), ("hot", None));
         row.last_failure = Some("FAILED transient: unreachable".into());
+        assert_eq!(saved_and_loaded(&store, &row).await, Some(row));
+    }
+
+    /// Saves `row` in a transaction of its own and loads it back.
+    async fn saved_and_loaded(store: &Store, row: &ObjectRow) -> Option<ObjectRow> {
         let saved = row.clone();
         store
             .transaction(move |tx| Ok(save(tx, &saved)?))
             .await
             .unwrap();
-        assert_eq!(store.object("a").await.unwrap(), Some(row));
+        store.object(&row.object_key).await.unwrap()
     }
 
     #[test]
@@ -637,12 +642,7 @@ mod tests {
         let mut o = ObjectRow::new("a/b", 9, "warm", 5);
         o.record_read(7, 9);
         o.inflight_job = Some("j".into());
-        let saved = o.clone();
-        store
-            .transaction(move |tx| Ok(save(tx, &o)?))
-            .await
-            .unwrap();
-        assert_eq!(store.object("a/b").await.unwrap(), Some(saved));
+        assert_eq!(saved_and_loaded(&store, &o).await, Some(o));
     }
 
     /// A long read (a summary over every object) holds up no write, and
