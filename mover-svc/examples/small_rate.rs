@@ -64,9 +64,11 @@ fn mover(source: &Path, dest: &Path, files: &[PathBuf], next: &AtomicUsize) -> a
         }
         let batch = &files[start..files.len().min(start + BATCH)];
         for file in batch {
-            let copied =
-                mover_svc::local::copy_file(&source.join(file), &dest.join(file), false, |_, _| {})
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            // As the mover's batches write: only where no file is.
+            let publish = mover_svc::transfer::Publish::IfAbsent;
+            let (from, to) = (source.join(file), dest.join(file));
+            let copied = mover_svc::local::copy_file(&from, &to, false, publish, |_, _| {})
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             anyhow::ensure!(
                 copied.copied == copied.read_back,
                 "{}: read back differs",

@@ -16,11 +16,11 @@ use http::{
     Method, StatusCode,
     header::{CONTENT_LENGTH, CONTENT_TYPE},
 };
-use object_store::{azure::AzureAuthorizer, client::HttpRequestBody};
+use object_store::client::HttpRequestBody;
 use strata_runtime::tiers::{AzureTier, S3Tier, TierStore};
 
 use crate::{
-    signed::{failed, refused, request_url, send, send_s3},
+    signed::{failed, refused, request_url, send_azure, send_s3},
     transfer::{MoveError, location},
 };
 
@@ -143,32 +143,18 @@ async fn set_azure_tier(
     let location = location(tier, key)?;
     let mut url = request_url(azure.store.as_ref(), tier, &location, Method::PUT).await?;
     url.set_query(Some("comp=tier"));
-    let date = chrono::Utc::now()
-        .format("%a, %d %h %Y %H:%M:%S GMT")
-        .to_string();
     let mut builder = http::Request::builder()
         .method(Method::PUT)
         .uri(url.as_str())
-        .header("x-ms-version", "2023-11-03")
-        .header("x-ms-date", date)
         .header("x-ms-access-tier", access_tier)
         .header(CONTENT_LENGTH, "0");
     if let Some(priority) = priority {
         builder = builder.header("x-ms-rehydrate-priority", priority);
     }
-    let mut request = builder
+    let request = builder
         .body(HttpRequestBody::from(Vec::new()))
         .map_err(|e| failed(WHAT, url.as_str(), &e))?;
-    let credential = azure
-        .store
-        .credentials()
-        .get_credential()
-        .await
-        .map_err(|e| failed(WHAT, url.as_str(), &e))?;
-    AzureAuthorizer::new(&credential, &azure.account)
-        .try_authorize(&mut request)
-        .map_err(|e| failed(WHAT, url.as_str(), &e))?;
-    match send(tier, &azure.client, WHAT, request).await? {
+    match send_azure(tier, azure, WHAT, request).await? {
         (StatusCode::OK, _) => Ok(Restore::Ready),
         (StatusCode::ACCEPTED, _) => Ok(Restore::Started),
         (StatusCode::CONFLICT, text) if text.contains("BlobBeingRehydrated") => {

@@ -37,7 +37,7 @@ use crate::{
     fault, local,
     mover::{self, Mover, Outcome},
     protocol::{self, Arrival, VerifyError},
-    transfer::{self, Digest256, MoveError},
+    transfer::{self, Digest256, MoveError, Publish},
 };
 
 /// Jobs in one batch at most.
@@ -321,12 +321,19 @@ async fn start_and_copy(
     let results = tokio::task::spawn_blocking(move || {
         work.into_iter()
             .map(|w| {
-                local::copy_file(&w.source, &w.dest, w.fsync_each, |_, chunk| {
-                    fault::point("mid-copy");
-                    for limit in w.limits.iter().filter(|l| !l.is_unlimited()) {
-                        runtime.block_on(limit.bytes(chunk));
-                    }
-                })
+                // Their destinations were vacant: a file put there since stays.
+                local::copy_file(
+                    &w.source,
+                    &w.dest,
+                    w.fsync_each,
+                    Publish::IfAbsent,
+                    |_, chunk| {
+                        fault::point("mid-copy");
+                        for limit in w.limits.iter().filter(|l| !l.is_unlimited()) {
+                            runtime.block_on(limit.bytes(chunk));
+                        }
+                    },
+                )
             })
             .collect::<Vec<_>>()
     })

@@ -37,7 +37,7 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
-use crate::transfer::{Digest256, MoveError};
+use crate::transfer::{Digest256, MoveError, Publish};
 
 /// Bytes per read and write.
 const CHUNK: usize = 1 << 20;
@@ -123,15 +123,16 @@ pub struct Copied {
 }
 
 /// Copies `len` bytes of `source` (from where it is positioned) to the
-/// file `dest`, staged and put in place whole ([`Staged`]); `fsync` makes
-/// the result survive power loss. `on_chunk` is called with the bytes done
-/// after each chunk is read and hashed (progress, rate limits); it runs on
-/// the calling thread.
+/// file `dest`, staged and put in place whole ([`Staged`]) over what
+/// `publish` allows; `fsync` makes the result survive power loss.
+/// `on_chunk` is called with the bytes done after each chunk is read and
+/// hashed (progress, rate limits); it runs on the calling thread.
 pub fn copy(
     mut source: File,
     len: u64,
     dest: &Path,
     fsync: bool,
+    publish: Publish,
     mut on_chunk: impl FnMut(u64, usize),
 ) -> Result<Copied, MoveError> {
     let mut staged = Staged::create(dest, fsync)?;
@@ -142,7 +143,7 @@ pub fn copy(
     } else {
         copy_threaded(&mut source, len, &staged, &mut on_chunk)
     }?;
-    staged.publish(dest, fsync)?;
+    staged.publish(dest, fsync, publish)?;
     Ok(copied)
 }
 
@@ -155,6 +156,7 @@ pub fn copy_file(
     source: &Path,
     dest: &Path,
     fsync: bool,
+    publish: Publish,
     on_chunk: impl FnMut(u64, usize),
 ) -> Result<Copied, MoveError> {
     let file = File::open(source).map_err(|e| io_error("open source", e))?;
@@ -165,7 +167,7 @@ pub fn copy_file(
             source.display()
         )));
     }
-    let copied = copy(file, before.len(), dest, fsync, on_chunk)?;
+    let copied = copy(file, before.len(), dest, fsync, publish, on_chunk)?;
     let after = std::fs::metadata(source).map_err(|e| io_error("stat source", e))?;
     if file_identity(&before) != file_identity(&after) {
         return Err(MoveError::SourceChanged(format!(
@@ -446,7 +448,7 @@ fn join<T>(
 /// dies first, and the folder changes once instead of three times (the
 /// staged name's creation, then the rename's removal and insertion). On
 /// small objects that took a fifth of the file work's CPU away, here
-/// (docs/performance.md). Elsewhere it is `<dest>#<n>`, renamed into place,
+/// (docs/performance.md). Elsewhere it is `<dest>#<n>`, renamed or linked into place,
 /// as object_store's `LocalFileSystem` stages, so
 /// [`crate::transfer::remove_staged`] finds what an interrupted copy left.
 struct Staged {
@@ -493,28 +495,39 @@ impl Staged {
         }
     }
 
-    /// Makes the staged file the destination: fsync, link or rename into
-    /// place (replacing what was there), fsync the folder.
-    fn publish(mut self, dest: &Path, fsync: bool) -> Result<(), MoveError> {
+    /// Makes the staged file the destination: fsync, then link it there,
+    /// or rename it over what is there where `publish` allows that
+    /// ([`Publish::Replace`]); fsync the folder. A link finds a file at
+    /// `dest` atomically: [`MoveError::Occupied`] then, that file kept.
+    fn publish(mut self, dest: &Path, fsync: bool, publish: Publish) -> Result<(), MoveError> {
         if fsync {
             self.file
                 .sync_all()
                 .map_err(|e| io_error("fsync staged copy", e))?;
         }
+        let replace = publish == Publish::Replace;
         let path = match self.path.take() {
             Some(path) => path,
-            None => match link_unnamed(&self.file, dest, fsync)? {
+            None => match link_unnamed(&self.file, dest, fsync, replace)? {
                 // A copy left at `dest` by an earlier attempt: named first,
                 // then renamed over it, so `dest` is never missing.
                 Some(path) => path,
                 None => return sync_parent(dest, fsync),
             },
         };
-        if let Err(e) = std::fs::rename(&path, dest) {
+        let placed = if replace {
+            std::fs::rename(&path, dest)
+        } else {
+            std::fs::hard_link(&path, dest)
+        };
+        if !(replace && placed.is_ok()) {
             let _ = std::fs::remove_file(&path);
-            return Err(io_error(&format!("rename to {}", dest.display()), e));
         }
-        sync_parent(dest, fsync)
+        match placed {
+            Ok(()) => sync_parent(dest, fsync),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(taken(dest)),
+            Err(e) => Err(io_error(&format!("put copy at {}", dest.display()), e)),
+        }
     }
 }
 
@@ -583,14 +596,20 @@ fn create_unnamed(_dest: &Path, _fsync: bool) -> Result<Option<File>, MoveError>
 }
 
 /// Gives the unnamed `file` the name `dest`; when `dest` exists already,
-/// the first free `<dest>#<n>` instead, returned to be renamed over it.
+/// [`MoveError::Occupied`], or where `replace` allows replacing it, the
+/// first free `<dest>#<n>` instead, returned to be renamed over it.
 ///
 /// A file without a name keeps no folder in use: deleting another object
 /// of the tier may remove `dest`'s folder, emptied, while the copy runs.
 /// The folders are then made again (a file opened with `O_TMPFILE` may be
 /// linked into any folder of its file system).
 #[cfg(target_os = "linux")]
-fn link_unnamed(file: &File, dest: &Path, fsync: bool) -> Result<Option<PathBuf>, MoveError> {
+fn link_unnamed(
+    file: &File,
+    dest: &Path,
+    fsync: bool,
+    replace: bool,
+) -> Result<Option<PathBuf>, MoveError> {
     use rustix::io::Errno;
     let mut name = dest.to_owned();
     let mut n = 0;
@@ -598,6 +617,7 @@ fn link_unnamed(file: &File, dest: &Path, fsync: bool) -> Result<Option<PathBuf>
     loop {
         match link_fd(file, &name) {
             Ok(()) => return Ok((n > 0).then_some(name)),
+            Err(Errno::EXIST) if n == 0 && !replace => return Err(taken(dest)),
             Err(Errno::EXIST) => {
                 n += 1;
                 name = numbered(dest, n);
@@ -650,12 +670,33 @@ fn link_by_proc_name(file: &File, name: &Path) -> rustix::io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn link_unnamed(_file: &File, dest: &Path, _fsync: bool) -> Result<Option<PathBuf>, MoveError> {
+fn link_unnamed(
+    _file: &File,
+    dest: &Path,
+    _fsync: bool,
+    _replace: bool,
+) -> Result<Option<PathBuf>, MoveError> {
     // [`create_unnamed`] makes none here.
     Err(MoveError::Permanent(format!(
         "no unnamed file to link at {}",
         dest.display()
     )))
+}
+
+/// The error of a copy that found `dest` taken when it came to put itself
+/// there: by a folder (of other objects, a key no object can have), for
+/// good; else by another file, written while the job copied.
+pub(crate) fn taken(dest: &Path) -> MoveError {
+    if dest.is_dir() {
+        return MoveError::Permanent(format!(
+            "{} is a folder of other objects: no object can be put there",
+            dest.display()
+        ));
+    }
+    MoveError::Occupied(format!(
+        "{} was written while the job copied to it; a move never overwrites an object",
+        dest.display()
+    ))
 }
 
 /// Reserves the file's blocks up front (one extent instead of one
@@ -861,6 +902,7 @@ mod tests {
             len as u64,
             &dest,
             true,
+            Publish::IfAbsent,
             |done, _| progress.push(done),
         )
         .unwrap();
@@ -886,7 +928,14 @@ mod tests {
             return;
         };
 
-        let out = copy_file(&src, &dir.path().join("dest.bin"), true, |_, _| {}).unwrap();
+        let out = copy_file(
+            &src,
+            &dir.path().join("dest.bin"),
+            true,
+            Publish::Replace,
+            |_, _| {},
+        )
+        .unwrap();
 
         assert_eq!(out.copied.sha256, sha(&data));
         assert_eq!(out.copied, out.read_back);
@@ -923,7 +972,7 @@ mod tests {
         for (len, fsync) in [(4096, false), (5000, true), (2 * CHUNK + 3, false)] {
             let data: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
             std::fs::write(&src, &data).unwrap();
-            let out = copy_file(&src, &dest, fsync, |_, _| {}).unwrap();
+            let out = copy_file(&src, &dest, fsync, Publish::Replace, |_, _| {}).unwrap();
             assert_eq!(out.copied.sha256, sha(&data), "{len}");
             assert_eq!(out.read_back, out.copied, "{len}");
             assert!(std::fs::read(&dest).unwrap() == data, "{len}");
@@ -933,10 +982,62 @@ mod tests {
         // stepped over, not taken.
         std::fs::write(folder.join("obj#1"), b"left").unwrap();
         std::fs::write(&src, b"last").unwrap();
-        copy_file(&src, &dest, false, |_, _| {}).unwrap();
+        copy_file(&src, &dest, false, Publish::Replace, |_, _| {}).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"last");
         assert_eq!(std::fs::read(folder.join("obj#1")).unwrap(), b"left");
         assert_eq!(names(), ["obj", "obj#1"]);
+    }
+
+    #[test]
+    fn a_copy_that_may_not_replace_leaves_a_file_at_its_destination_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.bin");
+        std::fs::write(&src, b"ours").unwrap();
+        let folder = dir.path().join("out");
+        std::fs::create_dir(&folder).unwrap();
+        let dest = folder.join("obj");
+        let names = || {
+            let mut names: Vec<_> = std::fs::read_dir(&folder)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        };
+        // A copy staged with a name, as where files cannot be made without one.
+        let named = || {
+            let path = numbered(&dest, 1);
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .unwrap();
+            file.write_all(b"named").unwrap();
+            Staged {
+                file,
+                path: Some(path),
+            }
+        };
+        std::fs::write(&dest, b"theirs").unwrap();
+        let unnamed = copy_file(&src, &dest, false, Publish::IfAbsent, |_, _| {});
+        let by_name = named().publish(&dest, false, Publish::IfAbsent);
+        for (way, result) in [("unnamed", unnamed.map(|_| ())), ("named", by_name)] {
+            assert!(
+                matches!(result, Err(MoveError::Occupied(_))),
+                "{way}: {result:?}"
+            );
+            assert_eq!(std::fs::read(&dest).unwrap(), b"theirs", "{way}");
+            assert_eq!(names(), ["obj"], "{way}");
+        }
+        // Where the key is free, either way puts the copy there.
+        std::fs::remove_file(&dest).unwrap();
+        copy_file(&src, &dest, true, Publish::IfAbsent, |_, _| {}).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"ours");
+        std::fs::remove_file(&dest).unwrap();
+        named().publish(&dest, true, Publish::IfAbsent).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"named");
+        assert_eq!(names(), ["obj"]);
     }
 
     #[test]
@@ -1013,7 +1114,7 @@ mod tests {
         // Another object's delete empties and removes the folders.
         std::fs::remove_dir(&folder).unwrap();
         std::fs::remove_dir(dir.path().join("d")).unwrap();
-        staged.publish(&dest, true).unwrap();
+        staged.publish(&dest, true, Publish::Replace).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"bytes");
     }
 
@@ -1024,8 +1125,15 @@ mod tests {
         std::fs::write(&src, vec![1u8; 2 * CHUNK + 5]).unwrap();
         for claimed in [2 * CHUNK as u64, 3 * CHUNK as u64, 100] {
             let dest = dir.path().join(format!("dest-{claimed}"));
-            let err =
-                copy(File::open(&src).unwrap(), claimed, &dest, false, |_, _| {}).unwrap_err();
+            let err = copy(
+                File::open(&src).unwrap(),
+                claimed,
+                &dest,
+                false,
+                Publish::Replace,
+                |_, _| {},
+            )
+            .unwrap_err();
             assert!(
                 matches!(err, MoveError::SourceChanged(_)),
                 "{claimed}: {err}"
@@ -1052,7 +1160,7 @@ mod tests {
                 .unwrap();
             let dest = dir.path().join(name);
             let mut changed = false;
-            let err = copy_file(&src, &dest, false, |_, _| {
+            let err = copy_file(&src, &dest, false, Publish::Replace, |_, _| {
                 if std::mem::replace(&mut changed, true) {
                     return;
                 }
@@ -1072,10 +1180,24 @@ mod tests {
         }
         // Unchanged, it copies; missing or a folder, it is not found.
         std::fs::write(&src, b"steady").unwrap();
-        let out = copy_file(&src, &dir.path().join("steady"), false, |_, _| {}).unwrap();
+        let out = copy_file(
+            &src,
+            &dir.path().join("steady"),
+            false,
+            Publish::Replace,
+            |_, _| {},
+        )
+        .unwrap();
         assert_eq!(out.copied.sha256, sha(b"steady"));
         for missing in [dir.path().join("ghost"), dir.path().to_owned()] {
-            let err = copy_file(&missing, &dir.path().join("x"), false, |_, _| {}).unwrap_err();
+            let err = copy_file(
+                &missing,
+                &dir.path().join("x"),
+                false,
+                Publish::Replace,
+                |_, _| {},
+            )
+            .unwrap_err();
             assert!(matches!(err, MoveError::NotFound(_)), "{err}");
         }
     }

@@ -21,7 +21,7 @@ use crate::{
     durable::Syncs,
     fault,
     protocol::{self, Arrival, LedgerRow, OrphanRow, Resume, Sweep, VerifyError},
-    transfer::{self, Digest256, MoveError},
+    transfer::{self, Digest256, MoveError, Publish},
     uploads,
 };
 
@@ -114,21 +114,35 @@ impl From<anyhow::Error> for StepError {
 
 /// What a job's destination key holds, before the job starts.
 enum Destination {
-    /// Nothing, or what the job may write over.
-    Free,
+    /// Nothing: the copy is put there only if that is still so.
+    Empty,
+    /// What the job may write over: an orphan copy of the mover's own, the
+    /// source's very bytes.
+    Replaceable,
     /// Another object: which.
     Occupied(String),
     /// A HEAD of the key was refused for good: nothing can be known.
     Unknown(MoveError),
 }
 
-/// Whether a job's ledger row already says COPYING for its next attempt.
+/// How a job's next copy attempt begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ledger {
-    /// Accepting the job wrote it (a first attempt).
-    CopyingRecorded,
-    /// The attempt writes it first (a retry, a resume).
-    Record,
+struct NextAttempt {
+    /// Accepting the job wrote the attempt's COPYING to the ledger already
+    /// (a first attempt); otherwise the attempt writes it (a retry, a resume).
+    copying_recorded: bool,
+    /// Over what the attempt's copy may be written.
+    publish: Publish,
+}
+
+impl NextAttempt {
+    /// An attempt after a discard of the destination that left it so.
+    fn after_discard(publish: Publish) -> Self {
+        NextAttempt {
+            copying_recorded: false,
+            publish,
+        }
+    }
 }
 
 fn job_of(row: &LedgerRow) -> MigrationJob {
@@ -242,18 +256,22 @@ impl Mover {
             .destination(&job, register_size, catalog.as_ref())
             .await?
         {
-            Destination::Free => None,
+            Destination::Empty => Ok(Publish::IfAbsent),
+            Destination::Replaceable => Ok(Publish::Replace),
             Destination::Occupied(message) => {
                 metrics::counter!("strata_mover_occupied_total").increment(1);
-                Some(("occupied", message))
+                Err(("occupied", message))
             }
-            Destination::Unknown(e) => Some((e.class(), e.to_string())),
+            Destination::Unknown(e) => Err((e.class(), e.to_string())),
         };
-        if let Some((class, message)) = refusal {
-            return self
-                .reject(&job, class, &message, catalog.as_ref(), started)
-                .await;
-        }
+        let publish = match refusal {
+            Ok(publish) => publish,
+            Err((class, message)) => {
+                return self
+                    .reject(&job, class, &message, catalog.as_ref(), started)
+                    .await;
+            }
+        };
         // The ledger row says COPYING at attempt 1 from here on.
         self.db.accept(&job, register_size).await?;
         fault::point("accepted");
@@ -262,8 +280,11 @@ impl Mover {
         })?;
         // A registered object has no checksum yet; a known one keeps its own.
         let catalog_sha = catalog.and_then(|c| c.sha256);
-        self.execute(&job, 0, catalog_sha, Ledger::CopyingRecorded, started)
-            .await
+        let first = NextAttempt {
+            copying_recorded: true,
+            publish,
+        };
+        self.execute(&job, 0, catalog_sha, first, started).await
     }
 
     /// Whether a job may write at its destination key: over nothing, over
@@ -285,7 +306,7 @@ impl Mover {
         let dst = self.tier(&job.to_tier)?;
         let found = match transfer::head(dst, &job.object_key).await {
             Ok(found) => found,
-            Err(MoveError::NotFound(_)) => return Ok(Destination::Free),
+            Err(MoveError::NotFound(_)) => return Ok(Destination::Empty),
             Err(e) if e.is_retryable() => {
                 return Err(anyhow::Error::new(e).context("head destination"));
             }
@@ -295,13 +316,13 @@ impl Mover {
         };
         let orphan = self.db.orphan(&job.object_key, &job.to_tier).await?;
         if protocol::may_write(protocol::identity(&found), orphan.as_ref()) {
-            return Ok(Destination::Free);
+            return Ok(Destination::Replaceable);
         }
         let size = register_size.or(catalog.map(|c| c.size));
         let catalog_sha = catalog.and_then(|c| c.sha256.as_deref());
         if size == Some(found.size) && self.same_bytes(job, catalog_sha).await? {
             tracing::info!(job_key = %job.job_key, object_key = %job.object_key, tier = %job.to_tier, "the destination already holds this object's bytes");
-            return Ok(Destination::Free);
+            return Ok(Destination::Replaceable);
         }
         Ok(Destination::Occupied(format!(
             "{} already holds another object ({} bytes, modified {}); \
@@ -310,6 +331,32 @@ impl Mover {
             found.size,
             found.last_modified.to_rfc3339(),
         )))
+    }
+
+    /// How the next attempt of a job whose create-only write found its key
+    /// taken may write there, or `None` if another object holds it. What
+    /// the key holds may be the job's own: the write of a process killed
+    /// during its copy lands after the restarted job discarded the key (a
+    /// store finishes a request it has whole), and a write the store's
+    /// client sent again after its answer was lost finds the first. Those
+    /// hold the source's bytes, which [`Mover::destination`] tells, as it
+    /// does before a job starts. A look that fails counts as another
+    /// object: the job then fails with everything kept, to be tried again
+    /// later.
+    async fn write_again(&self, job: &MigrationJob) -> anyhow::Result<Option<Publish>> {
+        let catalog = self.db.catalog(&job.object_key).await?;
+        let found = match self.destination(job, None, catalog.as_ref()).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(job_key = %job.job_key, error = format!("{e:#}"), "could not look at a taken destination key");
+                return Ok(None);
+            }
+        };
+        Ok(match found {
+            Destination::Empty => Some(Publish::IfAbsent),
+            Destination::Replaceable => Some(Publish::Replace),
+            Destination::Occupied(_) | Destination::Unknown(_) => None,
+        })
     }
 
     /// Whether `job`'s destination key holds the bytes its source holds,
@@ -404,13 +451,13 @@ impl Mover {
         let started = Instant::now();
         match protocol::resume_from(row.state) {
             Resume::DiscardAndCopy => {
-                self.discard_destination(&job).await?;
+                let next = NextAttempt::after_discard(self.discard_destination(&job).await?);
                 let catalog_sha = self
                     .db
                     .catalog(&job.object_key)
                     .await?
                     .and_then(|c| c.sha256);
-                self.execute(&job, row.attempt, catalog_sha, Ledger::Record, started)
+                self.execute(&job, row.attempt, catalog_sha, next, started)
                     .await
             }
             Resume::DeleteSource => {
@@ -429,16 +476,16 @@ impl Mover {
 
     /// Copy and verify with retries, then switch, delete and complete.
     /// `catalog_sha` is the catalog's checksum of the object, when it has one;
-    /// `ledger` says whether the first attempt's COPYING is written already.
+    /// `next` says how the first attempt begins.
     async fn execute(
         &self,
         job: &MigrationJob,
         attempts_before: u32,
         catalog_sha: Option<String>,
-        ledger: Ledger,
+        next: NextAttempt,
         started: Instant,
     ) -> anyhow::Result<Outcome> {
-        self.attempts(job, attempts_before, catalog_sha, ledger, started, None)
+        self.attempts(job, attempts_before, catalog_sha, next, started, None)
             .await
     }
 
@@ -453,15 +500,10 @@ impl Mover {
         catalog_sha: Option<String>,
         started: Instant,
     ) -> anyhow::Result<Outcome> {
-        self.attempts(
-            job,
-            attempt,
-            catalog_sha,
-            Ledger::Record,
-            started,
-            Some(error),
-        )
-        .await
+        // The failed attempt's copy is discarded first, which sets `next`.
+        let next = NextAttempt::after_discard(Publish::IfAbsent);
+        self.attempts(job, attempt, catalog_sha, next, started, Some(error))
+            .await
     }
 
     /// The attempts of [`Mover::execute`]; `failed` is an attempt already
@@ -471,7 +513,7 @@ impl Mover {
         job: &MigrationJob,
         attempts_before: u32,
         catalog_sha: Option<String>,
-        mut ledger: Ledger,
+        mut next: NextAttempt,
         started: Instant,
         mut failed: Option<MoveError>,
     ) -> anyhow::Result<Outcome> {
@@ -490,7 +532,7 @@ impl Mover {
                 None => {
                     attempt += 1;
                     match self
-                        .copy_and_verify(job, attempt, catalog_sha.as_deref(), ledger, started)
+                        .copy_and_verify(job, attempt, catalog_sha.as_deref(), next, started)
                         .await
                     {
                         Ok(verified) => break verified,
@@ -503,13 +545,30 @@ impl Mover {
                 MoveError::Archived(message) => self.restore_archived(job, message).await,
                 other => other,
             };
-            ledger = Ledger::Record;
-            self.discard_destination(job).await?;
-            let next = delays.next().filter(|delay| {
-                error.is_retryable()
-                    && retrying_since.elapsed() + *delay <= self.settings.max_retry_elapsed
+            let mut retryable = error.is_retryable();
+            if let MoveError::Occupied(_) = error {
+                // Nothing is discarded: what the key holds is not the
+                // attempt's. Only the upload the job recorded is let go
+                // (another writer may have uploads or staged files of the
+                // key open).
+                let dst = self.tier(&job.to_tier)?;
+                if dst.multipart.is_some() {
+                    self.abort_uploads(job, dst, false).await?;
+                }
+                let Some(publish) = self.write_again(job).await? else {
+                    // Another object: it stays.
+                    metrics::counter!("strata_mover_occupied_total").increment(1);
+                    return self.fail(job, attempt, &error, started).await;
+                };
+                next = NextAttempt::after_discard(publish);
+                retryable = true;
+            } else {
+                next = NextAttempt::after_discard(self.discard_destination(job).await?);
+            }
+            let delay = delays.next().filter(|delay| {
+                retryable && retrying_since.elapsed() + *delay <= self.settings.max_retry_elapsed
             });
-            match next {
+            match delay {
                 Some(delay) => {
                     tracing::warn!(job_key = %job.job_key, attempt, error = %error, ?delay, "copy failed, retrying");
                     metrics::counter!("strata_mover_retries_total", "class" => error.class())
@@ -562,11 +621,11 @@ impl Mover {
         job: &MigrationJob,
         attempt: u32,
         catalog_sha: Option<&str>,
-        ledger: Ledger,
+        next: NextAttempt,
         started: Instant,
     ) -> Result<(Digest256, Queued<()>), StepError> {
         let (src, dst) = (self.tier(&job.from_tier)?, self.tier(&job.to_tier)?);
-        if ledger == Ledger::Record {
+        if !next.copying_recorded {
             self.db
                 .set_state(&job.job_key, State::Copying, attempt, None)
                 .await?;
@@ -597,6 +656,7 @@ impl Mover {
             parts_in_flight: self.settings.parts_in_flight,
             dest_sync: self.syncs.of(&job.to_tier),
             record_upload: Some(&record_upload),
+            publish: next.publish,
         };
         let copy = transfer::copy(src, dst, &job.object_key, plan, |done| {
             fault::point("mid-copy");
@@ -883,25 +943,32 @@ impl Mover {
 
     /// Removes a destination copy that never became the catalog's, unless
     /// the catalog names that tier (then it is the live copy: keep it).
-    async fn discard_destination(&self, job: &MigrationJob) -> anyhow::Result<()> {
+    /// Answers how the next copy may be put at the key: only if it is
+    /// empty, once the copy is deleted; over what is left there otherwise
+    /// (the live copy, an orphan of the job's own on record).
+    async fn discard_destination(&self, job: &MigrationJob) -> anyhow::Result<Publish> {
         let catalog = self.db.catalog(&job.object_key).await?;
         if catalog.is_some_and(|c| c.tier == job.to_tier) {
-            return Ok(());
+            return Ok(Publish::Replace);
         }
         let dst = self.tier(&job.to_tier)?;
-        match transfer::delete(dst, &job.object_key).await {
-            Ok(()) => {}
+        let left = match transfer::delete(dst, &job.object_key).await {
+            Ok(()) => Publish::IfAbsent,
             // Waiting would hold the job and its object for as long as the
             // store refuses (no delete permission, an immutability policy):
             // the copy, never the catalog's, goes on record to be deleted
             // once allowed.
             Err(refusal) if !refusal.is_retryable() => {
-                self.leave_discarded(job, dst, &refusal).await?;
+                if self.leave_discarded(job, dst, &refusal).await? {
+                    Publish::Replace
+                } else {
+                    Publish::IfAbsent
+                }
             }
             Err(e) => return Err(anyhow::Error::new(e).context("discard destination copy")),
-        }
+        };
         if dst.multipart.is_some() {
-            self.abort_uploads(job, dst).await?;
+            self.abort_uploads(job, dst, true).await?;
         }
         let staged = transfer::remove_staged(dst, &job.object_key)
             .await
@@ -910,19 +977,24 @@ impl Mover {
         if staged > 0 {
             tracing::info!(job_key = %job.job_key, staged, "removed interrupted upload");
         }
-        Ok(())
+        Ok(left)
     }
 
     /// Aborts the multipart uploads a job may have left open on `dst`, best
     /// effort and once: a store that will not abort (no AbortMultipartUpload
-    /// permission) leaves them to its lifecycle rule. On S3 every upload
-    /// open for the key, whether its id reached the ledger or not (a kill
-    /// -9 during the create request); elsewhere, and when S3 will not list
-    /// them, the one the ledger recorded.
-    async fn abort_uploads(&self, job: &MigrationJob, dst: &TierStore) -> anyhow::Result<()> {
+    /// permission) leaves them to its lifecycle rule. With `every_one`, on
+    /// S3 every upload open for the key, whether its id reached the ledger
+    /// or not (a kill -9 during the create request); otherwise, elsewhere,
+    /// and when S3 will not list them, the one the ledger recorded.
+    async fn abort_uploads(
+        &self,
+        job: &MigrationJob,
+        dst: &TierStore,
+        every_one: bool,
+    ) -> anyhow::Result<()> {
         let recorded = self.db.upload_of(&job.job_key).await?;
         let listed = match &dst.s3 {
-            Some(s3) => {
+            Some(s3) if every_one => {
                 let location = dst.location(&job.object_key)?;
                 match uploads::open(dst, s3, &location).await {
                     Ok(ids) => Some(ids),
@@ -932,7 +1004,7 @@ impl Mover {
                     }
                 }
             }
-            None => None,
+            _ => None,
         };
         // The recorded one too: a listing of over a thousand uploads of
         // one key could leave it out.
@@ -957,17 +1029,17 @@ impl Mover {
     }
 
     /// Records a destination copy its store refused to delete for good as
-    /// an orphan (unless it is gone after all): the sweep deletes it once
-    /// allowed, and keeps it if the catalog comes to name its tier or
-    /// another object is written at its key.
+    /// an orphan (unless it is gone after all: `false`): the sweep deletes
+    /// it once allowed, and keeps it if the catalog comes to name its tier
+    /// or another object is written at its key.
     async fn leave_discarded(
         &self,
         job: &MigrationJob,
         dst: &TierStore,
         refusal: &MoveError,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<bool> {
         let Some(left) = copy_left(dst, &job.object_key).await? else {
-            return Ok(());
+            return Ok(false);
         };
         let retry_at = time::now_millis() + millis(protocol::orphan_retry_delay(1));
         self.db
@@ -982,7 +1054,7 @@ impl Mover {
             .await?;
         self.count_orphans().await;
         tracing::warn!(job_key = %job.job_key, object_key = %job.object_key, tier = %job.to_tier, error = %refusal, "discarded copy left as an orphan");
-        Ok(())
+        Ok(true)
     }
 
     async fn fail(

@@ -1,5 +1,7 @@
 //! Requests the mover makes itself where object_store has no call (S3
-//! `RestoreObject` and `ListMultipartUploads`, Azure Set Blob Tier). They
+//! `RestoreObject` and `ListMultipartUploads`, Azure Set Blob Tier) or
+//! none with a condition (S3 `CompleteMultipartUpload` and Azure Put Block
+//! List with `If-None-Match: *`). They
 //! are addressed as the stores' own requests are, through their presigners
 //! (whose query is replaced), and signed by object_store's own authorizers.
 
@@ -8,11 +10,12 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use object_store::{
     aws::AwsAuthorizer,
+    azure::AzureAuthorizer,
     client::{HttpClient, HttpRequest},
     path::Path,
     signer::Signer,
 };
-use strata_runtime::tiers::{S3Tier, TierStore};
+use strata_runtime::tiers::{AzureTier, S3Tier, TierStore};
 
 use crate::transfer::MoveError;
 
@@ -79,6 +82,34 @@ pub(crate) async fn send_s3(
         .try_authorize(&mut request, None)
         .map_err(|e| failed(what, &url, &e))?;
     send(tier, &s3.client, what, request).await
+}
+
+/// Dates `request` and names the REST version it speaks, signs it with the
+/// Azure tier's credentials and sends it.
+pub(crate) async fn send_azure(
+    tier: &TierStore,
+    azure: &AzureTier,
+    what: &str,
+    mut request: HttpRequest,
+) -> Result<(StatusCode, String), MoveError> {
+    let url = request.uri().to_string();
+    let date = chrono::Utc::now()
+        .format("%a, %d %h %Y %H:%M:%S GMT")
+        .to_string();
+    let headers = request.headers_mut();
+    headers.insert("x-ms-version", http::HeaderValue::from_static("2023-11-03"));
+    let date = http::HeaderValue::try_from(date).map_err(|e| failed(what, &url, &e))?;
+    headers.insert("x-ms-date", date);
+    let credential = azure
+        .store
+        .credentials()
+        .get_credential()
+        .await
+        .map_err(|e| failed(what, &url, &e))?;
+    AzureAuthorizer::new(&credential, &azure.account)
+        .try_authorize(&mut request)
+        .map_err(|e| failed(what, &url, &e))?;
+    send(tier, &azure.client, what, request).await
 }
 
 /// An answer that is not a success: retried when the store may answer

@@ -13,14 +13,14 @@ use std::{
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
 use object_store::{
-    GetResult, GetResultPayload, MultipartId, MultipartUpload, ObjectMeta, ObjectStoreExt,
+    GetResult, GetResultPayload, MultipartId, MultipartUpload, ObjectMeta, ObjectStoreExt, PutMode,
     PutMultipartOptions, PutOptions, PutPayload, PutResult, UploadPart, WriteMultipart,
     multipart::PartId, path::Path,
 };
 use sha2::{Digest, Sha256};
-use strata_runtime::tiers::{Multipart, TierStore};
+use strata_runtime::tiers::{AzureTier, Multipart, S3Tier, TierStore};
 
-use crate::{durable::GroupSync, local, protocol};
+use crate::{durable::GroupSync, local, protocol, uploads};
 
 /// Why a step failed, classed for the retry policy.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -46,6 +46,11 @@ pub enum MoveError {
     /// The destination did not read back as copied: retried.
     #[error("verify mismatch: {0}")]
     VerifyMismatch(String),
+    /// Another object took the destination key after the job looked at it
+    /// (a create-only write found it there): permanent, and what is there
+    /// is not the job's to discard.
+    #[error("{0}")]
+    Occupied(String),
     /// Network, throttling, a store hiccup: retried with backoff.
     #[error("{0}")]
     Transient(String),
@@ -61,6 +66,7 @@ impl MoveError {
             MoveError::Restoring(_) => "restoring",
             MoveError::SourceChanged(_) => "source_changed",
             MoveError::VerifyMismatch(_) => "verify_mismatch",
+            MoveError::Occupied(_) => "occupied",
             MoveError::Transient(_) => "transient",
         }
     }
@@ -113,6 +119,11 @@ impl MoveError {
         }
         match e {
             E::NotFound { .. } => MoveError::NotFound(message),
+            // Only a create-only write ([`Publish::IfAbsent`]) answers so.
+            E::AlreadyExists { .. } => MoveError::Occupied(format!(
+                "{message}: another object was written at the key while the job ran; \
+                 a move never overwrites one"
+            )),
             E::PermissionDenied { .. }
             | E::Unauthenticated { .. }
             | E::InvalidPath { .. }
@@ -279,6 +290,19 @@ impl Unsynced {
 /// answers once the id is recorded.
 pub type RecordUpload<'a> = &'a (dyn Fn(String) -> BoxFuture<'static, anyhow::Result<()>> + Sync);
 
+/// Whether a copy may take the place of what its destination key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publish {
+    /// The key held nothing when the job looked: the copy is written only
+    /// if it still holds nothing (`If-None-Match: *`, a link that does not
+    /// replace), else the copy fails [`MoveError::Occupied`], on a tier
+    /// whose store can write so ([`TierStore::conditional_put`]).
+    IfAbsent,
+    /// The key holds a copy of the job's own (an orphan on record, an
+    /// earlier attempt's) or the source's very bytes: written over.
+    Replace,
+}
+
 /// How a copy writes.
 #[derive(Clone, Copy)]
 pub struct CopyPlan<'a> {
@@ -292,6 +316,8 @@ pub struct CopyPlan<'a> {
     /// Where a multipart upload's id goes, on a tier whose multipart API
     /// the mover uses ([`TierStore::multipart`]).
     pub record_upload: Option<RecordUpload<'a>>,
+    /// Over what the copy may be written.
+    pub publish: Publish,
 }
 
 /// Parts a multipart upload may have: S3's and GCS's limit (Azure allows
@@ -327,7 +353,9 @@ pub async fn copy(
         parts_in_flight: max_parts_in_flight,
         dest_sync,
         record_upload,
+        publish,
     } = plan;
+    let if_absent = publish == Publish::IfAbsent && dst.conditional_put;
     let permanent = |e: anyhow::Error| MoveError::Permanent(format!("{e:#}"));
     let from = location(src, key)?;
     let to = location(dst, key)?;
@@ -339,7 +367,7 @@ pub async fn copy(
         let source = src_local.file_of(&from).map_err(permanent)?;
         let dest = dst_local.file_of(&to).map_err(permanent)?;
         let fsync_each = dst_local.fsync && dest_sync.is_none();
-        let copied = copy_files(src, dst, source, dest, fsync_each, on_progress).await?;
+        let copied = copy_files(src, dst, source, dest, fsync_each, publish, on_progress).await?;
         // Only tiers that fsync have a group sync (`durable::Syncs`).
         return Ok(Unsynced {
             copied: Copied {
@@ -370,19 +398,43 @@ pub async fn copy(
         dst.limits.bytes(done as usize).await;
         let opts = PutOptions {
             attributes: dst.attributes.clone(),
+            mode: if if_absent {
+                PutMode::Create
+            } else {
+                PutMode::Overwrite
+            },
             ..PutOptions::default()
         };
-        dst.store
+        match dst
+            .store
             .put_opts(&to, payload, opts)
             .await
-            .map_err(put_failed)?;
+            .map_err(put_failed)
+        {
+            Ok(_) => {}
+            // On a file tier the key may be taken by a folder.
+            Err(MoveError::Occupied(_)) if let Some(local) = &dst.local => {
+                return Err(local
+                    .file_of(&to)
+                    .map_or_else(permanent, |f| local::taken(&f)));
+            }
+            Err(e) => return Err(e),
+        }
         on_progress(done);
     } else {
         dst.limits.op().await;
-        let upload: Box<dyn MultipartUpload> = match (&dst.multipart, record_upload) {
-            (Some(multipart), Some(record)) => {
-                Box::new(KnownUpload::start(multipart, dst, &to, record, put_failed).await?)
+        // Completions made create-only are the mover's own requests (S3's
+        // and Azure's): object_store's send no condition.
+        let upload: Box<dyn MultipartUpload> = match (&dst.multipart, record_upload, &dst.azure) {
+            (Some(multipart), Some(record), _) => {
+                let mut upload =
+                    KnownUpload::start(multipart, dst, &to, record, put_failed).await?;
+                if let Some(s3) = dst.s3.as_ref().filter(|_| if_absent) {
+                    upload.if_absent = Some(IfAbsent::S3(dst.clone(), s3.clone()));
+                }
+                Box::new(upload)
             }
+            (None, _, Some(azure)) if if_absent => Box::new(KnownUpload::blocks(dst, azure, &to)),
             _ => dst
                 .store
                 .put_multipart_opts(&to, multipart_options(dst))
@@ -466,9 +518,20 @@ fn multipart_options(tier: &TierStore) -> PutMultipartOptions {
     }
 }
 
-/// An upload through a store's multipart API under an id the mover knows
-/// (recorded before the first part), driven by [`WriteMultipart`] like any
-/// other upload.
+/// The tier of an upload whose completion must find its key empty, which
+/// the mover sends itself with `If-None-Match: *` ([`crate::uploads`]).
+#[derive(Debug)]
+enum IfAbsent {
+    /// `CompleteMultipartUpload`.
+    S3(TierStore, S3Tier),
+    /// Put Block List.
+    Azure(TierStore, AzureTier),
+}
+
+/// An upload through a store's multipart API that the mover drives itself,
+/// through [`WriteMultipart`] like any other upload: under an id recorded
+/// before the first part (S3, `memory://`), or Azure's blocks, which have
+/// none, to be completed only where the key is empty.
 #[derive(Debug)]
 struct KnownUpload {
     store: Multipart,
@@ -476,6 +539,14 @@ struct KnownUpload {
     id: MultipartId,
     /// One entry per part sent, filled as each is acknowledged.
     parts: Arc<Mutex<Vec<Option<PartId>>>>,
+    /// Set when the completion must find the key empty.
+    if_absent: Option<IfAbsent>,
+    /// The completion found another object at the key. The abort that
+    /// [`WriteMultipart`] then makes is left to the job's end
+    /// (`Mover::abort_uploads`), so that its failure cannot hide that
+    /// answer: a job that took it for a failed copy would discard the copy,
+    /// which is the other object.
+    taken: bool,
 }
 
 impl KnownUpload {
@@ -501,7 +572,23 @@ impl KnownUpload {
             location: location.clone(),
             id,
             parts: Arc::default(),
+            if_absent: None,
+            taken: false,
         })
+    }
+
+    /// An upload of blocks to the Azure tier `tier`, committed only if the
+    /// key is empty then. Azure's blocks need no upload to be created, nor
+    /// aborted (the store discards uncommitted blocks), so it has no id.
+    fn blocks(tier: &TierStore, azure: &AzureTier, location: &Path) -> Self {
+        Self {
+            store: Multipart(azure.store.clone()),
+            location: location.clone(),
+            id: MultipartId::new(),
+            parts: Arc::default(),
+            if_absent: Some(IfAbsent::Azure(tier.clone(), azure.clone())),
+            taken: false,
+        }
     }
 
     fn parts(&self) -> MutexGuard<'_, Vec<Option<PartId>>> {
@@ -533,6 +620,19 @@ impl MultipartUpload for KnownUpload {
             store: "mover",
             source: "a part of the upload was never acknowledged".into(),
         })?;
+        if let Some(if_absent) = &self.if_absent {
+            let location = &self.location;
+            let completed = match if_absent {
+                IfAbsent::S3(tier, s3) => {
+                    uploads::complete_if_absent(tier, s3, location, &self.id, parts).await
+                }
+                IfAbsent::Azure(tier, azure) => {
+                    uploads::commit_if_absent(tier, azure, location, &parts).await
+                }
+            };
+            self.taken = matches!(completed, Err(object_store::Error::AlreadyExists { .. }));
+            return completed;
+        }
         self.store
             .0
             .complete_multipart(&self.location, &self.id, parts)
@@ -540,6 +640,9 @@ impl MultipartUpload for KnownUpload {
     }
 
     async fn abort(&mut self) -> object_store::Result<()> {
+        if self.taken {
+            return Ok(());
+        }
         self.store.0.abort_multipart(&self.location, &self.id).await
     }
 }
@@ -569,6 +672,7 @@ async fn copy_files(
     source: PathBuf,
     dest: PathBuf,
     fsync: bool,
+    publish: Publish,
     mut on_progress: impl FnMut(u64),
 ) -> Result<crate::local::Copied, MoveError> {
     let limits = [src.limits.clone(), dst.limits.clone()];
@@ -576,7 +680,7 @@ async fn copy_files(
     let runtime = tokio::runtime::Handle::current();
     dst.limits.op().await;
     let mut task = tokio::task::spawn_blocking(move || {
-        crate::local::copy_file(&source, &dest, fsync, |done, chunk| {
+        crate::local::copy_file(&source, &dest, fsync, publish, |done, chunk| {
             for limit in limits.iter().filter(|l| !l.is_unlimited()) {
                 runtime.block_on(limit.bytes(chunk));
             }

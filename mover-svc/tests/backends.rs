@@ -58,6 +58,10 @@ enum Fault {
     SlowWrites,
     /// Reads and HEADs are denied: credentials that may write but not read.
     DenyReads,
+    /// The first GET (not HEAD) is followed at once by a write at
+    /// [`Faulty::race_to`]: an application writing at the destination key
+    /// while the copy runs.
+    WrittenAtDestination,
 }
 
 /// Writes in progress, and the most seen at once.
@@ -84,6 +88,8 @@ struct Faulty {
     fired: AtomicBool,
     refusing: Arc<AtomicBool>,
     writes: Arc<Gauge>,
+    /// Where [`Fault::WrittenAtDestination`] writes, and what.
+    race_to: Option<(Arc<dyn ObjectStore>, Path, Bytes)>,
 }
 
 impl fmt::Display for Faulty {
@@ -145,7 +151,15 @@ impl ObjectStore for Faulty {
                     .await?;
                 Ok(reading)
             }
+            Fault::WrittenAtDestination
+                if !options.head && !self.fired.swap(true, Ordering::SeqCst) =>
+            {
+                let (store, at, bytes) = self.race_to.as_ref().expect("race_to set");
+                store.put(at, PutPayload::from(bytes.clone())).await?;
+                self.inner.get_opts(location, options).await
+            }
             Fault::ChangeOnFirstRead
+            | Fault::WrittenAtDestination
             | Fault::RefuseDeletes
             | Fault::SlowFailingWrites
             | Fault::SlowWrites => self.inner.get_opts(location, options).await,
@@ -348,6 +362,7 @@ impl Faulty {
             fired: AtomicBool::new(false),
             refusing: Arc::new(AtomicBool::new(true)),
             writes: Arc::default(),
+            race_to: None,
         }
     }
 }
@@ -355,6 +370,23 @@ impl Faulty {
 /// A store over `inner` that misbehaves as `fault` says.
 fn faulty(inner: Arc<dyn ObjectStore>, fault: Fault) -> Arc<dyn ObjectStore> {
     Arc::new(Faulty::new(inner, fault))
+}
+
+/// What [`Fault::WrittenAtDestination`] writes.
+const WRITTEN_MID_COPY: &[u8] = b"an application's object, written mid-copy";
+
+/// `src`'s store, whose first GET is followed at once by `bytes` written
+/// at `key` on `dst` ([`Fault::WrittenAtDestination`]).
+fn racing_writer(
+    src: &TierStore,
+    dst: &TierStore,
+    key: &str,
+    bytes: &[u8],
+) -> Arc<dyn ObjectStore> {
+    let mut store = Faulty::new(src.store.clone(), Fault::WrittenAtDestination);
+    let at = dst.location(key).unwrap();
+    store.race_to = Some((dst.store.clone(), at, Bytes::copy_from_slice(bytes)));
+    Arc::new(store)
 }
 
 /// A store over `inner` whose writes are slow, and the gauge of them.
@@ -634,6 +666,7 @@ async fn the_protocol_holds_on_every_backend() {
         );
 
         a_move_never_writes_over_another_object(&b).await;
+        a_key_taken_during_the_copy_is_left_to_its_writer(&b).await;
         refused_deletes_leave_a_recorded_orphan(&b).await;
         refused_discards_leave_a_recorded_orphan(&b).await;
     }
@@ -750,6 +783,67 @@ async fn a_move_never_writes_over_another_object(b: &Backend) {
             "{name} {key}"
         );
         assert_eq!(read(&b.dst, key).await.is_none(), moves, "{name} {key}");
+    }
+}
+
+/// An object written at the destination key after the job looked at it
+/// (here, as the copy begins to read its source) is not written over: the
+/// copy is put at the key only if it is still empty, so the job FAILS
+/// `occupied`, at once, and both objects stay where they were written.
+/// Multipart copies too where the mover completes the upload itself (S3,
+/// Azure), an S3 upload then aborted. The source's own bytes written there
+/// (as a write of a killed mover, landing late, leaves them) are written
+/// over: the job completes, its upload not left open.
+async fn a_key_taken_during_the_copy_is_left_to_its_writer(b: &Backend) {
+    let name = b.name;
+    let mut cases = vec![("c/taken-mid-copy", 70_000)];
+    if b.dst.s3.is_some() || b.dst.azure.is_some() {
+        // Two parts of 5 MiB at most.
+        cases.push(("c/taken-mid-upload", 6 << 20));
+    }
+    for &(key, size) in &cases {
+        let ours = vec![7u8; size];
+        put(&b.src, key, &ours).await;
+        let writer = racing_writer(&b.src, &b.dst, key, WRITTEN_MID_COPY);
+        let s = mover(&b.src, &b.dst, None, Some(writer));
+        run(&s, job(key)).await;
+        let row = ledger(&s, key).await;
+        let class = row.error.as_ref().map(|e| e.0.as_str());
+        let failed = (State::Failed, Some("occupied"));
+        assert_eq!((row.state, class), failed, "{name} {key}: {row:?}");
+        assert_eq!(row.attempt, 1, "{name} {key}: not retried");
+        assert_eq!(
+            read(&b.dst, key).await.as_deref(),
+            Some(WRITTEN_MID_COPY),
+            "{name} {key}"
+        );
+        assert_eq!(read(&b.src, key).await, Some(ours), "{name} {key}");
+        let catalog = s.mover.db.catalog(key).await.unwrap();
+        assert!(catalog.is_none_or(|c| c.tier == "src"), "{name} {key}");
+        no_open_upload(&b.dst, key).await;
+    }
+    for (key, size) in cases {
+        let key = format!("{key}-late");
+        let ours = vec![9u8; size];
+        put(&b.src, &key, &ours).await;
+        let writer = racing_writer(&b.src, &b.dst, &key, &ours);
+        let s = mover(&b.src, &b.dst, None, Some(writer));
+        run(&s, job(&key)).await;
+        let row = ledger(&s, &key).await;
+        assert_eq!(row.state, State::Completed, "{name} {key}: {row:?}");
+        assert_eq!(row.attempt, 2, "{name} {key}: written over at once");
+        assert_eq!(read(&b.dst, &key).await, Some(ours), "{name} {key}");
+        assert_eq!(read(&b.src, &key).await, None, "{name} {key}");
+        no_open_upload(&b.dst, &key).await;
+    }
+}
+
+/// Asserts that no multipart upload of `key` is open on `tier`, if S3.
+async fn no_open_upload(tier: &TierStore, key: &str) {
+    if let Some(s3) = &tier.s3 {
+        let location = tier.location(key).unwrap();
+        let open = mover_svc::uploads::open(tier, s3, &location).await;
+        assert_eq!(open.unwrap(), Vec::<String>::new(), "{key}");
     }
 }
 

@@ -377,6 +377,10 @@ pub struct TierStore {
     /// verified by its size and by the store's own check of each request's
     /// signed SHA-256, not by reading it back.
     pub archived: bool,
+    /// The store can write an object only if its key is empty
+    /// (`If-None-Match: *`, a link on files): every store but an S3 one
+    /// whose option `conditional_put = "disabled"` says it cannot.
+    pub conditional_put: bool,
 }
 
 /// An Azure tier's store and what signing a request of one's own takes.
@@ -699,6 +703,7 @@ impl Tier {
         let mut azure = None;
         let mut local = None;
         let mut multipart = None;
+        let mut conditional_put = true;
         let (store, prefix): (Arc<dyn ObjectStore>, Path) = match url.scheme() {
             "file" => {
                 let dir = url.to_file_path().map_err(|()| {
@@ -755,6 +760,9 @@ impl Tier {
                         self.name
                     );
                 }
+                conditional_put = builder
+                    .get_config_value(&AmazonS3ConfigKey::ConditionalPut)
+                    .is_none_or(|v| v.trim() != "disabled");
                 let store = Arc::new(builder.build()?);
                 s3 = Some(S3Tier {
                     store: store.clone(),
@@ -826,6 +834,7 @@ impl Tier {
             s3,
             azure,
             archived,
+            conditional_put,
         })
     }
 }
