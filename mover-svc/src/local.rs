@@ -178,6 +178,35 @@ pub fn copy_file(
     Ok(copied)
 }
 
+/// Writes the `len` bytes that come through `chunks` (another store's
+/// object as it streams) to a file staged for `dest` ([`Staged`]), then
+/// puts it there over what `publish` allows, as [`copy`] does; `fsync`
+/// makes it survive power loss. Bytes that end short of `len` (their
+/// sender gave up) or run past it put nothing there. Blocks: run it on a
+/// blocking thread.
+pub fn write_received(
+    dest: &Path,
+    len: u64,
+    (fsync, publish): (bool, Publish),
+    mut chunks: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+) -> Result<(), MoveError> {
+    let mut staged = Staged::create(dest, fsync)?;
+    preallocate(&staged.file, len);
+    let mut received = 0u64;
+    while let Some(chunk) = chunks.blocking_recv() {
+        received += chunk.len() as u64;
+        if received > len {
+            break;
+        }
+        staged
+            .file
+            .write_all(&chunk)
+            .map_err(|e| io_error("write staged copy", e))?;
+    }
+    check_length(received, len)?;
+    staged.publish(dest, fsync, publish)
+}
+
 /// Deletes files of tiers, each given with its tier's folder `root` (a
 /// file already gone counts as deleted), then each folder above them that
 /// this leaves empty, up to `root`, which stays: what object_store's
@@ -1038,6 +1067,35 @@ mod tests {
         named().publish(&dest, true, Publish::IfAbsent).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"named");
         assert_eq!(names(), ["obj"]);
+    }
+
+    #[test]
+    fn bytes_received_are_put_at_the_key_only_whole_and_only_where_it_is_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out/obj");
+        let receive = |chunks: &[&[u8]]| {
+            let (tx, rx) = tokio::sync::mpsc::channel(chunks.len());
+            for chunk in chunks {
+                tx.try_send(bytes::Bytes::copy_from_slice(chunk)).unwrap();
+            }
+            drop(tx);
+            write_received(&dest, 4, (true, Publish::IfAbsent), rx)
+        };
+        let short = receive(&[b"abc"]);
+        assert!(
+            matches!(short, Err(MoveError::SourceChanged(_))),
+            "{short:?}"
+        );
+        let long = receive(&[b"abc", b"de"]);
+        assert!(matches!(long, Err(MoveError::SourceChanged(_))), "{long:?}");
+        let names = || std::fs::read_dir(dest.parent().unwrap()).unwrap().count();
+        assert_eq!(names(), 0);
+        receive(&[b"ab", b"cd"]).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"abcd");
+        let taken = receive(&[b"wxyz"]);
+        assert!(matches!(taken, Err(MoveError::Occupied(_))), "{taken:?}");
+        assert_eq!(std::fs::read(&dest).unwrap(), b"abcd");
+        assert_eq!(names(), 1);
     }
 
     #[test]

@@ -170,6 +170,11 @@ pub struct Digest256 {
 /// 8 KiB per blocking task, which caps local copies far below the disk.
 const LOCAL_CHUNK: usize = 1 << 20;
 
+/// Chunks of a GET queued at most for the writer of a file tier
+/// ([`local::write_received`]): 16 MiB of a local file's chunks, less of
+/// a stream's.
+const CHUNKS_QUEUED: usize = 16;
+
 /// Chunks at least this large are hashed on a blocking thread, so that
 /// hashing never stalls the async workers.
 const HASH_OFF_THREAD: usize = 256 << 10;
@@ -337,7 +342,8 @@ pub fn part_size_for(size: u64, configured: usize) -> usize {
 /// Streams `key` from `src` to `dst`, hashing as the bytes flow. Between two
 /// `file://` tiers the copy is direct ([`crate::local`]); otherwise objects
 /// up to the plan's part size are one PUT and larger ones a multipart upload
-/// with at most its parts in flight buffered. `on_progress` sees bytes done.
+/// with at most its parts in flight buffered (to a `file://` tier, a staged
+/// file written as the bytes come). `on_progress` sees bytes done.
 /// The copy is as durable as the destination tier makes its writes once
 /// [`Unsynced::synced`] returns. A missing source is [`MoveError::NotFound`],
 /// found by the GET itself: no HEAD goes before it.
@@ -421,6 +427,41 @@ pub async fn copy(
             Err(e) => return Err(e),
         }
         on_progress(done);
+    } else if let Some(dst_local) = &dst.local {
+        // Into a file tier from another store. object_store's upload would
+        // rename its file over whatever is at the key: this one is put
+        // there as `publish` allows, as a copy between file tiers is.
+        dst.limits.op().await;
+        let dest = dst_local.file_of(&to).map_err(permanent)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS_QUEUED);
+        let (size, how) = (source.size, (dst_local.fsync, publish));
+        let writer =
+            tokio::task::spawn_blocking(move || local::write_received(&dest, size, how, rx));
+        let sent: Result<Sha256, MoveError> = async {
+            let mut hasher = hasher;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(get_failed)?;
+                src.limits.bytes(chunk.len()).await;
+                dst.limits.bytes(chunk.len()).await;
+                let (h, chunk) = hash(hasher, chunk).await?;
+                hasher = h;
+                done += chunk.len() as u64;
+                if tx.send(chunk).await.is_err() {
+                    break; // The writer failed: its error says why.
+                }
+                on_progress(done);
+            }
+            Ok(hasher)
+        }
+        .await;
+        // Closed either way: the writer puts the file at the key only
+        // once it has every byte.
+        drop(tx);
+        let written = writer
+            .await
+            .map_err(|e| MoveError::Transient(format!("write task failed: {e}")))?;
+        hasher = sent?;
+        written?;
     } else {
         dst.limits.op().await;
         // Completions made create-only are the mover's own requests (S3's
