@@ -124,17 +124,33 @@ pub struct Copied {
 
 /// Copies `len` bytes of `source` (from where it is positioned) to the
 /// file `dest`, staged and put in place whole ([`Staged`]) over what
-/// `publish` allows; `fsync` makes the result survive power loss.
-/// `on_chunk` is called with the bytes done after each chunk is read and
-/// hashed (progress, rate limits); it runs on the calling thread.
+/// `publish` allows, once it has read back as copied; `fsync` makes the
+/// result survive power loss. `on_chunk` is called with the bytes done
+/// after each chunk is read and hashed (progress, rate limits); it runs on
+/// the calling thread. An error puts nothing at `dest`, but for a failure
+/// of the put itself.
 pub fn copy(
-    mut source: File,
+    source: File,
     len: u64,
     dest: &Path,
     fsync: bool,
     publish: Publish,
-    mut on_chunk: impl FnMut(u64, usize),
+    on_chunk: impl FnMut(u64, usize),
 ) -> Result<Copied, MoveError> {
+    let (staged, copied) = stage(source, len, dest, fsync, on_chunk)?;
+    staged.publish(dest, fsync, publish)?;
+    Ok(copied)
+}
+
+/// The copy of [`copy`], staged, not yet put at `dest`: checked to have
+/// read back as it was copied.
+fn stage(
+    mut source: File,
+    len: u64,
+    dest: &Path,
+    fsync: bool,
+    mut on_chunk: impl FnMut(u64, usize),
+) -> Result<(Staged, Copied), MoveError> {
     let mut staged = Staged::create(dest, fsync)?;
     preallocate(&staged.file, len);
     // On an error `staged` is dropped, and with it the partial copy.
@@ -143,15 +159,21 @@ pub fn copy(
     } else {
         copy_threaded(&mut source, len, &staged, &mut on_chunk)
     }?;
-    staged.publish(dest, fsync, publish)?;
-    Ok(copied)
+    if copied.read_back != copied.copied {
+        return Err(MoveError::VerifyMismatch(format!(
+            "{} read back as {}, copied as {}",
+            dest.display(),
+            copied.read_back.sha256,
+            copied.copied.sha256
+        )));
+    }
+    Ok((staged, copied))
 }
 
 /// Copies the file `source` like [`copy`], and fails with
-/// [`MoveError::SourceChanged`] when the file at `source` is no longer the
-/// one opened, or was modified, by the end: an application rewrote the
-/// object while it was read. (The copy is then in place at `dest`; the
-/// caller discards it, as after any failed attempt.)
+/// [`MoveError::SourceChanged`], nothing put at `dest`, when the file at
+/// `source` is no longer the one opened, or was modified, by the end of
+/// the copy: an application rewrote the object while it was read.
 pub fn copy_file(
     source: &Path,
     dest: &Path,
@@ -167,7 +189,7 @@ pub fn copy_file(
             source.display()
         )));
     }
-    let copied = copy(file, before.len(), dest, fsync, publish, on_chunk)?;
+    let (staged, copied) = stage(file, before.len(), dest, fsync, on_chunk)?;
     let after = std::fs::metadata(source).map_err(|e| io_error("stat source", e))?;
     if file_identity(&before) != file_identity(&after) {
         return Err(MoveError::SourceChanged(format!(
@@ -175,20 +197,23 @@ pub fn copy_file(
             source.display()
         )));
     }
+    staged.publish(dest, fsync, publish)?;
     Ok(copied)
 }
 
 /// Writes the `len` bytes that come through `chunks` (another store's
-/// object as it streams) to a file staged for `dest` ([`Staged`]), then
-/// puts it there over what `publish` allows, as [`copy`] does; `fsync`
-/// makes it survive power loss. Bytes that end short of `len` (their
-/// sender gave up) or run past it put nothing there. Blocks: run it on a
+/// object as it streams) to a file staged for `dest` ([`Staged`]), then,
+/// once `go` says so, puts it there over what `publish` allows, as
+/// [`copy`] does; `fsync` makes it survive power loss. Bytes that end
+/// short of `len` (their sender gave up) or run past it, or a `go` dropped
+/// unsaid (the source changed), put nothing there. Blocks: run it on a
 /// blocking thread.
 pub fn write_received(
     dest: &Path,
     len: u64,
     (fsync, publish): (bool, Publish),
     mut chunks: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    go: tokio::sync::oneshot::Receiver<()>,
 ) -> Result<(), MoveError> {
     let mut staged = Staged::create(dest, fsync)?;
     preallocate(&staged.file, len);
@@ -204,6 +229,12 @@ pub fn write_received(
             .map_err(|e| io_error("write staged copy", e))?;
     }
     check_length(received, len)?;
+    if go.blocking_recv().is_err() {
+        return Err(MoveError::Transient(format!(
+            "the copy to {} was given up",
+            dest.display()
+        )));
+    }
     staged.publish(dest, fsync, publish)
 }
 
@@ -1073,14 +1104,21 @@ mod tests {
     fn bytes_received_are_put_at_the_key_only_whole_and_only_where_it_is_free() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("out/obj");
-        let receive = |chunks: &[&[u8]]| {
+        let receive_if = |chunks: &[&[u8]], go_ahead: bool| {
             let (tx, rx) = tokio::sync::mpsc::channel(chunks.len());
             for chunk in chunks {
                 tx.try_send(bytes::Bytes::copy_from_slice(chunk)).unwrap();
             }
             drop(tx);
-            write_received(&dest, 4, (true, Publish::IfAbsent), rx)
+            let (go, went) = tokio::sync::oneshot::channel();
+            if go_ahead {
+                go.send(()).unwrap();
+            } else {
+                drop(go);
+            }
+            write_received(&dest, 4, (true, Publish::IfAbsent), rx, went)
         };
+        let receive = |chunks: &[&[u8]]| receive_if(chunks, true);
         let short = receive(&[b"abc"]);
         assert!(
             matches!(short, Err(MoveError::SourceChanged(_))),
@@ -1088,6 +1126,8 @@ mod tests {
         );
         let long = receive(&[b"abc", b"de"]);
         assert!(matches!(long, Err(MoveError::SourceChanged(_))), "{long:?}");
+        // Whole, but given up (the source changed meanwhile).
+        assert!(receive_if(&[b"ab", b"cd"], false).is_err());
         let names = || std::fs::read_dir(dest.parent().unwrap()).unwrap().count();
         assert_eq!(names(), 0);
         receive(&[b"ab", b"cd"]).unwrap();
@@ -1235,6 +1275,7 @@ mod tests {
             })
             .unwrap_err();
             assert!(matches!(err, MoveError::SourceChanged(_)), "{name}: {err}");
+            assert!(!dest.exists(), "{name}: nothing put at the key");
         }
         // Unchanged, it copies; missing or a folder, it is not found.
         std::fs::write(&src, b"steady").unwrap();

@@ -8,6 +8,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use anyhow::Context;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::FutureExt;
+use object_store::ObjectMeta;
 use strata_proto::{MigrationJob, MigrationStatus, State, codec::Encoding, pb, time};
 use strata_runtime::{
     kafka::{self, Delivery, Publisher},
@@ -97,13 +98,15 @@ pub struct UnknownTier(pub String);
 /// mover's infrastructure (SQLite, Kafka), which leaves the job in the
 /// ledger to be resumed.
 enum StepError {
-    Move(MoveError),
+    /// With the destination's ETag as the attempt's write was answered,
+    /// when its copy is at the key.
+    Move(MoveError, Option<String>),
     Infra(anyhow::Error),
 }
 
 impl From<MoveError> for StepError {
     fn from(e: MoveError) -> Self {
-        StepError::Move(e)
+        StepError::Move(e, None)
     }
 }
 impl From<anyhow::Error> for StepError {
@@ -123,6 +126,19 @@ enum Destination {
     Occupied(String),
     /// A HEAD of the key was refused for good: nothing can be known.
     Unknown(MoveError),
+}
+
+/// What a discard left at a job's destination key.
+enum Discarded {
+    /// Nothing of the job's: the next copy is put there only if the key is
+    /// still empty.
+    Emptied,
+    /// A copy of the job's own: the live copy (the catalog names the
+    /// tier), or one its store refused to delete (on record as an orphan).
+    /// The next copy is written over it.
+    Left,
+    /// Another object, written at the key while the job ran: kept. Which.
+    Other(String),
 }
 
 /// How a job's next copy attempt begins.
@@ -145,6 +161,18 @@ impl NextAttempt {
     }
 }
 
+/// Says that `dst` holds `found` at `job`'s key, another object than the
+/// one the job moves.
+fn another_object(dst: &TierStore, job: &MigrationJob, found: &ObjectMeta) -> String {
+    format!(
+        "{} already holds another object ({} bytes, modified {}); \
+         a move never overwrites one: remove or rename it before moving this object here",
+        dst.url_of(&job.object_key),
+        found.size,
+        found.last_modified.to_rfc3339(),
+    )
+}
+
 fn job_of(row: &LedgerRow) -> MigrationJob {
     MigrationJob {
         job_key: row.job_key.clone(),
@@ -160,10 +188,7 @@ fn job_of(row: &LedgerRow) -> MigrationJob {
 /// The copy of `key` a store refused to delete, as a HEAD finds it (what
 /// tells it later from an object written at the key since); `None` when it
 /// is gone after all.
-async fn copy_left(
-    tier: &TierStore,
-    key: &str,
-) -> anyhow::Result<Option<object_store::ObjectMeta>> {
+async fn copy_left(tier: &TierStore, key: &str) -> anyhow::Result<Option<ObjectMeta>> {
     match transfer::head(tier, key).await {
         Ok(left) => Ok(Some(left)),
         Err(MoveError::NotFound(_)) => Ok(None),
@@ -314,49 +339,44 @@ impl Mover {
             // there cannot be known, so it is not written over.
             Err(e) => return Ok(Destination::Unknown(e)),
         };
-        let orphan = self.db.orphan(&job.object_key, &job.to_tier).await?;
-        if protocol::may_write(protocol::identity(&found), orphan.as_ref()) {
-            return Ok(Destination::Replaceable);
-        }
         let size = register_size.or(catalog.map(|c| c.size));
         let catalog_sha = catalog.and_then(|c| c.sha256.as_deref());
-        if size == Some(found.size) && self.same_bytes(job, catalog_sha).await? {
-            tracing::info!(job_key = %job.job_key, object_key = %job.object_key, tier = %job.to_tier, "the destination already holds this object's bytes");
+        if self.nothing_to_lose(job, &found, size, catalog_sha).await? {
             return Ok(Destination::Replaceable);
         }
-        Ok(Destination::Occupied(format!(
-            "{} already holds another object ({} bytes, modified {}); \
-             a move never overwrites one: remove or rename it before moving this object here",
-            dst.url_of(&job.object_key),
-            found.size,
-            found.last_modified.to_rfc3339(),
-        )))
+        Ok(Destination::Occupied(another_object(dst, job, &found)))
     }
 
-    /// How the next attempt of a job whose create-only write found its key
-    /// taken may write there, or `None` if another object holds it. What
-    /// the key holds may be the job's own: the write of a process killed
-    /// during its copy lands after the restarted job discarded the key (a
-    /// store finishes a request it has whole), and a write the store's
-    /// client sent again after its answer was lost finds the first. Those
-    /// hold the source's bytes, which [`Mover::destination`] tells, as it
-    /// does before a job starts. A look that fails counts as another
-    /// object: the job then fails with everything kept, to be tried again
-    /// later.
-    async fn write_again(&self, job: &MigrationJob) -> anyhow::Result<Option<Publish>> {
-        let catalog = self.db.catalog(&job.object_key).await?;
-        let found = match self.destination(job, None, catalog.as_ref()).await {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::warn!(job_key = %job.job_key, error = format!("{e:#}"), "could not look at a taken destination key");
-                return Ok(None);
-            }
-        };
-        Ok(match found {
-            Destination::Empty => Some(Publish::IfAbsent),
-            Destination::Replaceable => Some(Publish::Replace),
-            Destination::Occupied(_) | Destination::Unknown(_) => None,
-        })
+    /// Ends a job whose destination key holds another object, written
+    /// there while the job ran, which it keeps: FAILED `occupied`.
+    async fn occupied(
+        &self,
+        job: &MigrationJob,
+        attempt: u32,
+        message: String,
+        started: Instant,
+    ) -> anyhow::Result<Outcome> {
+        metrics::counter!("strata_mover_occupied_total").increment(1);
+        self.fail(job, attempt, &MoveError::Occupied(message), started)
+            .await
+    }
+
+    /// Whether writing over or deleting `found`, at `job`'s destination
+    /// key, loses nothing: it is an orphan copy of the mover's own
+    /// ([`protocol::may_write`]), or an object of the source's size
+    /// (`size`) whose bytes are the source's ([`Mover::same_bytes`]).
+    async fn nothing_to_lose(
+        &self,
+        job: &MigrationJob,
+        found: &ObjectMeta,
+        size: Option<u64>,
+        catalog_sha: Option<&str>,
+    ) -> anyhow::Result<bool> {
+        let orphan = self.db.orphan(&job.object_key, &job.to_tier).await?;
+        if protocol::may_write(protocol::identity(found), orphan.as_ref()) {
+            return Ok(true);
+        }
+        Ok(size == Some(found.size) && self.same_bytes(job, catalog_sha).await?)
     }
 
     /// Whether `job`'s destination key holds the bytes its source holds,
@@ -451,7 +471,15 @@ impl Mover {
         let started = Instant::now();
         match protocol::resume_from(row.state) {
             Resume::DiscardAndCopy => {
-                let next = NextAttempt::after_discard(self.discard_destination(&job).await?);
+                let publish = match self.discard_destination(&job, None).await? {
+                    Discarded::Emptied => Publish::IfAbsent,
+                    Discarded::Left => Publish::Replace,
+                    Discarded::Other(there) => {
+                        let message = format!("{there} (written there while the job ran)");
+                        return self.occupied(&job, row.attempt, message, started).await;
+                    }
+                };
+                let next = NextAttempt::after_discard(publish);
                 let catalog_sha = self
                     .db
                     .catalog(&job.object_key)
@@ -527,8 +555,8 @@ impl Mover {
         let retrying_since = Instant::now();
         let mut attempt = attempts_before;
         let (digest, verifying) = loop {
-            let error = match failed.take() {
-                Some(error) => error,
+            let (error, written) = match failed.take() {
+                Some(error) => (error, None),
                 None => {
                     attempt += 1;
                     match self
@@ -537,7 +565,7 @@ impl Mover {
                     {
                         Ok(verified) => break verified,
                         Err(StepError::Infra(e)) => return Err(e),
-                        Err(StepError::Move(e)) => e,
+                        Err(StepError::Move(e, written)) => (e, written),
                     }
                 }
             };
@@ -545,26 +573,20 @@ impl Mover {
                 MoveError::Archived(message) => self.restore_archived(job, message).await,
                 other => other,
             };
-            let mut retryable = error.is_retryable();
-            if let MoveError::Occupied(_) = error {
-                // Nothing is discarded: what the key holds is not the
-                // attempt's. Only the upload the job recorded is let go
-                // (another writer may have uploads or staged files of the
-                // key open).
-                let dst = self.tier(&job.to_tier)?;
-                if dst.multipart.is_some() {
-                    self.abort_uploads(job, dst, false).await?;
+            next = match self.discard_destination(job, written.as_deref()).await? {
+                Discarded::Emptied => NextAttempt::after_discard(Publish::IfAbsent),
+                Discarded::Left => NextAttempt::after_discard(Publish::Replace),
+                Discarded::Other(there) => {
+                    let message = match &error {
+                        MoveError::Occupied(_) => there,
+                        other => format!("{there} (written there while the job ran; {other})"),
+                    };
+                    return self.occupied(job, attempt, message, started).await;
                 }
-                let Some(publish) = self.write_again(job).await? else {
-                    // Another object: it stays.
-                    metrics::counter!("strata_mover_occupied_total").increment(1);
-                    return self.fail(job, attempt, &error, started).await;
-                };
-                next = NextAttempt::after_discard(publish);
-                retryable = true;
-            } else {
-                next = NextAttempt::after_discard(self.discard_destination(job).await?);
-            }
+            };
+            // A create-only write that found the job's own bytes at the key
+            // (a killed mover's write landing late), now emptied, goes again.
+            let retryable = error.is_retryable() || matches!(error, MoveError::Occupied(_));
             let delay = delays.next().filter(|delay| {
                 retryable && retrying_since.elapsed() + *delay <= self.settings.max_retry_elapsed
             });
@@ -602,7 +624,8 @@ impl Mover {
         job: &MigrationJob,
         started: Instant,
     ) -> anyhow::Result<Outcome> {
-        self.discard_destination(job).await?;
+        // Whatever the discard finds there stays if it is not the job's.
+        self.discard_destination(job, None).await?;
         let catalog = self.db.catalog(&job.object_key).await?;
         self.reject(
             job,
@@ -696,6 +719,7 @@ impl Mover {
         let transfer::Copied {
             digest: copied,
             read_back,
+            e_tag,
         } = copied.synced().await?;
         fault::point("copied");
         metrics::counter!("strata_mover_bytes_copied_total").increment(copied.bytes);
@@ -736,13 +760,13 @@ impl Mover {
         if let Err(e) = verified {
             // The ledger's own failure comes first: then the job resumes.
             verifying.answer().await?;
-            return Err(e.into());
+            return Err(StepError::Move(e, e_tag));
         }
         fault::point("verified");
         // Azure's Archive tier, set now that the copy has been read back.
         if let Err(e) = archive::seal(dst, &job.object_key).await {
             verifying.answer().await?;
-            return Err(e.into());
+            return Err(StepError::Move(e, e_tag));
         }
         Ok((copied, verifying))
     }
@@ -941,32 +965,66 @@ impl Mover {
         }
     }
 
-    /// Removes a destination copy that never became the catalog's, unless
-    /// the catalog names that tier (then it is the live copy: keep it).
-    /// Answers how the next copy may be put at the key: only if it is
-    /// empty, once the copy is deleted; over what is left there otherwise
-    /// (the live copy, an orphan of the job's own on record).
-    async fn discard_destination(&self, job: &MigrationJob) -> anyhow::Result<Publish> {
+    /// Removes what a failed, interrupted or stale attempt of `job` left at
+    /// its destination key, if it is the job's own: the copy the attempt
+    /// wrote (the store answered its write with the ETag `written`), or
+    /// anything whose loss loses nothing ([`Mover::nothing_to_lose`]: an
+    /// orphan of the mover's own, the source's bytes). Anything else is an
+    /// object written at the key while the job ran: kept. The catalog's
+    /// live copy (the catalog names that tier) is kept too. Then lets go of
+    /// the job's uploads and staged files: all of the key's, or, when
+    /// another object is there, the upload the job recorded alone (its
+    /// writer's may be open).
+    async fn discard_destination(
+        &self,
+        job: &MigrationJob,
+        written: Option<&str>,
+    ) -> anyhow::Result<Discarded> {
         let catalog = self.db.catalog(&job.object_key).await?;
-        if catalog.is_some_and(|c| c.tier == job.to_tier) {
-            return Ok(Publish::Replace);
+        if catalog.as_ref().is_some_and(|c| c.tier == job.to_tier) {
+            return Ok(Discarded::Left);
         }
         let dst = self.tier(&job.to_tier)?;
-        let left = match transfer::delete(dst, &job.object_key).await {
-            Ok(()) => Publish::IfAbsent,
-            // Waiting would hold the job and its object for as long as the
-            // store refuses (no delete permission, an immutability policy):
-            // the copy, never the catalog's, goes on record to be deleted
-            // once allowed.
-            Err(refusal) if !refusal.is_retryable() => {
-                if self.leave_discarded(job, dst, &refusal).await? {
-                    Publish::Replace
-                } else {
-                    Publish::IfAbsent
-                }
+        let found = match transfer::head(dst, &job.object_key).await {
+            Ok(found) => Some(found),
+            Err(MoveError::NotFound(_)) => None,
+            Err(e) if e.is_retryable() => {
+                return Err(anyhow::Error::new(e).context("head destination before a discard"));
             }
-            Err(e) => return Err(anyhow::Error::new(e).context("discard destination copy")),
+            Err(e) => {
+                let there = format!("what {} holds cannot be known", dst.url_of(&job.object_key));
+                return self.keep_other(job, dst, format!("{there}: {e}")).await;
+            }
         };
+        let mut discarded = Discarded::Emptied;
+        if let Some(found) = found {
+            let size = catalog.as_ref().map(|c| c.size);
+            let catalog_sha = catalog.as_ref().and_then(|c| c.sha256.as_deref());
+            let ours = written.is_some_and(|e_tag| found.e_tag.as_deref() == Some(e_tag))
+                // A copy on an archived tier cannot be read back: one of
+                // the source's size counts as the job's where the attempt's
+                // ETag is not known (a resume), as its verify trusts it.
+                || (dst.archived && written.is_none() && size == Some(found.size))
+                || self.nothing_to_lose(job, &found, size, catalog_sha).await?;
+            if !ours {
+                return self
+                    .keep_other(job, dst, another_object(dst, job, &found))
+                    .await;
+            }
+            match transfer::delete(dst, &job.object_key).await {
+                Ok(()) => {}
+                // Waiting would hold the job and its object for as long as
+                // the store refuses (no delete permission, an immutability
+                // policy): the copy, never the catalog's, goes on record to
+                // be deleted once allowed.
+                Err(refusal) if !refusal.is_retryable() => {
+                    if self.leave_discarded(job, dst, &refusal).await? {
+                        discarded = Discarded::Left;
+                    }
+                }
+                Err(e) => return Err(anyhow::Error::new(e).context("discard destination copy")),
+            }
+        }
         if dst.multipart.is_some() {
             self.abort_uploads(job, dst, true).await?;
         }
@@ -977,7 +1035,22 @@ impl Mover {
         if staged > 0 {
             tracing::info!(job_key = %job.job_key, staged, "removed interrupted upload");
         }
-        Ok(left)
+        Ok(discarded)
+    }
+
+    /// The end of a discard that found another object at the key (`there`
+    /// says which): kept, and only the upload the job recorded let go.
+    async fn keep_other(
+        &self,
+        job: &MigrationJob,
+        dst: &TierStore,
+        there: String,
+    ) -> anyhow::Result<Discarded> {
+        tracing::warn!(job_key = %job.job_key, object_key = %job.object_key, tier = %job.to_tier, there, "another object at the destination key, kept");
+        if dst.multipart.is_some() {
+            self.abort_uploads(job, dst, false).await?;
+        }
+        Ok(Discarded::Other(there))
     }
 
     /// Aborts the multipart uploads a job may have left open on `dst`, best

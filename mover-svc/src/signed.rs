@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use object_store::{
     aws::AwsAuthorizer,
-    azure::AzureAuthorizer,
+    azure::{AzureAuthorizer, AzureCredential},
     client::{HttpClient, HttpRequest},
     path::Path,
     signer::Signer,
@@ -82,6 +82,15 @@ pub(crate) async fn send_s3(
         .try_authorize(&mut request, None)
         .map_err(|e| failed(what, &url, &e))?;
     send(tier, &s3.client, what, request).await
+}
+
+/// Whether the mover can address and sign requests of its own for the
+/// Azure tier: with an account key. (The URLs come from the store's
+/// presigner, which a SAS cannot feed and a bearer token feeds only with a
+/// user delegation key, a request and a permission of its own.)
+pub(crate) async fn can_sign_azure(azure: &AzureTier) -> bool {
+    let credential = azure.store.credentials().get_credential().await;
+    matches!(credential.as_deref(), Ok(AzureCredential::AccessKey(_)))
 }
 
 /// Dates `request` and names the REST version it speaks, signs it with the

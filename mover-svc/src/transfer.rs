@@ -20,7 +20,7 @@ use object_store::{
 use sha2::{Digest, Sha256};
 use strata_runtime::tiers::{AzureTier, Multipart, S3Tier, TierStore};
 
-use crate::{durable::GroupSync, local, protocol, uploads};
+use crate::{durable::GroupSync, local, protocol, signed, uploads};
 
 /// Why a step failed, classed for the retry policy.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -119,11 +119,6 @@ impl MoveError {
         }
         match e {
             E::NotFound { .. } => MoveError::NotFound(message),
-            // Only a create-only write ([`Publish::IfAbsent`]) answers so.
-            E::AlreadyExists { .. } => MoveError::Occupied(format!(
-                "{message}: another object was written at the key while the job ran; \
-                 a move never overwrites one"
-            )),
             E::PermissionDenied { .. }
             | E::Unauthenticated { .. }
             | E::InvalidPath { .. }
@@ -131,6 +126,35 @@ impl MoveError {
             | E::NotImplemented { .. } => MoveError::Permanent(message),
             _ => MoveError::Transient(message),
         }
+    }
+}
+
+/// Classes the error of a write to `dst` at `to`: as [`MoveError::from_store`]
+/// does, but for a create-only write ([`Publish::IfAbsent`]) refused
+/// because the key is taken, which is [`MoveError::Occupied`] (on a file
+/// tier, [`local::taken`], which tells a folder there from a file).
+/// object_store answers every HTTP 409 `AlreadyExists` too, so only the
+/// write's own answer is read so.
+fn write_error(
+    (dst, key, to): (&TierStore, &str, &Path),
+    if_absent: bool,
+    e: object_store::Error,
+) -> MoveError {
+    let context = format!("put {}", dst.url_of(key));
+    match (&e, &dst.local) {
+        (object_store::Error::AlreadyExists { .. }, Some(local)) if if_absent => {
+            match local.file_of(to) {
+                Ok(file) => local::taken(&file),
+                Err(e) => MoveError::Permanent(format!("{context}: {e:#}")),
+            }
+        }
+        (object_store::Error::AlreadyExists { .. }, None) if if_absent => {
+            MoveError::Occupied(format!(
+                "{context}: {e}: another object was written at the key while the job ran; \
+                 a move never overwrites one"
+            ))
+        }
+        _ => MoveError::from_store(&context, e),
     }
 }
 
@@ -260,6 +284,9 @@ pub struct Copied {
     /// The destination read back, when the copy did that itself (a copy
     /// between two `file://` tiers reads back while it writes).
     pub read_back: Option<Digest256>,
+    /// The destination's ETag as its store answered the write, where
+    /// known: what tells the job's copy from an object written over it.
+    pub e_tag: Option<String>,
 }
 
 /// A copy written but perhaps not yet durable: what it produced is had only
@@ -367,7 +394,6 @@ pub async fn copy(
     let to = location(dst, key)?;
     // Errors name the object's URL; it is formatted only when one happens.
     let get_failed = |e| MoveError::from_store(&format!("get {}", src.url_of(key)), e);
-    let put_failed = |e| MoveError::from_store(&format!("put {}", dst.url_of(key)), e);
     src.limits.op().await;
     if let (Some(src_local), Some(dst_local)) = (&src.local, &dst.local) {
         let source = src_local.file_of(&from).map_err(permanent)?;
@@ -379,6 +405,7 @@ pub async fn copy(
             copied: Copied {
                 digest: copied.copied,
                 read_back: Some(copied.read_back),
+                e_tag: None,
             },
             sync: dest_sync.cloned(),
         });
@@ -388,8 +415,29 @@ pub async fn copy(
     let mut stream = byte_stream(got);
     let mut hasher = Sha256::new();
     let mut done: u64 = 0;
+    // Checked once every byte is read, before the copy is put at the key:
+    // a copy that fails leaves nothing there but when its put itself fails.
+    let unchanged = async |done: u64| {
+        if done != source.size {
+            return Err(MoveError::SourceChanged(format!(
+                "{} read {done} bytes, GET said {}",
+                src.url_of(key),
+                source.size
+            )));
+        }
+        // A HEAD that differs from what the GET found: the source changed
+        // while it was read.
+        let after = head(src, key).await?;
+        if protocol::identity(&after) != protocol::identity(&source) {
+            return Err(MoveError::SourceChanged(format!(
+                "{} was modified while copied",
+                src.url_of(key)
+            )));
+        }
+        Ok(())
+    };
 
-    if source.size <= part_size as u64 {
+    let written: PutResult = if source.size <= part_size as u64 {
         let mut parts = Vec::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(get_failed)?;
@@ -399,6 +447,7 @@ pub async fn copy(
             done += chunk.len() as u64;
             parts.push(chunk);
         }
+        unchanged(done).await?;
         let payload: PutPayload = parts.into_iter().collect();
         dst.limits.op().await;
         dst.limits.bytes(done as usize).await;
@@ -411,22 +460,10 @@ pub async fn copy(
             },
             ..PutOptions::default()
         };
-        match dst
-            .store
-            .put_opts(&to, payload, opts)
-            .await
-            .map_err(put_failed)
-        {
-            Ok(_) => {}
-            // On a file tier the key may be taken by a folder.
-            Err(MoveError::Occupied(_)) if let Some(local) = &dst.local => {
-                return Err(local
-                    .file_of(&to)
-                    .map_or_else(permanent, |f| local::taken(&f)));
-            }
-            Err(e) => return Err(e),
-        }
+        let put = dst.store.put_opts(&to, payload, opts).await;
+        let put = put.map_err(|e| write_error((dst, key, &to), if_absent, e))?;
         on_progress(done);
+        put
     } else if let Some(dst_local) = &dst.local {
         // Into a file tier from another store. object_store's upload would
         // rename its file over whatever is at the key: this one is put
@@ -434,9 +471,10 @@ pub async fn copy(
         dst.limits.op().await;
         let dest = dst_local.file_of(&to).map_err(permanent)?;
         let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS_QUEUED);
+        let (go, went) = tokio::sync::oneshot::channel();
         let (size, how) = (source.size, (dst_local.fsync, publish));
         let writer =
-            tokio::task::spawn_blocking(move || local::write_received(&dest, size, how, rx));
+            tokio::task::spawn_blocking(move || local::write_received(&dest, size, how, rx, went));
         let sent: Result<Sha256, MoveError> = async {
             let mut hasher = hasher;
             while let Some(chunk) = stream.next().await {
@@ -451,19 +489,33 @@ pub async fn copy(
                 }
                 on_progress(done);
             }
+            drop(tx);
+            unchanged(done).await?;
             Ok(hasher)
         }
         .await;
-        // Closed either way: the writer puts the file at the key only
-        // once it has every byte.
-        drop(tx);
-        let written = writer
+        // Told to put the file at the key only if every byte came and the
+        // source is unchanged; dropped unsaid otherwise.
+        if sent.is_ok() {
+            let _ = go.send(());
+        } else {
+            drop(go);
+        }
+        let wrote = writer
             .await
             .map_err(|e| MoveError::Transient(format!("write task failed: {e}")))?;
         hasher = sent?;
-        written?;
+        wrote?;
+        // The file's identity as a HEAD reads it, for the discard to know it.
+        let e_tag = dst.store.head(&to).await.ok().and_then(|m| m.e_tag);
+        PutResult {
+            e_tag,
+            version: None,
+            extensions: Default::default(),
+        }
     } else {
         dst.limits.op().await;
+        let put_failed = |e| write_error((dst, key, &to), if_absent, e);
         // Completions made create-only are the mover's own requests (S3's
         // and Azure's): object_store's send no condition.
         let upload: Box<dyn MultipartUpload> = match (&dst.multipart, record_upload, &dst.azure) {
@@ -475,7 +527,9 @@ pub async fn copy(
                 }
                 Box::new(upload)
             }
-            (None, _, Some(azure)) if if_absent => Box::new(KnownUpload::blocks(dst, azure, &to)),
+            (None, _, Some(azure)) if if_absent && signed::can_sign_azure(azure).await => {
+                Box::new(KnownUpload::blocks(dst, azure, &to))
+            }
             _ => dst
                 .store
                 .put_multipart_opts(&to, multipart_options(dst))
@@ -505,37 +559,22 @@ pub async fn copy(
                 writer.put(chunk);
                 on_progress(done);
             }
+            unchanged(done).await?;
             Ok(hasher)
         }
         .await;
-        hasher = match result {
-            Ok(hasher) => {
-                writer.finish().await.map_err(put_failed)?;
-                hasher
+        match result {
+            Ok(h) => {
+                hasher = h;
+                writer.finish().await.map_err(put_failed)?
             }
             Err(e) => {
                 // Abort so no partial upload lingers; the copy failed anyway.
                 let _ = writer.abort().await;
                 return Err(e);
             }
-        };
-    }
-    if done != source.size {
-        return Err(MoveError::SourceChanged(format!(
-            "{} read {done} bytes, GET said {}",
-            src.url_of(key),
-            source.size
-        )));
-    }
-    // A HEAD now that differs from what the GET found: the source changed
-    // while it was read. (A file-to-file copy checks its file itself.)
-    let after = head(src, key).await?;
-    if protocol::identity(&after) != protocol::identity(&source) {
-        return Err(MoveError::SourceChanged(format!(
-            "{} was modified while copied",
-            src.url_of(key)
-        )));
-    }
+        }
+    };
     // Written through the destination's store, whose put or multipart
     // completion returns once the write is as durable as the tier makes
     // writes: nothing is left to sync.
@@ -546,6 +585,7 @@ pub async fn copy(
                 bytes: done,
             },
             read_back: None,
+            e_tag: written.e_tag,
         },
         sync: None,
     })

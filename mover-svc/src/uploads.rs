@@ -14,7 +14,9 @@
 
 use base64::{Engine, prelude::BASE64_STANDARD};
 use http::{Method, StatusCode, header::CONTENT_LENGTH};
-use object_store::{Attribute, PutResult, client::HttpRequestBody, multipart::PartId, path::Path};
+use object_store::{
+    Attribute, ObjectStoreExt, PutResult, client::HttpRequestBody, multipart::PartId, path::Path,
+};
 use serde::{Deserialize, Serialize};
 use strata_runtime::tiers::{AzureTier, S3Tier, TierStore};
 
@@ -166,20 +168,35 @@ pub async fn complete_if_absent(
         .is_success()
         .then(|| quick_xml::de::from_str::<CompleteMultipartUploadResult>(&text).ok())
         .flatten();
+    let answer = format!("{status}: {text}");
     match result {
         Some(result) => Ok(PutResult {
             e_tag: Some(result.e_tag),
             version: None,
             extensions: Default::default(),
         }),
-        None if status == StatusCode::PRECONDITION_FAILED => {
+        None if status == StatusCode::PRECONDITION_FAILED
+            || error_code(&text) == Some("PreconditionFailed") =>
+        {
             Err(object_store::Error::AlreadyExists {
                 path: location.to_string(),
-                source: format!("{status}: {text}").into(),
+                source: answer.into(),
             })
         }
-        None => Err(failed(&format!("{status}: {text}"))),
+        None if status == StatusCode::FORBIDDEN => Err(object_store::Error::PermissionDenied {
+            path: location.to_string(),
+            source: answer.into(),
+        }),
+        // Another write to the key under way (409 ConditionalRequestConflict),
+        // a store's hiccup: the attempt is retried.
+        None => Err(failed(&answer)),
     }
+}
+
+/// The `<Code>` of an S3 error document.
+fn error_code(text: &str) -> Option<&str> {
+    let (_, rest) = text.split_once("<Code>")?;
+    Some(rest.split_once("</Code>")?.0)
 }
 
 /// The body of a Put Block List of `parts`, in order, as object_store's
@@ -236,7 +253,9 @@ pub async fn commit_if_absent(
         || (status == StatusCode::CONFLICT && text.contains("BlobAlreadyExists"));
     match status {
         _ if status.is_success() => Ok(PutResult {
-            e_tag: None,
+            // The blob's ETag, for the job to tell its copy from an object
+            // written over it (the answer's headers are not kept).
+            e_tag: azure.store.head(location).await.ok().and_then(|m| m.e_tag),
             version: None,
             extensions: Default::default(),
         }),

@@ -62,6 +62,9 @@ enum Fault {
     /// [`Faulty::race_to`]: an application writing at the destination key
     /// while the copy runs.
     WrittenAtDestination,
+    /// As [`Fault::WrittenAtDestination`], and that first GET then fails as
+    /// a network error would: the attempt fails after the other write.
+    WrittenAtDestinationThenReadFails,
 }
 
 /// Writes in progress, and the most seen at once.
@@ -151,15 +154,22 @@ impl ObjectStore for Faulty {
                     .await?;
                 Ok(reading)
             }
-            Fault::WrittenAtDestination
+            Fault::WrittenAtDestination | Fault::WrittenAtDestinationThenReadFails
                 if !options.head && !self.fired.swap(true, Ordering::SeqCst) =>
             {
                 let (store, at, bytes) = self.race_to.as_ref().expect("race_to set");
                 store.put(at, PutPayload::from(bytes.clone())).await?;
+                if self.fault == Fault::WrittenAtDestinationThenReadFails {
+                    return Err(object_store::Error::Generic {
+                        store: "test",
+                        source: "connection reset by the test store".into(),
+                    });
+                }
                 self.inner.get_opts(location, options).await
             }
             Fault::ChangeOnFirstRead
             | Fault::WrittenAtDestination
+            | Fault::WrittenAtDestinationThenReadFails
             | Fault::RefuseDeletes
             | Fault::SlowFailingWrites
             | Fault::SlowWrites => self.inner.get_opts(location, options).await,
@@ -383,7 +393,17 @@ fn racing_writer(
     key: &str,
     bytes: &[u8],
 ) -> Arc<dyn ObjectStore> {
-    let mut store = Faulty::new(src.store.clone(), Fault::WrittenAtDestination);
+    racing(src, dst, (key, bytes), Fault::WrittenAtDestination)
+}
+
+/// `src`'s store, with `fault` writing `bytes` at `key` on `dst`.
+fn racing(
+    src: &TierStore,
+    dst: &TierStore,
+    (key, bytes): (&str, &[u8]),
+    fault: Fault,
+) -> Arc<dyn ObjectStore> {
+    let mut store = Faulty::new(src.store.clone(), fault);
     let at = dst.location(key).unwrap();
     store.race_to = Some((dst.store.clone(), at, Bytes::copy_from_slice(bytes)));
     Arc::new(store)
@@ -823,6 +843,33 @@ async fn a_key_taken_during_the_copy_is_left_to_its_writer(b: &Backend) {
         assert!(catalog.is_none_or(|c| c.tier == "src"), "{name} {key}");
         no_open_upload(&b.dst, key).await;
     }
+    // The other object written, then the attempt failing for another
+    // reason: its discard keeps what is not the job's.
+    let key = "c/taken-then-failed";
+    let ours = b"ours".repeat(100);
+    put(&b.src, key, &ours).await;
+    let fault = Fault::WrittenAtDestinationThenReadFails;
+    let s = mover(
+        &b.src,
+        &b.dst,
+        None,
+        Some(racing(&b.src, &b.dst, (key, WRITTEN_MID_COPY), fault)),
+    );
+    run(&s, job(key)).await;
+    let row = ledger(&s, key).await;
+    let class = row.error.as_ref().map(|e| e.0.as_str());
+    assert_eq!(
+        (row.state, class),
+        (State::Failed, Some("occupied")),
+        "{name}: {row:?}"
+    );
+    assert_eq!(
+        read(&b.dst, key).await.as_deref(),
+        Some(WRITTEN_MID_COPY),
+        "{name}"
+    );
+    assert_eq!(read(&b.src, key).await, Some(ours), "{name}");
+
     for (key, size) in cases {
         let key = format!("{key}-late");
         let ours = vec![9u8; size];

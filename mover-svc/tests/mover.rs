@@ -402,10 +402,11 @@ async fn restart_resumes_a_job_interrupted_mid_copy() {
     let mut h = Harness::new().await;
     h.stop().await;
     // What a kill -9 during COPYING leaves: the ledger says COPYING, the
-    // catalog still names the source, and a torn copy sits at the destination.
+    // catalog still names the source, and the attempt's copy may sit at the
+    // destination (a copy is put there whole or not at all).
     let bytes: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
     h.put("hot", "big.bin", &bytes);
-    h.put("cold", "big.bin", &bytes[..1000]);
+    h.put("cold", "big.bin", &bytes);
     let job = MigrationJob {
         job_key: strata_proto::job_key("big.bin", "hot", "cold", 0),
         object_key: "big.bin".into(),
@@ -438,6 +439,45 @@ async fn restart_resumes_a_job_interrupted_mid_copy() {
     );
     h.stop().await;
     h.producer.flush(Duration::from_secs(1)).unwrap();
+}
+
+/// A job interrupted mid-copy whose destination key holds another object
+/// when it resumes (an application wrote it there meanwhile) keeps it: the
+/// resume discards only the job's own copy, and the job FAILS `occupied`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_job_keeps_another_object_found_at_its_key() {
+    let mut h = Harness::new().await;
+    h.stop().await;
+    let bytes = b"the object moved".repeat(1000);
+    let theirs = b"written at the key while the mover was down";
+    h.put("hot", "taken.bin", &bytes);
+    h.put("cold", "taken.bin", theirs);
+    let job = MigrationJob {
+        job_key: strata_proto::job_key("taken.bin", "hot", "cold", 0),
+        object_key: "taken.bin".into(),
+        from_tier: "hot".into(),
+        to_tier: "cold".into(),
+        generation: 0,
+        size_bytes: bytes.len() as u64,
+        ..Default::default()
+    };
+    {
+        let db = mover_svc::db::Db::open(&h.dir.path().join("state/mover.db")).unwrap();
+        db.accept(&job, Some(bytes.len() as u64)).await.unwrap();
+        db.set_state(&job.job_key, State::Copying, 1, None)
+            .await
+            .unwrap();
+    }
+    h.start();
+    let seen = h.until_terminal(&job.job_key, 1).await;
+    let last = seen.last().unwrap();
+    assert_eq!(last.state(), State::Failed);
+    let error = last.error.as_ref().unwrap();
+    assert_eq!(error.class, "occupied", "{error:?}");
+    assert!(error.message.contains("taken.bin"), "{error:?}");
+    assert_eq!(std::fs::read(h.path("cold", "taken.bin")).unwrap(), theirs);
+    assert_eq!(std::fs::read(h.path("hot", "taken.bin")).unwrap(), bytes);
+    h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
