@@ -58,10 +58,13 @@ fn main() -> anyhow::Result<()> {
         read_and_hash(&source)?;
         let dest = dest_dir.join(format!("copy_rate.{}.out", std::process::id()));
         let (t, c) = (Instant::now(), cpu_seconds());
-        let publish = mover_svc::transfer::Publish::Replace;
-        let out =
-            mover_svc::local::copy(File::open(&source)?, len, &dest, fsync, publish, |_, _| {})
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let put = mover_svc::local::Put {
+            fsync,
+            publish: mover_svc::transfer::Publish::Replace,
+            sha256: None,
+        };
+        let out = mover_svc::local::copy(File::open(&source)?, len, &dest, &put, |_, _| {})
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let s = t.elapsed().as_secs_f64();
         anyhow::ensure!(out.copied == out.read_back, "digests differ");
         println!(

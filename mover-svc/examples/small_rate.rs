@@ -57,6 +57,12 @@ fn sync(folder: &std::fs::File) -> std::io::Result<()> {
 /// Moves the files of `files` that the shared `next` hands this thread.
 fn mover(source: &Path, dest: &Path, files: &[PathBuf], next: &AtomicUsize) -> anyhow::Result<()> {
     let dest_folder = std::fs::File::open(dest)?;
+    // As the mover's batches write: only where no file is, synced by folder.
+    let put = mover_svc::local::Put {
+        fsync: false,
+        publish: mover_svc::transfer::Publish::IfAbsent,
+        sha256: None,
+    };
     loop {
         let start = next.fetch_add(BATCH, Ordering::Relaxed);
         if start >= files.len() {
@@ -64,10 +70,8 @@ fn mover(source: &Path, dest: &Path, files: &[PathBuf], next: &AtomicUsize) -> a
         }
         let batch = &files[start..files.len().min(start + BATCH)];
         for file in batch {
-            // As the mover's batches write: only where no file is.
-            let publish = mover_svc::transfer::Publish::IfAbsent;
             let (from, to) = (source.join(file), dest.join(file));
-            let copied = mover_svc::local::copy_file(&from, &to, false, publish, |_, _| {})
+            let copied = mover_svc::local::copy_file(&from, &to, &put, |_, _| {})
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             anyhow::ensure!(
                 copied.copied == copied.read_back,

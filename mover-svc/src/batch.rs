@@ -90,8 +90,10 @@ struct Job {
 struct CopyWork {
     source: PathBuf,
     dest: PathBuf,
-    /// Fsync the file and its folder (a tier that fsyncs but has no group sync).
-    fsync_each: bool,
+    /// How the copy is put at its key: only where the key is free (it was
+    /// when the batch looked), fsynced where the tier fsyncs but has no
+    /// group sync, of the catalog's checksum.
+    put: local::Put,
     limits: [Arc<Limits>; 2],
 }
 
@@ -321,19 +323,12 @@ async fn start_and_copy(
     let results = tokio::task::spawn_blocking(move || {
         work.into_iter()
             .map(|w| {
-                // Their destinations were vacant: a file put there since stays.
-                local::copy_file(
-                    &w.source,
-                    &w.dest,
-                    w.fsync_each,
-                    Publish::IfAbsent,
-                    |_, chunk| {
-                        fault::point("mid-copy");
-                        for limit in w.limits.iter().filter(|l| !l.is_unlimited()) {
-                            runtime.block_on(limit.bytes(chunk));
-                        }
-                    },
-                )
+                local::copy_file(&w.source, &w.dest, &w.put, |_, chunk| {
+                    fault::point("mid-copy");
+                    for limit in w.limits.iter().filter(|l| !l.is_unlimited()) {
+                        runtime.block_on(limit.bytes(chunk));
+                    }
+                })
             })
             .collect::<Vec<_>>()
     })
@@ -499,7 +494,11 @@ async fn copy_work(mover: &Mover, job: &Job) -> Result<CopyWork, MoveError> {
     Ok(CopyWork {
         source,
         dest,
-        fsync_each: fsync && mover.syncs.of(&dst.name).is_none(),
+        put: local::Put {
+            fsync: fsync && mover.syncs.of(&dst.name).is_none(),
+            publish: Publish::IfAbsent,
+            sha256: job.catalog_sha.clone(),
+        },
         limits: [src.limits.clone(), dst.limits.clone()],
     })
 }
@@ -536,7 +535,7 @@ async fn switch(
         match check {
             Ok(()) => {
                 fault::point("verified");
-                verified.push((job, c.copied));
+                verified.push((job, c.copied, c.e_tag));
             }
             Err(e @ VerifyError::Catalog { .. }) => {
                 batch.copy_failed(job, MoveError::SourceChanged(e.to_string()))
@@ -549,21 +548,25 @@ async fn switch(
     }
     let rows = verified
         .iter()
-        .map(|(job, d)| (job.job.clone(), d.sha256.clone(), d.bytes))
+        .map(|(job, d, _)| (job.job.clone(), d.sha256.clone(), d.bytes))
         .collect();
     let generations = match mover.db.switch_many(rows).await {
         Ok(generations) => generations,
         Err(e) => {
-            batch.all_interrupted(verified.into_iter().map(|(job, _)| job).collect(), &e);
+            batch.all_interrupted(verified.into_iter().map(|(job, ..)| job).collect(), &e);
             return Vec::new();
         }
     };
     let mut switched = Vec::with_capacity(verified.len());
-    for ((job, digest), generation) in verified.into_iter().zip(generations) {
+    for ((job, digest, e_tag), generation) in verified.into_iter().zip(generations) {
         let Some(generation) = generation else {
             let (mover, started, j) = (mover.clone(), batch.started, job.job.clone());
             batch.ended[job.index] = Some(Ended::Alone(
-                async move { mover.stale_after_copy(&j, started).await }.boxed(),
+                async move {
+                    let written = e_tag.as_deref();
+                    mover.stale_after_copy(&j, written, started).await
+                }
+                .boxed(),
             ));
             continue;
         };

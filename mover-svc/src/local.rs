@@ -120,6 +120,40 @@ impl ReleaseBehind {
 pub struct Copied {
     pub copied: Digest256,
     pub read_back: Digest256,
+    /// The file's ETag as the tier's store reads it ([`e_tag_of`]).
+    pub e_tag: Option<String>,
+}
+
+/// How a copy is put at its destination file.
+#[derive(Debug, Clone)]
+pub struct Put {
+    /// fsync the file and its folder (a tier with a group sync leaves that
+    /// to it).
+    pub fsync: bool,
+    /// Over what it may be put.
+    pub publish: Publish,
+    /// The SHA-256 the copy must have, the catalog's: a copy of other
+    /// bytes (the source changed since the catalog recorded it) fails
+    /// [`MoveError::SourceChanged`] and is not put there.
+    pub sha256: Option<String>,
+}
+
+/// A file's ETag as object_store's `LocalFileSystem` makes one (its inode,
+/// modification time in microseconds and size), which a HEAD of the file
+/// answers: what tells the copy a job put at a key from a file written
+/// over it.
+pub fn e_tag_of(meta: &std::fs::Metadata) -> String {
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .unwrap_or_default()
+        .as_micros();
+    format!("\"{inode:x}-{mtime:x}-{:x}\"", meta.len())
 }
 
 /// Copies `len` bytes of `source` (from where it is positioned) to the
@@ -133,25 +167,24 @@ pub fn copy(
     source: File,
     len: u64,
     dest: &Path,
-    fsync: bool,
-    publish: Publish,
+    put: &Put,
     on_chunk: impl FnMut(u64, usize),
 ) -> Result<Copied, MoveError> {
-    let (staged, copied) = stage(source, len, dest, fsync, on_chunk)?;
-    staged.publish(dest, fsync, publish)?;
+    let (staged, copied) = stage(source, len, dest, put, on_chunk)?;
+    staged.publish(dest, put.fsync, put.publish)?;
     Ok(copied)
 }
 
 /// The copy of [`copy`], staged, not yet put at `dest`: checked to have
-/// read back as it was copied.
+/// read back as it was copied, with the catalog's checksum.
 fn stage(
     mut source: File,
     len: u64,
     dest: &Path,
-    fsync: bool,
+    put: &Put,
     mut on_chunk: impl FnMut(u64, usize),
 ) -> Result<(Staged, Copied), MoveError> {
-    let mut staged = Staged::create(dest, fsync)?;
+    let mut staged = Staged::create(dest, put.fsync)?;
     preallocate(&staged.file, len);
     // On an error `staged` is dropped, and with it the partial copy.
     let copied = if len <= ONE_CHUNK {
@@ -167,7 +200,21 @@ fn stage(
             copied.copied.sha256
         )));
     }
-    Ok((staged, copied))
+    check_catalog(&copied.copied.sha256, put.sha256.as_deref())?;
+    // Linking the file keeps its inode, time and size: its ETag at the key.
+    let e_tag = staged.file.metadata().ok().map(|m| e_tag_of(&m));
+    Ok((staged, Copied { e_tag, ..copied }))
+}
+
+/// Fails a copy whose SHA-256 is not the catalog's (`expected`), when the
+/// catalog has one: the source changed since it was recorded.
+pub fn check_catalog(copied: &str, expected: Option<&str>) -> Result<(), MoveError> {
+    match expected {
+        Some(expected) if expected != copied => Err(MoveError::SourceChanged(format!(
+            "the source's SHA-256 is {copied}, the catalog's {expected}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Copies the file `source` like [`copy`], and fails with
@@ -177,8 +224,7 @@ fn stage(
 pub fn copy_file(
     source: &Path,
     dest: &Path,
-    fsync: bool,
-    publish: Publish,
+    put: &Put,
     on_chunk: impl FnMut(u64, usize),
 ) -> Result<Copied, MoveError> {
     let file = File::open(source).map_err(|e| io_error("open source", e))?;
@@ -189,7 +235,7 @@ pub fn copy_file(
             source.display()
         )));
     }
-    let (staged, copied) = stage(file, before.len(), dest, fsync, on_chunk)?;
+    let (staged, copied) = stage(file, before.len(), dest, put, on_chunk)?;
     let after = std::fs::metadata(source).map_err(|e| io_error("stat source", e))?;
     if file_identity(&before) != file_identity(&after) {
         return Err(MoveError::SourceChanged(format!(
@@ -197,7 +243,7 @@ pub fn copy_file(
             source.display()
         )));
     }
-    staged.publish(dest, fsync, publish)?;
+    staged.publish(dest, put.fsync, put.publish)?;
     Ok(copied)
 }
 
@@ -214,7 +260,7 @@ pub fn write_received(
     (fsync, publish): (bool, Publish),
     mut chunks: tokio::sync::mpsc::Receiver<bytes::Bytes>,
     go: tokio::sync::oneshot::Receiver<()>,
-) -> Result<(), MoveError> {
+) -> Result<Option<String>, MoveError> {
     let mut staged = Staged::create(dest, fsync)?;
     preallocate(&staged.file, len);
     let mut received = 0u64;
@@ -235,7 +281,9 @@ pub fn write_received(
             dest.display()
         )));
     }
-    staged.publish(dest, fsync, publish)
+    let e_tag = staged.file.metadata().ok().map(|m| e_tag_of(&m));
+    staged.publish(dest, fsync, publish)?;
+    Ok(e_tag)
 }
 
 /// Deletes files of tiers, each given with its tier's folder `root` (a
@@ -319,6 +367,7 @@ fn copy_inline(
     Ok(Copied {
         copied,
         read_back: digest_of(&buf),
+        e_tag: None,
     })
 }
 
@@ -380,6 +429,7 @@ fn copy_threaded(
         Ok(Copied {
             copied,
             read_back: read_back?,
+            e_tag: None,
         })
     })
 }
@@ -904,6 +954,16 @@ pub(crate) mod page_cache {
 mod tests {
     use super::*;
 
+    /// How a test's copy is put: `fsync`, over what `publish` allows, of
+    /// any checksum.
+    fn put(fsync: bool, publish: Publish) -> Put {
+        Put {
+            fsync,
+            publish,
+            sha256: None,
+        }
+    }
+
     fn sha(bytes: &[u8]) -> String {
         hex::encode(Sha256::digest(bytes))
     }
@@ -961,8 +1021,7 @@ mod tests {
             File::open(&src).unwrap(),
             len as u64,
             &dest,
-            true,
-            Publish::IfAbsent,
+            &put(true, Publish::IfAbsent),
             |done, _| progress.push(done),
         )
         .unwrap();
@@ -991,8 +1050,7 @@ mod tests {
         let out = copy_file(
             &src,
             &dir.path().join("dest.bin"),
-            true,
-            Publish::Replace,
+            &put(true, Publish::Replace),
             |_, _| {},
         )
         .unwrap();
@@ -1032,7 +1090,7 @@ mod tests {
         for (len, fsync) in [(4096, false), (5000, true), (2 * CHUNK + 3, false)] {
             let data: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
             std::fs::write(&src, &data).unwrap();
-            let out = copy_file(&src, &dest, fsync, Publish::Replace, |_, _| {}).unwrap();
+            let out = copy_file(&src, &dest, &put(fsync, Publish::Replace), |_, _| {}).unwrap();
             assert_eq!(out.copied.sha256, sha(&data), "{len}");
             assert_eq!(out.read_back, out.copied, "{len}");
             assert!(std::fs::read(&dest).unwrap() == data, "{len}");
@@ -1042,7 +1100,7 @@ mod tests {
         // stepped over, not taken.
         std::fs::write(folder.join("obj#1"), b"left").unwrap();
         std::fs::write(&src, b"last").unwrap();
-        copy_file(&src, &dest, false, Publish::Replace, |_, _| {}).unwrap();
+        copy_file(&src, &dest, &put(false, Publish::Replace), |_, _| {}).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"last");
         assert_eq!(std::fs::read(folder.join("obj#1")).unwrap(), b"left");
         assert_eq!(names(), ["obj", "obj#1"]);
@@ -1080,7 +1138,7 @@ mod tests {
             }
         };
         std::fs::write(&dest, b"theirs").unwrap();
-        let unnamed = copy_file(&src, &dest, false, Publish::IfAbsent, |_, _| {});
+        let unnamed = copy_file(&src, &dest, &put(false, Publish::IfAbsent), |_, _| {});
         let by_name = named().publish(&dest, false, Publish::IfAbsent);
         for (way, result) in [("unnamed", unnamed.map(|_| ())), ("named", by_name)] {
             assert!(
@@ -1092,12 +1150,40 @@ mod tests {
         }
         // Where the key is free, either way puts the copy there.
         std::fs::remove_file(&dest).unwrap();
-        copy_file(&src, &dest, true, Publish::IfAbsent, |_, _| {}).unwrap();
+        copy_file(&src, &dest, &put(true, Publish::IfAbsent), |_, _| {}).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"ours");
         std::fs::remove_file(&dest).unwrap();
         named().publish(&dest, true, Publish::IfAbsent).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"named");
         assert_eq!(names(), ["obj"]);
+    }
+
+    /// The ETag a copy reports is the one a HEAD through the tier's store
+    /// answers for the file, which is how a discard tells the job's copy
+    /// from a file written over it; a copy of other bytes than the
+    /// catalog's is not put at the key.
+    #[tokio::test]
+    async fn a_copy_knows_its_etag_and_refuses_bytes_the_catalog_does_not_know() {
+        use object_store::ObjectStoreExt;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.bin");
+        std::fs::write(&src, b"catalogued bytes").unwrap();
+        let store = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+        for (name, len) in [("small", 4096), ("large", 3 * CHUNK)] {
+            std::fs::write(&src, vec![3u8; len]).unwrap();
+            let dest = dir.path().join(name);
+            let out = copy_file(&src, &dest, &put(false, Publish::IfAbsent), |_, _| {}).unwrap();
+            let head = store.head(&name.into()).await.unwrap();
+            assert_eq!(out.e_tag, head.e_tag, "{name}");
+            let known = Put {
+                sha256: Some(sha(b"other bytes")),
+                ..put(false, Publish::IfAbsent)
+            };
+            let other = dir.path().join(format!("{name}-other"));
+            let err = copy_file(&src, &other, &known, |_, _| {}).unwrap_err();
+            assert!(matches!(err, MoveError::SourceChanged(_)), "{name}: {err}");
+            assert!(!other.exists(), "{name}");
+        }
     }
 
     #[test]
@@ -1227,8 +1313,7 @@ mod tests {
                 File::open(&src).unwrap(),
                 claimed,
                 &dest,
-                false,
-                Publish::Replace,
+                &put(false, Publish::Replace),
                 |_, _| {},
             )
             .unwrap_err();
@@ -1258,7 +1343,7 @@ mod tests {
                 .unwrap();
             let dest = dir.path().join(name);
             let mut changed = false;
-            let err = copy_file(&src, &dest, false, Publish::Replace, |_, _| {
+            let err = copy_file(&src, &dest, &put(false, Publish::Replace), |_, _| {
                 if std::mem::replace(&mut changed, true) {
                     return;
                 }
@@ -1282,8 +1367,7 @@ mod tests {
         let out = copy_file(
             &src,
             &dir.path().join("steady"),
-            false,
-            Publish::Replace,
+            &put(false, Publish::Replace),
             |_, _| {},
         )
         .unwrap();
@@ -1292,8 +1376,7 @@ mod tests {
             let err = copy_file(
                 &missing,
                 &dir.path().join("x"),
-                false,
-                Publish::Replace,
+                &put(false, Publish::Replace),
                 |_, _| {},
             )
             .unwrap_err();

@@ -128,6 +128,30 @@ enum Destination {
     Unknown(MoveError),
 }
 
+/// What a discard knows of the copy the job's last attempt put at its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written<'a> {
+    /// The store answered its write with this ETag.
+    ETag(&'a str),
+    /// Nothing, or a write whose answer was lost.
+    Unknown,
+    /// Whatever the attempt did before a crash: on an archived tier, which
+    /// cannot be read back, an object of the source's size there counts as
+    /// its copy, as the verify of a copy there trusts its size.
+    BeforeCrash,
+}
+
+impl Written<'_> {
+    fn from(e_tag: Option<&str>) -> Written<'_> {
+        e_tag.map_or(Written::Unknown, Written::ETag)
+    }
+
+    /// Whether `there` is the copy the attempt wrote, by its ETag.
+    fn wrote(self, there: &ObjectMeta) -> bool {
+        matches!(self, Written::ETag(e_tag) if there.e_tag.as_deref() == Some(e_tag))
+    }
+}
+
 /// What a discard left at a job's destination key.
 enum Discarded {
     /// Nothing of the job's: the next copy is put there only if the key is
@@ -471,7 +495,7 @@ impl Mover {
         let started = Instant::now();
         match protocol::resume_from(row.state) {
             Resume::DiscardAndCopy => {
-                let publish = match self.discard_destination(&job, None).await? {
+                let publish = match self.discard_destination(&job, Written::BeforeCrash).await? {
                     Discarded::Emptied => Publish::IfAbsent,
                     Discarded::Left => Publish::Replace,
                     Discarded::Other(there) => {
@@ -554,7 +578,7 @@ impl Mover {
         // The time bound counts the attempts as well as the waits between them.
         let retrying_since = Instant::now();
         let mut attempt = attempts_before;
-        let (digest, verifying) = loop {
+        let (digest, written, verifying) = loop {
             let (error, written) = match failed.take() {
                 Some(error) => (error, None),
                 None => {
@@ -573,7 +597,8 @@ impl Mover {
                 MoveError::Archived(message) => self.restore_archived(job, message).await,
                 other => other,
             };
-            next = match self.discard_destination(job, written.as_deref()).await? {
+            let written = Written::from(written.as_deref());
+            next = match self.discard_destination(job, written).await? {
                 Discarded::Emptied => NextAttempt::after_discard(Publish::IfAbsent),
                 Discarded::Left => NextAttempt::after_discard(Publish::Replace),
                 Discarded::Other(there) => {
@@ -604,7 +629,9 @@ impl Mover {
         let switch = self.db.switch(job, &digest.sha256, digest.bytes).await;
         verifying.answer().await?;
         let Some(generation) = switch? else {
-            return self.stale_after_copy(job, started).await;
+            return self
+                .stale_after_copy(job, written.as_deref(), started)
+                .await;
         };
         fault::point("switched");
         self.step(job, State::Switched, started, |s| {
@@ -622,10 +649,13 @@ impl Mover {
     pub(crate) async fn stale_after_copy(
         &self,
         job: &MigrationJob,
+        written: Option<&str>,
         started: Instant,
     ) -> anyhow::Result<Outcome> {
-        // Whatever the discard finds there stays if it is not the job's.
-        self.discard_destination(job, None).await?;
+        // Whatever the discard finds there stays if it is not the job's
+        // copy, told by the ETag its write was answered with (`written`).
+        self.discard_destination(job, Written::from(written))
+            .await?;
         let catalog = self.db.catalog(&job.object_key).await?;
         self.reject(
             job,
@@ -637,8 +667,9 @@ impl Mover {
         .await
     }
 
-    /// One attempt: copy, then verify. Returns the verified digest and the
-    /// queued VERIFYING write, for the caller to hear after the switch.
+    /// One attempt: copy, then verify. Returns the verified digest, the
+    /// copy's ETag as its write was answered (when known), and the queued
+    /// VERIFYING write, for the caller to hear after the switch.
     async fn copy_and_verify(
         &self,
         job: &MigrationJob,
@@ -646,7 +677,7 @@ impl Mover {
         catalog_sha: Option<&str>,
         next: NextAttempt,
         started: Instant,
-    ) -> Result<(Digest256, Queued<()>), StepError> {
+    ) -> Result<(Digest256, Option<String>, Queued<()>), StepError> {
         let (src, dst) = (self.tier(&job.from_tier)?, self.tier(&job.to_tier)?);
         if !next.copying_recorded {
             self.db
@@ -680,6 +711,7 @@ impl Mover {
             dest_sync: self.syncs.of(&job.to_tier),
             record_upload: Some(&record_upload),
             publish: next.publish,
+            catalog_sha,
         };
         let copy = transfer::copy(src, dst, &job.object_key, plan, |done| {
             fault::point("mid-copy");
@@ -768,7 +800,7 @@ impl Mover {
             verifying.answer().await?;
             return Err(StepError::Move(e, e_tag));
         }
-        Ok((copied, verifying))
+        Ok((copied, e_tag, verifying))
     }
 
     /// Asks the source's store to restore an archived source, once per
@@ -978,39 +1010,41 @@ impl Mover {
     async fn discard_destination(
         &self,
         job: &MigrationJob,
-        written: Option<&str>,
+        written: Written<'_>,
     ) -> anyhow::Result<Discarded> {
         let catalog = self.db.catalog(&job.object_key).await?;
         if catalog.as_ref().is_some_and(|c| c.tier == job.to_tier) {
             return Ok(Discarded::Left);
         }
         let dst = self.tier(&job.to_tier)?;
-        let found = match transfer::head(dst, &job.object_key).await {
-            Ok(found) => Some(found),
-            Err(MoveError::NotFound(_)) => None,
-            Err(e) if e.is_retryable() => {
-                return Err(anyhow::Error::new(e).context("head destination before a discard"));
-            }
-            Err(e) => {
-                let there = format!("what {} holds cannot be known", dst.url_of(&job.object_key));
-                return self.keep_other(job, dst, format!("{there}: {e}")).await;
-            }
-        };
-        let mut discarded = Discarded::Emptied;
-        if let Some(found) = found {
+        let mut found = self.look(job, dst).await?;
+        if let Some(there) = &found
+            && !written.wrote(there)
+        {
             let size = catalog.as_ref().map(|c| c.size);
             let catalog_sha = catalog.as_ref().and_then(|c| c.sha256.as_deref());
-            let ours = written.is_some_and(|e_tag| found.e_tag.as_deref() == Some(e_tag))
-                // A copy on an archived tier cannot be read back: one of
-                // the source's size counts as the job's where the attempt's
-                // ETag is not known (a resume), as its verify trusts it.
-                || (dst.archived && written.is_none() && size == Some(found.size))
-                || self.nothing_to_lose(job, &found, size, catalog_sha).await?;
-            if !ours {
-                return self
-                    .keep_other(job, dst, another_object(dst, job, &found))
-                    .await;
+            let archived_copy =
+                dst.archived && written == Written::BeforeCrash && size == Some(there.size);
+            if !archived_copy {
+                if !self.nothing_to_lose(job, there, size, catalog_sha).await? {
+                    return self
+                        .keep_other(job, dst, another_object(dst, job, there))
+                        .await;
+                }
+                // The reads took time: the key must still hold what they read.
+                let now = self.look(job, dst).await?;
+                if let Some(now) = &now
+                    && protocol::identity(now) != protocol::identity(there)
+                {
+                    return self
+                        .keep_other(job, dst, another_object(dst, job, now))
+                        .await;
+                }
+                found = now;
             }
+        }
+        let mut discarded = Discarded::Emptied;
+        if let Some(there) = found {
             match transfer::delete(dst, &job.object_key).await {
                 Ok(()) => {}
                 // Waiting would hold the job and its object for as long as
@@ -1018,9 +1052,8 @@ impl Mover {
                 // policy): the copy, never the catalog's, goes on record to
                 // be deleted once allowed.
                 Err(refusal) if !refusal.is_retryable() => {
-                    if self.leave_discarded(job, dst, &refusal).await? {
-                        discarded = Discarded::Left;
-                    }
+                    self.leave_discarded(job, &refusal, &there).await?;
+                    discarded = Discarded::Left;
                 }
                 Err(e) => return Err(anyhow::Error::new(e).context("discard destination copy")),
             }
@@ -1036,6 +1069,21 @@ impl Mover {
             tracing::info!(job_key = %job.job_key, staged, "removed interrupted upload");
         }
         Ok(discarded)
+    }
+
+    /// What `job`'s destination key holds, for a discard: `Err` when a
+    /// look fails for now; a look refused for good counts as another
+    /// object, whose loss cannot be ruled out.
+    async fn look(
+        &self,
+        job: &MigrationJob,
+        dst: &TierStore,
+    ) -> anyhow::Result<Option<ObjectMeta>> {
+        match transfer::head(dst, &job.object_key).await {
+            Ok(found) => Ok(Some(found)),
+            Err(MoveError::NotFound(_)) => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e).context("head destination before a discard")),
+        }
     }
 
     /// The end of a discard that found another object at the key (`there`
@@ -1108,12 +1156,9 @@ impl Mover {
     async fn leave_discarded(
         &self,
         job: &MigrationJob,
-        dst: &TierStore,
         refusal: &MoveError,
-    ) -> anyhow::Result<bool> {
-        let Some(left) = copy_left(dst, &job.object_key).await? else {
-            return Ok(false);
-        };
+        left: &ObjectMeta,
+    ) -> anyhow::Result<()> {
         let retry_at = time::now_millis() + millis(protocol::orphan_retry_delay(1));
         self.db
             .record_orphan(
@@ -1121,13 +1166,13 @@ impl Mover {
                 &job.object_key,
                 &job.to_tier,
                 (refusal.class(), &refusal.to_string()),
-                &left,
+                left,
                 retry_at,
             )
             .await?;
         self.count_orphans().await;
         tracing::warn!(job_key = %job.job_key, object_key = %job.object_key, tier = %job.to_tier, error = %refusal, "discarded copy left as an orphan");
-        Ok(true)
+        Ok(())
     }
 
     async fn fail(

@@ -350,6 +350,10 @@ pub struct CopyPlan<'a> {
     pub record_upload: Option<RecordUpload<'a>>,
     /// Over what the copy may be written.
     pub publish: Publish,
+    /// The catalog's SHA-256 of the object, when it has one: a copy of
+    /// other bytes fails [`MoveError::SourceChanged`] before it is put at
+    /// the key.
+    pub catalog_sha: Option<&'a str>,
 }
 
 /// Parts a multipart upload may have: S3's and GCS's limit (Azure allows
@@ -387,6 +391,7 @@ pub async fn copy(
         dest_sync,
         record_upload,
         publish,
+        catalog_sha,
     } = plan;
     let if_absent = publish == Publish::IfAbsent && dst.conditional_put;
     let permanent = |e: anyhow::Error| MoveError::Permanent(format!("{e:#}"));
@@ -398,14 +403,18 @@ pub async fn copy(
     if let (Some(src_local), Some(dst_local)) = (&src.local, &dst.local) {
         let source = src_local.file_of(&from).map_err(permanent)?;
         let dest = dst_local.file_of(&to).map_err(permanent)?;
-        let fsync_each = dst_local.fsync && dest_sync.is_none();
-        let copied = copy_files(src, dst, source, dest, fsync_each, publish, on_progress).await?;
+        let put = local::Put {
+            fsync: dst_local.fsync && dest_sync.is_none(),
+            publish,
+            sha256: catalog_sha.map(str::to_owned),
+        };
+        let copied = copy_files(src, dst, (source, dest), put, on_progress).await?;
         // Only tiers that fsync have a group sync (`durable::Syncs`).
         return Ok(Unsynced {
             copied: Copied {
                 digest: copied.copied,
                 read_back: Some(copied.read_back),
-                e_tag: None,
+                e_tag: copied.e_tag,
             },
             sync: dest_sync.cloned(),
         });
@@ -417,7 +426,7 @@ pub async fn copy(
     let mut done: u64 = 0;
     // Checked once every byte is read, before the copy is put at the key:
     // a copy that fails leaves nothing there but when its put itself fails.
-    let unchanged = async |done: u64| {
+    let unchanged = async |done: u64, hasher: &Sha256| {
         if done != source.size {
             return Err(MoveError::SourceChanged(format!(
                 "{} read {done} bytes, GET said {}",
@@ -434,7 +443,7 @@ pub async fn copy(
                 src.url_of(key)
             )));
         }
-        Ok(())
+        local::check_catalog(&hex::encode(hasher.clone().finalize()), catalog_sha)
     };
 
     let written: PutResult = if source.size <= part_size as u64 {
@@ -447,7 +456,7 @@ pub async fn copy(
             done += chunk.len() as u64;
             parts.push(chunk);
         }
-        unchanged(done).await?;
+        unchanged(done, &hasher).await?;
         let payload: PutPayload = parts.into_iter().collect();
         dst.limits.op().await;
         dst.limits.bytes(done as usize).await;
@@ -475,7 +484,8 @@ pub async fn copy(
         let (size, how) = (source.size, (dst_local.fsync, publish));
         let writer =
             tokio::task::spawn_blocking(move || local::write_received(&dest, size, how, rx, went));
-        let sent: Result<Sha256, MoveError> = async {
+        // `None`: the writer stopped, its error says why.
+        let sent: Result<Option<Sha256>, MoveError> = async {
             let mut hasher = hasher;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(get_failed)?;
@@ -485,18 +495,18 @@ pub async fn copy(
                 hasher = h;
                 done += chunk.len() as u64;
                 if tx.send(chunk).await.is_err() {
-                    break; // The writer failed: its error says why.
+                    return Ok(None);
                 }
                 on_progress(done);
             }
             drop(tx);
-            unchanged(done).await?;
-            Ok(hasher)
+            unchanged(done, &hasher).await?;
+            Ok(Some(hasher))
         }
         .await;
         // Told to put the file at the key only if every byte came and the
         // source is unchanged; dropped unsaid otherwise.
-        if sent.is_ok() {
+        if let Ok(Some(_)) = sent {
             let _ = go.send(());
         } else {
             drop(go);
@@ -504,10 +514,16 @@ pub async fn copy(
         let wrote = writer
             .await
             .map_err(|e| MoveError::Transient(format!("write task failed: {e}")))?;
-        hasher = sent?;
-        wrote?;
-        // The file's identity as a HEAD reads it, for the discard to know it.
-        let e_tag = dst.store.head(&to).await.ok().and_then(|m| m.e_tag);
+        let e_tag = match sent? {
+            Some(h) => {
+                hasher = h;
+                wrote?
+            }
+            None => {
+                wrote?;
+                return Err(MoveError::Transient("the file writer stopped".into()));
+            }
+        };
         PutResult {
             e_tag,
             version: None,
@@ -559,7 +575,7 @@ pub async fn copy(
                 writer.put(chunk);
                 on_progress(done);
             }
-            unchanged(done).await?;
+            unchanged(done, &hasher).await?;
             Ok(hasher)
         }
         .await;
@@ -750,10 +766,8 @@ pub async fn abort_upload(tier: &TierStore, key: &str, id: &str) -> Result<(), M
 async fn copy_files(
     src: &TierStore,
     dst: &TierStore,
-    source: PathBuf,
-    dest: PathBuf,
-    fsync: bool,
-    publish: Publish,
+    (source, dest): (PathBuf, PathBuf),
+    put: local::Put,
     mut on_progress: impl FnMut(u64),
 ) -> Result<crate::local::Copied, MoveError> {
     let limits = [src.limits.clone(), dst.limits.clone()];
@@ -761,7 +775,7 @@ async fn copy_files(
     let runtime = tokio::runtime::Handle::current();
     dst.limits.op().await;
     let mut task = tokio::task::spawn_blocking(move || {
-        crate::local::copy_file(&source, &dest, fsync, publish, |done, chunk| {
+        crate::local::copy_file(&source, &dest, &put, |done, chunk| {
             for limit in limits.iter().filter(|l| !l.is_unlimited()) {
                 runtime.block_on(limit.bytes(chunk));
             }

@@ -687,6 +687,7 @@ async fn the_protocol_holds_on_every_backend() {
 
         a_move_never_writes_over_another_object(&b).await;
         a_key_taken_during_the_copy_is_left_to_its_writer(&b).await;
+        a_source_unlike_the_catalog_puts_nothing_at_the_key(&b).await;
         refused_deletes_leave_a_recorded_orphan(&b).await;
         refused_discards_leave_a_recorded_orphan(&b).await;
     }
@@ -892,6 +893,28 @@ async fn no_open_upload(tier: &TierStore, key: &str) {
         let location = tier.location(key).unwrap();
         let open = mover_svc::uploads::open(tier, s3, &location).await;
         assert_eq!(open.unwrap(), Vec::<String>::new(), "{key}");
+    }
+}
+
+/// An object whose source no longer holds the bytes the catalog recorded
+/// (rewritten in place, outside the mover, at the same size) fails
+/// `source_changed` before its copy is put at the destination key, small
+/// or large: nothing is left there to discard.
+async fn a_source_unlike_the_catalog_puts_nothing_at_the_key(b: &Backend) {
+    let name = b.name;
+    for (key, size) in [("c/unlike", 70_000), ("c/unlike-large", 6 << 20)] {
+        let bytes = vec![1u8; size];
+        let s = moved(&b.src, &b.dst, key, &bytes).await;
+        let rewritten = vec![2u8; size];
+        put(&b.dst, key, &rewritten).await;
+        run(&s, back(key, 0)).await;
+        let row = ledger_of(&s, &back(key, 0)).await;
+        let class = row.error.as_ref().map(|e| e.0.as_str());
+        let failed = (State::Failed, Some("source_changed"));
+        assert_eq!((row.state, class), failed, "{name} {key}: {row:?}");
+        assert_eq!(read(&b.src, key).await, None, "{name} {key}");
+        assert_eq!(read(&b.dst, key).await, Some(rewritten), "{name} {key}");
+        no_open_upload(&b.src, key).await;
     }
 }
 
