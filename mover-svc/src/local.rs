@@ -954,6 +954,16 @@ pub(crate) mod page_cache {
 mod tests {
     use super::*;
 
+    /// The names in `folder`, sorted.
+    fn names_in(folder: &Path) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(folder)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// How a test's copy is put: `fsync`, over what `publish` allows, of
     /// any checksum.
     fn put(fsync: bool, publish: Publish) -> Put {
@@ -1079,14 +1089,7 @@ mod tests {
         // Folders that do not exist yet, then over the copy before it.
         let folder = dir.path().join("out/a/b");
         let dest = folder.join("obj");
-        let names = || {
-            let mut names: Vec<_> = std::fs::read_dir(&folder)
-                .unwrap()
-                .map(|e| e.unwrap().file_name().into_string().unwrap())
-                .collect();
-            names.sort();
-            names
-        };
+        let names = || names_in(&folder);
         for (len, fsync) in [(4096, false), (5000, true), (2 * CHUNK + 3, false)] {
             let data: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
             std::fs::write(&src, &data).unwrap();
@@ -1114,14 +1117,7 @@ mod tests {
         let folder = dir.path().join("out");
         std::fs::create_dir(&folder).unwrap();
         let dest = folder.join("obj");
-        let names = || {
-            let mut names: Vec<_> = std::fs::read_dir(&folder)
-                .unwrap()
-                .map(|e| e.unwrap().file_name().into_string().unwrap())
-                .collect();
-            names.sort();
-            names
-        };
+        let names = || names_in(&folder);
         // A copy staged with a name, as where files cannot be made without one.
         let named = || {
             let path = numbered(&dest, 1);

@@ -252,6 +252,25 @@ fn local_chunks(
     .boxed()
 }
 
+/// The next chunk of a copy's `stream`, had within both tiers' byte caps
+/// and added to `hasher`; `None` at its end.
+async fn next_chunk(
+    stream: &mut BoxStream<'static, object_store::Result<Bytes>>,
+    (src, dst): (&TierStore, &TierStore),
+    hasher: &mut Sha256,
+    get_failed: impl Fn(object_store::Error) -> MoveError,
+) -> Result<Option<Bytes>, MoveError> {
+    let Some(chunk) = stream.next().await else {
+        return Ok(None);
+    };
+    let chunk = chunk.map_err(get_failed)?;
+    src.limits.bytes(chunk.len()).await;
+    dst.limits.bytes(chunk.len()).await;
+    let (h, chunk) = hash(std::mem::take(hasher), chunk).await?;
+    *hasher = h;
+    Ok(Some(chunk))
+}
+
 /// Adds `chunk` to `hasher`, off the async threads when it is large.
 async fn hash(mut hasher: Sha256, chunk: Bytes) -> Result<(Sha256, Bytes), MoveError> {
     if chunk.len() < HASH_OFF_THREAD {
@@ -487,12 +506,9 @@ pub async fn copy(
         // `None`: the writer stopped, its error says why.
         let sent: Result<Option<Sha256>, MoveError> = async {
             let mut hasher = hasher;
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(get_failed)?;
-                src.limits.bytes(chunk.len()).await;
-                dst.limits.bytes(chunk.len()).await;
-                let (h, chunk) = hash(hasher, chunk).await?;
-                hasher = h;
+            while let Some(chunk) =
+                next_chunk(&mut stream, (src, dst), &mut hasher, get_failed).await?
+            {
                 done += chunk.len() as u64;
                 if tx.send(chunk).await.is_err() {
                     return Ok(None);
@@ -556,12 +572,9 @@ pub async fn copy(
         let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
         let result: Result<Sha256, MoveError> = async {
             let mut hasher = hasher;
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(get_failed)?;
-                src.limits.bytes(chunk.len()).await;
-                dst.limits.bytes(chunk.len()).await;
-                let (h, chunk) = hash(hasher, chunk).await?;
-                hasher = h;
+            while let Some(chunk) =
+                next_chunk(&mut stream, (src, dst), &mut hasher, get_failed).await?
+            {
                 let before = done;
                 done += chunk.len() as u64;
                 // One request per part written.

@@ -397,6 +397,34 @@ async fn poison_job_is_dead_lettered_and_the_next_job_runs() {
     h.stop().await;
 }
 
+/// What a kill -9 during COPYING of `key` from hot to cold leaves, with
+/// `source` on hot and `at_destination` on cold: the ledger says COPYING,
+/// the catalog still names the source. The mover must be stopped.
+async fn interrupted_mid_copy(
+    h: &Harness,
+    key: &str,
+    source: &[u8],
+    at_destination: &[u8],
+) -> MigrationJob {
+    h.put("hot", key, source);
+    h.put("cold", key, at_destination);
+    let job = MigrationJob {
+        job_key: strata_proto::job_key(key, "hot", "cold", 0),
+        object_key: key.into(),
+        from_tier: "hot".into(),
+        to_tier: "cold".into(),
+        generation: 0,
+        size_bytes: source.len() as u64,
+        ..Default::default()
+    };
+    let db = mover_svc::db::Db::open(&h.dir.path().join("state/mover.db")).unwrap();
+    db.accept(&job, Some(source.len() as u64)).await.unwrap();
+    db.set_state(&job.job_key, State::Copying, 1, None)
+        .await
+        .unwrap();
+    job
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_resumes_a_job_interrupted_mid_copy() {
     let mut h = Harness::new().await;
@@ -405,24 +433,7 @@ async fn restart_resumes_a_job_interrupted_mid_copy() {
     // catalog still names the source, and the attempt's copy may sit at the
     // destination (a copy is put there whole or not at all).
     let bytes: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
-    h.put("hot", "big.bin", &bytes);
-    h.put("cold", "big.bin", &bytes);
-    let job = MigrationJob {
-        job_key: strata_proto::job_key("big.bin", "hot", "cold", 0),
-        object_key: "big.bin".into(),
-        from_tier: "hot".into(),
-        to_tier: "cold".into(),
-        generation: 0,
-        size_bytes: bytes.len() as u64,
-        ..Default::default()
-    };
-    {
-        let db = mover_svc::db::Db::open(&h.dir.path().join("state/mover.db")).unwrap();
-        db.accept(&job, Some(bytes.len() as u64)).await.unwrap();
-        db.set_state(&job.job_key, State::Copying, 1, None)
-            .await
-            .unwrap();
-    }
+    let job = interrupted_mid_copy(&h, "big.bin", &bytes, &bytes).await;
     h.start();
     let seen = h.until_terminal(&job.job_key, 1).await;
     let last = seen.last().unwrap();
@@ -450,24 +461,7 @@ async fn a_resumed_job_keeps_another_object_found_at_its_key() {
     h.stop().await;
     let bytes = b"the object moved".repeat(1000);
     let theirs = b"written at the key while the mover was down";
-    h.put("hot", "taken.bin", &bytes);
-    h.put("cold", "taken.bin", theirs);
-    let job = MigrationJob {
-        job_key: strata_proto::job_key("taken.bin", "hot", "cold", 0),
-        object_key: "taken.bin".into(),
-        from_tier: "hot".into(),
-        to_tier: "cold".into(),
-        generation: 0,
-        size_bytes: bytes.len() as u64,
-        ..Default::default()
-    };
-    {
-        let db = mover_svc::db::Db::open(&h.dir.path().join("state/mover.db")).unwrap();
-        db.accept(&job, Some(bytes.len() as u64)).await.unwrap();
-        db.set_state(&job.job_key, State::Copying, 1, None)
-            .await
-            .unwrap();
-    }
+    let job = interrupted_mid_copy(&h, "taken.bin", &bytes, theirs).await;
     h.start();
     let seen = h.until_terminal(&job.job_key, 1).await;
     let last = seen.last().unwrap();
