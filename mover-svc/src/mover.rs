@@ -142,7 +142,8 @@ enum Written<'a> {
 }
 
 impl Written<'_> {
-    fn from(e_tag: Option<&str>) -> Written<'_> {
+    /// The attempt's write, answered with `e_tag` if it is known.
+    fn answered(e_tag: Option<&str>) -> Written<'_> {
         e_tag.map_or(Written::Unknown, Written::ETag)
     }
 
@@ -301,7 +302,7 @@ impl Mover {
         };
         // Before the ledger row: from there on, what the destination key
         // holds counts as the job's own copy, discarded if the job fails.
-        let refusal = match self
+        let decided = match self
             .destination(&job, register_size, catalog.as_ref())
             .await?
         {
@@ -313,7 +314,7 @@ impl Mover {
             }
             Destination::Unknown(e) => Err((e.class(), e.to_string())),
         };
-        let publish = match refusal {
+        let publish = match decided {
             Ok(publish) => publish,
             Err((class, message)) => {
                 return self
@@ -597,7 +598,7 @@ impl Mover {
                 MoveError::Archived(message) => self.restore_archived(job, message).await,
                 other => other,
             };
-            let written = Written::from(written.as_deref());
+            let written = Written::answered(written.as_deref());
             next = match self.discard_destination(job, written).await? {
                 Discarded::Emptied => NextAttempt::after_discard(Publish::IfAbsent),
                 Discarded::Left => NextAttempt::after_discard(Publish::Replace),
@@ -654,7 +655,7 @@ impl Mover {
     ) -> anyhow::Result<Outcome> {
         // Whatever the discard finds there stays if it is not the job's
         // copy, told by the ETag its write was answered with (`written`).
-        self.discard_destination(job, Written::from(written))
+        self.discard_destination(job, Written::answered(written))
             .await?;
         let catalog = self.db.catalog(&job.object_key).await?;
         self.reject(
