@@ -143,17 +143,12 @@ pub struct Put {
 /// answers: what tells the copy a job put at a key from a file written
 /// over it.
 pub fn e_tag_of(meta: &std::fs::Metadata) -> String {
-    #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(meta);
-    #[cfg(not(unix))]
-    let inode = 0;
-    let mtime = meta
-        .modified()
-        .ok()
+    let (inode, len, modified) = file_identity(meta);
+    let mtime = modified
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .unwrap_or_default()
         .as_micros();
-    format!("\"{inode:x}-{mtime:x}-{:x}\"", meta.len())
+    format!("\"{inode:x}-{mtime:x}-{len:x}\"")
 }
 
 /// Copies `len` bytes of `source` (from where it is positioned) to the
@@ -201,8 +196,7 @@ fn stage(
         )));
     }
     check_catalog(&copied.copied.sha256, put.sha256.as_deref())?;
-    // Linking the file keeps its inode, time and size: its ETag at the key.
-    let e_tag = staged.file.metadata().ok().map(|m| e_tag_of(&m));
+    let e_tag = staged.e_tag();
     Ok((staged, Copied { e_tag, ..copied }))
 }
 
@@ -281,7 +275,7 @@ pub fn write_received(
             dest.display()
         )));
     }
-    let e_tag = staged.file.metadata().ok().map(|m| e_tag_of(&m));
+    let e_tag = staged.e_tag();
     staged.publish(dest, fsync, publish)?;
     Ok(e_tag)
 }
@@ -594,6 +588,12 @@ impl Staged {
                 Err(e) => return Err(io_error(&format!("create {}", path.display()), e)),
             }
         }
+    }
+
+    /// The ETag the file will have at its key ([`e_tag_of`]): linking it
+    /// there keeps its inode, time and size. Read once it is written.
+    fn e_tag(&self) -> Option<String> {
+        self.file.metadata().ok().map(|m| e_tag_of(&m))
     }
 
     /// A second handle on the file with its own position (a clone of

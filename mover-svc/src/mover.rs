@@ -166,6 +166,18 @@ enum Discarded {
     Other(String),
 }
 
+impl Discarded {
+    /// How the next copy may be put at the key, or which other object
+    /// holds it.
+    fn next_publish(self) -> Result<Publish, String> {
+        match self {
+            Discarded::Emptied => Ok(Publish::IfAbsent),
+            Discarded::Left => Ok(Publish::Replace),
+            Discarded::Other(there) => Err(there),
+        }
+    }
+}
+
 /// How a job's next copy attempt begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct NextAttempt {
@@ -496,10 +508,10 @@ impl Mover {
         let started = Instant::now();
         match protocol::resume_from(row.state) {
             Resume::DiscardAndCopy => {
-                let publish = match self.discard_destination(&job, Written::BeforeCrash).await? {
-                    Discarded::Emptied => Publish::IfAbsent,
-                    Discarded::Left => Publish::Replace,
-                    Discarded::Other(there) => {
+                let discarded = self.discard_destination(&job, Written::BeforeCrash).await?;
+                let publish = match discarded.next_publish() {
+                    Ok(publish) => publish,
+                    Err(there) => {
                         let message = format!("{there} (written there while the job ran)");
                         return self.occupied(&job, row.attempt, message, started).await;
                     }
@@ -599,10 +611,9 @@ impl Mover {
                 other => other,
             };
             let written = Written::answered(written.as_deref());
-            next = match self.discard_destination(job, written).await? {
-                Discarded::Emptied => NextAttempt::after_discard(Publish::IfAbsent),
-                Discarded::Left => NextAttempt::after_discard(Publish::Replace),
-                Discarded::Other(there) => {
+            next = match self.discard_destination(job, written).await?.next_publish() {
+                Ok(publish) => NextAttempt::after_discard(publish),
+                Err(there) => {
                     let message = match &error {
                         MoveError::Occupied(_) => there,
                         other => format!("{there} (written there while the job ran; {other})"),
@@ -1072,9 +1083,9 @@ impl Mover {
         Ok(discarded)
     }
 
-    /// What `job`'s destination key holds, for a discard: `Err` when a
-    /// look fails for now; a look refused for good counts as another
-    /// object, whose loss cannot be ruled out.
+    /// What `job`'s destination key holds, for a discard: `Err` when the
+    /// key cannot be looked at, for now or for good; the job is then
+    /// handled again later, nothing at its key touched.
     async fn look(
         &self,
         job: &MigrationJob,
@@ -1151,9 +1162,9 @@ impl Mover {
     }
 
     /// Records a destination copy its store refused to delete for good as
-    /// an orphan (unless it is gone after all: `false`): the sweep deletes
-    /// it once allowed, and keeps it if the catalog comes to name its tier
-    /// or another object is written at its key.
+    /// an orphan, as the discard found it (`left`): the sweep deletes it
+    /// once allowed, and keeps it if the catalog comes to name its tier or
+    /// another object is written at its key.
     async fn leave_discarded(
         &self,
         job: &MigrationJob,

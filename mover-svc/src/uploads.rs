@@ -133,8 +133,8 @@ fn completion_body(parts: Vec<PartId>) -> Result<String, quick_xml::SeError> {
 }
 
 /// Completes the upload `id` of `location` on the S3 tier `tier` only if the
-/// key holds no object then: `If-None-Match: *`, which S3 has honoured on
-/// completions since 2024 (MinIO, moto and R2 too). Another object there
+/// key holds no object then: `If-None-Match: *`, which AWS documents S3
+/// honouring on completions since 2024 (moto, which the tests run, does). Another object there
 /// is [`object_store::Error::AlreadyExists`]; the upload stays open, for
 /// the job's discard to abort.
 pub async fn complete_if_absent(

@@ -922,6 +922,16 @@ mod tests {
     }
 
     #[test]
+    fn writes_are_create_only_unless_an_s3_tier_says_its_store_cannot() {
+        let s3 = "url = 's3://bucket/a'\n[tiers.options]\nregion = 'us-east-1'\n";
+        let conditional = |toml: &str| tier_of(toml).open().unwrap().conditional_put;
+        assert!(conditional(s3));
+        assert!(!conditional(&format!("{s3}conditional_put = 'disabled'\n")));
+        assert!(conditional(&format!("{s3}conditional_put = 'etag'\n")));
+        assert!(conditional("url = 'memory://'"));
+    }
+
+    #[test]
     fn restores_last_days_except_from_intelligent_tiering() {
         let days = |preset: &str| {
             let raw = format!(
