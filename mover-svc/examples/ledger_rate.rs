@@ -13,7 +13,7 @@
 
 use std::{path::PathBuf, time::Instant};
 
-use mover_svc::db::Db;
+use mover_svc::{db::Db, protocol::Seen, transfer::Digest256};
 use strata_proto::MigrationJob;
 
 mod common;
@@ -52,10 +52,21 @@ async fn batch(db: Db, jobs: Vec<MigrationJob>) -> anyhow::Result<()> {
             .collect(),
     )
     .await?;
-    let sha = "0".repeat(64);
     let verified = jobs
         .iter()
-        .map(|j| (j.clone(), sha.clone(), j.size_bytes))
+        .map(|j| {
+            let copied = Digest256 {
+                sha256: "0".repeat(64),
+                bytes: j.size_bytes,
+            };
+            // The source as a file copy sees it.
+            let source = Seen {
+                size: j.size_bytes,
+                e_tag: Some("\"1a2b3c-61f0a1b2c3d4e-1000\"".into()),
+                modified_ms: 1_767_225_600_000,
+            };
+            (j.clone(), copied, Some(source))
+        })
         .collect();
     let generations = db.switch_many(verified).await?;
     anyhow::ensure!(

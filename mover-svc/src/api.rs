@@ -108,6 +108,7 @@ mod tests {
     use strata_runtime::tiers::Tier;
 
     use super::*;
+    use crate::transfer::Digest256;
 
     /// A ledger in `dir` where `a/b` (3 bytes) moved from hot to cold.
     async fn moved(dir: &std::path::Path) -> (crate::db::Db, MigrationJob) {
@@ -120,7 +121,11 @@ mod tests {
             ..Default::default()
         };
         db.accept(&job, Some(3)).await.unwrap();
-        db.switch(&job, "ab", 3).await.unwrap();
+        let copied = Digest256 {
+            sha256: "ab".into(),
+            bytes: 3,
+        };
+        db.switch(&job, &copied, None).await.unwrap();
         (db, job)
     }
 

@@ -36,7 +36,7 @@ use tokio::time::Instant;
 use crate::{
     fault, local,
     mover::{self, Mover, Outcome},
-    protocol::{self, Arrival, VerifyError},
+    protocol::{self, Arrival, Seen, VerifyError},
     transfer::{self, Digest256, MoveError, Publish},
 };
 
@@ -503,12 +503,18 @@ async fn copy_work(mover: &Mover, job: &Job) -> Result<CopyWork, MoveError> {
     })
 }
 
+/// A job of the batch whose switch is committed.
+struct Switched {
+    job: Job,
+    generation: u64,
+    digest: Digest256,
+    /// The source file as copied.
+    source: Option<Seen>,
+}
+
 /// Verifies each copy and switches the verified ones in one durable
 /// commit. Answers each switched job with its new generation and digest.
-async fn switch(
-    batch: &mut Batch<'_>,
-    copied: Vec<(Job, local::Copied)>,
-) -> Vec<(Job, u64, Digest256)> {
+async fn switch(batch: &mut Batch<'_>, copied: Vec<(Job, local::Copied)>) -> Vec<Switched> {
     let mover = batch.mover;
     let mut verified = Vec::with_capacity(copied.len());
     for (job, c) in copied {
@@ -535,7 +541,7 @@ async fn switch(
         match check {
             Ok(()) => {
                 fault::point("verified");
-                verified.push((job, c.copied, c.e_tag));
+                verified.push((job, c.copied, c.e_tag, c.source));
             }
             Err(e @ VerifyError::Catalog { .. }) => {
                 batch.copy_failed(job, MoveError::SourceChanged(e.to_string()))
@@ -548,7 +554,7 @@ async fn switch(
     }
     let rows = verified
         .iter()
-        .map(|(job, d, _)| (job.job.clone(), d.sha256.clone(), d.bytes))
+        .map(|(job, copied, _, source)| (job.job.clone(), copied.clone(), source.clone()))
         .collect();
     let generations = match mover.db.switch_many(rows).await {
         Ok(generations) => generations,
@@ -558,7 +564,7 @@ async fn switch(
         }
     };
     let mut switched = Vec::with_capacity(verified.len());
-    for ((job, digest, e_tag), generation) in verified.into_iter().zip(generations) {
+    for ((job, digest, e_tag, source), generation) in verified.into_iter().zip(generations) {
         let Some(generation) = generation else {
             let (mover, started, j) = (mover.clone(), batch.started, job.job.clone());
             batch.ended[job.index] = Some(Ended::Alone(
@@ -575,7 +581,12 @@ async fn switch(
             mover::switched(s, &job.job, generation, &digest, 1)
         });
         match queued {
-            Ok(()) => switched.push((job, generation, digest)),
+            Ok(()) => switched.push(Switched {
+                job,
+                generation,
+                digest,
+                source,
+            }),
             Err(e) => batch.interrupted(job, e),
         }
     }
@@ -585,27 +596,35 @@ async fn switch(
 /// Deletes the switched jobs' sources in one blocking task and completes
 /// them together. A source that does not go is left to [`Mover::finish`],
 /// alone, which tries again and tells a refusal from a failure.
-async fn delete_and_complete(batch: &mut Batch<'_>, switched: Vec<(Job, u64, Digest256)>) {
+async fn delete_and_complete(batch: &mut Batch<'_>, switched: Vec<Switched>) {
     let mover = batch.mover;
-    // Each source with its tier's folder, below which emptied folders go.
+    // Each source with its tier's folder, below which emptied folders go,
+    // and the file as copied.
     let mut sources = Vec::with_capacity(switched.len());
-    for (job, ..) in &switched {
-        let source = match (tier(mover, &job.job.from_tier), &job.files) {
-            (Ok(t), Ok((source, _))) => {
+    for Switched { job, source, .. } in &switched {
+        let file = match (tier(mover, &job.job.from_tier), &job.files) {
+            (Ok(t), Ok((file, _))) => {
                 // A request each, as a delete through the store.
                 t.limits.op().await;
-                t.local.as_ref().map(|l| (source.clone(), l.root.clone()))
+                t.local
+                    .as_ref()
+                    .map(|l| (file.clone(), l.root.clone(), source.clone()))
             }
             _ => None,
         };
-        sources.push(source);
+        sources.push(file);
     }
     let n = sources.len();
     let deleted = tokio::task::spawn_blocking(move || {
+        // A file that is no longer the one copied (written again since) is
+        // not deleted here: its job goes on alone, which keeps it.
         let (at, files): (Vec<usize>, Vec<(PathBuf, PathBuf)>) = sources
             .into_iter()
             .enumerate()
-            .filter_map(|(i, source)| Some((i, source?)))
+            .filter_map(|(i, source)| {
+                let (file, root, seen) = source?;
+                local::holds(&file, seen.as_ref()).then_some((i, (file, root)))
+            })
             .unzip();
         let mut deleted = vec![false; n];
         for (i, gone) in at.into_iter().zip(local::delete_files(&files)) {
@@ -616,7 +635,13 @@ async fn delete_and_complete(batch: &mut Batch<'_>, switched: Vec<(Job, u64, Dig
     .await
     .unwrap_or_default();
     let mut gone = Vec::with_capacity(switched.len());
-    for (i, (job, generation, digest)) in switched.into_iter().enumerate() {
+    for (i, switched) in switched.into_iter().enumerate() {
+        let Switched {
+            job,
+            generation,
+            digest,
+            source,
+        } = switched;
         if deleted.get(i).copied().unwrap_or(false) {
             fault::point("deleted");
             gone.push((job, generation, digest));
@@ -626,8 +651,9 @@ async fn delete_and_complete(batch: &mut Batch<'_>, switched: Vec<(Job, u64, Dig
         let (mover, started) = (mover.clone(), batch.started);
         batch.ended[job.index] = Some(Ended::Alone(
             async move {
+                let switched = (generation, &digest);
                 mover
-                    .finish(&job.job, 1, generation, &digest, started)
+                    .finish(&job.job, 1, switched, source.as_ref(), started)
                     .await
             }
             .boxed(),

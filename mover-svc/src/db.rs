@@ -19,13 +19,17 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use strata_proto::{MigrationJob, State, time};
 use strata_runtime::sqlite::{self, Durability};
 
-use crate::protocol::{self, CatalogRow, LedgerRow, OrphanRow};
+use crate::{
+    protocol::{CatalogRow, LedgerRow, OrphanRow, Seen},
+    transfer::Digest256,
+};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/001-catalog-and-ledger.sql"),
     include_str!("../migrations/002-orphans.sql"),
     include_str!("../migrations/003-upload-ids.sql"),
     include_str!("../migrations/004-unfinished-by-comparisons.sql"),
+    include_str!("../migrations/005-source-seen.sql"),
 ];
 
 /// Every job that has not ended, oldest first; its WHERE is the condition
@@ -127,6 +131,14 @@ fn ledger_row(r: &Row<'_>) -> rusqlite::Result<LedgerRow> {
         sha256: r.get("sha256")?,
         bytes: r.get::<_, Option<i64>>("bytes")?.map(|b| b as u64),
         new_generation: r.get::<_, Option<i64>>("new_generation")?.map(|g| g as u64),
+        source: match r.get::<_, Option<i64>>("source_size")? {
+            Some(size) => Some(Seen {
+                size: size as u64,
+                e_tag: r.get("source_e_tag")?,
+                modified_ms: r.get::<_, Option<i64>>("source_modified_ms")?.unwrap_or(0),
+            }),
+            None => None,
+        },
         error: error_class.map(|c| (c, error_message.unwrap_or_default())),
     })
 }
@@ -457,7 +469,8 @@ impl Db {
     /// The pointer switch: atomically points the catalog at the
     /// job's `to_tier` with the verified digest and a new generation, only if
     /// it still names `from_tier` at the job's generation, and marks the job
-    /// SWITCHED with that digest (a resume completes the job with it).
+    /// SWITCHED with that digest and the source as the copy read it (a
+    /// resume completes the job with them).
     /// Returns the new generation, or `None` when the catalog had moved on
     /// (nothing changed).
     ///
@@ -468,24 +481,26 @@ impl Db {
     pub async fn switch(
         &self,
         job: &MigrationJob,
-        sha256: &str,
-        size: u64,
+        copied: &Digest256,
+        source: Option<&Seen>,
     ) -> anyhow::Result<Option<u64>> {
-        let (job, sha) = (job.clone(), sha256.to_owned());
-        self.call(true, move |c| switch_rows(c, &job, &sha, size))
-            .await
+        let (job, copied, source) = (job.clone(), copied.clone(), source.cloned());
+        self.call(true, move |c| {
+            switch_rows(c, &job, &copied, source.as_ref())
+        })
+        .await
     }
 
-    /// [`Db::switch`] of many verified copies (`(job, sha256, size)`) in one
-    /// request. Answers each job's new generation or `None`, in order.
+    /// [`Db::switch`] of many verified copies in one request. Answers each
+    /// job's new generation or `None`, in order.
     pub async fn switch_many(
         &self,
-        verified: Vec<(MigrationJob, String, u64)>,
+        verified: Vec<(MigrationJob, Digest256, Option<Seen>)>,
     ) -> anyhow::Result<Vec<Option<u64>>> {
         self.call(true, move |c| {
             verified
                 .iter()
-                .map(|(job, sha, size)| switch_rows(c, job, sha, *size))
+                .map(|(job, copied, source)| switch_rows(c, job, copied, source.as_ref()))
                 .collect()
         })
         .await
@@ -506,7 +521,7 @@ impl Db {
         retry_at_ms: i64,
     ) -> anyhow::Result<()> {
         let job = job.clone();
-        let left = Left::of(left);
+        let left = Seen::of(left);
         let job_error = (job_error.0.to_owned(), job_error.1.to_owned());
         let refusal = (refusal.0.to_owned(), refusal.1.to_owned());
         self.call(true, move |c| {
@@ -529,6 +544,66 @@ impl Db {
         .await
     }
 
+    /// Undoes the switch of `job` (to `generation`) whose source key was
+    /// found holding another version than the one copied (`now`, written
+    /// there after the copy read it): the catalog names the job's
+    /// `from_tier` again, at a new generation, with that version's size and
+    /// no checksum, if it still names `to_tier` at `generation`; the job
+    /// ends FAILED with `error`; and the copy, when `copy` describes it
+    /// (else it is not known to be the job's), is recorded as an orphan due
+    /// at once. One durable transaction. Returns the catalog's new
+    /// generation, `None` when it had moved on (then only the job ends).
+    pub async fn undo_switch(
+        &self,
+        job: &MigrationJob,
+        attempt: u32,
+        generation: u64,
+        now: &Seen,
+        copy: Option<&Seen>,
+        error: (&str, &str),
+    ) -> anyhow::Result<Option<u64>> {
+        let (job, now, copy) = (job.clone(), now.clone(), copy.cloned());
+        let error = (error.0.to_owned(), error.1.to_owned());
+        self.call(true, move |c| {
+            let at = time::now_millis();
+            let changed = c
+                .prepare_cached(
+                    "UPDATE catalog SET tier = ?2, generation = generation + 1, sha256 = NULL,
+                        size = ?3, updated_at_ms = ?4
+                     WHERE object_key = ?1 AND tier = ?5 AND generation = ?6",
+                )?
+                .execute(params![
+                    job.object_key,
+                    job.from_tier,
+                    now.size as i64,
+                    at,
+                    job.to_tier,
+                    generation as i64
+                ])?;
+            c.prepare_cached(
+                "UPDATE ledger SET state = 'FAILED', attempt = ?2, error_class = ?3,
+                    error_message = ?4, updated_at_ms = ?5 WHERE job_key = ?1",
+            )?
+            .execute(params![job.job_key, attempt, error.0, error.1, at])?;
+            if changed != 1 {
+                return Ok(None);
+            }
+            if let Some(copy) = &copy {
+                insert_orphan(
+                    c,
+                    &job.object_key,
+                    &job.to_tier,
+                    &job.job_key,
+                    copy,
+                    &error,
+                    at,
+                )?;
+            }
+            Ok(Some(generation + 1))
+        })
+        .await
+    }
+
     /// Records a copy on `tier` that a job of `job_key` could not discard,
     /// its store refusing for good, as an orphan to be deleted again from
     /// `retry_at_ms`. Durable.
@@ -543,7 +618,7 @@ impl Db {
     ) -> anyhow::Result<()> {
         let (job_key, object_key, tier) =
             (job_key.to_owned(), object_key.to_owned(), tier.to_owned());
-        let left = Left::of(left);
+        let left = Seen::of(left);
         let refusal = (refusal.0.to_owned(), refusal.1.to_owned());
         self.call(true, move |c| {
             insert_orphan(
@@ -661,9 +736,10 @@ fn catalog_of(c: &Connection, object_key: &str) -> rusqlite::Result<Option<Catal
 fn switch_rows(
     c: &Connection,
     job: &MigrationJob,
-    sha: &str,
-    size: u64,
+    copied: &Digest256,
+    source: Option<&Seen>,
 ) -> rusqlite::Result<Option<u64>> {
+    let (sha, size) = (&copied.sha256, copied.bytes);
     let now = time::now_millis();
     let changed = c
         .prepare_cached(
@@ -686,7 +762,7 @@ fn switch_rows(
     let new_generation = job.generation + 1;
     c.prepare_cached(
         "UPDATE ledger SET state = 'SWITCHED', new_generation = ?2, sha256 = ?3, bytes = ?4,
-            updated_at_ms = ?5
+            updated_at_ms = ?5, source_size = ?6, source_e_tag = ?7, source_modified_ms = ?8
          WHERE job_key = ?1",
     )?
     .execute(params![
@@ -694,7 +770,10 @@ fn switch_rows(
         new_generation as i64,
         sha,
         size as i64,
-        now
+        now,
+        source.map(|s| s.size as i64),
+        source.and_then(|s| s.e_tag.as_deref()),
+        source.map(|s| s.modified_ms)
     ])?;
     Ok(Some(new_generation))
 }
@@ -774,31 +853,13 @@ fn insert_ledger(
     ])
 }
 
-/// What identifies a copy left behind: size, ETag, modification time.
-struct Left {
-    size: i64,
-    e_tag: Option<String>,
-    modified_ms: i64,
-}
-
-impl Left {
-    fn of(meta: &ObjectMeta) -> Self {
-        let (size, e_tag, modified_ms) = protocol::identity(meta);
-        Left {
-            size: size as i64,
-            e_tag: e_tag.map(str::to_owned),
-            modified_ms,
-        }
-    }
-}
-
 /// Records (or records again) the orphan copy of `object_key` on `tier`.
 fn insert_orphan(
     c: &Connection,
     object_key: &str,
     tier: &str,
     job_key: &str,
-    left: &Left,
+    left: &Seen,
     refusal: &(String, String),
     retry_at_ms: i64,
 ) -> rusqlite::Result<()> {
@@ -816,7 +877,7 @@ fn insert_orphan(
         object_key,
         tier,
         job_key,
-        left.size,
+        left.size as i64,
         left.e_tag,
         left.modified_ms,
         refusal.0,
@@ -892,18 +953,29 @@ mod tests {
         let db = Db::open(&dir.path().join("m.db")).unwrap();
         db.accept(&job(0), Some(3)).await.unwrap();
         assert_eq!(db.catalog("k").await.unwrap().unwrap().tier, "hot");
-        assert_eq!(db.switch(&job(0), "ab", 3).await.unwrap(), Some(1));
+        let copied = |sha: &str| Digest256 {
+            sha256: sha.into(),
+            bytes: 3,
+        };
+        let source = Seen {
+            size: 3,
+            e_tag: Some("\"e1\"".into()),
+            modified_ms: 1_767_225_600_000,
+        };
+        let switched = db.switch(&job(0), &copied("ab"), Some(&source)).await;
+        assert_eq!(switched.unwrap(), Some(1));
         let row = db.catalog("k").await.unwrap().unwrap();
         assert_eq!(
             (row.tier.as_str(), row.generation, row.sha256.as_deref()),
             ("warm", 1, Some("ab"))
         );
+        let ledger = db.ledger(&job(0).job_key).await.unwrap().unwrap();
         assert_eq!(
-            db.ledger(&job(0).job_key).await.unwrap().unwrap().state,
-            State::Switched
+            (ledger.state, ledger.source),
+            (State::Switched, Some(source))
         );
         // The same switch again finds generation 1, not 0: nothing changes.
-        assert_eq!(db.switch(&job(0), "cd", 3).await.unwrap(), None);
+        assert_eq!(db.switch(&job(0), &copied("cd"), None).await.unwrap(), None);
         assert_eq!(
             db.catalog("k").await.unwrap().unwrap().sha256.as_deref(),
             Some("ab")

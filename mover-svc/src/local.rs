@@ -37,7 +37,10 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
-use crate::transfer::{Digest256, MoveError, Publish};
+use crate::{
+    protocol::Seen,
+    transfer::{Digest256, MoveError, Publish},
+};
 
 /// Bytes per read and write.
 const CHUNK: usize = 1 << 20;
@@ -122,6 +125,9 @@ pub struct Copied {
     pub read_back: Digest256,
     /// The file's ETag as the tier's store reads it ([`e_tag_of`]).
     pub e_tag: Option<String>,
+    /// The source file as [`copy_file`] opened it, as the tier's store
+    /// would HEAD it ([`seen_of`]).
+    pub source: Option<Seen>,
 }
 
 /// How a copy is put at its destination file.
@@ -136,6 +142,26 @@ pub struct Put {
     /// bytes (the source changed since the catalog recorded it) fails
     /// [`MoveError::SourceChanged`] and is not put there.
     pub sha256: Option<String>,
+}
+
+/// A file as the file store's HEAD would describe it (its size, ETag and
+/// modification time), for a delete that checks it is still there.
+pub fn seen_of(meta: &std::fs::Metadata) -> Seen {
+    let modified = meta
+        .modified()
+        .ok()
+        .map(chrono::DateTime::<chrono::Utc>::from);
+    Seen {
+        size: meta.len(),
+        e_tag: Some(e_tag_of(meta)),
+        modified_ms: modified.map_or(0, |t| t.timestamp_millis()),
+    }
+}
+
+/// Whether the file at `path` is still `seen` (its size, ETag and
+/// modification time); any file is when nothing was seen.
+pub fn holds(path: &Path, seen: Option<&Seen>) -> bool {
+    seen.is_none_or(|seen| std::fs::metadata(path).is_ok_and(|meta| seen_of(&meta) == *seen))
 }
 
 /// A file's ETag as object_store's `LocalFileSystem` makes one (its inode,
@@ -238,7 +264,10 @@ pub fn copy_file(
         )));
     }
     staged.publish(dest, put.fsync, put.publish)?;
-    Ok(copied)
+    Ok(Copied {
+        source: Some(seen_of(&before)),
+        ..copied
+    })
 }
 
 /// Writes the `len` bytes that come through `chunks` (another store's
@@ -362,6 +391,7 @@ fn copy_inline(
         copied,
         read_back: digest_of(&buf),
         e_tag: None,
+        source: None,
     })
 }
 
@@ -424,6 +454,7 @@ fn copy_threaded(
             copied,
             read_back: read_back?,
             e_tag: None,
+            source: None,
         })
     })
 }

@@ -21,8 +21,8 @@ use crate::{
     db::{Db, Queued},
     durable::Syncs,
     fault,
-    protocol::{self, Arrival, LedgerRow, OrphanRow, Resume, Sweep, VerifyError},
-    transfer::{self, Digest256, MoveError, Publish},
+    protocol::{self, Arrival, LedgerRow, OrphanRow, Resume, Seen, Sweep, VerifyError},
+    transfer::{self, Deleted, Digest256, MoveError, Publish},
     uploads,
 };
 
@@ -113,6 +113,17 @@ impl From<anyhow::Error> for StepError {
     fn from(e: anyhow::Error) -> Self {
         StepError::Infra(e)
     }
+}
+
+/// An attempt's copy, verified.
+struct Verified {
+    digest: Digest256,
+    /// The copy's ETag as its write was answered, when known.
+    written: Option<String>,
+    /// The source as the copy read it.
+    source: Option<Seen>,
+    /// The VERIFYING write, queued, to be heard after the switch.
+    verifying: Queued<()>,
 }
 
 /// What a job's destination key holds, before the job starts.
@@ -532,7 +543,8 @@ impl Mover {
                     bytes: row.bytes.unwrap_or_default(),
                 };
                 self.ensure_catalog_moved_on(&job).await?;
-                self.finish(&job, row.attempt, generation, &digest, started)
+                let switched = (generation, &digest);
+                self.finish(&job, row.attempt, switched, row.source.as_ref(), started)
                     .await
             }
             Resume::Nothing => Ok(Outcome(None)),
@@ -591,7 +603,7 @@ impl Mover {
         // The time bound counts the attempts as well as the waits between them.
         let retrying_since = Instant::now();
         let mut attempt = attempts_before;
-        let (digest, written, verifying) = loop {
+        let verified = loop {
             let (error, written) = match failed.take() {
                 Some(error) => (error, None),
                 None => {
@@ -637,8 +649,14 @@ impl Mover {
                 None => return self.fail(job, attempt, &error, started).await,
             }
         };
+        let Verified {
+            digest,
+            written,
+            source,
+            verifying,
+        } = verified;
         // The switch queues behind the VERIFYING write, often into its group.
-        let switch = self.db.switch(job, &digest.sha256, digest.bytes).await;
+        let switch = self.db.switch(job, &digest, source.as_ref()).await;
         verifying.answer().await?;
         let Some(generation) = switch? else {
             return self
@@ -651,8 +669,14 @@ impl Mover {
         })?;
         // The switch just made the catalog name `to_tier`, and no other job
         // of this object runs meanwhile: the source may go.
-        self.finish(job, attempt, generation, &digest, started)
-            .await
+        self.finish(
+            job,
+            attempt,
+            (generation, &digest),
+            source.as_ref(),
+            started,
+        )
+        .await
     }
 
     /// Ends a job whose switch found that the catalog had moved on while
@@ -679,9 +703,7 @@ impl Mover {
         .await
     }
 
-    /// One attempt: copy, then verify. Returns the verified digest, the
-    /// copy's ETag as its write was answered (when known), and the queued
-    /// VERIFYING write, for the caller to hear after the switch.
+    /// One attempt: copy, then verify.
     async fn copy_and_verify(
         &self,
         job: &MigrationJob,
@@ -689,7 +711,7 @@ impl Mover {
         catalog_sha: Option<&str>,
         next: NextAttempt,
         started: Instant,
-    ) -> Result<(Digest256, Option<String>, Queued<()>), StepError> {
+    ) -> Result<Verified, StepError> {
         let (src, dst) = (self.tier(&job.from_tier)?, self.tier(&job.to_tier)?);
         if !next.copying_recorded {
             self.db
@@ -764,6 +786,7 @@ impl Mover {
             digest: copied,
             read_back,
             e_tag,
+            source,
         } = copied.synced().await?;
         fault::point("copied");
         metrics::counter!("strata_mover_bytes_copied_total").increment(copied.bytes);
@@ -812,7 +835,12 @@ impl Mover {
             verifying.answer().await?;
             return Err(StepError::Move(e, e_tag));
         }
-        Ok((copied, e_tag, verifying))
+        Ok(Verified {
+            digest: copied,
+            written: e_tag,
+            source,
+            verifying,
+        })
     }
 
     /// Asks the source's store to restore an archived source, once per
@@ -857,17 +885,38 @@ impl Mover {
         Ok(())
     }
 
-    /// Deletes the source of a job whose switch is committed, and completes it.
+    /// Deletes the source of a job whose switch is committed (to the
+    /// generation and digest `switched`), and completes it. The source goes
+    /// only if its key still holds what the copy read (`source`, when
+    /// known): a version written there since is kept, and the switch undone
+    /// ([`Mover::source_rewritten`]).
     pub(crate) async fn finish(
         &self,
         job: &MigrationJob,
         attempt: u32,
-        generation: u64,
-        digest: &Digest256,
+        (generation, digest): (u64, &Digest256),
+        source: Option<&Seen>,
         started: Instant,
     ) -> anyhow::Result<Outcome> {
-        let left = match transfer::delete(self.tier(&job.from_tier)?, &job.object_key).await {
-            Ok(()) => None,
+        let src = self.tier(&job.from_tier)?;
+        let deleted = match source {
+            Some(seen) => transfer::delete_if_same(src, &job.object_key, seen.identity()).await,
+            None => transfer::delete(src, &job.object_key)
+                .await
+                .map(|()| Deleted::Gone),
+        };
+        let left = match deleted {
+            Ok(Deleted::Gone) => None,
+            Ok(Deleted::Kept) => {
+                let undone = self
+                    .source_rewritten(job, attempt, (generation, digest), started)
+                    .await?;
+                match undone {
+                    Some(outcome) => return Ok(outcome),
+                    // Gone since: the job completes.
+                    None => None,
+                }
+            }
             // Waiting would hold the job and its object for as long as the
             // store refuses (no delete permission, a locked version). The
             // object has moved, so the job completes and the copy is kept on
@@ -884,6 +933,78 @@ impl Mover {
                 .await?;
         }
         self.completed(job, attempt, generation, digest, started, left)
+    }
+
+    /// Ends a switched job whose source key holds another version than the
+    /// one copied, written there after the copy read it (an application
+    /// updating the object where the catalog named it): that version stays,
+    /// the catalog names the source's tier again (a new generation, its
+    /// size, no checksum), and the job FAILS `source_changed`. The copy,
+    /// which no catalog names now, is recorded as an orphan and swept at
+    /// once, if it still holds the bytes the job moved (read back); else it
+    /// is not known to be the job's, and stays. `None` when the source key
+    /// turns out empty: nothing to keep, the job completes.
+    async fn source_rewritten(
+        &self,
+        job: &MigrationJob,
+        attempt: u32,
+        (generation, digest): (u64, &Digest256),
+        started: Instant,
+    ) -> anyhow::Result<Option<Outcome>> {
+        let (src, dst) = (self.tier(&job.from_tier)?, self.tier(&job.to_tier)?);
+        let now = match transfer::head(src, &job.object_key).await {
+            Ok(now) => Seen::of(&now),
+            Err(MoveError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(anyhow::Error::new(e).context("head the rewritten source")),
+        };
+        let copy = self.own_copy(dst, &job.object_key, digest).await;
+        let error = MoveError::SourceChanged(format!(
+            "{} was written again after the copy read it; that version is kept \
+             and the catalog names it again",
+            src.url_of(&job.object_key)
+        ));
+        let message = error.to_string();
+        let undone = self
+            .db
+            .undo_switch(
+                job,
+                attempt,
+                generation,
+                &now,
+                copy.as_ref(),
+                (error.class(), &message),
+            )
+            .await?;
+        tracing::warn!(job_key = %job.job_key, object_key = %job.object_key, tier = %job.from_tier, "source written again after the copy: kept, switch undone");
+        if undone.is_some()
+            && copy.is_some()
+            && let Some(orphan) = self.db.orphan(&job.object_key, &job.to_tier).await?
+        {
+            self.sweep_orphan(&orphan).await?;
+        }
+        metrics::counter!("strata_mover_jobs_total", "state" => "FAILED").increment(1);
+        let outcome = self.report(job, State::Failed, started, |s| {
+            s.attempt = attempt;
+            s.error = Some(pb::Error {
+                class: error.class().into(),
+                message,
+            });
+            s.current_tier = job.from_tier.clone();
+            s.generation = undone.unwrap_or(generation);
+        })?;
+        Ok(Some(outcome))
+    }
+
+    /// What `tier` holds at `key`, if it is the copy a job switched to
+    /// (`digest`: the same size, and the same SHA-256 read back); `None`
+    /// when it is another object, cannot be read, or is gone.
+    async fn own_copy(&self, tier: &TierStore, key: &str, digest: &Digest256) -> Option<Seen> {
+        let found = transfer::head(tier, key).await.ok()?;
+        if found.size != digest.bytes || tier.archived {
+            return None;
+        }
+        let read = transfer::read_digest(tier, key).await.ok()?;
+        (read == *digest).then(|| Seen::of(&found))
     }
 
     /// Reports a job whose end is recorded COMPLETED; `left` names a source
@@ -995,8 +1116,13 @@ impl Mover {
             catalog.as_ref(),
             found.as_ref().map(protocol::identity),
         );
-        if sweep == Sweep::Delete {
-            transfer::delete(tier, &orphan.object_key).await?;
+        if sweep == Sweep::Delete
+            && let Some(found) = &found
+            && transfer::delete_if_same(tier, &orphan.object_key, protocol::identity(found)).await?
+                == Deleted::Kept
+        {
+            // Written over between the look and the delete.
+            return Ok(Sweep::KeepCopy);
         }
         Ok(sweep)
     }
@@ -1057,8 +1183,16 @@ impl Mover {
         }
         let mut discarded = Discarded::Emptied;
         if let Some(there) = found {
-            match transfer::delete(dst, &job.object_key).await {
-                Ok(()) => {}
+            match transfer::delete_if_same(dst, &job.object_key, protocol::identity(&there)).await {
+                Ok(Deleted::Gone) => {}
+                // Written at the key between the look and the delete: kept.
+                Ok(Deleted::Kept) => {
+                    if let Some(now) = self.look(job, dst).await? {
+                        return self
+                            .keep_other(job, dst, another_object(dst, job, &now))
+                            .await;
+                    }
+                }
                 // Waiting would hold the job and its object for as long as
                 // the store refuses (no delete permission, an immutability
                 // policy): the copy, never the catalog's, goes on record to

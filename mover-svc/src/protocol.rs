@@ -22,6 +22,9 @@ pub struct LedgerRow {
     pub bytes: Option<u64>,
     /// The catalog generation after the switch, once switched.
     pub new_generation: Option<u64>,
+    /// The source as the switched copy read it (recorded with the switch;
+    /// `None` in rows switched by an older mover).
+    pub source: Option<Seen>,
     pub error: Option<(String, String)>,
 }
 
@@ -86,6 +89,30 @@ pub fn identity(meta: &ObjectMeta) -> Identity<'_> {
         meta.e_tag.as_deref(),
         meta.last_modified.timestamp_millis(),
     )
+}
+
+/// An object as a copy read it, kept as its [`Identity`]: the source is
+/// deleted after the switch only if its key still holds this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub size: u64,
+    pub e_tag: Option<String>,
+    pub modified_ms: i64,
+}
+
+impl Seen {
+    /// What a GET or a HEAD found.
+    pub fn of(meta: &ObjectMeta) -> Self {
+        Seen {
+            size: meta.size,
+            e_tag: meta.e_tag.clone(),
+            modified_ms: meta.last_modified.timestamp_millis(),
+        }
+    }
+
+    pub fn identity(&self) -> Identity<'_> {
+        (self.size, self.e_tag.as_deref(), self.modified_ms)
+    }
 }
 
 /// Whether the orphan `orphan` may be deleted, given its object's catalog
@@ -267,6 +294,7 @@ mod tests {
             sha256: None,
             bytes: None,
             new_generation: None,
+            source: None,
             error: None,
         }
     }

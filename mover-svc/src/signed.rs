@@ -1,7 +1,7 @@
 //! Requests the mover makes itself where object_store has no call (S3
 //! `RestoreObject` and `ListMultipartUploads`, Azure Set Blob Tier) or
 //! none with a condition (S3 `CompleteMultipartUpload` and Azure Put Block
-//! List with `If-None-Match: *`). They
+//! List with `If-None-Match: *`, deletes with `If-Match`). They
 //! are addressed as the stores' own requests are, through their presigners
 //! (whose query is replaced), and signed by object_store's own authorizers.
 
@@ -11,7 +11,7 @@ use http::{Method, StatusCode};
 use object_store::{
     aws::AwsAuthorizer,
     azure::{AzureAuthorizer, AzureCredential},
-    client::{HttpClient, HttpRequest},
+    client::{HttpClient, HttpRequest, HttpRequestBody},
     path::Path,
     signer::Signer,
 };
@@ -119,6 +119,61 @@ pub(crate) async fn send_azure(
         .try_authorize(&mut request)
         .map_err(|e| failed(what, &url, &e))?;
     send(tier, &azure.client, what, request).await
+}
+
+/// Deletes `location` from `tier` only if it holds the object whose ETag is
+/// `e_tag` (S3 `DeleteObject`, Azure Delete Blob, each with `If-Match`):
+/// `Ok(true)` when the key no longer holds it (deleted now, or gone
+/// already), `Ok(false)` when it holds another object, which is kept.
+/// `None` where the mover cannot ask that: a tier neither S3 nor Azure with
+/// an account key, one whose `conditional_put = "disabled"` says its store
+/// has no conditional requests, or a store that answers 501 (Not
+/// Implemented).
+pub(crate) async fn delete_if_match(
+    tier: &TierStore,
+    location: &Path,
+    e_tag: &str,
+) -> Option<Result<bool, MoveError>> {
+    const WHAT: &str = "delete (if unchanged)";
+    if !tier.conditional_put {
+        return None;
+    }
+    let request = async |store: &dyn Signer| {
+        let url = request_url(store, tier, location, Method::DELETE).await?;
+        http::Request::builder()
+            .method(Method::DELETE)
+            .uri(url.as_str())
+            .header(http::header::IF_MATCH, e_tag)
+            .body(HttpRequestBody::from(Vec::new()))
+            .map_err(|e| failed(WHAT, location.as_ref(), &e))
+    };
+    let answer = match (&tier.s3, &tier.azure) {
+        (Some(s3), _) => match request(s3.store.as_ref()).await {
+            Ok(request) => send_s3(tier, s3, WHAT, request).await,
+            Err(e) => Err(e),
+        },
+        (None, Some(azure)) if can_sign_azure(azure).await => {
+            match request(azure.store.as_ref()).await {
+                Ok(request) => send_azure(tier, azure, WHAT, request).await,
+                Err(e) => Err(e),
+            }
+        }
+        _ => return None,
+    };
+    let (status, text) = match answer {
+        Ok(answered) => answered,
+        Err(e) => return Some(Err(e)),
+    };
+    Some(match status {
+        // A store that has no conditional delete: the caller looks, then
+        // deletes.
+        StatusCode::NOT_IMPLEMENTED => return None,
+        _ if status.is_success() || status == StatusCode::NOT_FOUND => Ok(true),
+        StatusCode::PRECONDITION_FAILED => Ok(false),
+        // S3: another request on the key under way; asked again.
+        StatusCode::CONFLICT if tier.s3.is_some() => Err(failed(WHAT, location.as_ref(), &text)),
+        _ => Err(refused(WHAT, location.as_ref(), status, &text)),
+    })
 }
 
 /// An answer that is not a success: retried when the store may answer

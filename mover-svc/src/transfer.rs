@@ -306,6 +306,9 @@ pub struct Copied {
     /// The destination's ETag as its store answered the write, where
     /// known: what tells the job's copy from an object written over it.
     pub e_tag: Option<String>,
+    /// The source as the copy read it: after the switch it is deleted only
+    /// if its key still holds this ([`delete_if_same`]).
+    pub source: Option<protocol::Seen>,
 }
 
 /// A copy written but perhaps not yet durable: what it produced is had only
@@ -434,6 +437,7 @@ pub async fn copy(
                 digest: copied.copied,
                 read_back: Some(copied.read_back),
                 e_tag: copied.e_tag,
+                source: copied.source,
             },
             sync: dest_sync.cloned(),
         });
@@ -615,6 +619,7 @@ pub async fn copy(
             },
             read_back: None,
             e_tag: written.e_tag,
+            source: Some(protocol::Seen::of(&source)),
         },
         sync: None,
     })
@@ -921,6 +926,46 @@ pub async fn delete(tier: &TierStore, key: &str) -> Result<(), MoveError> {
     match MoveError::from_store(&format!("delete {}", tier.url_of(key)), e) {
         MoveError::NotFound(_) => Ok(()),
         other => Err(other),
+    }
+}
+
+/// What [`delete_if_same`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// The key no longer holds the object: deleted now, or gone already.
+    Gone,
+    /// The key holds another object than the one seen: kept.
+    Kept,
+}
+
+/// Deletes `key` from `tier` only if it still holds `seen`, the object a
+/// look (or the copy's read) found there, so that one written at the key
+/// since is kept. On S3 and on Azure with an account key the delete itself
+/// carries the condition (`If-Match` on `seen`'s ETag); elsewhere, and on
+/// a tier whose `conditional_put = "disabled"`, the key is looked at again
+/// and deleted if it holds what was seen: two requests, a window between.
+pub async fn delete_if_same(
+    tier: &TierStore,
+    key: &str,
+    seen: protocol::Identity<'_>,
+) -> Result<Deleted, MoveError> {
+    let Ok(location) = tier.location(key) else {
+        return Ok(Deleted::Gone);
+    };
+    if let (_, Some(e_tag), _) = seen
+        && let Some(answer) = signed::delete_if_match(tier, &location, e_tag).await
+    {
+        return Ok(if answer? {
+            Deleted::Gone
+        } else {
+            Deleted::Kept
+        });
+    }
+    match head(tier, key).await {
+        Ok(now) if protocol::identity(&now) != seen => Ok(Deleted::Kept),
+        Ok(_) => delete(tier, key).await.map(|()| Deleted::Gone),
+        Err(MoveError::NotFound(_)) => Ok(Deleted::Gone),
+        Err(e) => Err(e),
     }
 }
 

@@ -65,6 +65,16 @@ enum Fault {
     /// As [`Fault::WrittenAtDestination`], and that first GET then fails as
     /// a network error would: the attempt fails after the other write.
     WrittenAtDestinationThenReadFails,
+    /// Reads return corrupted bytes, as [`Fault::CorruptReads`] (every
+    /// attempt fails its verify), and the first HEAD that finds an object
+    /// is followed at once by a write at [`Faulty::race_to`]: an
+    /// application writing at the key between a discard's look and its
+    /// delete.
+    CorruptThenWrittenAfterLook,
+    /// The first HEAD after a GET (the copy's check that its source did not
+    /// change while read) is answered, then a new version is written at
+    /// the key: an application updating the object just after that check.
+    RewrittenAfterTheCopysCheck,
 }
 
 /// Writes in progress, and the most seen at once.
@@ -89,6 +99,8 @@ struct Faulty {
     inner: Arc<dyn ObjectStore>,
     fault: Fault,
     fired: AtomicBool,
+    /// Whether a GET has been made.
+    got: AtomicBool,
     refusing: Arc<AtomicBool>,
     writes: Arc<Gauge>,
     /// Where [`Fault::WrittenAtDestination`] writes, and what.
@@ -167,6 +179,26 @@ impl ObjectStore for Faulty {
                 }
                 self.inner.get_opts(location, options).await
             }
+            Fault::CorruptThenWrittenAfterLook if options.head => {
+                let found = self.inner.get_opts(location, options).await?;
+                if !self.fired.swap(true, Ordering::SeqCst) {
+                    let (store, at, bytes) = self.race_to.as_ref().expect("race_to set");
+                    store.put(at, PutPayload::from(bytes.clone())).await?;
+                }
+                Ok(found)
+            }
+            Fault::RewrittenAfterTheCopysCheck if !options.head => {
+                self.got.store(true, Ordering::SeqCst);
+                self.inner.get_opts(location, options).await
+            }
+            Fault::RewrittenAfterTheCopysCheck => {
+                let found = self.inner.get_opts(location, options).await?;
+                if self.got.load(Ordering::SeqCst) && !self.fired.swap(true, Ordering::SeqCst) {
+                    let new = PutPayload::from_static(WRITTEN_AFTER_THE_COPY);
+                    self.inner.put(location, new).await?;
+                }
+                Ok(found)
+            }
             Fault::ChangeOnFirstRead
             | Fault::WrittenAtDestination
             | Fault::WrittenAtDestinationThenReadFails
@@ -177,7 +209,7 @@ impl ObjectStore for Faulty {
                 path: location.to_string(),
                 source: "s3:GetObject not granted".into(),
             }),
-            Fault::CorruptReads => {
+            Fault::CorruptReads | Fault::CorruptThenWrittenAfterLook => {
                 let mut result = self.inner.get_opts(location, options).await?;
                 let payload = std::mem::replace(
                     &mut result.payload,
@@ -370,6 +402,7 @@ impl Faulty {
             inner,
             fault,
             fired: AtomicBool::new(false),
+            got: AtomicBool::new(false),
             refusing: Arc::new(AtomicBool::new(true)),
             writes: Arc::default(),
             race_to: None,
@@ -384,6 +417,9 @@ fn faulty(inner: Arc<dyn ObjectStore>, fault: Fault) -> Arc<dyn ObjectStore> {
 
 /// What [`Fault::WrittenAtDestination`] writes.
 const WRITTEN_MID_COPY: &[u8] = b"an application's object, written mid-copy";
+
+/// What [`Fault::RewrittenAfterTheCopysCheck`] writes.
+const WRITTEN_AFTER_THE_COPY: &[u8] = b"a new version, written after the copy";
 
 /// `src`'s store, whose first GET is followed at once by `bytes` written
 /// at `key` on `dst` ([`Fault::WrittenAtDestination`]).
@@ -414,6 +450,19 @@ fn slow_writes(inner: Arc<dyn ObjectStore>) -> (Arc<dyn ObjectStore>, Arc<Gauge>
     let store = Faulty::new(inner, Fault::SlowWrites);
     let writes = store.writes.clone();
     (Arc::new(store), writes)
+}
+
+/// `tier` without the requests the mover signs and sends itself (S3's and
+/// Azure's conditional deletes among them), so that everything goes
+/// through its store, where a [`Faulty`] one can refuse it as the real
+/// store would (a 403 of those requests is classed as object_store's
+/// own refusal is).
+fn through_its_store(tier: &TierStore) -> TierStore {
+    TierStore {
+        s3: None,
+        azure: None,
+        ..tier.clone()
+    }
 }
 
 /// A store over `inner` that denies deletes until the returned flag is cleared.
@@ -688,6 +737,8 @@ async fn the_protocol_holds_on_every_backend() {
         a_move_never_writes_over_another_object(&b).await;
         a_key_taken_during_the_copy_is_left_to_its_writer(&b).await;
         a_source_unlike_the_catalog_puts_nothing_at_the_key(&b).await;
+        a_discard_keeps_an_object_written_after_its_look(&b).await;
+        a_source_written_after_the_copy_is_kept_and_named_again(&b).await;
         refused_deletes_leave_a_recorded_orphan(&b).await;
         refused_discards_leave_a_recorded_orphan(&b).await;
     }
@@ -887,6 +938,81 @@ async fn a_key_taken_during_the_copy_is_left_to_its_writer(b: &Backend) {
     }
 }
 
+/// An object written at the destination key between the discard's look,
+/// which finds the failed attempt's copy there, and its delete is kept:
+/// the delete is conditional on the copy's ETag (S3 and Azure, `If-Match`)
+/// or comes after a second look (file, memory). The job FAILS `occupied`
+/// and the source stays.
+async fn a_discard_keeps_an_object_written_after_its_look(b: &Backend) {
+    let name = b.name;
+    let key = "c/written-before-the-discard";
+    let ours = b"ours".repeat(100);
+    put(&b.src, key, &ours).await;
+    let mut store = Faulty::new(b.dst.store.clone(), Fault::CorruptThenWrittenAfterLook);
+    let at = b.dst.location(key).unwrap();
+    store.race_to = Some((
+        b.dst.store.clone(),
+        at,
+        Bytes::from_static(WRITTEN_MID_COPY),
+    ));
+    let s = mover(&b.src, &b.dst, Some(Arc::new(store)), None);
+    run(&s, job(key)).await;
+    let row = ledger(&s, key).await;
+    let class = row.error.as_ref().map(|e| e.0.as_str());
+    assert_eq!(
+        (row.state, class, row.attempt),
+        (State::Failed, Some("occupied"), 1),
+        "{name}: {row:?}"
+    );
+    assert_eq!(
+        read(&b.dst, key).await.as_deref(),
+        Some(WRITTEN_MID_COPY),
+        "{name}: the other object kept"
+    );
+    assert_eq!(read(&b.src, key).await, Some(ours), "{name}");
+}
+
+/// A new version written at the source key after the copy read it and
+/// checked it unchanged (here, right after that check) is not deleted with
+/// the source: the delete is conditional on the version copied (S3, Azure)
+/// or follows a look (file, memory). The switch is undone: the catalog
+/// names the source's tier again, at a new generation, without the old
+/// checksum; the job FAILS `source_changed`; the copy of the old version,
+/// which nothing names, is deleted.
+async fn a_source_written_after_the_copy_is_kept_and_named_again(b: &Backend) {
+    let name = b.name;
+    let key = "c/rewritten-after-the-copy";
+    put(&b.src, key, &b"the version copied".repeat(100)).await;
+    let source = faulty(b.src.store.clone(), Fault::RewrittenAfterTheCopysCheck);
+    let s = mover(&b.src, &b.dst, None, Some(source));
+    run(&s, job(key)).await;
+    let row = ledger(&s, key).await;
+    let class = row.error.as_ref().map(|e| e.0.as_str());
+    assert_eq!(
+        (row.state, class, row.attempt),
+        (State::Failed, Some("source_changed"), 1),
+        "{name}: {row:?}"
+    );
+    assert_eq!(
+        read(&b.src, key).await.as_deref(),
+        Some(WRITTEN_AFTER_THE_COPY),
+        "{name}: the new version kept"
+    );
+    let catalog = s.mover.db.catalog(key).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            catalog.tier.as_str(),
+            catalog.generation,
+            catalog.sha256,
+            catalog.size
+        ),
+        ("src", 2, None, WRITTEN_AFTER_THE_COPY.len() as u64),
+        "{name}"
+    );
+    assert_eq!(read(&b.dst, key).await, None, "{name}: the copy deleted");
+    assert!(s.mover.db.orphans(10).await.unwrap().is_empty(), "{name}");
+}
+
 /// Asserts that no multipart upload of `key` is open on `tier`, if S3.
 async fn no_open_upload(tier: &TierStore, key: &str) {
     if let Some(s3) = &tier.s3 {
@@ -930,7 +1056,7 @@ async fn refused_discards_leave_a_recorded_orphan(b: &Backend) {
     let (denying, refusing) = refusing_deletes(b.dst.store.clone());
     let s = mover(
         &b.src,
-        &b.dst,
+        &through_its_store(&b.dst),
         Some(faulty(denying, Fault::CorruptReads)),
         None,
     );
@@ -975,7 +1101,7 @@ async fn refused_deletes_leave_a_recorded_orphan(b: &Backend) {
     let name = b.name;
     let bytes = b"locked bytes".repeat(1000);
     let (src, refusing) = refusing_deletes(b.src.store.clone());
-    let s = mover(&b.src, &b.dst, None, Some(src));
+    let s = mover(&through_its_store(&b.src), &b.dst, None, Some(src));
     leave_orphan(&s, b, &refusing, "c/locked", &bytes).await;
     let row = ledger(&s, "c/locked").await;
     assert_eq!(
