@@ -38,8 +38,9 @@ pub struct DemoArgs {
     /// Objects created in the slowest tier that come back into use.
     #[arg(long, default_value_t = 4)]
     pub revived: usize,
-    /// Days of event time the workload spans, ending now.
-    #[arg(long, default_value_t = 120)]
+    /// Days of event time the workload spans, ending now (at most 3,650:
+    /// events are dated from 2000 on).
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub days: u32,
     /// Seed of the generator: the same seed, the same workload.
     #[arg(long, default_value_t = 42)]
@@ -114,5 +115,12 @@ mod tests {
             let e = check(bad).unwrap_err().to_string();
             assert!(e.contains(bad[0]), "{e}");
         }
+        // A demo spanning more days than events may be dated back.
+        for days in ["0", "3651"] {
+            let argv = ["ingest-svc", "demo", "--days", days];
+            let e = super::Cli::try_parse_from(argv).unwrap_err().to_string();
+            assert!(e.contains("--days"), "{e}");
+        }
+        assert!(super::Cli::try_parse_from(["ingest-svc", "demo", "--days", "3650"]).is_ok());
     }
 }

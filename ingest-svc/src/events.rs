@@ -67,6 +67,11 @@ pub fn parse_batch(
         }
         items
     };
+    if items.is_empty() {
+        return Err(BatchError::whole(
+            "empty batch: expected at least one access event",
+        ));
+    }
     let body_sha256: [u8; 32] = Sha256::digest(trimmed).into();
     items
         .into_iter()
@@ -216,6 +221,11 @@ mod tests {
         assert_eq!(a.len(), 2);
         assert_eq!(a[1].size_bytes, 3);
         assert!(a[0].ts.is_some(), "missing ts is filled");
+        // A batch of nothing is refused by name, as an empty body is.
+        for empty in [&b"[]"[..], b" [ ] ", b"\n\n"] {
+            let e = parse_batch(empty, 1_767_225_600_000, 10, None).unwrap_err();
+            assert!(e.message.starts_with("empty"), "{}", e.message);
+        }
     }
 
     #[test]

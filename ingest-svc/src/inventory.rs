@@ -133,7 +133,12 @@ async fn is_folder_marker(tier: &TierStore, location: &object_store::path::Path)
 fn walk(root: PathBuf) -> BoxStream<'static, Result<Listed, String>> {
     let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
-        let entries = walkdir::WalkDir::new(&root).min_depth(1).follow_links(true);
+        // Links inside the tier are not followed (a tier's folder may be
+        // one): a key must name a file under the tier's folder, never one
+        // a link reaches elsewhere, which a move would copy and delete.
+        let entries = walkdir::WalkDir::new(&root)
+            .min_depth(1)
+            .follow_links(false);
         for entry in entries {
             let listed = entry
                 .map_err(|e| e.to_string())
@@ -157,7 +162,7 @@ fn walk(root: PathBuf) -> BoxStream<'static, Result<Listed, String>> {
 /// A walked entry as listed; `None` for anything but a file.
 fn listed_file(root: &Path, entry: &walkdir::DirEntry) -> Result<Option<Listed>, String> {
     let path = entry.path();
-    // The walk follows links, so this is the type of what a link points at.
+    // Folders, and links (not followed), are not objects.
     if !entry.file_type().is_file() {
         return Ok(None);
     }
@@ -232,6 +237,14 @@ mod tests {
         old.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(60))
             .unwrap();
         std::fs::write(root.join("z\u{2}bad"), b"x").unwrap();
+        // Links are not followed: to a folder outside the tier (another
+        // tier's), to a file there, and to one of the tier's own files.
+        let outside = dir.path().join("warm");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("theirs.txt"), b"not hot's").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("linked")).unwrap();
+        std::os::unix::fs::symlink(outside.join("theirs.txt"), root.join("l.txt")).unwrap();
+        std::os::unix::fs::symlink(root.join("new.txt"), root.join("again.txt")).unwrap();
         let toml = format!(
             "[[tiers]]\nname = 'hot'\nurl = 'file://{}'\n",
             root.display()

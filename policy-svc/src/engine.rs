@@ -233,6 +233,10 @@ fn apply_event(
     if op == Op::Delete {
         if let Some(mut o) = existing.filter(|o| !o.deleted) {
             o.deleted = true;
+            // A deleted object's last event is its delete: what comes in
+            // from before it (a listing made before, a late GET) is the
+            // deleted object's, and changes nothing.
+            o.last_access_ms = o.last_access_ms.max(ts);
             touched
                 .prefix(tx, &o.object_key, ts)?
                 .deleted(o.first_seen_ms, ts);
@@ -259,6 +263,9 @@ fn apply_event(
             o
         }
     };
+    if o.deleted && ts < o.last_access_ms {
+        return Ok(());
+    }
     if e.size_bytes > 0 {
         o.size = e.size_bytes;
     }
@@ -397,6 +404,14 @@ fn apply_status(
                 o.generation = s.generation;
                 o.due_ms = now_ms;
             } else {
+                // A failure after which the catalog names a newer
+                // generation (a switch undone: the source was written
+                // again after the copy) says where the object is now.
+                if !s.current_tier.is_empty() && s.generation > o.generation {
+                    o.tier = s.current_tier.clone();
+                    o.generation = s.generation;
+                    o.tier_since_ms = now_ms;
+                }
                 o.failures += 1;
                 o.last_failure = Some(failure_of(s, state));
                 let backoff_hours = 1i64 << o.failures.min(7);

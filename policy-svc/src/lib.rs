@@ -81,7 +81,11 @@ pub async fn run(
         min_object_bytes: config.cost.min_object_bytes,
         cost: match config.rule {
             config::RuleKind::Idle => None,
-            config::RuleKind::Cost => Some(config.cost.params()?),
+            config::RuleKind::Cost => {
+                let params = config.cost.params()?;
+                params.check_pins(&placement::tier_names(&tiers))?;
+                Some(params)
+            }
         },
     };
     tracing::info!(rule = ?config.rule, "decision rule");
@@ -167,7 +171,7 @@ fn decode(
         };
         let named = match placed {
             State::Switched | State::Completed => Some(("to_tier", &status.to_tier)),
-            State::Failed if !status.current_tier.is_empty() => {
+            State::Failed | State::Rejected if !status.current_tier.is_empty() => {
                 Some(("current_tier", &status.current_tier))
             }
             _ => None,
@@ -496,13 +500,22 @@ mod tests {
             ..completed.clone()
         };
         assert_eq!(decoded(&huge).unwrap_err().0, "validate");
-        // A FAILED status of a stale job names where the catalog has it.
-        let stale = MigrationStatus {
-            state: State::Failed as i32,
-            current_tier: "tape".into(),
-            ..completed
-        };
-        assert_eq!(decoded(&stale).unwrap_err().0, "unknown-tier");
+        // FAILED and REJECTED statuses (a stale job's, a switch undone)
+        // name where the catalog has the object.
+        for state in [State::Failed, State::Rejected] {
+            let stale = MigrationStatus {
+                state: state as i32,
+                current_tier: "tape".into(),
+                ..completed.clone()
+            };
+            assert_eq!(decoded(&stale).unwrap_err().0, "unknown-tier", "{state:?}");
+            let generation = MigrationStatus {
+                current_tier: "cold".into(),
+                generation: u64::MAX,
+                ..stale
+            };
+            assert_eq!(decoded(&generation).unwrap_err().0, "validate", "{state:?}");
+        }
     }
 
     /// An event without a `ts` takes its record's timestamp; refused for

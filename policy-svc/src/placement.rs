@@ -77,6 +77,22 @@ impl CostParams {
     pub fn pin(&self, key: &str) -> Option<&str> {
         longest_prefix(&self.pins, key).map(String::as_str)
     }
+
+    /// Fails for a pin to a tier that is not among `tiers` (a pin that
+    /// would otherwise never apply).
+    pub fn check_pins(&self, tiers: &[&str]) -> anyhow::Result<()> {
+        match self
+            .pins
+            .iter()
+            .find(|(_, tier)| !tiers.contains(&tier.as_str()))
+        {
+            Some((prefix, tier)) => anyhow::bail!(
+                "--pins {prefix:?}={tier:?}: no tier is named {tier:?} (tiers: {})",
+                tiers.join(", ")
+            ),
+            None => Ok(()),
+        }
+    }
 }
 
 fn longest_prefix<'a, T>(rules: &'a [(String, T)], key: &str) -> Option<&'a T> {
@@ -621,6 +637,16 @@ mod tests {
             ..obj(0, 0.0)
         };
         assert_eq!(target(&own_pin, &instant()), Some(1));
+        // A pin to a tier there is not, a typo, is refused, not ignored.
+        let aws = presets::aws_s3();
+        let names = tier_names(&aws);
+        assert!(pinned.check_pins(&names).is_ok());
+        let typo = CostParams {
+            pins: vec![("data/".into(), "standrad".into())],
+            ..instant()
+        };
+        let e = typo.check_pins(&names).unwrap_err().to_string();
+        assert!(e.contains("\"standrad\"") && e.contains("standard"), "{e}");
     }
 
     #[test]

@@ -231,6 +231,55 @@ fn event(key: &str, op: Op, size: u64, ts: i64) -> Payload {
     })
 }
 
+/// A switch the mover undid (the source was written again after the copy
+/// read it): SWITCHED, then FAILED `source_changed` naming the source's
+/// tier at a newer generation. The object is where that status says, and
+/// the retry after the backoff moves it from there, at that generation
+/// (a job from the tier of the undone switch would be refused as stale).
+#[tokio::test]
+async fn a_switch_undone_puts_the_object_back_where_the_failure_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("policy.db")).unwrap();
+    apply(&store, 0, written("logs/a"), WALL).await;
+    let later = WALL + 31 * DAY;
+    let job = decide(&store, later).await.remove(0);
+    assert_eq!((job.from_tier.as_str(), job.generation), ("hot", 0));
+    let status = |state: State, generation: u64, current_tier: &str| {
+        let Payload::Status(failed) = failed(&job) else {
+            unreachable!()
+        };
+        Payload::Status(MigrationStatus {
+            state: state as i32,
+            generation,
+            current_tier: current_tier.into(),
+            error: (state == State::Failed).then(|| pb::Error {
+                class: "source_changed".into(),
+                message: "written again after the copy read it".into(),
+            }),
+            ..failed
+        })
+    };
+    apply(&store, 1, status(State::Switched, 1, "cold"), later).await;
+    let o = store.object("logs/a").await.unwrap().unwrap();
+    assert_eq!((o.tier.as_str(), o.generation), ("cold", 1));
+    apply(&store, 2, status(State::Failed, 2, "hot"), later).await;
+    let o = store.object("logs/a").await.unwrap().unwrap();
+    assert_eq!((o.tier.as_str(), o.generation), ("hot", 2), "{o:?}");
+    assert!(o.inflight_job.is_none());
+    assert!(decide(&store, later + HOUR).await.is_empty(), "backing off");
+    let retry = decide(&store, later + 3 * HOUR).await;
+    assert_eq!(retry.len(), 1);
+    let retry = &retry[0];
+    assert_eq!(
+        (
+            retry.from_tier.as_str(),
+            retry.to_tier.as_str(),
+            retry.generation
+        ),
+        ("hot", "cold", 2)
+    );
+}
+
 #[tokio::test]
 async fn events_during_a_backoff_do_not_retry_the_failed_move_early() {
     let dir = tempfile::tempdir().unwrap();

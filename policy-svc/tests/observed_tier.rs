@@ -115,8 +115,19 @@ async fn an_object_written_again_after_a_delete_starts_afresh() {
     }
     apply(&store, 6, seen(Op::Delete, "", start + 10 * day), WALL).await;
     assert!(store.object("logs/a").await.unwrap().unwrap().deleted);
+    // Events from before the delete, come in late (a listing made before
+    // it, a GET delayed), are the deleted object's: it stays deleted.
+    apply(
+        &store,
+        7,
+        seen(Op::Inventory, "cold", start + 9 * day),
+        WALL,
+    )
+    .await;
+    apply(&store, 8, seen(Op::Get, "", start + 8 * day), WALL).await;
+    assert!(store.object("logs/a").await.unwrap().unwrap().deleted);
     let again = start + 50 * day;
-    apply(&store, 7, seen(Op::Put, "", again), WALL).await;
+    apply(&store, 9, seen(Op::Put, "", again), WALL).await;
     let o = store.object("logs/a").await.unwrap().unwrap();
     assert!(!o.deleted);
     assert_eq!((o.first_seen_ms, o.reads_total), (again, 0));

@@ -198,8 +198,8 @@ pub fn migration_job(job: &MigrationJob) -> Result<(), ValidationError> {
 /// Checks what a migration status says of where its object is, the part a
 /// consumer acts on: a status that places the object (`SWITCHED`,
 /// `COMPLETED`, or a `DUPLICATE` of either) names its tier, generation and
-/// size; a `FAILED` one with a `current_tier` names where the catalog has
-/// it. Its `state` (and a `DUPLICATE`'s `result`) is one this version
+/// size; a `FAILED` or `REJECTED` one with a `current_tier` names where
+/// the catalog has it (and its generation). Its `state` (and a `DUPLICATE`'s `result`) is one this version
 /// knows, and its `ts` is sane. Other fields are the job's as the mover
 /// received it: a `REJECTED` status echoes a bad job's fields, and is
 /// well-formed as a report. A generation may exceed [`MAX_GENERATION`] by
@@ -237,7 +237,7 @@ pub fn migration_status(status: &MigrationStatus) -> Result<(), ValidationError>
                 return Err(ValidationError::new("bytes", "is more than 5 TiB"));
             }
         }
-        State::Failed if !status.current_tier.is_empty() => {
+        State::Failed | State::Rejected if !status.current_tier.is_empty() => {
             tier_name("current_tier", &status.current_tier)?;
             generation()?;
         }

@@ -192,6 +192,11 @@ pub fn read(input: impl Read, format: Format, time_scale: f64) -> anyhow::Result
             Format::Ibm => ibm_line(line),
         };
         let (ts, key, op, size, bytes) = parsed.with_context(|| format!("line {}", n + 1))?;
+        anyhow::ensure!(
+            size <= strata_proto::validate::MAX_SIZE_BYTES,
+            "line {}: size {size} is more than 5 TiB, the largest object a store holds",
+            n + 1
+        );
         let Some(op) = op else {
             trace.skipped += 1;
             continue;
@@ -311,6 +316,19 @@ mod tests {
         assert_eq!(t.events.len(), 2);
         assert_eq!(t.events[1].ts_ms, 2000);
         assert_eq!(t.skipped, 1);
+    }
+
+    #[test]
+    fn a_size_above_five_tib_names_its_line() {
+        let five_tib = 5u64 << 40;
+        let raw = format!(
+            "key,ts,op,size\na,1000,PUT,{five_tib}\na,2000,GET,{}\n",
+            five_tib + 1
+        );
+        let e = format!("{:#}", read(raw.as_bytes(), Format::Csv, 1.0).unwrap_err());
+        assert!(e.contains("line 3") && e.contains("5 TiB"), "{e}");
+        let huge = format!("1000 REST.GET.OBJECT k {}\n", u64::MAX);
+        assert!(read(huge.as_bytes(), Format::Ibm, 1.0).is_err());
     }
 
     #[test]

@@ -28,7 +28,11 @@ use anyhow::Context;
 use serde_json::json;
 use strata_runtime::tiers::TierConfig;
 
-use crate::{config::CostArgs, placement::CostParams, presets};
+use crate::{
+    config::CostArgs,
+    placement::{self, CostParams},
+    presets,
+};
 use ledger::Ledger;
 use policies::Policy;
 use strata_runtime::trace::TraceArgs;
@@ -72,6 +76,11 @@ pub struct SynthArgs {
 
 /// Runs `synth`: writes a synthetic trace.
 pub fn run_synth(args: &SynthArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.scale > 0.0 && args.scale <= 1000.0,
+        "--scale {}: must be above 0 and at most 1000 (about 4 x 10^7 events)",
+        args.scale
+    );
     let trace = synth::generate(synth::Mix::SAMPLE.scaled(args.scale), args.seed);
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("create {}", args.out.display()))?;
@@ -91,6 +100,9 @@ pub fn run_synth(args: &SynthArgs) -> anyhow::Result<()> {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub events: usize,
+    /// Lines of the trace skipped (operations other than reads, writes,
+    /// deletes).
+    pub skipped: u64,
     pub objects: usize,
     pub span_days: f64,
     pub tiers: Vec<String>,
@@ -146,6 +158,7 @@ pub fn simulate(
     progress(1.0);
     Report {
         events: trace.events.len(),
+        skipped: trace.skipped,
         objects: objects.len(),
         span_days: (end_ms - start_ms) as f64 / 86_400_000.0,
         tiers: tiers.tiers.iter().map(|t| t.name.clone()).collect(),
@@ -158,8 +171,12 @@ pub fn simulate(
 /// The report as a text table.
 pub fn table(report: &Report) -> String {
     let optimum = report.total(Policy::Optimum);
+    let skipped = match report.skipped {
+        0 => String::new(),
+        n => format!(" ({n} lines of other operations skipped)"),
+    };
     let mut out = format!(
-        "{} events, {} objects, {:.1} days; tiers: {}\n\n",
+        "{} events{skipped}, {} objects, {:.1} days; tiers: {}\n\n",
         report.events,
         report.objects,
         report.span_days,
@@ -219,6 +236,7 @@ pub fn to_json(report: &Report) -> serde_json::Value {
         .collect();
     json!({
         "events": report.events,
+        "skipped": report.skipped,
         "objects": report.objects,
         "span_days": report.span_days,
         "tiers": report.tiers,
@@ -226,10 +244,11 @@ pub fn to_json(report: &Report) -> serde_json::Value {
     })
 }
 
-/// The longest trace the simulator takes, in days: a century. Its prefix
-/// statistics are kept per day, so a stray timestamp in other units
-/// (microseconds among milliseconds) must be refused, not allocated for.
-const MAX_SPAN_DAYS: i64 = 36_525;
+/// The longest trace the simulator takes, in days: twenty years. Its
+/// prefix statistics are kept per day, so a stray timestamp in other units
+/// (seconds or microseconds among milliseconds: decades off) must be
+/// refused, not allocated for.
+const MAX_SPAN_DAYS: i64 = 7_305;
 
 /// Refuses a trace whose events span more than [`MAX_SPAN_DAYS`].
 fn check_span(trace: &Trace) -> anyhow::Result<()> {
@@ -240,7 +259,7 @@ fn check_span(trace: &Trace) -> anyhow::Result<()> {
     anyhow::ensure!(
         days <= MAX_SPAN_DAYS,
         "the trace spans {days} days, from {} ms ({:?}) to {} ms ({:?}); the simulator takes \
-         at most a century: is a timestamp in other units (seconds, microseconds)?",
+         at most twenty years: is a timestamp in other units (seconds, microseconds)?",
         first.ts_ms,
         trace.keys[first.key as usize],
         last.ts_ms,
@@ -260,7 +279,14 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         None => presets::aws_s3(),
     };
     let params = args.cost.params()?;
+    params.check_pins(&placement::tier_names(&tiers))?;
     let trace = args.trace.read()?;
+    anyhow::ensure!(
+        !trace.events.is_empty(),
+        "the trace has no reads, writes or deletes to replay ({} lines of other operations \
+         skipped)",
+        trace.skipped
+    );
     check_span(&trace)?;
     let bar = !args.quiet && std::io::stderr().is_terminal();
     let report = simulate(
@@ -305,7 +331,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_trace_spanning_more_than_a_century_is_refused() {
+    fn a_trace_spanning_more_than_twenty_years_is_refused() {
         let read = |lines: &str| {
             let raw = format!("ts,key,op,size\n{lines}");
             strata_runtime::trace::read(raw.as_bytes(), strata_runtime::trace::Format::Csv, 1.0)
@@ -313,14 +339,68 @@ mod tests {
         let ms = 1_735_689_600_000i64;
         let fine = read(&format!("{ms},a,GET,1\n{},b,GET,1\n", ms + 86_400_000)).unwrap();
         assert!(check_span(&fine).is_ok());
-        // Two centuries apart (a time in other units that is still a
-        // possible trace time).
-        let far = ms + 200 * 365 * 86_400_000;
-        let apart = read(&format!("{ms},a,GET,1\n{far},b,GET,1\n")).unwrap();
-        let e = check_span(&apart).unwrap_err().to_string();
-        assert!(e.contains("\"b\"") && e.contains("other units"), "{e}");
+        // A time in seconds among milliseconds (January 1970, 56 years
+        // before the rest), and one two centuries later: still possible
+        // trace times, but not one trace's.
+        for far in [ms / 1000, ms + 200 * 365 * 86_400_000] {
+            let apart = read(&format!("{ms},a,GET,1\n{far},b,GET,1\n")).unwrap();
+            let e = check_span(&apart).unwrap_err().to_string();
+            assert!(e.contains("\"b\"") && e.contains("other units"), "{e}");
+        }
+        let nineteen_years = ms + 19 * 365 * 86_400_000;
+        let long = read(&format!("{ms},a,GET,1\n{nineteen_years},b,GET,1\n")).unwrap();
+        assert!(check_span(&long).is_ok());
         // One in microseconds is beyond any trace time, refused as read.
         let micros = read(&format!("{ms},a,GET,1\n{},b,GET,1\n", ms * 1000));
         assert!(format!("{:#}", micros.unwrap_err()).contains("is it in milliseconds"));
+    }
+
+    /// `simulate` on a trace with nothing to replay, or pinning to a tier
+    /// it does not have, and `synth` at a scale it cannot hold: clear
+    /// errors.
+    #[test]
+    fn what_cannot_be_simulated_is_refused_by_name() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            command: crate::config::Command,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let trace = dir.path().join("t.csv");
+        std::fs::write(&trace, "ts,key,op,size\n1000,a,LIST,0\n2000,b,COPY,1\n").unwrap();
+        let run_with = |extra: &[&str]| {
+            let argv = [
+                "policy-svc",
+                "simulate",
+                "--trace",
+                trace.to_str().unwrap(),
+                "--quiet",
+            ];
+            let cli = Cli::try_parse_from(argv.iter().chain(extra)).unwrap();
+            let crate::config::Command::Simulate(args) = cli.command else {
+                unreachable!("simulate parsed")
+            };
+            run(&args).unwrap_err().to_string()
+        };
+        let e = run_with(&[]);
+        assert!(e.contains("no reads") && e.contains("2 lines"), "{e}");
+        std::fs::write(&trace, "ts,key,op,size\n1000,a,GET,10\n").unwrap();
+        let e = run_with(&["--pins", "a=tape"]);
+        assert!(e.contains("\"tape\""), "{e}");
+        let synth = |scale: f64| {
+            let out = dir.path().join("s.csv");
+            run_synth(&SynthArgs {
+                out,
+                seed: 1,
+                scale,
+            })
+        };
+        for scale in [0.0, -1.0, f64::NAN, 1e30] {
+            assert!(
+                synth(scale).unwrap_err().to_string().contains("--scale"),
+                "{scale}"
+            );
+        }
     }
 }
