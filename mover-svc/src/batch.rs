@@ -616,18 +616,23 @@ async fn delete_and_complete(batch: &mut Batch<'_>, switched: Vec<Switched>) {
     }
     let n = sources.len();
     let deleted = tokio::task::spawn_blocking(move || {
-        // A file that is no longer the one copied (written again since) is
-        // not deleted here: its job goes on alone, which keeps it.
-        let (at, files): (Vec<usize>, Vec<(PathBuf, PathBuf)>) = sources
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, source)| {
-                let (file, root, seen) = source?;
-                local::holds(&file, seen.as_ref()).then_some((i, (file, root)))
-            })
-            .unzip();
+        let (mut at, mut files, mut seen) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, source) in sources.into_iter().enumerate() {
+            if let Some((file, root, source)) = source {
+                at.push(i);
+                files.push((file, root));
+                seen.push(source);
+            }
+        }
+        // A file that is no longer the one copied (written again since),
+        // looked at right before its unlink, is not deleted here: its job
+        // goes on alone, which keeps it.
+        let still = |i: usize, file: &std::path::Path| {
+            local::holds(file, seen.get(i).and_then(Option::as_ref))
+        };
+        let gone = local::delete_files(&files, still);
         let mut deleted = vec![false; n];
-        for (i, gone) in at.into_iter().zip(local::delete_files(&files)) {
+        for (i, gone) in at.into_iter().zip(gone) {
             deleted[i] = gone;
         }
         deleted

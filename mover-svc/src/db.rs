@@ -580,14 +580,26 @@ impl Db {
                     job.to_tier,
                     generation as i64
                 ])?;
+            // The generation the job left the catalog at, for a DUPLICATE of
+            // it to report, when the undo set it.
+            let undone = (changed == 1).then_some(generation + 1);
             c.prepare_cached(
                 "UPDATE ledger SET state = 'FAILED', attempt = ?2, error_class = ?3,
-                    error_message = ?4, updated_at_ms = ?5 WHERE job_key = ?1",
+                    error_message = ?4, updated_at_ms = ?5,
+                    new_generation = coalesce(?6, new_generation)
+                 WHERE job_key = ?1",
             )?
-            .execute(params![job.job_key, attempt, error.0, error.1, at])?;
-            if changed != 1 {
+            .execute(params![
+                job.job_key,
+                attempt,
+                error.0,
+                error.1,
+                at,
+                undone.map(|g| g as i64)
+            ])?;
+            let Some(undone) = undone else {
                 return Ok(None);
-            }
+            };
             if let Some(copy) = &copy {
                 insert_orphan(
                     c,
@@ -599,7 +611,7 @@ impl Db {
                     at,
                 )?;
             }
-            Ok(Some(generation + 1))
+            Ok(Some(undone))
         })
         .await
     }

@@ -315,14 +315,22 @@ pub fn write_received(
 /// `LocalFileSystem` does with its automatic cleanup, which the tiers use.
 /// `root` is canonical, as the store's paths are; no folder outside it is
 /// removed. Each folder is tried once, deepest first (a batch's files
-/// mostly share a few), rather than once a file. Answers, for each file in
-/// order, whether it is gone.
-pub fn delete_files(files: &[(PathBuf, PathBuf)]) -> Vec<bool> {
+/// mostly share a few), rather than once a file. `may_go(i, path)`, asked
+/// right before each file's unlink, may keep a file (not deleted, not
+/// gone). Answers, for each file in order, whether it is gone.
+pub fn delete_files(
+    files: &[(PathBuf, PathBuf)],
+    may_go: impl Fn(usize, &Path) -> bool,
+) -> Vec<bool> {
     let gone: Vec<bool> = files
         .iter()
-        .map(|(path, _)| match std::fs::remove_file(path) {
-            Ok(()) => true,
-            Err(e) => e.kind() == ErrorKind::NotFound,
+        .enumerate()
+        .map(|(i, (path, _))| {
+            may_go(i, path)
+                && match std::fs::remove_file(path) {
+                    Ok(()) => true,
+                    Err(e) => e.kind() == ErrorKind::NotFound,
+                }
         })
         .collect();
     let mut folders: Vec<(&Path, &Path)> = files
@@ -1014,7 +1022,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = std::fs::canonicalize(dir.path()).unwrap();
         let delete = |path: PathBuf, root: &Path| {
-            assert_eq!(delete_files(&[(path, root.to_path_buf())]), [true]);
+            assert_eq!(
+                delete_files(&[(path, root.to_path_buf())], |_, _| true),
+                [true]
+            );
         };
         let deep = root.join("a/b/c");
         std::fs::create_dir_all(&deep).unwrap();
@@ -1266,14 +1277,17 @@ mod tests {
                 .map(|f| (root.join(f), root.clone()))
                 .collect();
         // A file already gone counts as deleted.
-        assert_eq!(delete_files(&files), [true; 7]);
+        assert_eq!(delete_files(&files, |_, _| true), [true; 7]);
         assert!(!root.join("a").exists(), "a/b/c, then a/b, then a emptied");
         assert!(!root.join("d").exists());
         assert_eq!(std::fs::read(root.join("e/kept")).unwrap(), b"e/kept");
         assert!(root.is_dir(), "the tier's folder stays");
         // A file that cannot go (a folder in its place) is not gone.
         std::fs::create_dir_all(root.join("f/sub")).unwrap();
-        assert_eq!(delete_files(&[(root.join("f/sub"), root.clone())]), [false]);
+        assert_eq!(
+            delete_files(&[(root.join("f/sub"), root.clone())], |_, _| true),
+            [false]
+        );
         assert!(root.join("f/sub").is_dir());
     }
 

@@ -209,6 +209,33 @@ impl NextAttempt {
     }
 }
 
+/// What `tier` holds at `key`, if it is the copy a job switched to
+/// (`digest`): the same size and, read back, the same SHA-256 (where it
+/// cannot be read, on an archived tier or without read permission, the
+/// same size, as an archived copy's verify trusts). `None` when it is
+/// another object, gone, or cannot be looked at for good; an error that
+/// may pass is returned.
+async fn own_copy(
+    tier: &TierStore,
+    key: &str,
+    digest: &Digest256,
+) -> Result<Option<Seen>, MoveError> {
+    let found = match transfer::head(tier, key).await {
+        Ok(found) if found.size == digest.bytes => found,
+        Err(e) if e.is_retryable() => return Err(e),
+        Ok(_) | Err(_) => return Ok(None),
+    };
+    if !tier.archived {
+        match transfer::read_digest(tier, key).await {
+            Ok(read) if read == *digest => {}
+            Err(e) if e.is_retryable() => return Err(e),
+            Err(e) if !matches!(e, MoveError::NotFound(_)) => {}
+            Ok(_) | Err(_) => return Ok(None),
+        }
+    }
+    Ok(Some(Seen::of(&found)))
+}
+
 /// Says that `dst` holds `found` at `job`'s key, another object than the
 /// one the job moves.
 fn another_object(dst: &TierStore, job: &MigrationJob, found: &ObjectMeta) -> String {
@@ -957,7 +984,11 @@ impl Mover {
             Err(MoveError::NotFound(_)) => return Ok(None),
             Err(e) => return Err(anyhow::Error::new(e).context("head the rewritten source")),
         };
-        let copy = self.own_copy(dst, &job.object_key, digest).await;
+        // Until the copy is known to be the job's or not, nothing changes:
+        // a failed look leaves the job switched, to be resumed.
+        let copy = own_copy(dst, &job.object_key, digest)
+            .await
+            .context("look at the copy of a switch to undo")?;
         let error = MoveError::SourceChanged(format!(
             "{} was written again after the copy read it; that version is kept \
              and the catalog names it again",
@@ -989,22 +1020,13 @@ impl Mover {
                 class: error.class().into(),
                 message,
             });
-            s.current_tier = job.from_tier.clone();
-            s.generation = undone.unwrap_or(generation);
+            // Where the catalog has the object, when the undo set it.
+            if let Some(undone) = undone {
+                s.current_tier = job.from_tier.clone();
+                s.generation = undone;
+            }
         })?;
         Ok(Some(outcome))
-    }
-
-    /// What `tier` holds at `key`, if it is the copy a job switched to
-    /// (`digest`: the same size, and the same SHA-256 read back); `None`
-    /// when it is another object, cannot be read, or is gone.
-    async fn own_copy(&self, tier: &TierStore, key: &str, digest: &Digest256) -> Option<Seen> {
-        let found = transfer::head(tier, key).await.ok()?;
-        if found.size != digest.bytes || tier.archived {
-            return None;
-        }
-        let read = transfer::read_digest(tier, key).await.ok()?;
-        (read == *digest).then(|| Seen::of(&found))
     }
 
     /// Reports a job whose end is recorded COMPLETED; `left` names a source

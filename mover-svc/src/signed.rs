@@ -126,8 +126,9 @@ pub(crate) async fn send_azure(
 /// `Ok(true)` when the key no longer holds it (deleted now, or gone
 /// already), `Ok(false)` when it holds another object, which is kept.
 /// `None` where the mover cannot ask that: a tier neither S3 nor Azure with
-/// an account key, one whose `conditional_put = "disabled"` says its store
-/// has no conditional requests, or a store that answers 501 (Not
+/// an account key, one whose `conditional_delete` (or `conditional_put`)
+/// `= "disabled"` says its store has no conditional deletes (MinIO ignores
+/// `If-Match` on a delete and deletes), or a store that answers 501 (Not
 /// Implemented).
 pub(crate) async fn delete_if_match(
     tier: &TierStore,
@@ -135,7 +136,7 @@ pub(crate) async fn delete_if_match(
     e_tag: &str,
 ) -> Option<Result<bool, MoveError>> {
     const WHAT: &str = "delete (if unchanged)";
-    if !tier.conditional_put {
+    if !tier.conditional_delete {
         return None;
     }
     let request = async |store: &dyn Signer| {

@@ -942,8 +942,9 @@ pub enum Deleted {
 /// look (or the copy's read) found there, so that one written at the key
 /// since is kept. On S3 and on Azure with an account key the delete itself
 /// carries the condition (`If-Match` on `seen`'s ETag); elsewhere, and on
-/// a tier whose `conditional_put = "disabled"`, the key is looked at again
-/// and deleted if it holds what was seen: two requests, a window between.
+/// a tier whose `conditional_delete` (or `conditional_put`) is
+/// `"disabled"`, the key is looked at again and deleted if it holds what
+/// was seen: two requests, a window between.
 pub async fn delete_if_same(
     tier: &TierStore,
     key: &str,
@@ -955,11 +956,20 @@ pub async fn delete_if_same(
     if let (_, Some(e_tag), _) = seen
         && let Some(answer) = signed::delete_if_match(tier, &location, e_tag).await
     {
-        return Ok(if answer? {
-            Deleted::Gone
-        } else {
-            Deleted::Kept
-        });
+        if answer? {
+            return Ok(Deleted::Gone);
+        }
+        // A 412 is not always another object: Azure answers it too for a
+        // blob under a lease the request does not name. What is there says.
+        return match head(tier, key).await {
+            Ok(now) if protocol::identity(&now) == seen => Err(MoveError::Permanent(format!(
+                "{}: the store refused a delete conditional on the object it holds (412)",
+                tier.url_of(key)
+            ))),
+            Ok(_) => Ok(Deleted::Kept),
+            Err(MoveError::NotFound(_)) => Ok(Deleted::Gone),
+            Err(e) => Err(e),
+        };
     }
     match head(tier, key).await {
         Ok(now) if protocol::identity(&now) != seen => Ok(Deleted::Kept),

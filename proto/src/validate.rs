@@ -199,11 +199,13 @@ pub fn migration_job(job: &MigrationJob) -> Result<(), ValidationError> {
 /// consumer acts on: a status that places the object (`SWITCHED`,
 /// `COMPLETED`, or a `DUPLICATE` of either) names its tier, generation and
 /// size; a `FAILED` or `REJECTED` one with a `current_tier` names where
-/// the catalog has it (and its generation). Its `state` (and a `DUPLICATE`'s `result`) is one this version
-/// knows, and its `ts` is sane. Other fields are the job's as the mover
-/// received it: a `REJECTED` status echoes a bad job's fields, and is
-/// well-formed as a report. A generation may exceed [`MAX_GENERATION`] by
-/// the one switch a job of that generation makes.
+/// the catalog has it (and its generation). Its `state` (and a
+/// `DUPLICATE`'s `result`) is one this version knows, and its `ts` is
+/// sane. Other fields are the job's as the mover received it: a `REJECTED`
+/// status echoes a bad job's fields, and is well-formed as a report. A
+/// generation may exceed [`MAX_GENERATION`] by the two steps a job of that
+/// generation can take: its switch, and the switch's undoing when its
+/// source was written again.
 pub fn migration_status(status: &MigrationStatus) -> Result<(), ValidationError> {
     object_key(&status.object_key)?;
     let known = |field, value: i32| {
@@ -221,10 +223,10 @@ pub fn migration_status(status: &MigrationStatus) -> Result<(), ValidationError>
     };
     sane_time("ts", status.ts.as_ref())?;
     let generation = || {
-        if status.generation > MAX_GENERATION + 1 {
+        if status.generation > MAX_GENERATION + 2 {
             return Err(ValidationError::new(
                 "generation",
-                format!("is more than {MAX_GENERATION} + 1 (2^62 + 1)"),
+                format!("is more than {MAX_GENERATION} + 2 (2^62 + 2)"),
             ));
         }
         Ok(())
@@ -435,6 +437,15 @@ mod tests {
         };
         assert_eq!(bad(|s| s.bytes = MAX_SIZE_BYTES + 1), "bytes");
         assert_eq!(bad(|s| s.generation = u64::MAX), "generation");
+        // A switch undone (its source written again) adds one more.
+        let undone = MigrationStatus {
+            state: State::Failed as i32,
+            current_tier: "hot".into(),
+            generation: MAX_GENERATION + 2,
+            ..completed.clone()
+        };
+        assert_eq!(migration_status(&undone), Ok(()));
+        assert_eq!(bad(|s| s.generation = MAX_GENERATION + 3), "generation");
         assert_eq!(bad(|s| s.to_tier.clear()), "to_tier");
         assert_eq!(bad(|s| s.object_key = "../x".into()), "object_key");
         // A DUPLICATE of a completed job places the object too.

@@ -381,6 +381,12 @@ pub struct TierStore {
     /// (`If-None-Match: *`, a link on files): every store but an S3 one
     /// whose option `conditional_put = "disabled"` says it cannot.
     pub conditional_put: bool,
+    /// The store deletes an object only if it is the one named (S3 and
+    /// Azure: `If-Match` on the delete): off where `conditional_put` is, or
+    /// where Strata's own option `conditional_delete = "disabled"` says the
+    /// store ignores the condition (MinIO deletes whatever it holds); the
+    /// mover then looks before it deletes.
+    pub conditional_delete: bool,
 }
 
 /// An Azure tier's store and what signing a request of one's own takes.
@@ -642,6 +648,7 @@ impl Tier {
     {
         self.options
             .iter()
+            .filter(|(k, _)| k.as_str() != CONDITIONAL_DELETE)
             .map(|(k, v)| {
                 let key = k
                     .parse()
@@ -835,9 +842,18 @@ impl Tier {
             azure,
             archived,
             conditional_put,
+            conditional_delete: conditional_put
+                && self
+                    .options
+                    .get(CONDITIONAL_DELETE)
+                    .is_none_or(|v| v.trim() != "disabled"),
         })
     }
 }
+
+/// The tier option, Strata's own (no store reads it), that says a store
+/// ignores `If-Match` on deletes.
+const CONDITIONAL_DELETE: &str = "conditional_delete";
 
 /// Replaces `${NAME}` and `${NAME:-default}` from `vars`, then the environment.
 fn expand_vars(raw: &str, vars: &[(&str, String)]) -> anyhow::Result<String> {
@@ -922,13 +938,18 @@ mod tests {
     }
 
     #[test]
-    fn writes_are_create_only_unless_an_s3_tier_says_its_store_cannot() {
+    fn writes_and_deletes_are_conditional_unless_an_s3_tier_says_its_store_cannot() {
         let s3 = "url = 's3://bucket/a'\n[tiers.options]\nregion = 'us-east-1'\n";
         let conditional = |toml: &str| tier_of(toml).open().unwrap().conditional_put;
         assert!(conditional(s3));
         assert!(!conditional(&format!("{s3}conditional_put = 'disabled'\n")));
         assert!(conditional(&format!("{s3}conditional_put = 'etag'\n")));
         assert!(conditional("url = 'memory://'"));
+        // Deletes: conditional unless either option says the store cannot.
+        let deletes = |toml: &str| tier_of(toml).open().unwrap().conditional_delete;
+        assert!(deletes(s3));
+        assert!(!deletes(&format!("{s3}conditional_delete = 'disabled'\n")));
+        assert!(!deletes(&format!("{s3}conditional_put = 'disabled'\n")));
     }
 
     #[test]
