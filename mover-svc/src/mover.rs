@@ -989,12 +989,14 @@ impl Mover {
         let copy = own_copy(dst, &job.object_key, digest)
             .await
             .context("look at the copy of a switch to undo")?;
-        let error = MoveError::SourceChanged(format!(
-            "{} was written again after the copy read it; that version is kept \
-             and the catalog names it again",
+        // The class a change of the source has (`MoveError::SourceChanged`),
+        // with a message of its own: the change came after the copy.
+        let class = MoveError::SourceChanged(String::new()).class();
+        let message = format!(
+            "{} was written again after the copy read it: that version is kept and \
+             the catalog names it again; the job's copy is discarded",
             src.url_of(&job.object_key)
-        ));
-        let message = error.to_string();
+        );
         let undone = self
             .db
             .undo_switch(
@@ -1003,7 +1005,7 @@ impl Mover {
                 generation,
                 &now,
                 copy.as_ref(),
-                (error.class(), &message),
+                (class, &message),
             )
             .await?;
         tracing::warn!(job_key = %job.job_key, object_key = %job.object_key, tier = %job.from_tier, "source written again after the copy: kept, switch undone");
@@ -1017,7 +1019,7 @@ impl Mover {
         let outcome = self.report(job, State::Failed, started, |s| {
             s.attempt = attempt;
             s.error = Some(pb::Error {
-                class: error.class().into(),
+                class: class.into(),
                 message,
             });
             // Where the catalog has the object, when the undo set it.

@@ -279,6 +279,17 @@ impl Config {
             "--max-jobs-per-cycle must lie between 1 and 1000000, not {}",
             self.max_jobs_per_cycle
         );
+        // The idle rule counts days only: latency SLOs and pins, hard
+        // constraints of the cost rule, would be dropped without a word.
+        let constraints = !self.cost.slo.trim().is_empty()
+            || !self.cost.pins.trim().is_empty()
+            || self.cost.default_slo_ms.is_some();
+        anyhow::ensure!(
+            self.rule != RuleKind::Idle || !constraints,
+            "--slo, --default-slo-ms and --pins (STRATA_LATENCY_SLO, STRATA_DEFAULT_SLO_MS, \
+             STRATA_PINS) are constraints of the cost rule; with --rule idle \
+             (STRATA_POLICY_RULE=idle) they would not apply"
+        );
         Ok(())
     }
 
@@ -328,6 +339,13 @@ mod tests {
             super::Cli::try_parse_from(argv).unwrap().config.check()
         };
         assert!(check(&[]).is_ok());
+        // The idle rule would ignore latency SLOs and pins: refused.
+        for given in [&["--slo", "db/=10"][..], &["--pins", "a/=hot"]] {
+            let idle: Vec<&str> = ["--rule", "idle"].iter().chain(given).copied().collect();
+            let e = check(&idle).unwrap_err().to_string();
+            assert!(e.contains("--rule idle"), "{e}");
+            assert!(check(given).is_ok());
+        }
         for bad in [
             &["--decide-interval-secs", "inf"][..],
             &["--decide-interval-secs", "0"],
