@@ -171,30 +171,42 @@ impl AutoTiering {
 impl Tier {
     /// Where the tier's objects live, as a string that starts with another
     /// tier's exactly when one's objects lie within the other's: the store
-    /// (scheme, host or bucket, the `endpoint` option) and the folder, with
-    /// a trailing `/`. `None` for `memory://`, each tier its own store.
+    /// (scheme, bucket or container, the endpoint option under any of its
+    /// names) and the folder, with a trailing `/`. Spellings of one place
+    /// are one: `s3a://` is `s3://`, `abfss://c@account...` is `az://c`, an
+    /// existing folder is named through its links. `None` for `memory://`,
+    /// each tier its own store.
     fn root(&self) -> Option<String> {
         let url = Url::parse(&self.url).ok()?;
-        let path = match url.scheme() {
+        let (scheme, bucket) = match url.scheme() {
             "memory" => return None,
+            "s3a" => ("s3", url.host_str()),
+            "azure" => ("az", url.host_str()),
+            // `abfs[s]://container@account.dfs.core.windows.net/path`.
+            "abfs" | "abfss" if !url.username().is_empty() => ("az", Some(url.username())),
+            other => (other, url.host_str()),
+        };
+        let path = match scheme {
             // The folder as the file system names it: `//` and `.` are
-            // spellings of the same folder.
+            // spellings of the same folder, and so is a link to it.
             "file" => match url.to_file_path() {
-                Ok(dir) => dir
-                    .components()
-                    .collect::<std::path::PathBuf>()
-                    .display()
-                    .to_string(),
+                Ok(dir) => resolved(&dir).display().to_string(),
                 Err(()) => url.path().to_owned(),
             },
             // The prefix as the store reads it, decoded: `%2F` is a `/`.
             _ => format!("/{}", self.prefix(&url).ok()?.as_ref()),
         };
-        let endpoint = self.options.get("endpoint").map_or("", String::as_str);
+        let endpoint = self
+            .options
+            .iter()
+            .find(|(k, _)| match scheme {
+                "s3" => matches!(k.parse(), Ok(AmazonS3ConfigKey::Endpoint)),
+                _ => k.as_str() == "endpoint",
+            })
+            .map_or("", |(_, v)| v.trim().trim_end_matches('/'));
         Some(format!(
-            "{endpoint} {}://{}{}/",
-            url.scheme(),
-            url.host_str().unwrap_or(""),
+            "{endpoint} {scheme}://{}{}/",
+            bucket.unwrap_or(""),
             path.trim_end_matches('/')
         ))
     }
@@ -851,6 +863,24 @@ impl Tier {
     }
 }
 
+/// `dir` named through its links, as far as it exists (its longest existing
+/// ancestor resolved, the rest appended): two spellings of one folder, a
+/// link among them, come out the same.
+fn resolved(dir: &FsPath) -> std::path::PathBuf {
+    let dir: std::path::PathBuf = dir.components().collect();
+    for ancestor in dir.ancestors() {
+        if let (Ok(real), Ok(rest)) = (std::fs::canonicalize(ancestor), dir.strip_prefix(ancestor))
+        {
+            return if rest.as_os_str().is_empty() {
+                real
+            } else {
+                real.join(rest)
+            };
+        }
+    }
+    dir
+}
+
 /// The tier option, Strata's own (no store reads it), that says a store
 /// ignores `If-Match` on deletes.
 const CONDITIONAL_DELETE: &str = "conditional_delete";
@@ -1008,10 +1038,38 @@ mod tests {
             two("s3://bucket/%2F", "s3://bucket/warm").unwrap_err()
         );
         assert!(e.contains("is not a valid object path"), "{e}");
-        // The same bucket name on two S3 servers is two stores.
-        let raw = "[[tiers]]\nname = 'a'\nurl = 's3://b'\n[tiers.options]\nendpoint = 'http://one:9000'\n\
-                   [[tiers]]\nname = 'b'\nurl = 's3://b'\n[tiers.options]\nendpoint = 'http://two:9000'\n";
-        assert!(TierConfig::parse(raw, &[]).is_ok());
+        // The same bucket name on two S3 servers is two stores; the same
+        // server under two names of its option, or with a trailing `/`, one.
+        let on = |a: (&str, &str), b: (&str, &str)| {
+            let raw = format!(
+                "[[tiers]]\nname = 'a'\nurl = 's3://b/x'\n[tiers.options]\n{} = '{}'\n\
+                 [[tiers]]\nname = 'b'\nurl = 's3a://b/x/y'\n[tiers.options]\n{} = '{}'\n",
+                a.0, a.1, b.0, b.1
+            );
+            TierConfig::parse(&raw, &[])
+        };
+        let (server_1, server_2) = ("http://one:9000", "http://two:9000");
+        assert!(on(("endpoint", server_1), ("endpoint", server_2)).is_ok());
+        for (key, value) in [("aws_endpoint", server_1), ("endpoint", "http://one:9000/")] {
+            let e = on(("endpoint", server_1), (key, value))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("share storage"), "{key} = {value}: {e}");
+        }
+        // A folder and a link to it; an Azure container by its two URLs.
+        let dir = tempfile::tempdir().unwrap();
+        let (real, link) = (dir.path().join("hot"), dir.path().join("also-hot"));
+        std::fs::create_dir_all(&real).unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let (real, link) = (
+            format!("file://{}", real.display()),
+            format!("file://{}/x", link.display()),
+        );
+        let abfss = "abfss://c@acct.dfs.core.windows.net/p";
+        for (a, b) in [(real.as_str(), link.as_str()), ("az://c/p/q", abfss)] {
+            let e = two(a, b).unwrap_err().to_string();
+            assert!(e.contains("share storage"), "{a} {b}: {e}");
+        }
     }
 
     #[test]
