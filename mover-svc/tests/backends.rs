@@ -1284,6 +1284,37 @@ async fn objects_are_written_in_the_storage_class_of_their_tier() {
     assert_eq!(read(&src, "odd").await.as_deref(), Some(&b"bytes"[..]));
 }
 
+/// Azure answers 412 for a delete of a leased blob that names no lease,
+/// as it does for a failed `If-Match`: the conditional delete looks again
+/// and calls it a refusal (as a 403 is, the source then kept on record),
+/// not another object (which would undo a correct move).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leased_blob_refuses_its_delete_rather_than_passing_for_another_object() {
+    let azurite = Azurite::start();
+    azurite.create_container("strata-src").await;
+    let src = tier("src", "az://strata-src".into(), &azurite.tier_options());
+    put(&src, "leased", b"leased bytes").await;
+    let seen = transfer::head(&src, "leased").await.unwrap();
+    let lease = [
+        ("x-ms-lease-action", "acquire"),
+        ("x-ms-lease-duration", "-1"),
+    ];
+    let (status, _) = azurite
+        .signed("PUT", "/strata-src/leased?comp=lease", &lease)
+        .await;
+    assert_eq!(status, 201, "lease acquired");
+    let identity = mover_svc::protocol::identity(&seen);
+    let refused = transfer::delete_if_same(&src, "leased", identity).await;
+    assert!(
+        matches!(refused, Err(transfer::MoveError::Permanent(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        read(&src, "leased").await.as_deref(),
+        Some(&b"leased bytes"[..])
+    );
+}
+
 /// On Azure: blobs land in their tier's access tier (Cool), by single PUT
 /// and block list alike; an Archive tier is set once the copy has been read
 /// back. A job moving an archived blob out fails at once and asks for its
