@@ -125,6 +125,24 @@ impl<'de> serde::de::Visitor<'de> for ItemsUpTo {
     }
 }
 
+/// Whether a body sent as `content_type` cannot be a batch of JSON events:
+/// its media type names another encoding (protobuf, XML, CBOR,
+/// MessagePack, Avro, a form's parts). JSON sent under a generic type
+/// (curl's form type, `application/octet-stream`, `text/plain`) goes on
+/// to the parser, which names what is wrong with it.
+pub fn other_encoding(content_type: &str) -> bool {
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    ["protobuf", "xml", "cbor", "msgpack", "avro", "grpc"]
+        .iter()
+        .any(|encoding| media.contains(encoding))
+        || media.starts_with("multipart/")
+}
+
 /// Checks an `Idempotency-Key` header value: 1 to 255 printable ASCII
 /// characters (space included).
 pub fn check_idempotency_key(value: &[u8]) -> Result<&str, BatchError> {
@@ -221,6 +239,24 @@ mod tests {
         assert_eq!(a.len(), 2);
         assert_eq!(a[1].size_bytes, 3);
         assert!(a[0].ts.is_some(), "missing ts is filled");
+        // Bodies of another encoding, by their type; JSON under any other.
+        for other in [
+            "application/x-protobuf",
+            "application/vnd.google.protobuf; proto=strata.v1.AccessEvent",
+            "Application/XML",
+            "multipart/form-data; boundary=x",
+        ] {
+            assert!(other_encoding(other), "{other}");
+        }
+        for json in [
+            "application/json",
+            "application/x-ndjson; charset=utf-8",
+            "application/x-www-form-urlencoded",
+            "text/plain",
+            "",
+        ] {
+            assert!(!other_encoding(json), "{json}");
+        }
         // A batch of nothing is refused by name, as an empty body is.
         for empty in [&b"[]"[..], b" [ ] ", b"\n\n"] {
             let e = parse_batch(empty, 1_767_225_600_000, 10, None).unwrap_err();

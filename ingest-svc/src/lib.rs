@@ -142,6 +142,17 @@ async fn post_events(
         Ok(body) => body,
         Err(rejection) => return error_response(rejection.status(), rejection.body_text()),
     };
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    if let Some(content_type) = content_type.filter(|t| events::other_encoding(t)) {
+        let message = format!(
+            "Content-Type {:?}: POST /v1/events takes access events as JSON \
+             (an array, or NDJSON); send protobuf to the access_events topic",
+            strata_runtime::shortened(&content_type, 200)
+        );
+        return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, message);
+    }
     let now_ms = strata_proto::time::now_millis();
     let bad_request = |e: events::BatchError| {
         let mut named = serde_json::Map::new();
@@ -328,6 +339,19 @@ mod tests {
             "{}",
             error.len()
         );
+        // A body of another encoding, by its Content-Type: 415 naming it.
+        let protobuf = Request::post("/v1/events")
+            .header("content-type", "application/x-protobuf")
+            .body(Body::from(b"\x0a\x01a".to_vec()))
+            .unwrap();
+        let response = app.clone().oneshot(protobuf).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let error = body["error"].as_str().unwrap();
+        assert!(error.contains("application/x-protobuf"), "{error}");
         // Over the body limit (1 MiB here): 413, in JSON like the rest.
         let (status, body) = post(&app, None, &" ".repeat((1 << 20) + 1)).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
