@@ -934,15 +934,10 @@ impl Mover {
         };
         let left = match deleted {
             Ok(Deleted::Gone) => None,
-            Ok(Deleted::Kept) => {
-                let undone = self
-                    .source_rewritten(job, attempt, (generation, digest), started)
-                    .await?;
-                match undone {
-                    Some(outcome) => return Ok(outcome),
-                    // Gone since: the job completes.
-                    None => None,
-                }
+            Ok(Deleted::Kept(now)) => {
+                return self
+                    .source_rewritten(job, attempt, (generation, digest), &now, started)
+                    .await;
             }
             // Waiting would hold the job and its object for as long as the
             // store refuses (no delete permission, a locked version). The
@@ -969,21 +964,18 @@ impl Mover {
     /// size, no checksum), and the job FAILS `source_changed`. The copy,
     /// which no catalog names now, is recorded as an orphan and swept at
     /// once, if it still holds the bytes the job moved (read back); else it
-    /// is not known to be the job's, and stays. `None` when the source key
-    /// turns out empty: nothing to keep, the job completes.
+    /// is not known to be the job's, and stays. `now` is the version the
+    /// source's conditional delete found.
     async fn source_rewritten(
         &self,
         job: &MigrationJob,
         attempt: u32,
         (generation, digest): (u64, &Digest256),
+        now: &ObjectMeta,
         started: Instant,
-    ) -> anyhow::Result<Option<Outcome>> {
+    ) -> anyhow::Result<Outcome> {
         let (src, dst) = (self.tier(&job.from_tier)?, self.tier(&job.to_tier)?);
-        let now = match transfer::head(src, &job.object_key).await {
-            Ok(now) => Seen::of(&now),
-            Err(MoveError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(anyhow::Error::new(e).context("head the rewritten source")),
-        };
+        let now = Seen::of(now);
         // Until the copy is known to be the job's or not, nothing changes:
         // a failed look leaves the job switched, to be resumed.
         let copy = own_copy(dst, &job.object_key, digest)
@@ -1028,7 +1020,7 @@ impl Mover {
                 s.generation = undone;
             }
         })?;
-        Ok(Some(outcome))
+        Ok(outcome)
     }
 
     /// Reports a job whose end is recorded COMPLETED; `left` names a source
@@ -1142,8 +1134,9 @@ impl Mover {
         );
         if sweep == Sweep::Delete
             && let Some(found) = &found
-            && transfer::delete_if_same(tier, &orphan.object_key, protocol::identity(found)).await?
-                == Deleted::Kept
+            && let Deleted::Kept(_) =
+                transfer::delete_if_same(tier, &orphan.object_key, protocol::identity(found))
+                    .await?
         {
             // Written over between the look and the delete.
             return Ok(Sweep::KeepCopy);
@@ -1210,12 +1203,10 @@ impl Mover {
             match transfer::delete_if_same(dst, &job.object_key, protocol::identity(&there)).await {
                 Ok(Deleted::Gone) => {}
                 // Written at the key between the look and the delete: kept.
-                Ok(Deleted::Kept) => {
-                    if let Some(now) = self.look(job, dst).await? {
-                        return self
-                            .keep_other(job, dst, another_object(dst, job, &now))
-                            .await;
-                    }
+                Ok(Deleted::Kept(now)) => {
+                    return self
+                        .keep_other(job, dst, another_object(dst, job, &now))
+                        .await;
                 }
                 // Waiting would hold the job and its object for as long as
                 // the store refuses (no delete permission, an immutability

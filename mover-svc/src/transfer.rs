@@ -930,12 +930,12 @@ pub async fn delete(tier: &TierStore, key: &str) -> Result<(), MoveError> {
 }
 
 /// What [`delete_if_same`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deleted {
     /// The key no longer holds the object: deleted now, or gone already.
     Gone,
-    /// The key holds another object than the one seen: kept.
-    Kept,
+    /// The key holds another object than the one seen (this one): kept.
+    Kept(ObjectMeta),
 }
 
 /// Deletes `key` from `tier` only if it still holds `seen`, the object a
@@ -966,13 +966,13 @@ pub async fn delete_if_same(
                 "{}: the store refused a delete conditional on the object it holds (412)",
                 tier.url_of(key)
             ))),
-            Ok(_) => Ok(Deleted::Kept),
+            Ok(now) => Ok(Deleted::Kept(now)),
             Err(MoveError::NotFound(_)) => Ok(Deleted::Gone),
             Err(e) => Err(e),
         };
     }
     match head(tier, key).await {
-        Ok(now) if protocol::identity(&now) != seen => Ok(Deleted::Kept),
+        Ok(now) if protocol::identity(&now) != seen => Ok(Deleted::Kept(now)),
         Ok(_) => delete(tier, key).await.map(|()| Deleted::Gone),
         Err(MoveError::NotFound(_)) => Ok(Deleted::Gone),
         Err(e) => Err(e),
