@@ -448,10 +448,15 @@ async fn stat_files(
         paths.push(path.cloned());
     }
     tokio::task::spawn_blocking(move || {
-        paths
-            .into_iter()
-            .map(|path| path.map(std::fs::metadata))
-            .collect()
+        let look = |path: PathBuf| match side {
+            // A source file reached through a symbolic link is no object
+            // of the tier (`local::through_link`): not registered here.
+            Side::Source if local::through_link(&path) => {
+                Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+            }
+            _ => std::fs::metadata(path),
+        };
+        paths.into_iter().map(|path| path.map(look)).collect()
     })
     .await
     .ok()

@@ -247,7 +247,7 @@ pub fn copy_file(
     put: &Put,
     on_chunk: impl FnMut(u64, usize),
 ) -> Result<Copied, MoveError> {
-    let file = File::open(source).map_err(|e| io_error("open source", e))?;
+    let file = open_source(source)?;
     let before = file.metadata().map_err(|e| io_error("stat source", e))?;
     if before.is_dir() {
         return Err(MoveError::NotFound(format!(
@@ -607,6 +607,9 @@ impl Staged {
         if let Some(file) = create_unnamed(dest, fsync)? {
             return Ok(Staged { file, path: None });
         }
+        if let Some(folder) = dest.parent().filter(|f| through_link(f)) {
+            return Err(MoveError::Permanent(linked("create a file in", folder)));
+        }
         let mut n = 1u32;
         loop {
             let path = numbered(dest, n);
@@ -708,7 +711,7 @@ fn fd_path(file: &File) -> PathBuf {
 #[cfg(target_os = "linux")]
 fn create_unnamed(dest: &Path, fsync: bool) -> Result<Option<File>, MoveError> {
     use rustix::{
-        fs::{CWD, Mode, OFlags, openat},
+        fs::{Mode, OFlags},
         io::Errno,
     };
     static PROC_FD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -722,7 +725,10 @@ fn create_unnamed(dest: &Path, fsync: bool) -> Result<Option<File>, MoveError> {
     let mode = Mode::from_raw_mode(0o666);
     let mut made_parents = false;
     loop {
-        match openat(CWD, folder, flags, mode) {
+        match open_no_links(folder, flags, mode) {
+            Err(Errno::LOOP) => {
+                return Err(MoveError::Permanent(linked("create a file in", folder)));
+            }
             Ok(fd) => return Ok(Some(File::from(fd))),
             Err(Errno::NOENT) if !made_parents => {
                 make_parents(dest, fsync)?;
@@ -930,6 +936,100 @@ fn check_length(read: u64, expected: u64) -> Result<(), MoveError> {
     Err(MoveError::SourceChanged(format!(
         "read {read} bytes from the source, HEAD said {expected}"
     )))
+}
+
+/// Opens the file of a source object for reading. A path with a
+/// symbolic link in it ([`through_link`]) names no object of the tier:
+/// [`MoveError::NotFound`].
+pub fn open_source(source: &Path) -> Result<File, MoveError> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::{
+            fs::{Mode, OFlags},
+            io::Errno,
+        };
+        match open_no_links(source, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
+            Ok(fd) => Ok(File::from(fd)),
+            Err(Errno::LOOP) => Err(MoveError::NotFound(linked("open source", source))),
+            Err(e) => Err(io_error("open source", e.into())),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        if through_link(source) {
+            return Err(MoveError::NotFound(linked("open source", source)));
+        }
+        File::open(source).map_err(|e| io_error("open source", e))
+    }
+}
+
+/// Whether a part of `path` (a folder above it, or itself) is a symbolic
+/// link. An object of a `file://` tier is a file under the tier's folder,
+/// whose path the mover makes from its key: a link planted in the folder
+/// (to `/etc`, to another tier's folder) must not make it read, write or
+/// delete elsewhere, so such a path holds no object of the tier, and
+/// nothing is written there. The tier's folder is canonical (no links),
+/// so the whole path is checked. Parts that do not exist are no links.
+pub fn through_link(path: &Path) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::{
+            fs::{Mode, OFlags},
+            io::Errno,
+        };
+        let flags = OFlags::PATH | OFlags::CLOEXEC;
+        matches!(open_no_links(path, flags, Mode::empty()), Err(Errno::LOOP))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        links_on(path)
+    }
+}
+
+/// Opens `path` as `flags` say, refusing (`ELOOP`) a path with a symbolic
+/// link in any of its parts ([`through_link`]): one `openat2` with
+/// `RESOLVE_NO_SYMLINKS`; where that call is missing or refused (kernels
+/// before 5.6, some sandboxes), each part is looked at first (`lstat`)
+/// and `path` opened with `O_NOFOLLOW`, a window between. A link swapped
+/// in after the open, before the copy is linked at its name, is followed
+/// (docs/decisions.md).
+#[cfg(target_os = "linux")]
+fn open_no_links(
+    path: &Path,
+    flags: rustix::fs::OFlags,
+    mode: rustix::fs::Mode,
+) -> rustix::io::Result<std::os::fd::OwnedFd> {
+    use std::sync::atomic::AtomicBool;
+
+    use rustix::{
+        fs::{CWD, OFlags, ResolveFlags, openat, openat2},
+        io::Errno,
+    };
+    static OPENAT2: AtomicBool = AtomicBool::new(true);
+    if OPENAT2.load(Ordering::Relaxed) {
+        match openat2(CWD, path, flags, mode, ResolveFlags::NO_SYMLINKS) {
+            Err(Errno::NOSYS | Errno::PERM) => OPENAT2.store(false, Ordering::Relaxed),
+            done => return done,
+        }
+    }
+    if links_on(path) {
+        return Err(Errno::LOOP);
+    }
+    openat(CWD, path, flags | OFlags::NOFOLLOW, mode)
+}
+
+/// Whether `path` or a folder above it is a symbolic link, each looked at.
+fn links_on(path: &Path) -> bool {
+    path.ancestors()
+        .any(|part| std::fs::symlink_metadata(part).is_ok_and(|m| m.file_type().is_symlink()))
+}
+
+/// Says that `path` has a symbolic link in it ([`through_link`]).
+pub fn linked(context: &str, path: &Path) -> String {
+    format!(
+        "{context} {}: the path passes through a symbolic link, which a move never follows",
+        path.display()
+    )
 }
 
 /// A file system error, classed like object_store's: a missing file is

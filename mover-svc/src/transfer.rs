@@ -18,7 +18,7 @@ use object_store::{
     multipart::PartId, path::Path,
 };
 use sha2::{Digest, Sha256};
-use strata_runtime::tiers::{AzureTier, Multipart, S3Tier, TierStore};
+use strata_runtime::tiers::{AzureTier, LocalTier, Multipart, S3Tier, TierStore};
 
 use crate::{durable::GroupSync, local, protocol, signed, uploads};
 
@@ -285,9 +285,26 @@ async fn hash(mut hasher: Sha256, chunk: Bytes) -> Result<(Sha256, Bytes), MoveE
     .map_err(|e| MoveError::Transient(format!("hashing task failed: {e}")))
 }
 
+/// Fails [`MoveError::NotFound`] where the file of `location` on a
+/// `file://` tier is reached through a symbolic link: no object of the
+/// tier is there ([`local::through_link`]). object_store's file store,
+/// which would follow it, is asked only after this.
+fn unlinked(local: &LocalTier, location: &Path) -> Result<(), MoveError> {
+    let file = local
+        .file_of(location)
+        .map_err(|e| MoveError::Permanent(format!("{e:#}")))?;
+    if local::through_link(&file) {
+        return Err(MoveError::NotFound(local::linked("look at", &file)));
+    }
+    Ok(())
+}
+
 /// HEAD of `key` on `tier`.
 pub async fn head(tier: &TierStore, key: &str) -> Result<ObjectMeta, MoveError> {
     let location = location(tier, key)?;
+    if let Some(local) = &tier.local {
+        unlinked(local, &location)?;
+    }
     tier.limits.op().await;
     tier.store
         .head(&location)
@@ -441,6 +458,17 @@ pub async fn copy(
             },
             sync: dest_sync.cloned(),
         });
+    }
+    // object_store's file store follows symbolic links; a move does not
+    // (`local::through_link`).
+    if let Some(src_local) = &src.local {
+        unlinked(src_local, &from)?;
+    }
+    if let Some(dst_local) = &dst.local {
+        let dest = dst_local.file_of(&to).map_err(permanent)?;
+        if let Some(folder) = dest.parent().filter(|f| local::through_link(f)) {
+            return Err(MoveError::Permanent(local::linked("write in", folder)));
+        }
     }
     let got = src.store.get(&from).await.map_err(get_failed)?;
     let source = got.meta.clone();
@@ -832,6 +860,9 @@ pub async fn archived_digest(
 /// Reads `key` back from `tier` and hashes it.
 pub async fn read_digest(tier: &TierStore, key: &str) -> Result<Digest256, MoveError> {
     let location = location(tier, key)?;
+    if let Some(local) = &tier.local {
+        unlinked(local, &location)?;
+    }
     let ctx = format!("read back {}", tier.url_of(key));
     tier.limits.op().await;
     let got = tier
@@ -873,6 +904,10 @@ pub async fn remove_staged(tier: &TierStore, key: &str) -> Result<usize, MoveErr
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return Ok(0);
     };
+    // Nothing is staged through a symbolic link either.
+    if local::through_link(dir) {
+        return Ok(0);
+    }
     let prefix = format!("{name}#");
     let mut removed = 0;
     let mut entries = match tokio::fs::read_dir(dir).await {

@@ -1581,6 +1581,120 @@ async fn a_copy_waiting_for_the_group_sync_holds_no_copy_slot() {
     }
 }
 
+/// A symbolic link planted in a `file://` tier's folder is never followed
+/// (an object of the tier is a file under its folder): a source key that
+/// passes through one (a folder linked to a folder outside the tier, a
+/// file linked to a file there) names no object, and its job ends
+/// `not_found`, nothing registered; a destination key that does takes no
+/// copy, its job ends `permanent`, and where the link points nothing is
+/// written or deleted: not a file of the source's very bytes, not one
+/// named as a staged upload. Alone and in a batch, between file tiers and
+/// from or to another store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symbolic_links_in_a_tier_are_never_followed() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let outside = root.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let secret = &b"not an object of any tier"[..];
+    let ours = &b"ours"[..];
+    std::fs::write(outside.join("secret"), secret).unwrap();
+    std::fs::write(outside.join("same"), ours).unwrap();
+    std::fs::write(outside.join("same#1"), ours).unwrap();
+    let before = listing(&outside);
+    let src = tier("src", format!("file://{}/src", root.display()), &[]);
+    let dst = tier("dst", format!("file://{}/dst", root.display()), &[]);
+    let memory_src = tier("src", "memory://".into(), &[]);
+    let memory_dst = tier("dst", "memory://".into(), &[]);
+    symlink(&outside, root.join("src/linked-folder")).unwrap();
+    symlink(outside.join("secret"), root.join("src/linked-file")).unwrap();
+    std::fs::create_dir_all(root.join("dst")).unwrap();
+    symlink(&outside, root.join("dst/out")).unwrap();
+    for key in ["out/new", "out/same"] {
+        put(&src, key, ours).await;
+        put(&memory_src, key, ours).await;
+    }
+    let sources = ["linked-folder/secret", "linked-file"];
+    let destinations = ["out/new", "out/same"];
+
+    let refused = async |s: &Setup, key: &str, how: &str| {
+        let row = ledger(s, key).await;
+        let (class, message) = row.error.clone().unwrap();
+        let expected = if key.starts_with("out/") {
+            (State::Failed, "permanent")
+        } else {
+            // Never registered: the mover did not find the object.
+            let catalog = s.mover.db.catalog(key).await.unwrap();
+            assert!(catalog.is_none(), "{how} {key}: {catalog:?}");
+            (State::Rejected, "not_found")
+        };
+        assert_eq!(
+            (row.state, class.as_str()),
+            expected,
+            "{how} {key}: {row:?}"
+        );
+        assert!(message.contains("symbolic link"), "{how} {key}: {message}");
+    };
+    // Alone: file to file, file to memory, memory to file.
+    let alone = [
+        (&src, &dst, &sources[..], "file->file"),
+        (&src, &memory_dst, &sources[..], "file->memory"),
+        (&src, &dst, &destinations[..], "file->file"),
+        (&memory_src, &dst, &destinations[..], "memory->file"),
+    ];
+    for (from, to, keys, how) in alone {
+        let s = mover(from, to, None, None);
+        for &key in keys {
+            run(&s, job(key)).await;
+            refused(&s, key, how).await;
+            if to.local.is_none() {
+                assert_eq!(read(to, key).await, None, "{how} {key}");
+            }
+        }
+    }
+    // In a batch, between file tiers.
+    let s = mover(&src, &dst, None, None);
+    let mover = Arc::new(s.mover);
+    let keys = [sources, destinations].concat();
+    let jobs: Vec<_> = keys.iter().map(|k| job(k)).collect();
+    assert!(jobs.iter().all(|j| mover.batchable(j)));
+    for ended in batch::run(&mover, jobs).await {
+        match ended {
+            Ended::Done(outcome) => outcome.delivered().await.unwrap(),
+            Ended::Alone(go_on) => go_on.await.unwrap().delivered().await.unwrap(),
+        }
+    }
+    let s = Setup {
+        mover: Arc::into_inner(mover).unwrap(),
+        ..s
+    };
+    for key in keys {
+        refused(&s, key, "batch").await;
+    }
+
+    // Where the links point, nothing was written or deleted; the sources
+    // behind no link are still there.
+    assert_eq!(listing(&outside), before);
+    for key in destinations {
+        assert_eq!(read(&src, key).await.as_deref(), Some(ours), "{key}");
+        assert_eq!(read(&memory_src, key).await.as_deref(), Some(ours), "{key}");
+    }
+}
+
+/// The files of `folder` and their bytes, by name.
+fn listing(folder: &std::path::Path) -> Vec<(std::ffi::OsString, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name(), std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
 /// Small jobs between file tiers run as one batch: one group sync covers
 /// all their copies, and each ends as it would alone. The jobs that leave
 /// the batch's path (a missing source, a stale job, a duplicate, an object
