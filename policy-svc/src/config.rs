@@ -244,6 +244,13 @@ pub struct Config {
     #[arg(long, env = "STRATA_MAX_GIB_PER_CYCLE", default_value_t = 100.0)]
     pub max_gib_per_cycle: f64,
 
+    /// Hours after which a job whose outcome was never heard (its message
+    /// lost with the jobs topic's retention, say) leaves its object to be
+    /// decided again: the same decision is the same job key, which the
+    /// mover answers with its outcome if it ran it. 0: never.
+    #[arg(long, env = "STRATA_JOB_TIMEOUT_HOURS", default_value_t = 24.0)]
+    pub job_timeout_hours: f64,
+
     /// Messages applied at most per SQLite transaction.
     #[arg(long, env = "STRATA_POLICY_BATCH", default_value_t = 5000)]
     pub batch: usize,
@@ -272,6 +279,12 @@ impl Config {
             self.max_gib_per_cycle.is_finite() && self.max_gib_per_cycle > 0.0,
             "--max-gib-per-cycle must be a positive number, not {}",
             self.max_gib_per_cycle
+        );
+        anyhow::ensure!(
+            (0.0..=MAX_DAYS * 24.0).contains(&self.job_timeout_hours),
+            "--job-timeout-hours must lie between 0 (never) and {} (a century), not {}",
+            MAX_DAYS * 24.0,
+            self.job_timeout_hours
         );
         anyhow::ensure!(self.batch > 0, "--batch must be at least 1");
         anyhow::ensure!(
@@ -356,9 +369,13 @@ mod tests {
             &["--batch", "0"],
             &["--max-jobs-per-cycle", "0"],
             &["--max-jobs-per-cycle", "18446744073709551615"],
+            &["--job-timeout-hours=-1"],
+            &["--job-timeout-hours", "NaN"],
+            &["--job-timeout-hours", "1e300"],
         ] {
             let e = check(bad).unwrap_err().to_string();
-            assert!(e.contains(bad[0]), "{e}");
+            let flag = bad[0].split('=').next().unwrap();
+            assert!(e.contains(flag), "{e}");
         }
     }
 

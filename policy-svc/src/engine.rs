@@ -389,6 +389,7 @@ fn apply_status(
             if state == State::Completed && ours {
                 o.inflight_job = None;
                 o.inflight_to = None;
+                o.inflight_since_ms = 0;
                 o.failures = 0;
                 o.last_failure = None;
                 o.due_ms = now_ms;
@@ -397,6 +398,7 @@ fn apply_status(
         State::Failed | State::Rejected if ours => {
             o.inflight_job = None;
             o.inflight_to = None;
+            o.inflight_since_ms = 0;
             if !s.current_tier.is_empty() && s.error.as_ref().is_some_and(|e| e.class == "stale") {
                 // The catalog knows better: take its tier and generation and decide again.
                 o.last_failure = None;
@@ -448,7 +450,13 @@ pub struct Budget {
     /// Bytes moved per cycle at most; an object larger than this is moved
     /// alone in a cycle of its own.
     pub max_bytes: u64,
+    /// A job whose outcome has not been heard this long (wall time, ms)
+    /// leaves its object to be decided again; 0: never.
+    pub job_timeout_ms: i64,
 }
+
+/// Objects whose job timed out that one cycle decides again at most.
+const TIMED_OUT_PER_CYCLE: i64 = 1000;
 
 /// The view of an object the rule sees, with its prefix's prior.
 pub fn view(o: &ObjectRow, prior: Option<PrefixPrior>) -> ObjectView {
@@ -546,6 +554,39 @@ impl Priors {
     }
 }
 
+/// Makes due (at `now`) the objects whose job in flight was made before
+/// `made_before` (wall time) and never heard of since: its message lost
+/// (the jobs topic's retention passed while the mover was down, the topic
+/// recreated), or its status. The same decision made again is the same job
+/// key, which the mover answers `DUPLICATE` with its outcome if it ran it,
+/// or runs; a job still running when its key comes again is answered once
+/// it ends (one job per object at a time). Another decision since is
+/// another job, which the mover takes after that one.
+fn timed_out(tx: &Transaction<'_>, made_before: i64, now: i64) -> anyhow::Result<()> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {} FROM objects WHERE inflight_job IS NOT NULL AND inflight_since_ms < ?1
+         ORDER BY inflight_since_ms LIMIT ?2",
+        store::OBJECT_COLUMNS
+    ))?;
+    let rows: Vec<ObjectRow> = stmt
+        .query_map(params![made_before, TIMED_OUT_PER_CYCLE], store::object_row)?
+        .collect::<Result<_, _>>()?;
+    for mut o in rows {
+        tracing::warn!(
+            key = %o.object_key,
+            job_key = o.inflight_job.as_deref().unwrap_or_default(),
+            "no outcome heard of the object's job: deciding it again"
+        );
+        metrics::counter!("strata_policy_jobs_timed_out_total").increment(1);
+        o.inflight_job = None;
+        o.inflight_to = None;
+        o.inflight_since_ms = 0;
+        o.due_ms = now;
+        store::save(tx, &o)?;
+    }
+    Ok(())
+}
+
 /// Decides every object whose decision is due at the clock's now, within
 /// `budget`; writes the jobs to the outbox and marks their objects in
 /// flight. Returns the jobs made.
@@ -557,6 +598,9 @@ pub fn decide_cycle(
     wall_ms: i64,
 ) -> anyhow::Result<Vec<MigrationJob>> {
     let now = store::read_clock(tx)?.now(wall_ms);
+    if budget.job_timeout_ms > 0 {
+        timed_out(tx, wall_ms - budget.job_timeout_ms, now)?;
+    }
     let due: Vec<ObjectRow> = {
         let mut stmt = tx.prepare_cached(&format!(
             "SELECT {} FROM objects WHERE inflight_job IS NULL AND deleted = 0 AND due_ms <= ?1
@@ -622,6 +666,7 @@ pub fn decide_cycle(
                 bytes = bytes.saturating_add(o.size);
                 o.inflight_job = Some(job.job_key.clone());
                 o.inflight_to = Some(to);
+                o.inflight_since_ms = wall_ms;
                 o.due_ms = NEVER;
                 jobs.push(job);
             }

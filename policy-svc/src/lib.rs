@@ -372,6 +372,8 @@ async fn decide_loop(
     let budget = Budget {
         max_jobs: config.max_jobs_per_cycle,
         max_bytes: (config.max_gib_per_cycle * (1u64 << 30) as f64) as u64,
+        // Checked at start: 0 to a century.
+        job_timeout_ms: (config.job_timeout_hours * 3_600_000.0) as i64,
     };
     // Checked at start ([`Config::check`]): finite, at least 0.05.
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(config.decide_interval_secs));

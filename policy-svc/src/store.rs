@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/004-seen-events-by-time.sql"),
     include_str!("../migrations/005-outbox-without-published.sql"),
     include_str!("../migrations/006-last-failure.sql"),
+    include_str!("../migrations/007-inflight-since.sql"),
 ];
 
 /// "Not due until something happens."
@@ -55,6 +56,8 @@ pub struct ObjectRow {
     pub tier_since_ms: i64,
     pub inflight_job: Option<String>,
     pub inflight_to: Option<String>,
+    /// When the job in flight was made, wall time (0: none).
+    pub inflight_since_ms: i64,
     pub last_move_ms: Option<i64>,
     pub failures: u32,
     pub pinned: Option<String>,
@@ -86,6 +89,7 @@ impl ObjectRow {
             tier_since_ms: ts_ms,
             inflight_job: None,
             inflight_to: None,
+            inflight_since_ms: 0,
             last_move_ms: None,
             failures: 0,
             pinned: None,
@@ -105,6 +109,7 @@ impl ObjectRow {
             generation: self.generation,
             inflight_job: self.inflight_job.take(),
             inflight_to: self.inflight_to.take(),
+            inflight_since_ms: self.inflight_since_ms,
             last_move_ms: self.last_move_ms,
             failures: self.failures,
             pinned: self.pinned.take(),
@@ -154,7 +159,7 @@ macro_rules! object_columns {
         "object_key, size, tier, generation, first_seen_ms, last_access_ms, reads_total, \
          bytes_read, decay_ts_ms, rate_1d, rate_7d, rate_30d, recent_reads, tier_since_ms, \
          inflight_job, inflight_to, last_move_ms, failures, pinned, deleted, due_ms, \
-         retry_after_ms, last_failure"
+         retry_after_ms, last_failure, inflight_since_ms"
     };
 }
 
@@ -187,6 +192,7 @@ pub fn object_row(r: &Row<'_>) -> rusqlite::Result<ObjectRow> {
         due_ms: r.get(20)?,
         retry_after_ms: r.get(21)?,
         last_failure: r.get(22)?,
+        inflight_since_ms: r.get(23)?,
     })
 }
 
@@ -208,9 +214,9 @@ pub fn save(tx: &Connection, o: &ObjectRow) -> rusqlite::Result<()> {
         "INSERT OR REPLACE INTO objects (object_key, size, tier, generation, first_seen_ms,
             last_access_ms, reads_total, bytes_read, decay_ts_ms, rate_1d, rate_7d, rate_30d,
             recent_reads, tier_since_ms, inflight_job, inflight_to, last_move_ms, failures,
-            pinned, deleted, due_ms, retry_after_ms, last_failure)
+            pinned, deleted, due_ms, retry_after_ms, last_failure, inflight_since_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20, ?21, ?22, ?23)",
+            ?19, ?20, ?21, ?22, ?23, ?24)",
     )?
     .execute(params![
         o.object_key,
@@ -236,6 +242,7 @@ pub fn save(tx: &Connection, o: &ObjectRow) -> rusqlite::Result<()> {
         o.due_ms,
         o.retry_after_ms,
         o.last_failure,
+        o.inflight_since_ms,
     ])?;
     Ok(())
 }
@@ -537,8 +544,8 @@ mod tests {
         old.execute(
             "INSERT INTO objects (object_key, size, tier, generation, first_seen_ms,
                 last_access_ms, reads_total, bytes_read, decay_ts_ms, rate_1d, rate_7d,
-                rate_30d, recent_reads, tier_since_ms, failures, deleted, due_ms)
-             VALUES ('a', 1, 'hot', 0, 0, 0, 0, 0, 0, 0, 0, 0, '[]', 0, 0, 0, 0)",
+                rate_30d, recent_reads, tier_since_ms, failures, deleted, due_ms, inflight_job)
+             VALUES ('a', 1, 'hot', 0, 0, 0, 0, 0, 0, 0, 0, 0, '[]', 0, 0, 0, 0, 'j')",
             [],
         )
         .unwrap();
@@ -547,6 +554,9 @@ mod tests {
         let store = Store::open(&path).unwrap();
         let mut row = store.object("a").await.unwrap().unwrap();
         assert_eq!((row.tier.as_str(), row.last_failure), ("hot", None));
+        // Its job in flight counts from the migration, not from the epoch.
+        let since = strata_proto::time::now_millis() - row.inflight_since_ms;
+        assert!((0..60_000).contains(&since), "{}", row.inflight_since_ms);
         row.last_failure = Some("FAILED transient: unreachable".into());
         assert_eq!(saved_and_loaded(&store, &row).await, Some(row));
     }

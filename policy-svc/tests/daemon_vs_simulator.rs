@@ -83,6 +83,8 @@ async fn compare(tiers: TierConfig) -> usize {
     let budget = Budget {
         max_jobs: 100_000,
         max_bytes: u64::MAX,
+        // The daemon's default: every job here is answered a cycle later.
+        job_timeout_ms: 24 * HOUR,
     };
     // Per key, the daemon's moves: (event time decided, tier index).
     let mut moves: HashMap<String, Vec<(i64, usize)>> = HashMap::new();

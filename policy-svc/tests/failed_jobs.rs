@@ -30,6 +30,7 @@ async fn decide(store: &Store, wall: i64) -> Vec<MigrationJob> {
     let budget = Budget {
         max_jobs: 10,
         max_bytes: u64::MAX,
+        job_timeout_ms: 0,
     };
     decide_within(store, wall, budget).await
 }
@@ -154,6 +155,53 @@ async fn retried_after_backoff(end: fn(&MigrationJob) -> Payload, said: &str) {
     };
     apply(&store, 3, Payload::Status(completed), later + 8 * HOUR).await;
     assert_eq!(last_failure(&store).await, None);
+}
+
+/// A job whose outcome never comes (its message lost with the topic's
+/// retention, say) holds its object in flight only until the job timeout:
+/// then the decision is made again, and the same decision is the same job
+/// key, which the mover answers with its outcome if it ran the job. The
+/// answer ends it. With no timeout (0) the object waits for its answer.
+#[tokio::test]
+async fn a_job_never_answered_is_made_again_after_the_timeout() {
+    let timeout = |job_timeout_ms| Budget {
+        max_jobs: 10,
+        max_bytes: u64::MAX,
+        job_timeout_ms,
+    };
+    let later = WALL + 31 * DAY;
+    for budget in [timeout(24 * HOUR), timeout(0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("policy.db")).unwrap();
+        apply(&store, 0, written("logs/a"), WALL).await;
+        let first = decide_within(&store, later, budget).await;
+        assert_eq!(first.len(), 1);
+        // In flight, unanswered: nothing new within the timeout.
+        let within = decide_within(&store, later + 23 * HOUR, budget).await;
+        assert!(within.is_empty(), "{within:?}");
+        let after = decide_within(&store, later + 25 * HOUR, budget).await;
+        if budget.job_timeout_ms == 0 {
+            assert!(after.is_empty(), "{after:?}");
+            continue;
+        }
+        assert_eq!(after.len(), 1, "made again after the timeout");
+        assert_eq!(after[0].job_key, first[0].job_key, "under the same key");
+        let completed = MigrationStatus {
+            job_key: after[0].job_key.clone(),
+            object_key: "logs/a".into(),
+            state: State::Completed as i32,
+            from_tier: "hot".into(),
+            to_tier: "cold".into(),
+            generation: after[0].generation + 1,
+            bytes: 4096,
+            ..Default::default()
+        };
+        apply(&store, 1, Payload::Status(completed), later + 26 * HOUR).await;
+        let o = store.object("logs/a").await.unwrap().unwrap();
+        assert_eq!((o.tier.as_str(), o.inflight_job), ("cold", None));
+        let done = decide_within(&store, later + 60 * HOUR, budget).await;
+        assert!(done.is_empty(), "{done:?}");
+    }
 }
 
 /// An object that a move the policy did not make (an operator's) puts
@@ -315,6 +363,7 @@ async fn an_object_larger_than_the_byte_budget_moves_alone_and_the_rest_follow()
     let budget = Budget {
         max_jobs: 10,
         max_bytes: 1 << 30,
+        job_timeout_ms: 0,
     };
     let later = WALL + 31 * DAY;
     let first = decide_within(&store, later, budget).await;

@@ -63,6 +63,7 @@ async fn an_inventory_makes_due_only_what_is_new_or_changed() {
     let budget = Budget {
         max_jobs: 10,
         max_bytes: u64::MAX,
+        job_timeout_ms: 0,
     };
     let jobs = store
         .transaction(move |tx| engine::decide_cycle(tx, &tiers(), &params, budget, WALL))
