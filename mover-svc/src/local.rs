@@ -839,9 +839,15 @@ fn link_unnamed(
 }
 
 /// The error of a copy that found `dest` taken when it came to put itself
-/// there: by a folder (of other objects, a key no object can have), for
-/// good; else by another file, written while the job copied.
+/// there: by a symbolic link or a folder (of other objects, a key no
+/// object can have), for good; else by another file, written while the
+/// job copied.
 pub(crate) fn taken(dest: &Path) -> MoveError {
+    // A link at the key holds no object of the tier, and none is put
+    // through it (`through_link`).
+    if std::fs::symlink_metadata(dest).is_ok_and(|m| m.file_type().is_symlink()) {
+        return MoveError::Permanent(linked("write", dest));
+    }
     if dest.is_dir() {
         return MoveError::Permanent(format!(
             "{} is a folder of other objects: no object can be put there",

@@ -466,8 +466,8 @@ pub async fn copy(
     }
     if let Some(dst_local) = &dst.local {
         let dest = dst_local.file_of(&to).map_err(permanent)?;
-        if let Some(folder) = dest.parent().filter(|f| local::through_link(f)) {
-            return Err(MoveError::Permanent(local::linked("write in", folder)));
+        if local::through_link(&dest) {
+            return Err(MoveError::Permanent(local::linked("write", &dest)));
         }
     }
     let got = src.store.get(&from).await.map_err(get_failed)?;
@@ -951,6 +951,12 @@ pub async fn delete(tier: &TierStore, key: &str) -> Result<(), MoveError> {
     let Ok(location) = tier.location(key) else {
         return Ok(());
     };
+    // Through a symbolic link there is no object of the tier to delete.
+    if let Some(local) = &tier.local
+        && let Err(MoveError::NotFound(_)) = unlinked(local, &location)
+    {
+        return Ok(());
+    }
     tier.limits.op().await;
     let Err(e) = tier.store.delete(&location).await else {
         return Ok(());

@@ -116,7 +116,9 @@ fn note(row: &store::ObjectRow, now_ms: i64) -> String {
     if row.deleted {
         "the object was deleted; the policy makes no more jobs for it".into()
     } else if row.inflight_job.is_some() {
-        "a job is in flight; no new decision until it ends".into()
+        "a job is in flight; no new decision until it ends, or until the job timeout \
+         (STRATA_JOB_TIMEOUT_HOURS) if no outcome of it is heard"
+            .into()
     } else if row.retry_after_ms > now_ms {
         let why = match &row.last_failure {
             Some(said) => format!("its last job ended {said}"),

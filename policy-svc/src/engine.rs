@@ -379,6 +379,11 @@ fn apply_status(
                     // Moved (by this job or another's): what the last
                     // failed job said is past.
                     o.last_failure = None;
+                    // Moved by a job not in flight (an operator's, or one
+                    // that timed out): decided again on its new tier.
+                    if o.inflight_job.is_none() {
+                        o.due_ms = o.due_ms.min(now_ms);
+                    }
                 }
                 o.tier = s.to_tier.clone();
                 o.generation = s.generation;
