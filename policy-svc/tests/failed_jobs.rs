@@ -71,6 +71,20 @@ fn failed(job: &MigrationJob) -> Payload {
     })
 }
 
+/// The mover's report that `job` (of a 4 KiB object) moved it.
+fn completed(job: &MigrationJob) -> Payload {
+    Payload::Status(MigrationStatus {
+        job_key: job.job_key.clone(),
+        object_key: job.object_key.clone(),
+        state: State::Completed as i32,
+        from_tier: job.from_tier.clone(),
+        to_tier: job.to_tier.clone(),
+        generation: job.generation + 1,
+        bytes: 4096,
+        ..Default::default()
+    })
+}
+
 /// The mover's refusal of a job whose destination key holds another
 /// object: nothing was done, and the move may go through once it is gone.
 fn occupied(job: &MigrationJob) -> Payload {
@@ -143,17 +157,7 @@ async fn retried_after_backoff(end: fn(&MigrationJob) -> Payload, said: &str) {
     assert_ne!(third[0].job_key, second.job_key);
 
     // The retry moves it: the failure is forgotten.
-    let completed = MigrationStatus {
-        job_key: third[0].job_key.clone(),
-        object_key: "logs/a".into(),
-        state: State::Completed as i32,
-        from_tier: "hot".into(),
-        to_tier: "cold".into(),
-        generation: third[0].generation + 1,
-        bytes: 4096,
-        ..Default::default()
-    };
-    apply(&store, 3, Payload::Status(completed), later + 8 * HOUR).await;
+    apply(&store, 3, completed(&third[0]), later + 8 * HOUR).await;
     assert_eq!(last_failure(&store).await, None);
 }
 
@@ -186,17 +190,7 @@ async fn a_job_never_answered_is_made_again_after_the_timeout() {
         }
         assert_eq!(after.len(), 1, "made again after the timeout");
         assert_eq!(after[0].job_key, first[0].job_key, "under the same key");
-        let completed = MigrationStatus {
-            job_key: after[0].job_key.clone(),
-            object_key: "logs/a".into(),
-            state: State::Completed as i32,
-            from_tier: "hot".into(),
-            to_tier: "cold".into(),
-            generation: after[0].generation + 1,
-            bytes: 4096,
-            ..Default::default()
-        };
-        apply(&store, 1, Payload::Status(completed), later + 26 * HOUR).await;
+        apply(&store, 1, completed(&after[0]), later + 26 * HOUR).await;
         let o = store.object("logs/a").await.unwrap().unwrap();
         assert_eq!((o.tier.as_str(), o.inflight_job), ("cold", None));
         let done = decide_within(&store, later + 60 * HOUR, budget).await;
