@@ -451,10 +451,8 @@ async fn stat_files(
         let look = |path: PathBuf| match side {
             // A source file reached through a symbolic link is no object
             // of the tier (`local::through_link`): not registered here.
-            Side::Source if local::through_link(&path) => {
-                Err(std::io::Error::from(std::io::ErrorKind::NotFound))
-            }
-            _ => std::fs::metadata(path),
+            Side::Source => local::metadata_without_links(&path),
+            Side::Destination => std::fs::metadata(path),
         };
         paths.into_iter().map(|path| path.map(look)).collect()
     })

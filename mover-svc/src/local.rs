@@ -992,6 +992,32 @@ pub fn through_link(path: &Path) -> bool {
     }
 }
 
+/// The metadata of the file at `path`, as `stat` gives it, or `NotFound`
+/// where a part of the path is a symbolic link ([`through_link`]): one
+/// path walk for both.
+pub fn metadata_without_links(path: &Path) -> std::io::Result<std::fs::Metadata> {
+    let linked = || std::io::Error::from(ErrorKind::NotFound);
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::{
+            fs::{Mode, OFlags},
+            io::Errno,
+        };
+        match open_no_links(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()) {
+            Ok(fd) => File::from(fd).metadata(),
+            Err(Errno::LOOP) => Err(linked()),
+            Err(e) => Err(e.into()),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        if links_on(path) {
+            return Err(linked());
+        }
+        std::fs::metadata(path)
+    }
+}
+
 /// Opens `path` as `flags` say, refusing (`ELOOP`) a path with a symbolic
 /// link in any of its parts ([`through_link`]): one `openat2` with
 /// `RESOLVE_NO_SYMLINKS`; where that call is missing or refused (kernels
