@@ -81,7 +81,14 @@
 #                       fsync on, and a line `mover/peer ...`, the median of
 #                       the rounds' ratios; e.g. BENCH_ROUNDS=6
 #                       BENCH_PEER_MOVER_BIN=/tmp/mover-svc.old (copy the old
-#                       build out of target/ first: the script rebuilds it)
+#                       build out of target/ first: the script rebuilds it;
+#                       build it in a worktree with a target folder of its
+#                       own: one shared with this checkout leaves cargo
+#                       taking the old build's library for this one's). On
+#                       a noisy machine run it both ways round (the old
+#                       build as the mover, the new as the peer): one
+#                       orientation alone has shown 0.79 where the other
+#                       showed 1.03 (docs/performance.md, 2026-12-07)
 #   STRATA_MOVER_PART_MIB, STRATA_MOVER_PARTS_IN_FLIGHT, RUST_LOG  passed on
 
 set -euo pipefail
