@@ -5,11 +5,22 @@
 //! offsets stored after them; starting from Kafka's would skip those events
 //! for good. A partition SQLite has no offset for starts where the group's
 //! committed offset says.
+//!
+//! A partition whose log now ends before SQLite's offset, and of which the
+//! group has no committed offset, is a new log: its topic was deleted and
+//! made again, or the cluster is new. Its events sit at offsets SQLite
+//! counts as applied and would be skipped as a replay; at start, before the
+//! consumer subscribes, SQLite's offset of such a partition is lowered to
+//! the log's beginning ([`restart_new_logs`]).
 
-use std::{collections::BTreeSet, path::PathBuf};
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use rdkafka::{
-    ClientContext, Offset, TopicPartitionList,
+    ClientConfig, ClientContext, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol},
     error::KafkaResult,
     types::{RDKafkaErrorCode, RDKafkaRespErr},
@@ -114,5 +125,147 @@ impl ConsumerContext for StartAtStored {
         if let Err(e) = result {
             tracing::error!(error = %e, "applying the rebalance failed");
         }
+    }
+}
+
+/// What the group's committed offset of a partition is, as Kafka answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    /// The group has none: a new topic or a new cluster keeps none.
+    Nothing,
+    /// The group has read up to here.
+    At(i64),
+    /// The question failed (no coordinator, a timeout, a partition error).
+    Unknown,
+}
+
+/// Where a partition whose log runs from `low` to `high` (its next offset)
+/// must start instead of `next`, the offset SQLite stored: at `low` when
+/// the log ends before `next` and the group has no committed offset, a
+/// new log. Any committed offset (a log cut short by an unclean leader
+/// election, a cluster mirrored with the group's offsets) or an unknown
+/// one keeps `next`: reading an old log again from its start would count
+/// its reads twice, which is worse than skipping a new one's first events.
+pub fn new_log_start(next: i64, low: i64, high: i64, committed: Committed) -> Option<i64> {
+    (next > high && committed == Committed::Nothing).then_some(low)
+}
+
+/// At start, before the consumer subscribes, with nothing in flight: for
+/// each partition of `topics` that SQLite has an offset for, asks Kafka
+/// for the log's ends and the group's committed offset (on a client of
+/// its own, `config` being the consumer's), and lowers SQLite's offset of
+/// a new log to its beginning ([`new_log_start`]). A partition whose log
+/// ends before SQLite's offset but is kept is logged: its events up to
+/// that offset are skipped. Blocks; failures are logged, never fatal.
+pub fn restart_new_logs(config: &ClientConfig, db: &Path, topics: &[&str]) {
+    let consumer: BaseConsumer = match config.create() {
+        Ok(consumer) => consumer,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not look for new logs");
+            return;
+        }
+    };
+    let stored = match Connection::open(db).and_then(|conn| {
+        let mut stored = Vec::new();
+        for topic in topics {
+            for (partition, next) in crate::engine::stored_offsets(&conn, topic)? {
+                stored.push((*topic, partition, next));
+            }
+        }
+        Ok(stored)
+    }) {
+        Ok(stored) => stored,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the stored offsets to look for new logs");
+            return;
+        }
+    };
+    let timeout = Duration::from_secs(10);
+    for (topic, partition, next) in stored {
+        let (low, high) = match consumer.fetch_watermarks(topic, partition, timeout) {
+            Ok(ends) => ends,
+            Err(e) => {
+                tracing::warn!(%topic, partition, error = %e, "could not read the partition's ends");
+                continue;
+            }
+        };
+        if next <= high {
+            continue;
+        }
+        let committed = committed(&consumer, topic, partition, timeout);
+        let Some(start) = new_log_start(next, low, high, committed) else {
+            tracing::warn!(%topic, partition, stored = next, log_end = high, ?committed,
+                "the partition's log ends before the stored offset, but the group's offset is not gone: keeping the stored offset, so its events below it are skipped");
+            continue;
+        };
+        match lower_stored(db, topic, partition, next, start) {
+            Ok(()) => {
+                metrics::counter!("strata_policy_new_logs_total").increment(1);
+                tracing::warn!(%topic, partition, stored = next, log_end = high, start,
+                    "the partition's log ends before the events already applied and the group has no offset: a new log (the topic made again); reading it from its beginning");
+            }
+            Err(e) => tracing::error!(%topic, partition, stored = next, error = %e,
+                "a new log's stored offset could not be lowered: its events below it are skipped"),
+        }
+    }
+}
+
+/// The group's committed offset of one partition.
+fn committed(consumer: &BaseConsumer, topic: &str, partition: i32, timeout: Duration) -> Committed {
+    let mut asked = TopicPartitionList::new();
+    asked.add_partition(topic, partition);
+    let Ok(answer) = consumer.committed_offsets(asked, timeout) else {
+        return Committed::Unknown;
+    };
+    match answer.find_partition(topic, partition) {
+        Some(elem) if elem.error().is_ok() => match elem.offset() {
+            Offset::Invalid => Committed::Nothing,
+            Offset::Offset(at) => Committed::At(at),
+            _ => Committed::Unknown,
+        },
+        _ => Committed::Unknown,
+    }
+}
+
+/// Sets SQLite's next offset of a partition from `from` to `to`.
+fn lower_stored(
+    db: &Path,
+    topic: &str,
+    partition: i32,
+    from: i64,
+    to: i64,
+) -> rusqlite::Result<()> {
+    let conn = Connection::open(db)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.execute(
+        "UPDATE offsets SET next_offset = ?4 WHERE topic = ?1 AND partition = ?2 AND next_offset = ?3",
+        rusqlite::params![topic, partition, from, to],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Committed, new_log_start};
+
+    #[test]
+    fn a_log_that_ends_before_the_stored_offset_without_group_offsets_is_new() {
+        assert_eq!(new_log_start(100, 0, 30, Committed::Nothing), Some(0));
+        // Retention has removed the new log's first records already.
+        assert_eq!(new_log_start(100, 12, 30, Committed::Nothing), Some(12));
+    }
+
+    #[test]
+    fn a_log_that_reaches_the_stored_offset_is_the_same_log() {
+        assert_eq!(new_log_start(30, 0, 30, Committed::Nothing), None);
+        assert_eq!(new_log_start(20, 0, 30, Committed::Nothing), None);
+    }
+
+    #[test]
+    fn any_group_offset_or_an_unknown_one_keeps_the_stored_offset() {
+        // An unclean leader election cut the log; Kafka's offset trails SQLite's.
+        assert_eq!(new_log_start(100, 0, 30, Committed::At(25)), None);
+        assert_eq!(new_log_start(100, 0, 30, Committed::At(90)), None);
+        assert_eq!(new_log_start(100, 0, 30, Committed::Unknown), None);
     }
 }

@@ -107,13 +107,24 @@ pub async fn run(
     .await?;
 
     kafka::ensure_topics(&config.common, &config.common.all_topics()).await?;
-    let consumer: Consumer = kafka::consumer_config(&config.common, &config.group_id)
-        .create_with_context(assign::StartAtStored::new(config.db_path()))
-        .context("create kafka consumer")?;
+    let consumer_config = kafka::consumer_config(&config.common, &config.group_id);
     let topics = [
         config.common.topic_access_events.as_str(),
         config.common.topic_migration_status.as_str(),
     ];
+    {
+        let (consumer_config, db) = (consumer_config.clone(), config.db_path());
+        let topics = topics.map(str::to_owned);
+        tokio::task::spawn_blocking(move || {
+            let topics = topics.each_ref().map(String::as_str);
+            assign::restart_new_logs(&consumer_config, &db, &topics);
+        })
+        .await
+        .context("look for new logs")?;
+    }
+    let consumer: Consumer = consumer_config
+        .create_with_context(assign::StartAtStored::new(config.db_path()))
+        .context("create kafka consumer")?;
     consumer.subscribe(&topics)?;
     ready.set_ready();
     tracing::info!(?topics, group = %config.group_id, "policy ready");

@@ -2,7 +2,9 @@
 //! last commits (what power loss does to `synchronous=NORMAL`) while Kafka
 //! kept the offsets stored after them, the restarted daemon starts each
 //! partition at SQLite's offset, applies the lost events again, and ends in
-//! the state of a run that lost nothing.
+//! the state of a run that lost nothing. And when its topic is made again
+//! (a new log, from offset 0), the daemon applies the new log's events
+//! rather than skipping them as a replay of what it applied from the old.
 #![allow(clippy::unwrap_used)]
 
 use std::{path::Path, time::Duration};
@@ -11,7 +13,7 @@ use clap::Parser;
 use rdkafka::{
     ClientConfig,
     mocking::MockCluster,
-    producer::{FutureProducer, FutureRecord, Producer},
+    producer::{DefaultProducerContext, FutureProducer, FutureRecord, Producer},
 };
 use rusqlite::OptionalExtension;
 use strata_proto::{AccessEvent, Op, codec, time};
@@ -140,24 +142,40 @@ fn copy_db(from: &Path, to: &Path) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn commits_lost_after_their_offsets_were_stored_in_kafka_are_applied_again() {
-    strata_runtime::telemetry::init_tracing(strata_runtime::telemetry::LogFormat::Text);
+/// A mock cluster with the daemon's topics, and a producer to it.
+fn cluster() -> (
+    MockCluster<'static, DefaultProducerContext>,
+    String,
+    FutureProducer,
+) {
     let cluster = MockCluster::new(1).unwrap();
     for topic in TOPICS {
         cluster.create_topic(topic, 1, 1).unwrap();
     }
     let brokers = cluster.bootstrap_servers();
+    let producer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    (cluster, brokers, producer)
+}
+
+/// A data folder with two memory tiers.
+fn data_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("tiers.toml"),
         "[[tiers]]\nname='hot'\nurl='memory://'\n[[tiers]]\nname='cold'\nurl='memory://'\n",
     )
     .unwrap();
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
-        .unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_lost_after_their_offsets_were_stored_in_kafka_are_applied_again() {
+    strata_runtime::telemetry::init_tracing(strata_runtime::telemetry::LogFormat::Text);
+    let (_cluster, brokers, producer) = cluster();
+    let dir = data_dir();
 
     // First half of the stream, applied; the database as it is then.
     let daemon = start(&brokers, dir.path());
@@ -183,5 +201,33 @@ async fn commits_lost_after_their_offsets_were_stored_in_kafka_are_applied_again
     until_stored(dir.path(), 200).await;
     stop(daemon).await;
     assert_eq!(reads(dir.path()), whole);
+    producer.flush(Duration::from_secs(1)).unwrap();
+}
+
+/// The topic made again (here: a new cluster) starts a new log at offset 0,
+/// below the offset SQLite stored for the old one: its events are applied,
+/// not skipped as a replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_of_a_topic_made_again_are_applied() {
+    strata_runtime::telemetry::init_tracing(strata_runtime::telemetry::LogFormat::Text);
+    let dir = data_dir();
+    {
+        let (_old, brokers, producer) = cluster();
+        let daemon = start(&brokers, dir.path());
+        publish(&producer, 0, 100).await;
+        until_stored(dir.path(), 100).await;
+        stop(daemon).await;
+        producer.flush(Duration::from_secs(1)).unwrap();
+    }
+    assert!(reads(dir.path()).iter().all(|(_, n)| *n == 10));
+
+    let (_new, brokers, producer) = cluster();
+    publish(&producer, 100, 130).await;
+    let daemon = start(&brokers, dir.path());
+    until_stored(dir.path(), 30).await;
+    stop(daemon).await;
+    let after = reads(dir.path());
+    assert_eq!(after.len(), KEYS);
+    assert!(after.iter().all(|(_, n)| *n == 13), "{after:?}");
     producer.flush(Duration::from_secs(1)).unwrap();
 }
