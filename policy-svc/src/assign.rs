@@ -16,7 +16,7 @@
 use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use rdkafka::{
@@ -152,72 +152,96 @@ pub fn new_log_start(next: i64, low: i64, high: i64, committed: Committed) -> Op
 
 /// At start, before the consumer subscribes, with nothing in flight: for
 /// each partition of `topics` that SQLite has an offset for, asks Kafka
-/// for the log's ends and the group's committed offset (on a client of
-/// its own, `config` being the consumer's), and lowers SQLite's offset of
-/// a new log to its beginning ([`new_log_start`]). A partition whose log
-/// ends before SQLite's offset but is kept is logged: its events up to
-/// that offset are skipped. Blocks; failures are logged, never fatal.
+/// for the log's ends, and for those ending before that offset the
+/// group's committed offsets (one request), then lowers SQLite's offset
+/// of a new log to its beginning ([`new_log_start`]). A partition kept
+/// although its log ends before SQLite's offset is logged and counted:
+/// its events below that offset are skipped. The client is one of its own
+/// made from the consumer's `config`, never subscribed (so it joins no
+/// group and commits nothing). The whole pass stops at its deadline or
+/// the first failed question. Blocks; failures are logged, never fatal.
 pub fn restart_new_logs(config: &ClientConfig, db: &Path, topics: &[&str]) {
-    let consumer: BaseConsumer = match config.create() {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let left = || deadline.saturating_duration_since(Instant::now());
+    let consumer: BaseConsumer = match config.clone().set("enable.auto.commit", "false").create() {
         Ok(consumer) => consumer,
         Err(e) => {
             tracing::warn!(error = %e, "could not look for new logs");
             return;
         }
     };
-    let stored = match Connection::open(db).and_then(|conn| {
-        let mut stored = Vec::new();
-        for topic in topics {
-            for (partition, next) in crate::engine::stored_offsets(&conn, topic)? {
-                stored.push((*topic, partition, next));
-            }
-        }
-        Ok(stored)
-    }) {
+    let stored = match read_stored(db, topics) {
         Ok(stored) => stored,
         Err(e) => {
             tracing::warn!(error = %e, "could not read the stored offsets to look for new logs");
             return;
         }
     };
-    let timeout = Duration::from_secs(10);
+    // Partitions whose log ends before SQLite's offset: (topic, partition,
+    // stored, low, high).
+    let mut short = Vec::new();
     for (topic, partition, next) in stored {
-        let (low, high) = match consumer.fetch_watermarks(topic, partition, timeout) {
-            Ok(ends) => ends,
+        match consumer.fetch_watermarks(topic, partition, left()) {
+            Ok((low, high)) if next > high => short.push((topic, partition, next, low, high)),
+            Ok(_) => {}
             Err(e) => {
-                tracing::warn!(%topic, partition, error = %e, "could not read the partition's ends");
-                continue;
+                tracing::warn!(%topic, partition, error = %e, "could not read a log's ends; not looking for new logs");
+                return;
             }
-        };
-        if next <= high {
-            continue;
         }
-        let committed = committed(&consumer, topic, partition, timeout);
-        let Some(start) = new_log_start(next, low, high, committed) else {
-            tracing::warn!(%topic, partition, stored = next, log_end = high, ?committed,
-                "the partition's log ends before the stored offset, but the group's offset is not gone: keeping the stored offset, so its events below it are skipped");
-            continue;
-        };
-        match lower_stored(db, topic, partition, next, start) {
-            Ok(()) => {
+    }
+    if short.is_empty() {
+        return;
+    }
+    let mut asked = TopicPartitionList::new();
+    for (topic, partition, ..) in &short {
+        asked.add_partition(topic, *partition);
+    }
+    let answer = consumer
+        .committed_offsets(asked, left())
+        .inspect_err(|e| tracing::warn!(error = %e, "could not read the group's offsets"))
+        .ok();
+    for (topic, partition, next, low, high) in short {
+        let committed = committed(answer.as_ref(), topic, partition);
+        let lowered = new_log_start(next, low, high, committed)
+            .map(|start| (start, lower_stored(db, topic, partition, next, start)));
+        match lowered {
+            Some((start, Ok(true))) => {
                 metrics::counter!("strata_policy_new_logs_total").increment(1);
                 tracing::warn!(%topic, partition, stored = next, log_end = high, start,
-                    "the partition's log ends before the events already applied and the group has no offset: a new log (the topic made again); reading it from its beginning");
+                    "a new log (its topic made again): read from its beginning");
             }
-            Err(e) => tracing::error!(%topic, partition, stored = next, error = %e,
-                "a new log's stored offset could not be lowered: its events below it are skipped"),
+            Some((_, Err(e))) => {
+                metrics::counter!("strata_policy_short_logs_kept_total").increment(1);
+                tracing::error!(%topic, partition, stored = next, error = %e,
+                    "a new log's stored offset could not be lowered: events below it are skipped");
+            }
+            Some((_, Ok(false))) | None => {
+                metrics::counter!("strata_policy_short_logs_kept_total").increment(1);
+                tracing::warn!(%topic, partition, stored = next, log_end = high, ?committed,
+                    "a log ends before the stored offset, kept: events below it are skipped");
+            }
         }
     }
 }
 
-/// The group's committed offset of one partition.
-fn committed(consumer: &BaseConsumer, topic: &str, partition: i32, timeout: Duration) -> Committed {
-    let mut asked = TopicPartitionList::new();
-    asked.add_partition(topic, partition);
-    let Ok(answer) = consumer.committed_offsets(asked, timeout) else {
-        return Committed::Unknown;
-    };
-    match answer.find_partition(topic, partition) {
+/// SQLite's next offset of each partition of `topics` it has one for.
+fn read_stored<'t>(db: &Path, topics: &[&'t str]) -> rusqlite::Result<Vec<(&'t str, i32, i64)>> {
+    let conn = Connection::open(db)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let mut stored = Vec::new();
+    for topic in topics {
+        for (partition, next) in crate::engine::stored_offsets(&conn, topic)? {
+            stored.push((*topic, partition, next));
+        }
+    }
+    Ok(stored)
+}
+
+/// The group's committed offset of one partition in Kafka's `answer`
+/// (`None`: the question failed).
+fn committed(answer: Option<&TopicPartitionList>, topic: &str, partition: i32) -> Committed {
+    match answer.and_then(|a| a.find_partition(topic, partition)) {
         Some(elem) if elem.error().is_ok() => match elem.offset() {
             Offset::Invalid => Committed::Nothing,
             Offset::Offset(at) => Committed::At(at),
@@ -227,21 +251,22 @@ fn committed(consumer: &BaseConsumer, topic: &str, partition: i32, timeout: Dura
     }
 }
 
-/// Sets SQLite's next offset of a partition from `from` to `to`.
+/// Sets SQLite's next offset of a partition from `from` to `to`; `false`
+/// if it was no longer `from`.
 fn lower_stored(
     db: &Path,
     topic: &str,
     partition: i32,
     from: i64,
     to: i64,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<bool> {
     let conn = Connection::open(db)?;
     conn.busy_timeout(Duration::from_secs(5))?;
-    conn.execute(
+    let changed = conn.execute(
         "UPDATE offsets SET next_offset = ?4 WHERE topic = ?1 AND partition = ?2 AND next_offset = ?3",
         rusqlite::params![topic, partition, from, to],
     )?;
-    Ok(())
+    Ok(changed == 1)
 }
 
 #[cfg(test)]

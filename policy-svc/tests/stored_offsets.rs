@@ -11,7 +11,8 @@ use std::{path::Path, time::Duration};
 
 use clap::Parser;
 use rdkafka::{
-    ClientConfig,
+    ClientConfig, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, CommitMode, Consumer},
     mocking::MockCluster,
     producer::{DefaultProducerContext, FutureProducer, FutureRecord, Producer},
 };
@@ -204,21 +205,26 @@ async fn commits_lost_after_their_offsets_were_stored_in_kafka_are_applied_again
     producer.flush(Duration::from_secs(1)).unwrap();
 }
 
+/// A data folder whose database applied reads 0..100 (10 of each key) on
+/// a cluster gone since: SQLite's offset of `access_events` is 100.
+async fn applied_on_a_cluster_gone_since() -> tempfile::TempDir {
+    let dir = data_dir();
+    let (_old, brokers, producer) = cluster();
+    let daemon = start(&brokers, dir.path());
+    publish(&producer, 0, 100).await;
+    until_stored(dir.path(), 100).await;
+    stop(daemon).await;
+    producer.flush(Duration::from_secs(1)).unwrap();
+    dir
+}
+
 /// The topic made again (here: a new cluster) starts a new log at offset 0,
 /// below the offset SQLite stored for the old one: its events are applied,
 /// not skipped as a replay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_events_of_a_topic_made_again_are_applied() {
     strata_runtime::telemetry::init_tracing(strata_runtime::telemetry::LogFormat::Text);
-    let dir = data_dir();
-    {
-        let (_old, brokers, producer) = cluster();
-        let daemon = start(&brokers, dir.path());
-        publish(&producer, 0, 100).await;
-        until_stored(dir.path(), 100).await;
-        stop(daemon).await;
-        producer.flush(Duration::from_secs(1)).unwrap();
-    }
+    let dir = applied_on_a_cluster_gone_since().await;
     assert!(reads(dir.path()).iter().all(|(_, n)| *n == 10));
 
     let (_new, brokers, producer) = cluster();
@@ -230,4 +236,45 @@ async fn the_events_of_a_topic_made_again_are_applied() {
     assert_eq!(after.len(), KEYS);
     assert!(after.iter().all(|(_, n)| *n == 13), "{after:?}");
     producer.flush(Duration::from_secs(1)).unwrap();
+}
+
+/// A log that ends before SQLite's offset, but of which the group has an
+/// offset in Kafka (a log cut short, a mirrored cluster), is not taken for
+/// a new one: reading it from its start would count its reads twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_log_the_group_has_an_offset_in_is_kept() {
+    strata_runtime::telemetry::init_tracing(strata_runtime::telemetry::LogFormat::Text);
+    let dir = applied_on_a_cluster_gone_since().await;
+
+    let (_new, brokers, producer) = cluster();
+    publish(&producer, 100, 130).await;
+    let group: BaseConsumer = group_config(&brokers, "strata-policy").create().unwrap();
+    let mut at = TopicPartitionList::new();
+    at.add_partition_offset("access_events", 0, Offset::Offset(20))
+        .unwrap();
+    group.commit(&at, CommitMode::Sync).unwrap();
+    restart_new_logs(&brokers, "strata-policy", dir.path()).await;
+    assert_eq!(stored_offset(dir.path()), Some(100));
+
+    // Without the group's offset, the same log is a new one.
+    restart_new_logs(&brokers, "another-group", dir.path()).await;
+    assert_eq!(stored_offset(dir.path()), Some(0));
+}
+
+/// A client of `group` on `brokers`.
+fn group_config(brokers: &str, group: &str) -> ClientConfig {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .clone()
+}
+
+/// The start's look for new logs of `access_events`, as `group`.
+async fn restart_new_logs(brokers: &str, group: &str, dir: &Path) {
+    let (config, db) = (group_config(brokers, group), db_path(dir));
+    tokio::task::spawn_blocking(move || {
+        policy_svc::assign::restart_new_logs(&config, &db, &["access_events"]);
+    })
+    .await
+    .unwrap();
 }
