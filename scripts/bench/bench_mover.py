@@ -81,14 +81,27 @@ def spawn(argv, logfile: Path, env=None, cwd=None) -> subprocess.Popen:
     return p
 
 
+def signal_group(p: subprocess.Popen, sig: int) -> None:
+    """Signals the process group `spawn` made `p` the leader of: a wrapper
+    (BENCH_MOVER_WRAP, `perf stat` say) and the mover-svc under it alike.
+    Signalling the wrapper alone once left the mover running, holding its
+    port, and every later run failed."""
+    try:
+        os.killpg(p.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def stop(p: subprocess.Popen, grace: float = 20.0) -> int | None:
     if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
+        signal_group(p, signal.SIGTERM)
         try:
             p.wait(grace)
         except subprocess.TimeoutExpired:
-            p.kill()
+            signal_group(p, signal.SIGKILL)
             p.wait(10)
+    # Whatever of its group outlived it.
+    signal_group(p, signal.SIGKILL)
     if p in PROCS:
         PROCS.remove(p)
     return p.returncode
