@@ -45,7 +45,7 @@ impl StartAtStored {
             .iter()
             .map(|e| e.topic().to_owned())
             .collect();
-        let stored = match self.stored(&topics) {
+        let stored = match read_stored(&self.db, topics.iter().map(String::as_str)) {
             Ok(stored) => stored,
             Err(e) => {
                 // Kafka's committed offsets then; they trail SQLite's but for
@@ -63,24 +63,6 @@ impl StartAtStored {
                 tracing::info!(%topic, partition, next, "partition assigned; starting at the stored offset");
             }
         }
-    }
-
-    /// Read on a connection of its own: the rebalance callback runs inside
-    /// the consumer's poll, on a runtime thread, and must not wait for the
-    /// store's lock. It blocks that thread briefly, once per rebalance.
-    fn stored<'t>(
-        &self,
-        topics: &'t BTreeSet<String>,
-    ) -> rusqlite::Result<Vec<(&'t str, i32, i64)>> {
-        let conn = Connection::open(&self.db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let mut stored = Vec::new();
-        for topic in topics {
-            for (partition, next) in crate::engine::stored_offsets(&conn, topic)? {
-                stored.push((topic.as_str(), partition, next));
-            }
-        }
-        Ok(stored)
     }
 }
 
@@ -160,20 +142,21 @@ pub fn new_log_start(next: i64, low: i64, high: i64, committed: Committed) -> Op
 /// made from the consumer's `config`, never subscribed (so it joins no
 /// group and commits nothing). The whole pass stops at its deadline or
 /// the first failed question. Blocks; failures are logged, never fatal.
-pub fn restart_new_logs(config: &ClientConfig, db: &Path, topics: &[&str]) {
+pub fn restart_new_logs(config: &ClientConfig, db: &Path, topics: &[impl AsRef<str>]) {
+    let stored = match read_stored(db, topics.iter().map(AsRef::as_ref)) {
+        Ok(stored) if stored.is_empty() => return,
+        Ok(stored) => stored,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the stored offsets to look for new logs");
+            return;
+        }
+    };
     let deadline = Instant::now() + Duration::from_secs(15);
     let left = || deadline.saturating_duration_since(Instant::now());
     let consumer: BaseConsumer = match config.clone().set("enable.auto.commit", "false").create() {
         Ok(consumer) => consumer,
         Err(e) => {
             tracing::warn!(error = %e, "could not look for new logs");
-            return;
-        }
-    };
-    let stored = match read_stored(db, topics) {
-        Ok(stored) => stored,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not read the stored offsets to look for new logs");
             return;
         }
     };
@@ -226,13 +209,19 @@ pub fn restart_new_logs(config: &ClientConfig, db: &Path, topics: &[&str]) {
 }
 
 /// SQLite's next offset of each partition of `topics` it has one for.
-fn read_stored<'t>(db: &Path, topics: &[&'t str]) -> rusqlite::Result<Vec<(&'t str, i32, i64)>> {
+/// Read on a connection of its own: the rebalance callback runs inside
+/// the consumer's poll, on a runtime thread, and must not wait for the
+/// store's lock. It blocks that thread briefly, once per rebalance.
+fn read_stored<'t>(
+    db: &Path,
+    topics: impl IntoIterator<Item = &'t str>,
+) -> rusqlite::Result<Vec<(&'t str, i32, i64)>> {
     let conn = Connection::open(db)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     let mut stored = Vec::new();
     for topic in topics {
         for (partition, next) in crate::engine::stored_offsets(&conn, topic)? {
-            stored.push((*topic, partition, next));
+            stored.push((topic, partition, next));
         }
     }
     Ok(stored)

@@ -116,7 +116,6 @@ pub async fn run(
         let (consumer_config, db) = (consumer_config.clone(), config.db_path());
         let topics = topics.map(str::to_owned);
         tokio::task::spawn_blocking(move || {
-            let topics = topics.each_ref().map(String::as_str);
             assign::restart_new_logs(&consumer_config, &db, &topics);
         })
         .await

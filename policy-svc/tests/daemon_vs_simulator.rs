@@ -7,6 +7,10 @@
 //! once a cycle, the simulator at the exact moment a decision falls due).
 #![allow(clippy::unwrap_used)]
 
+// Only its job statuses: the tiers and clock here are the trace's.
+#[allow(dead_code)]
+mod common;
+
 use std::collections::HashMap;
 
 use policy_svc::{
@@ -131,15 +135,11 @@ async fn compare(tiers: TierConfig) -> usize {
                 .or_default()
                 .push((now, to));
             answers.push(Payload::Status(MigrationStatus {
-                job_key: job.job_key.clone(),
-                object_key: job.object_key.clone(),
                 state: State::Completed as i32,
-                from_tier: job.from_tier.clone(),
-                to_tier: job.to_tier.clone(),
                 generation: job.generation + 1,
                 bytes: job.size_bytes,
                 current_tier: job.to_tier.clone(),
-                ..Default::default()
+                ..common::status_of(&job)
             }));
         }
     }

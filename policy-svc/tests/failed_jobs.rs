@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{WALL, apply, tiers};
+use common::{WALL, apply, status_of, tiers};
 use policy_svc::{
     engine::{self, Budget, Payload},
     rules::RuleParams,
@@ -55,33 +55,24 @@ fn written(key: &str) -> Payload {
 
 fn failed(job: &MigrationJob) -> Payload {
     Payload::Status(MigrationStatus {
-        job_key: job.job_key.clone(),
-        object_key: job.object_key.clone(),
         state: State::Failed as i32,
-        from_tier: job.from_tier.clone(),
-        to_tier: job.to_tier.clone(),
-        generation: job.generation,
         attempt: 5,
         error: Some(pb::Error {
             class: "transient".into(),
             message: "store unreachable".into(),
         }),
         current_tier: job.from_tier.clone(),
-        ..Default::default()
+        ..status_of(job)
     })
 }
 
 /// The mover's report that `job` (of a 4 KiB object) moved it.
 fn completed(job: &MigrationJob) -> Payload {
     Payload::Status(MigrationStatus {
-        job_key: job.job_key.clone(),
-        object_key: job.object_key.clone(),
         state: State::Completed as i32,
-        from_tier: job.from_tier.clone(),
-        to_tier: job.to_tier.clone(),
         generation: job.generation + 1,
         bytes: 4096,
-        ..Default::default()
+        ..status_of(job)
     })
 }
 
@@ -248,18 +239,6 @@ async fn a_failure_is_forgotten_once_the_object_is_elsewhere() {
             ("cold", None),
             "{elsewhere}"
         );
-    }
-}
-
-/// The status fields that name `job`.
-fn status_of(job: &MigrationJob) -> MigrationStatus {
-    MigrationStatus {
-        job_key: job.job_key.clone(),
-        object_key: job.object_key.clone(),
-        from_tier: job.from_tier.clone(),
-        to_tier: job.to_tier.clone(),
-        generation: job.generation,
-        ..Default::default()
     }
 }
 

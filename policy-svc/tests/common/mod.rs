@@ -5,6 +5,7 @@ use policy_svc::{
     engine::{self, Input, Payload},
     store::Store,
 };
+use strata_proto::{MigrationJob, MigrationStatus};
 use strata_runtime::tiers::TierConfig;
 
 /// Wall time of the tests, in ms since the epoch.
@@ -33,4 +34,17 @@ pub async fn apply(store: &Store, offset: i64, payload: Payload, wall: i64) {
         .transaction(move |tx| engine::apply_batch(tx, &[input], &tiers(), wall))
         .await
         .unwrap();
+}
+
+/// The status fields that name `job`.
+#[allow(dead_code)] // Not every test binary that includes `common` answers jobs.
+pub fn status_of(job: &MigrationJob) -> MigrationStatus {
+    MigrationStatus {
+        job_key: job.job_key.clone(),
+        object_key: job.object_key.clone(),
+        from_tier: job.from_tier.clone(),
+        to_tier: job.to_tier.clone(),
+        generation: job.generation,
+        ..Default::default()
+    }
 }
