@@ -7,7 +7,7 @@
 //! url = "file://${STRATA_DATA_DIR}/hot"   # file://, memory://, s3://, gs://, az://
 //! idle_days = 0                           # objects idle this long may live here
 //! storage_usd_per_gb_month = 0.10
-//! [tiers.options]                         # store options; credentials come from the environment
+//! [tiers.options]                         # store options; credentials best from the environment
 //! ```
 //!
 //! Tiers are listed fastest first. `${VAR}` and `${VAR:-default}` in the file
@@ -47,8 +47,10 @@ pub struct Tier {
     pub name: String,
     /// Where its objects live: `file:///abs/dir`, `memory://`, `s3://bucket/prefix`, ...
     pub url: String,
-    /// Store options (endpoint, region, allow_http, ...). Never credentials:
-    /// those come from the environment (AWS_ACCESS_KEY_ID, ...).
+    /// Store options (endpoint, region, allow_http, ...). Credentials come
+    /// from the environment (AWS_ACCESS_KEY_ID, ...); object_store's
+    /// credential keys are taken here too (best as `${VAR}`), so the
+    /// options are never logged.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
     /// The first decision rule: an object idle at least this many days
