@@ -48,6 +48,10 @@ pub struct DemoArgs {
     /// Key prefix of the demo objects.
     #[arg(long, default_value = "demo")]
     pub prefix: String,
+    /// Events per second at most; 0 publishes as fast as the broker takes
+    /// them (their event times spread over `--days` either way).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
 }
 
 /// The daemon's settings.

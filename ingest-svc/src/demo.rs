@@ -73,13 +73,14 @@ fn events(
                 t += rng.random_range(DAY_MS / 2..4 * DAY_MS);
             }
         } else {
-            // Written, read for a few days, then never again.
+            // Written, read for a few days, then never again (none after
+            // now: a short span writes some objects less than five days ago).
             for _ in 0..rng.random_range(0..5) {
                 out.push(event(
                     &o.key,
                     Op::Get,
                     o.size,
-                    created + rng.random_range(0..5 * DAY_MS),
+                    (created + rng.random_range(0..5 * DAY_MS)).min(now_ms),
                     tier,
                 ));
             }
@@ -159,13 +160,22 @@ pub async fn run(
     }
     let now_ms = strata_proto::time::now_millis();
     let events = events(args, &objects, tiers, now_ms, &mut rng);
-    for chunk in events.chunks(256) {
+    // At a low rate, chunks as small as a second's events.
+    let chunk_len = match args.rate {
+        0 => 256,
+        rate => usize::try_from(rate).unwrap_or(256).clamp(1, 256),
+    };
+    let started = tokio::time::Instant::now();
+    let mut published = 0;
+    for chunk in events.chunks(chunk_len) {
         let sends = chunk
             .iter()
             .map(|e| publisher.publish(topic, &e.object_key, e, encoding));
         futures::future::try_join_all(sends).await?;
         metrics::counter!("strata_ingest_events_total", "source" => "demo")
             .increment(chunk.len() as u64);
+        published += chunk.len() as u64;
+        crate::replay::pace(args.rate, published, started).await;
     }
     tracing::info!(
         objects = objects.len(),
@@ -200,6 +210,7 @@ mod tests {
             days: 30,
             seed: 7,
             prefix: "demo".into(),
+            rate: 0,
         };
         let run = || demo_run(&args, &tiers, &kafka);
         let (objects, events) = run().await;
@@ -225,6 +236,42 @@ mod tests {
             matches!(again, Err(object_store::Error::NotFound { .. })),
             "{again:?}"
         );
+    }
+
+    /// However short the span, no read is dated after now.
+    #[test]
+    fn no_event_is_dated_after_now() {
+        let config = TierConfig::parse("[[tiers]]\nname='hot'\nurl='memory://'\n", &[]).unwrap();
+        let tiers: Vec<TierStore> = config.tiers.iter().map(|t| t.open().unwrap()).collect();
+        let now_ms = 1_800_000_000_000;
+        for days in [1, 4, 19, 120] {
+            let args = DemoArgs {
+                objects: 200,
+                revived: 0,
+                days,
+                seed: 3,
+                prefix: "demo".into(),
+                rate: 0,
+            };
+            let mut rng = StdRng::seed_from_u64(args.seed);
+            let objects: Vec<DemoObject> = (0..args.objects)
+                .map(|i| DemoObject {
+                    key: format!("demo/object-{i}"),
+                    size: 1,
+                    tier: 0,
+                })
+                .collect();
+            let events = events(&args, &objects, &tiers, now_ms, &mut rng);
+            let latest = events
+                .iter()
+                .filter_map(|e| e.ts.as_ref())
+                .map(time::to_millis)
+                .max();
+            assert!(
+                latest.is_some_and(|t| t <= now_ms),
+                "{days} days: {latest:?}"
+            );
+        }
     }
 
     async fn demo_run(args: &DemoArgs, tiers: &[TierStore], kafka: &MockKafka) -> (usize, usize) {

@@ -3,9 +3,11 @@
 //! move down). An INVENTORY event's `ts` is the object's last-modified time.
 //!
 //! A listing entry that cannot be read is logged and skipped: on a
-//! `file://` tier one bad name hides nothing else, and on other stores a
-//! failed listing page ends that tier's listing, not the inventory. A stop
-//! request ends the listing where it is.
+//! `file://` tier one bad name hides nothing else. On other stores a
+//! failed listing page (after object_store's retries) ends that tier's
+//! listing: the other tiers are still listed, and the run then fails,
+//! naming the tier, so that it is run again soon rather than at the next
+//! interval. A stop request ends the listing where it is.
 
 use std::{
     path::{Path, PathBuf},
@@ -31,6 +33,7 @@ pub async fn run_once(
     stop: &CancellationToken,
 ) -> anyhow::Result<usize> {
     let mut total = 0;
+    let mut cut_short = Vec::new();
     for tier in tiers {
         if stop.is_cancelled() {
             break;
@@ -38,6 +41,9 @@ pub async fn run_once(
         let now_ms = time::now_millis();
         let skipped = AtomicUsize::new(0);
         let skipped = &skipped;
+        // The first error of a listing that ends at its errors.
+        let failed: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let failed = &failed;
         let published = listing(tier)
             .take_until(stop.cancelled())
             .filter_map(|listed| async move {
@@ -49,8 +55,12 @@ pub async fn run_once(
                         }
                         event
                     }
-                    Err(e) => {
+                    Err(e) if tier.local.is_some() => {
                         tracing::warn!(tier = %tier.name, error = %e, "skipping a listing entry that cannot be read");
+                        None
+                    }
+                    Err(e) => {
+                        let _ = failed.set(e);
                         None
                     }
                 }
@@ -73,7 +83,21 @@ pub async fn run_once(
         metrics::counter!("strata_ingest_events_total", "source" => "inventory")
             .increment(published as u64);
         total += published;
+        if let Some(error) = failed.get() {
+            tracing::warn!(tier = %tier.name, objects = published, %error, "inventory listing cut short");
+            metrics::counter!("strata_ingest_inventory_cut_short_total", "tier" => tier.name.clone())
+                .increment(1);
+            cut_short.push(format!(
+                "tier {} (after {published} objects): {error}",
+                tier.name
+            ));
+        }
     }
+    anyhow::ensure!(
+        cut_short.is_empty(),
+        "{total} objects published, but a listing failed: {}",
+        cut_short.join("; ")
+    );
     Ok(total)
 }
 
@@ -284,6 +308,50 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(none, 0);
+    }
+
+    /// A store's listing that fails (here its bucket is missing) fails the
+    /// run, naming the tier, so that it runs again soon; the tiers after
+    /// it are listed all the same.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_listing_fails_the_run_after_the_other_tiers() {
+        let moto = strata_testkit::Moto::start();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kept.txt"), b"kept").unwrap();
+        let mut toml =
+            "[[tiers]]\nname = 'cold'\nurl = 's3://no-such-bucket'\n[tiers.options]\n".to_owned();
+        for (k, v) in moto.tier_options() {
+            toml.push_str(&format!("{k} = '{v}'\n"));
+        }
+        toml.push_str(&format!(
+            "[[tiers]]\nname = 'hot'\nurl = 'file://{}'\n",
+            dir.path().display()
+        ));
+        let tiers: Vec<TierStore> = TierConfig::parse(&toml, &[])
+            .unwrap()
+            .tiers
+            .iter()
+            .map(|t| t.open().unwrap())
+            .collect();
+
+        let kafka = crate::testing::MockKafka::start();
+        let stop = CancellationToken::new();
+        let error = run_once(
+            &tiers,
+            &kafka.publisher,
+            "access_events",
+            Encoding::Json,
+            &stop,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("1 objects published") && error.contains("tier cold (after 0 objects)"),
+            "{error}"
+        );
+        let events = crate::testing::consume(&kafka.brokers, "access_events", "inv", 1).await;
+        assert_eq!(events[0].object_key, "kept.txt");
     }
 
     /// On S3, a folder's marker object (`folder/`, empty) is no object to

@@ -10,8 +10,11 @@
 //!   prefix and time scale) and the event's place in it, and policy-svc
 //!   drops ids it has seen: a replay cut short (Ctrl-C, a crash) and run
 //!   again counts no event twice.
-//! - Events that fail validation (a key that could name a path outside a
-//!   tier, a size past 5 TiB) are skipped and counted, never published.
+//! - A line that cannot be read (a time out of range, a size past 5 TiB)
+//!   fails the whole trace before anything is published, naming the line.
+//!   Events that read but fail validation (a key that could name a path
+//!   outside a tier, a time the shift puts before 2000) are skipped and
+//!   counted, never published.
 
 use std::{cell::RefCell, io, time::Duration};
 
@@ -195,7 +198,7 @@ async fn publish(
 }
 
 /// Waits until `published` events at `rate` per second are due.
-async fn pace(rate: u64, published: u64, started: Instant) {
+pub(crate) async fn pace(rate: u64, published: u64, started: Instant) {
     if rate == 0 {
         return;
     }

@@ -221,8 +221,10 @@ impl Publisher {
     /// and headers, plus headers naming the error and where it came from.
     /// A message too large to send again with those headers (another
     /// client may allow larger messages) goes cut (see
-    /// [`DLQ_TRUNCATED_FROM_HEADER`]): a dead letter must never block its
-    /// consumer.
+    /// [`DLQ_TRUNCATED_FROM_HEADER`]), and one still too large (the dead
+    /// letters' topic allows less than the cut's 128 KiB) goes with its
+    /// headers alone, without key or value: a dead letter must never block
+    /// its consumer.
     pub async fn dead_letter(
         &self,
         msg: &impl Message,
@@ -241,8 +243,17 @@ impl Publisher {
                 let cut = |bytes: &[u8]| bytes[..bytes.len().min(DLQ_KEPT_BYTES)].to_vec();
                 let headers = dlq_headers(msg, class, error, Some(value.len()));
                 let key = msg.key().map(cut);
-                self.send_raw(&dlq, key.as_deref(), &cut(value), headers)
+                match self
+                    .send_raw(&dlq, key.as_deref(), &cut(value), headers)
                     .await
+                {
+                    Err(e) if is_too_large(&e) => {
+                        tracing::warn!(topic = %dlq, "dead letter too large even cut; sending its headers alone");
+                        let headers = dlq_headers(msg, class, error, Some(value.len()));
+                        self.send_raw(&dlq, None, &[], headers).await
+                    }
+                    other => other,
+                }
             }
             other => other,
         }

@@ -202,12 +202,20 @@ pub fn read(input: impl Read, format: Format, time_scale: f64) -> anyhow::Result
             continue;
         };
         let key = interner.id(&key);
+        // A range that runs past the object's end (IBM traces write an
+        // open-ended one with the largest u64) reads to its end; past 5 TiB
+        // with no size known, it counts as a whole read.
+        let bytes = match bytes {
+            Some(b) if size > 0 || b > strata_proto::validate::MAX_SIZE_BYTES => b.min(size),
+            Some(b) => b,
+            None => size,
+        };
         trace.events.push(Event {
             ts_ms: ts,
             key,
             op,
             size,
-            bytes: bytes.unwrap_or(size),
+            bytes,
         });
     }
     trace.events.sort_by_key(|e| e.ts_ms);
@@ -297,7 +305,11 @@ fn ibm_line(line: &str) -> anyhow::Result<Parsed<'_>> {
     let size = parts.next().map_or(Ok(0), str::parse).context("size")?;
     let range = match (parts.next(), parts.next()) {
         (Some(first), Some(last)) => {
-            let (first, last): (u64, u64) = (first.parse()?, last.parse()?);
+            let (first, mut last): (u64, u64) = (first.parse()?, last.parse()?);
+            if size > 0 {
+                // The part of the range within the object.
+                last = last.min(size - 1);
+            }
             Some(last.saturating_sub(first).saturating_add(1))
         }
         _ => None,
@@ -375,7 +387,19 @@ mod tests {
         );
         let ibm = "100 REST.GET.OBJECT abc 1000 0 18446744073709551615\n";
         let t = read(ibm.as_bytes(), Format::Ibm, 1.0).unwrap();
-        assert_eq!(t.events[0].bytes, u64::MAX);
+        assert_eq!(t.events[0].bytes, 1000, "read to the object's end");
+    }
+
+    #[test]
+    fn a_range_read_past_the_end_reads_to_the_end() {
+        let ibm = "100 REST.GET.OBJECT a 1000 900 1999\n\
+                   200 REST.GET.OBJECT b 0 0 18446744073709551615\n\
+                   300 REST.GET.OBJECT c 0 0 99\n";
+        let t = read(ibm.as_bytes(), Format::Ibm, 1.0).unwrap();
+        let read: Vec<(u64, u64)> = t.events.iter().map(|e| (e.bytes, e.size)).collect();
+        // a's last 100 bytes; b's size unknown and its range open: a whole
+        // read (0 of 0); c's size unknown, its range kept.
+        assert_eq!(read, [(100, 1000), (0, 0), (100, 0)]);
     }
 
     #[test]

@@ -154,3 +154,56 @@ async fn a_dead_letter_too_large_to_send_whole_goes_cut_with_its_length() {
         "{error}"
     );
 }
+
+/// Where even the cut letter is too large (here the publisher's own limit
+/// is below 64 KiB), the letter goes with its headers alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_too_large_even_cut_goes_with_its_headers_alone() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("access_events.dlq", 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let cli = Cli::try_parse_from([
+        "t",
+        "--brokers",
+        &brokers,
+        "--kafka-options",
+        "message.max.bytes=40000",
+    ])
+    .unwrap();
+    let publisher = Publisher::try_new(&cli.common).unwrap();
+    let big = vec![b'x'; 100_000];
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        publisher.dead_letter(&rejected(big, 11), "decode", "too big to parse"),
+    )
+    .await
+    .expect("a dead letter must not hang")
+    .unwrap();
+
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "dlq-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["access_events.dlq"]).unwrap();
+    let letter = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .detach();
+    assert_eq!(letter.payload().map(<[u8]>::len).unwrap_or(0), 0);
+    assert_eq!(letter.key(), None);
+    assert_eq!(
+        header(&letter, kafka::DLQ_TRUNCATED_FROM_HEADER).as_deref(),
+        Some("100000")
+    );
+    assert_eq!(
+        header(&letter, kafka::DLQ_SOURCE_OFFSET_HEADER).as_deref(),
+        Some("11")
+    );
+    assert_eq!(
+        header(&letter, kafka::DLQ_ERROR_HEADER).as_deref(),
+        Some("too big to parse")
+    );
+}
