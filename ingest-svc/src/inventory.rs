@@ -247,6 +247,40 @@ mod tests {
 
     use super::*;
 
+    fn open_tiers(toml: &str) -> Vec<TierStore> {
+        TierConfig::parse(toml, &[])
+            .unwrap()
+            .tiers
+            .iter()
+            .map(|t| t.open().unwrap())
+            .collect()
+    }
+
+    /// One inventory of `tiers` to `kafka`'s `access_events`.
+    async fn inventory(
+        tiers: &[TierStore],
+        kafka: &crate::testing::MockKafka,
+    ) -> anyhow::Result<usize> {
+        let stop = CancellationToken::new();
+        run_once(
+            tiers,
+            &kafka.publisher,
+            "access_events",
+            Encoding::Json,
+            &stop,
+        )
+        .await
+    }
+
+    /// A tier file's S3 tier on `moto`.
+    fn moto_tier(moto: &strata_testkit::Moto, name: &str, url: &str) -> String {
+        let mut toml = format!("[[tiers]]\nname = '{name}'\nurl = '{url}'\n[tiers.options]\n");
+        for (k, v) in moto.tier_options() {
+            toml.push_str(&format!("{k} = '{v}'\n"));
+        }
+        toml
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn unreadable_names_are_skipped_and_odd_times_clamped() {
         strata_runtime::telemetry::init_tracing(strata_runtime::telemetry::LogFormat::Text);
@@ -273,12 +307,7 @@ mod tests {
             "[[tiers]]\nname = 'hot'\nurl = 'file://{}'\n",
             root.display()
         );
-        let tiers: Vec<TierStore> = TierConfig::parse(&toml, &[])
-            .unwrap()
-            .tiers
-            .iter()
-            .map(|t| t.open().unwrap())
-            .collect();
+        let tiers = open_tiers(&toml);
 
         let kafka = crate::testing::MockKafka::start();
         let (brokers, publisher) = (&kafka.brokers, &kafka.publisher);
@@ -318,34 +347,15 @@ mod tests {
         let moto = strata_testkit::Moto::start();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("kept.txt"), b"kept").unwrap();
-        let mut toml =
-            "[[tiers]]\nname = 'cold'\nurl = 's3://no-such-bucket'\n[tiers.options]\n".to_owned();
-        for (k, v) in moto.tier_options() {
-            toml.push_str(&format!("{k} = '{v}'\n"));
-        }
+        let mut toml = moto_tier(&moto, "cold", "s3://no-such-bucket");
         toml.push_str(&format!(
             "[[tiers]]\nname = 'hot'\nurl = 'file://{}'\n",
             dir.path().display()
         ));
-        let tiers: Vec<TierStore> = TierConfig::parse(&toml, &[])
-            .unwrap()
-            .tiers
-            .iter()
-            .map(|t| t.open().unwrap())
-            .collect();
+        let tiers = open_tiers(&toml);
 
         let kafka = crate::testing::MockKafka::start();
-        let stop = CancellationToken::new();
-        let error = run_once(
-            &tiers,
-            &kafka.publisher,
-            "access_events",
-            Encoding::Json,
-            &stop,
-        )
-        .await
-        .unwrap_err()
-        .to_string();
+        let error = inventory(&tiers, &kafka).await.unwrap_err().to_string();
         assert!(
             error.contains("1 objects published") && error.contains("tier cold (after 0 objects)"),
             "{error}"
@@ -364,14 +374,7 @@ mod tests {
             let response = moto.request("PUT", &format!("/inventory/{key}"));
             assert!(response.starts_with("HTTP/1.1 200"), "{response}");
         }
-        let mut toml =
-            "[[tiers]]\nname = 'cold'\nurl = 's3://inventory'\n[tiers.options]\n".to_owned();
-        for (k, v) in moto.tier_options() {
-            toml.push_str(&format!("{k} = '{v}'\n"));
-        }
-        let tier = TierConfig::parse(&toml, &[]).unwrap().tiers[0]
-            .open()
-            .unwrap();
+        let tier = open_tiers(&moto_tier(&moto, "cold", "s3://inventory")).remove(0);
         let inside = tier.location("folder/a.txt").unwrap();
         tier.store
             .put(&inside, b"data".to_vec().into())
@@ -379,17 +382,7 @@ mod tests {
             .unwrap();
 
         let kafka = crate::testing::MockKafka::start();
-        let stop = CancellationToken::new();
-        let tiers = [tier];
-        let published = run_once(
-            &tiers,
-            &kafka.publisher,
-            "access_events",
-            Encoding::Json,
-            &stop,
-        )
-        .await
-        .unwrap();
+        let published = inventory(&[tier], &kafka).await.unwrap();
         assert_eq!(published, 2);
         let mut events = crate::testing::consume(&kafka.brokers, "access_events", "inv", 2).await;
         events.sort_by(|a, b| a.object_key.cmp(&b.object_key));

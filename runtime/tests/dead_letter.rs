@@ -33,6 +33,18 @@ fn header(msg: &OwnedMessage, key: &str) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
+/// A consumer of `access_events.dlq` from its start.
+fn dlq_reader(brokers: &str) -> StreamConsumer {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "dlq-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["access_events.dlq"]).unwrap();
+    consumer
+}
+
 fn rejected(value: Vec<u8>, offset: i64) -> OwnedMessage {
     rejected_keyed(b"k".to_vec(), value, offset)
 }
@@ -94,13 +106,7 @@ async fn a_dead_letter_too_large_to_send_whole_goes_cut_with_its_length() {
     .expect("a dead letter must not hang")
     .unwrap();
 
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", "dlq-reader")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&["access_events.dlq"]).unwrap();
+    let consumer = dlq_reader(&brokers);
     let mut letters = Vec::new();
     while letters.len() < 4 {
         let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
@@ -180,13 +186,7 @@ async fn a_dead_letter_too_large_even_cut_goes_with_its_headers_alone() {
     .expect("a dead letter must not hang")
     .unwrap();
 
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", "dlq-reader")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&["access_events.dlq"]).unwrap();
+    let consumer = dlq_reader(&brokers);
     let letter = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
         .await
         .unwrap()
