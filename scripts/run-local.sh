@@ -11,7 +11,8 @@
 #    waited for on its /readyz. File tiers hot, warm, cold and archive are
 #    folders under $STRATA_DATA_DIR (deploy/strata.local.toml).
 # 4. Unless --no-demo: `ingest-svc demo` creates objects in the hot tier and
-#    publishes a skewed read stream.
+#    publishes a skewed read stream, once per data folder: a demo stopped
+#    before it published everything goes on at the next start (--resume).
 # 5. Prints the migrations as they happen (`mover-svc tail-status`) until
 #    Ctrl-C or SIGTERM, then stops everything it started (SIGTERM, up to 20 s,
 #    then SIGKILL) and exits 0.
@@ -246,16 +247,21 @@ spawn - sh -c 'exec "$0" tail-status 2>>"$1"' "$BIN_DIR/mover-svc" "$LOG_DIR/tai
 TAIL_PID=$SPAWNED
 track tail-status "$TAIL_PID"
 
-if [ "$DEMO" = 1 ]; then
-    say "step 5/5: demo workload (ingest-svc demo; log: $LOG_DIR/demo.log)"
-    spawn "$LOG_DIR/demo.log" "$BIN_DIR/ingest-svc" demo
+# The demo's run is over once it has published all of its events; one
+# stopped before (Ctrl-C, a broker that went away) is resumed on the next
+# start, its events published again under the same ids (counted once).
+DEMO_DONE="$STRATA_DATA_DIR/demo.published"
+if [ "$DEMO" = 1 ] && [ -e "$DEMO_DONE" ]; then
+    say "step 5/5: the demo workload was published by an earlier run (remove $STRATA_DATA_DIR for a new demo)"
+elif [ "$DEMO" = 1 ]; then
+    say "step 5/5: demo workload (ingest-svc demo --resume; log: $LOG_DIR/demo.log)"
+    spawn "$LOG_DIR/demo.log" "$BIN_DIR/ingest-svc" demo --resume
     DEMO_PID=$SPAWNED
     demo_rc=0
     wait "$DEMO_PID" || demo_rc=$?
     DEMO_PID=
-    if [ "$demo_rc" = 0 ] && grep -q "there already from an earlier run" "$LOG_DIR/demo.log"; then
-        say "the demo's objects are there from an earlier run: nothing published again (remove $STRATA_DATA_DIR for a new demo)"
-    elif [ "$demo_rc" = 0 ]; then
+    if [ "$demo_rc" = 0 ]; then
+        date -u +%FT%TZ >"$DEMO_DONE"
         say "demo published its workload; the policy decides as event time passes"
     else
         log_tail "$LOG_DIR/demo.log"

@@ -52,6 +52,13 @@ pub struct DemoArgs {
     /// them (their event times spread over `--days` either way).
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+    /// Goes on with an earlier run of the same demo (seed, prefix, counts
+    /// and days) that was stopped: writes the objects it had not written
+    /// and publishes every event again under the same ids, which
+    /// policy-svc counts once (it remembers event ids for seven days).
+    /// Without it, a demo whose objects are there publishes nothing.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// The daemon's settings.

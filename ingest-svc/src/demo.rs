@@ -7,10 +7,16 @@
 //! - The rest are read for a few days after they are written, then never.
 //! - A few objects start in the slowest tier and are read heavily at the
 //!   end ("revived"), so they come back up.
+//!
+//! Each event's id is made of the demo's settings and the event's place in
+//! it, and each object's bytes of the seed and the object's number, so a
+//! run stopped part way goes on with `--resume`: the objects not yet
+//! written are written, and the events published again are counted once.
 
 use anyhow::Context;
 use object_store::{ObjectStoreExt, PutOptions, PutPayload};
 use rand::{Rng, SeedableRng, rngs::StdRng};
+use sha2::{Digest, Sha256};
 use strata_proto::{AccessEvent, Op, codec::Encoding, time};
 use strata_runtime::{kafka::Publisher, tiers::TierStore};
 
@@ -31,7 +37,29 @@ fn size(rng: &mut StdRng) -> u64 {
     rng.random_range(lo..=hi).exp() as u64
 }
 
-/// Builds the events of the workload, sorted by event time.
+/// The demo's id: a digest of what shapes its workload, so that the
+/// same demo run again gives its events the same ids.
+fn demo_id(args: &DemoArgs) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(format!(
+        "{}\n{}\n{}\n{}\n{}",
+        args.prefix, args.seed, args.objects, args.revived, args.days
+    ));
+    hex::encode(&hasher.finalize()[..8])
+}
+
+/// The bytes of the `i`th object: drawn from the seed and `i` alone, so
+/// that an object written by a resumed run is the one the first run
+/// would have written.
+fn bytes_of(seed: u64, i: usize, size: u64) -> Vec<u8> {
+    let mut rng = StdRng::seed_from_u64(seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut bytes = vec![0u8; size as usize];
+    rng.fill(&mut bytes[..]);
+    bytes
+}
+
+/// Builds the events of the workload, each with its id, sorted by event
+/// time.
 fn events(
     args: &DemoArgs,
     objects: &[DemoObject],
@@ -86,31 +114,29 @@ fn events(
             }
         }
     }
+    let id = demo_id(args);
+    for (n, e) in out.iter_mut().enumerate() {
+        e.event_id = format!("demo-{id}-{n}");
+    }
     out.sort_by_key(|e| e.ts.as_ref().map(time::to_millis));
     out
 }
 
-/// The first of `objects` that some tier holds already, and that tier.
-async fn already_there(
-    objects: &[DemoObject],
-    tiers: &[TierStore],
-) -> anyhow::Result<Option<(String, String)>> {
-    for o in objects {
-        for tier in tiers {
-            match tier.store.head(&tier.location(&o.key)?).await {
-                Ok(_) => return Ok(Some((o.key.clone(), tier.name.clone()))),
-                Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => {
-                    return Err(e).with_context(|| format!("look for {}", tier.url_of(&o.key)));
-                }
-            }
+/// The tier holding `key` already, if any.
+async fn tier_holding(key: &str, tiers: &[TierStore]) -> anyhow::Result<Option<String>> {
+    for tier in tiers {
+        match tier.store.head(&tier.location(key)?).await {
+            Ok(_) => return Ok(Some(tier.name.clone())),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e).with_context(|| format!("look for {}", tier.url_of(key))),
         }
     }
     Ok(None)
 }
 
-/// Creates the objects and publishes the events; returns (objects, events),
-/// (0, 0) when an earlier run's objects are there already.
+/// Creates the objects and publishes the events; returns (objects written,
+/// events published), (0, 0) when an earlier run's objects are there
+/// already and `--resume` was not given.
 pub async fn run(
     args: &DemoArgs,
     tiers: &[TierStore],
@@ -132,22 +158,29 @@ pub async fn run(
             tier: if i >= args.objects { slowest } else { 0 },
         })
         .collect();
-    if let Some((key, tier)) = already_there(&objects, tiers).await? {
-        // An earlier run's objects, moved about since: writing them again
-        // would leave a second copy the catalog does not know, and their
-        // reads would count twice.
-        tracing::info!(
-            %key,
-            %tier,
-            "demo objects already there from an earlier run: nothing written or published \
-             (another --prefix, or an empty data folder, starts a new demo)"
-        );
-        return Ok((0, 0));
+    let mut missing: Vec<usize> = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        match tier_holding(&o.key, tiers).await? {
+            // An earlier run's object, perhaps moved since: writing it
+            // again would leave a second copy the catalog does not know.
+            Some(tier) if !args.resume => {
+                tracing::info!(
+                    key = %o.key,
+                    %tier,
+                    "demo objects already there from an earlier run: nothing written or published \
+                     (--resume goes on with a run that was stopped; another --prefix, or an empty \
+                     data folder, starts a new demo)"
+                );
+                return Ok((0, 0));
+            }
+            Some(_) => {}
+            None => missing.push(i),
+        }
     }
-    for o in &objects {
+    for &i in &missing {
+        let o = &objects[i];
         let tier = &tiers[o.tier];
-        let mut bytes = vec![0u8; o.size as usize];
-        rng.fill(&mut bytes[..]);
+        let bytes = bytes_of(args.seed, i, o.size);
         let location = tier.location(&o.key)?;
         let opts = PutOptions {
             attributes: tier.attributes.clone(),
@@ -179,10 +212,11 @@ pub async fn run(
     }
     tracing::info!(
         objects = objects.len(),
+        written = missing.len(),
         events = events.len(),
         "demo workload published"
     );
-    Ok((objects.len(), events.len()))
+    Ok((missing.len(), events.len()))
 }
 
 #[cfg(test)]
@@ -211,6 +245,7 @@ mod tests {
             seed: 7,
             prefix: "demo".into(),
             rate: 0,
+            resume: false,
         };
         let run = || demo_run(&args, &tiers, &kafka);
         let (objects, events) = run().await;
@@ -238,6 +273,70 @@ mod tests {
         );
     }
 
+    /// A run stopped part way (here: one object never written) goes on
+    /// with `--resume`: the missing object is written with the bytes the
+    /// first run gave it, and every event is published again under the id
+    /// it had.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_resumed_run_writes_what_is_missing_and_repeats_the_event_ids() {
+        let kafka = MockKafka::start();
+        let config = TierConfig::parse(
+            "[[tiers]]\nname='hot'\nurl='memory://'\n[[tiers]]\nname='cold'\nurl='memory://'\n",
+            &[],
+        )
+        .unwrap();
+        let tiers: Vec<TierStore> = config.tiers.iter().map(|t| t.open().unwrap()).collect();
+        let mut args = DemoArgs {
+            objects: 6,
+            revived: 1,
+            days: 30,
+            seed: 11,
+            prefix: "demo".into(),
+            rate: 0,
+            resume: false,
+        };
+        let (objects, events) = demo_run(&args, &tiers, &kafka).await;
+        assert_eq!(objects, 7);
+        let key = "demo/images/object-0002.bin";
+        let path = tiers[0].location(key).unwrap();
+        let first = tiers[0]
+            .store
+            .get(&path)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        tiers[0].store.delete(&path).await.unwrap();
+
+        args.resume = true;
+        assert_eq!(demo_run(&args, &tiers, &kafka).await, (1, events));
+        let again = tiers[0]
+            .store
+            .get(&path)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(again, first, "the object the first run wrote");
+
+        let published =
+            crate::testing::consume(&kafka.brokers, "access_events", "demo-reader", 2 * events)
+                .await;
+        fn ids(run: &[AccessEvent]) -> Vec<&str> {
+            let mut ids: Vec<&str> = run.iter().map(|e| e.event_id.as_str()).collect();
+            ids.sort_unstable();
+            ids
+        }
+        let (one, two) = published.split_at(events);
+        assert_eq!(ids(one), ids(two));
+        let mut distinct = ids(one);
+        distinct.dedup();
+        assert_eq!(distinct.len(), events, "every event has an id of its own");
+        assert!(one.iter().all(|e| e.event_id.starts_with("demo-")));
+    }
+
     /// However short the span, no read is dated after now.
     #[test]
     fn no_event_is_dated_after_now() {
@@ -252,6 +351,7 @@ mod tests {
                 seed: 3,
                 prefix: "demo".into(),
                 rate: 0,
+                resume: false,
             };
             let mut rng = StdRng::seed_from_u64(args.seed);
             let objects: Vec<DemoObject> = (0..args.objects)

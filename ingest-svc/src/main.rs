@@ -20,14 +20,10 @@ async fn main() -> anyhow::Result<()> {
             let (objects, events) =
                 ingest_svc::demo::run(&args, &tiers, &publisher, topic, config.event_encoding)
                     .await?;
-            if objects == 0 {
-                // Ours is told from an earlier run's only by its objects:
-                // one cut short after writing them published some of its
-                // events or none, and runs again under another prefix.
+            if events == 0 {
                 println!(
                     "demo: its objects are there already from an earlier run; nothing published \
-                     (if that run was stopped before it printed what it published, run the \
-                     demo under another --prefix)"
+                     (--resume goes on with a run that was stopped)"
                 );
             } else {
                 println!(
