@@ -247,15 +247,26 @@ spawn - sh -c 'exec "$0" tail-status 2>>"$1"' "$BIN_DIR/mover-svc" "$LOG_DIR/tai
 TAIL_PID=$SPAWNED
 track tail-status "$TAIL_PID"
 
-# The demo's run is over once it has published all of its events; one
-# stopped before (Ctrl-C, a broker that went away) is resumed on the next
-# start, its events published again under the same ids (counted once).
+# The demo runs once per data folder: started (demo.started) and over
+# once it has published all of its events (demo.published). One stopped
+# before that (Ctrl-C, a broker that went away) goes on at the next start
+# (--resume), its events published again under the same ids, which
+# policy-svc counts once (it remembers ids for seven days). A data folder
+# of a version without these files runs the plain demo, which publishes
+# nothing over objects it finds there.
+DEMO_STARTED="$STRATA_DATA_DIR/demo.started"
 DEMO_DONE="$STRATA_DATA_DIR/demo.published"
 if [ "$DEMO" = 1 ] && [ -e "$DEMO_DONE" ]; then
     say "step 5/5: the demo workload was published by an earlier run (remove $STRATA_DATA_DIR for a new demo)"
 elif [ "$DEMO" = 1 ]; then
-    say "step 5/5: demo workload (ingest-svc demo --resume; log: $LOG_DIR/demo.log)"
-    spawn "$LOG_DIR/demo.log" "$BIN_DIR/ingest-svc" demo --resume
+    demo_args=(demo)
+    if [ -e "$DEMO_STARTED" ]; then
+        demo_args+=(--resume)
+    else
+        date -u +%FT%TZ >"$DEMO_STARTED"
+    fi
+    say "step 5/5: demo workload (ingest-svc ${demo_args[*]}; log: $LOG_DIR/demo.log)"
+    spawn "$LOG_DIR/demo.log" "$BIN_DIR/ingest-svc" "${demo_args[@]}"
     DEMO_PID=$SPAWNED
     demo_rc=0
     wait "$DEMO_PID" || demo_rc=$?

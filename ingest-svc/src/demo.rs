@@ -324,16 +324,20 @@ mod tests {
         let published =
             crate::testing::consume(&kafka.brokers, "access_events", "demo-reader", 2 * events)
                 .await;
-        fn ids(run: &[AccessEvent]) -> Vec<&str> {
-            let mut ids: Vec<&str> = run.iter().map(|e| e.event_id.as_str()).collect();
-            ids.sort_unstable();
-            ids
+        // Each id names the same access (key, operation, size) in both runs.
+        fn by_id(run: &[AccessEvent]) -> std::collections::BTreeMap<&str, (&str, i32, u64)> {
+            run.iter()
+                .map(|e| {
+                    (
+                        e.event_id.as_str(),
+                        (e.object_key.as_str(), e.op, e.size_bytes),
+                    )
+                })
+                .collect()
         }
         let (one, two) = published.split_at(events);
-        assert_eq!(ids(one), ids(two));
-        let mut distinct = ids(one);
-        distinct.dedup();
-        assert_eq!(distinct.len(), events, "every event has an id of its own");
+        assert_eq!(by_id(one).len(), events, "every event has an id of its own");
+        assert_eq!(by_id(one), by_id(two));
         assert!(one.iter().all(|e| e.event_id.starts_with("demo-")));
     }
 

@@ -3,11 +3,15 @@
 //! move down). An INVENTORY event's `ts` is the object's last-modified time.
 //!
 //! A listing entry that cannot be read is logged and skipped: on a
-//! `file://` tier one bad name hides nothing else. On other stores a
-//! failed listing page (after object_store's retries) ends that tier's
-//! listing: the other tiers are still listed, and the run then fails,
-//! naming the tier, so that it is run again soon rather than at the next
-//! interval. A stop request ends the listing where it is.
+//! `file://` tier one bad name hides nothing else. A listing that fails
+//! (a store's page, after object_store's retries; a tier's folder that
+//! cannot be read) ends that tier's listing: the other tiers are still
+//! listed, and the run then fails, naming the tier, so that it is run
+//! again soon rather than at the next interval. A fault that stays (a
+//! store key object_store refuses to parse ends its page) fails every run
+//! alike, each one warned and counted
+//! (`strata_ingest_inventory_cut_short_total`). A stop request ends the
+//! listing where it is.
 
 use std::{
     path::{Path, PathBuf},
@@ -55,11 +59,11 @@ pub async fn run_once(
                         }
                         event
                     }
-                    Err(e) if tier.local.is_some() => {
+                    Err(Unlisted::Entry(e)) => {
                         tracing::warn!(tier = %tier.name, error = %e, "skipping a listing entry that cannot be read");
                         None
                     }
-                    Err(e) => {
+                    Err(Unlisted::Listing(e)) => {
                         let _ = failed.set(e);
                         None
                     }
@@ -101,6 +105,15 @@ pub async fn run_once(
     Ok(total)
 }
 
+/// Why a listing gave no object.
+enum Unlisted {
+    /// One entry could not be read (a file tier's file); the rest are listed.
+    Entry(String),
+    /// The listing itself failed and ends here: a store's page, a file
+    /// tier's folder that cannot be read.
+    Listing(String),
+}
+
 /// An object a listing found.
 struct Listed {
     /// Its key, or `None` for a name that is no key Strata takes.
@@ -114,7 +127,7 @@ struct Listed {
 /// The objects of `tier`. A `file://` tier is walked here rather than
 /// listed through object_store, whose listing of a folder ends at the first
 /// name it cannot parse: here such a name is one skipped entry.
-fn listing(tier: &TierStore) -> BoxStream<'_, Result<Listed, String>> {
+fn listing(tier: &TierStore) -> BoxStream<'_, Result<Listed, Unlisted>> {
     if let Some(local) = &tier.local {
         return walk(local.root.clone());
     }
@@ -124,7 +137,7 @@ fn listing(tier: &TierStore) -> BoxStream<'_, Result<Listed, String>> {
         .filter_map(move |listed| async move {
             let meta = match listed {
                 Ok(meta) => meta,
-                Err(e) => return Some(Err(e.to_string())),
+                Err(e) => return Some(Err(Unlisted::Listing(e.to_string()))),
             };
             if meta.size == 0 && is_folder_marker(tier, &meta.location).await {
                 tracing::debug!(name = %meta.location, tier = %tier.name, "skipping a folder marker");
@@ -154,7 +167,7 @@ async fn is_folder_marker(tier: &TierStore, location: &object_store::path::Path)
 /// The files under `root`, walked on a blocking thread and handed over a
 /// bounded channel (memory stays flat on any tree; dropping the stream
 /// stops the walk).
-fn walk(root: PathBuf) -> BoxStream<'static, Result<Listed, String>> {
+fn walk(root: PathBuf) -> BoxStream<'static, Result<Listed, Unlisted>> {
     let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
         // Links inside the tier are not followed (a tier's folder may be
@@ -164,13 +177,19 @@ fn walk(root: PathBuf) -> BoxStream<'static, Result<Listed, String>> {
             .min_depth(1)
             .follow_links(false);
         for entry in entries {
-            let listed = entry
-                .map_err(|e| e.to_string())
-                .and_then(|entry| listed_file(&root, &entry));
-            let listed = match listed {
-                Ok(Some(listed)) => Ok(listed),
-                Ok(None) => continue, // A folder.
-                Err(e) => Err(e),
+            let listed = match entry {
+                // A tier's folder not made yet holds no object; one that
+                // cannot be read fails the listing, not one entry.
+                Err(e) if e.depth() == 0 => match e.io_error().map(std::io::Error::kind) {
+                    Some(std::io::ErrorKind::NotFound) => return,
+                    _ => Err(Unlisted::Listing(e.to_string())),
+                },
+                Err(e) => Err(Unlisted::Entry(e.to_string())),
+                Ok(entry) => match listed_file(&root, &entry) {
+                    Ok(Some(listed)) => Ok(listed),
+                    Ok(None) => continue, // A folder.
+                    Err(e) => Err(Unlisted::Entry(e)),
+                },
             };
             if tx.blocking_send(listed).is_err() {
                 return; // The inventory stopped.
@@ -362,6 +381,26 @@ mod tests {
         );
         let events = crate::testing::consume(&kafka.brokers, "access_events", "inv", 1).await;
         assert_eq!(events[0].object_key, "kept.txt");
+    }
+
+    /// A file tier's folder gone since the start (it is made when the tier
+    /// opens) lists no object; one that cannot be read (here a link to
+    /// itself) fails the run, naming its tier.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_gone_tier_folder_is_empty_and_an_unreadable_one_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("hot");
+        let tiers = open_tiers(&format!(
+            "[[tiers]]\nname = 'hot'\nurl = 'file://{}'\n",
+            root.display()
+        ));
+        let kafka = crate::testing::MockKafka::start();
+        std::fs::remove_dir(&root).unwrap();
+        assert_eq!(inventory(&tiers, &kafka).await.unwrap(), 0);
+
+        std::os::unix::fs::symlink(&root, &root).unwrap();
+        let error = inventory(&tiers, &kafka).await.unwrap_err().to_string();
+        assert!(error.contains("tier hot (after 0 objects)"), "{error}");
     }
 
     /// On S3, a folder's marker object (`folder/`, empty) is no object to

@@ -221,10 +221,10 @@ impl Publisher {
     /// and headers, plus headers naming the error and where it came from.
     /// A message too large to send again with those headers (another
     /// client may allow larger messages) goes cut (see
-    /// [`DLQ_TRUNCATED_FROM_HEADER`]), and one still too large (the dead
-    /// letters' topic allows less than the cut's 128 KiB) goes with its
-    /// headers alone, without key or value: a dead letter must never block
-    /// its consumer.
+    /// [`DLQ_TRUNCATED_FROM_HEADER`]), and one still too large (the client
+    /// or the dead letters' topic allows less than a key and a value cut to
+    /// 64 KiB each) goes with its headers alone, without key or value: a
+    /// dead letter must never block its consumer.
     pub async fn dead_letter(
         &self,
         msg: &impl Message,

@@ -307,7 +307,10 @@ fn ibm_line(line: &str) -> anyhow::Result<Parsed<'_>> {
         (Some(first), Some(last)) => {
             let (first, mut last): (u64, u64) = (first.parse()?, last.parse()?);
             if size > 0 {
-                // The part of the range within the object.
+                // The part of the range within the object. One that starts
+                // past its end (or ends before it starts) counts as a read
+                // of one byte: a request with next to nothing read, where
+                // 0 would mean the whole object.
                 last = last.min(size - 1);
             }
             Some(last.saturating_sub(first).saturating_add(1))
@@ -394,12 +397,14 @@ mod tests {
     fn a_range_read_past_the_end_reads_to_the_end() {
         let ibm = "100 REST.GET.OBJECT a 1000 900 1999\n\
                    200 REST.GET.OBJECT b 0 0 18446744073709551615\n\
-                   300 REST.GET.OBJECT c 0 0 99\n";
+                   300 REST.GET.OBJECT c 0 0 99\n\
+                   400 REST.GET.OBJECT d 1000 1500 1999\n";
         let t = read(ibm.as_bytes(), Format::Ibm, 1.0).unwrap();
         let read: Vec<(u64, u64)> = t.events.iter().map(|e| (e.bytes, e.size)).collect();
         // a's last 100 bytes; b's size unknown and its range open: a whole
-        // read (0 of 0); c's size unknown, its range kept.
-        assert_eq!(read, [(100, 1000), (0, 0), (100, 0)]);
+        // read (0 of 0); c's size unknown, its range kept; d's range past
+        // its end: one byte.
+        assert_eq!(read, [(100, 1000), (0, 0), (100, 0), (1, 1000)]);
     }
 
     #[test]
