@@ -226,27 +226,41 @@ mod tests {
     use super::*;
     use crate::testing::MockKafka;
 
+    /// Two memory tiers, hot and cold.
+    fn hot_and_cold() -> Vec<TierStore> {
+        let config = TierConfig::parse(
+            "[[tiers]]\nname='hot'\nurl='memory://'\n[[tiers]]\nname='cold'\nurl='memory://'\n",
+            &[],
+        )
+        .unwrap();
+        config.tiers.iter().map(|t| t.open().unwrap()).collect()
+    }
+
+    async fn read(tier: &TierStore, path: &object_store::path::Path) -> bytes::Bytes {
+        tier.store.get(path).await.unwrap().bytes().await.unwrap()
+    }
+
+    /// Six objects and one revived, over 30 days.
+    fn small_demo(seed: u64) -> DemoArgs {
+        DemoArgs {
+            objects: 6,
+            revived: 1,
+            days: 30,
+            seed,
+            prefix: "demo".into(),
+            rate: 0,
+            resume: false,
+        }
+    }
+
     /// Run again over the same data (run-local.sh, restarted), the demo
     /// writes no second copy of an object an earlier run's moves put
     /// elsewhere, and publishes none of its reads twice.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_second_run_over_the_same_tiers_writes_and_publishes_nothing() {
         let kafka = MockKafka::start();
-        let config = TierConfig::parse(
-            "[[tiers]]\nname='hot'\nurl='memory://'\n[[tiers]]\nname='cold'\nurl='memory://'\n",
-            &[],
-        )
-        .unwrap();
-        let tiers: Vec<TierStore> = config.tiers.iter().map(|t| t.open().unwrap()).collect();
-        let args = DemoArgs {
-            objects: 6,
-            revived: 1,
-            days: 30,
-            seed: 7,
-            prefix: "demo".into(),
-            rate: 0,
-            resume: false,
-        };
+        let tiers = hot_and_cold();
+        let args = small_demo(7);
         let run = || demo_run(&args, &tiers, &kafka);
         let (objects, events) = run().await;
         assert_eq!(objects, 7);
@@ -254,14 +268,7 @@ mod tests {
         // The mover moves one to cold meanwhile.
         let key = "demo/logs/object-0000.bin";
         let hot_path = tiers[0].location(key).unwrap();
-        let bytes = tiers[0]
-            .store
-            .get(&hot_path)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let bytes = read(&tiers[0], &hot_path).await;
         let cold_path = tiers[1].location(key).unwrap();
         tiers[1].store.put(&cold_path, bytes.into()).await.unwrap();
         tiers[0].store.delete(&hot_path).await.unwrap();
@@ -280,45 +287,18 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_resumed_run_writes_what_is_missing_and_repeats_the_event_ids() {
         let kafka = MockKafka::start();
-        let config = TierConfig::parse(
-            "[[tiers]]\nname='hot'\nurl='memory://'\n[[tiers]]\nname='cold'\nurl='memory://'\n",
-            &[],
-        )
-        .unwrap();
-        let tiers: Vec<TierStore> = config.tiers.iter().map(|t| t.open().unwrap()).collect();
-        let mut args = DemoArgs {
-            objects: 6,
-            revived: 1,
-            days: 30,
-            seed: 11,
-            prefix: "demo".into(),
-            rate: 0,
-            resume: false,
-        };
+        let tiers = hot_and_cold();
+        let mut args = small_demo(11);
         let (objects, events) = demo_run(&args, &tiers, &kafka).await;
         assert_eq!(objects, 7);
         let key = "demo/images/object-0002.bin";
         let path = tiers[0].location(key).unwrap();
-        let first = tiers[0]
-            .store
-            .get(&path)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let first = read(&tiers[0], &path).await;
         tiers[0].store.delete(&path).await.unwrap();
 
         args.resume = true;
         assert_eq!(demo_run(&args, &tiers, &kafka).await, (1, events));
-        let again = tiers[0]
-            .store
-            .get(&path)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let again = read(&tiers[0], &path).await;
         assert_eq!(again, first, "the object the first run wrote");
 
         let published =
