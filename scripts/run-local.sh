@@ -273,7 +273,11 @@ elif [ "$DEMO" = 1 ]; then
     DEMO_PID=
     if [ "$demo_rc" = 0 ]; then
         date -u +%FT%TZ >"$DEMO_DONE"
-        say "demo published its workload; the policy decides as event time passes"
+        if grep -q "there already from an earlier run" "$LOG_DIR/demo.log"; then
+            say "the demo's objects are there from an earlier run: nothing published again (remove $STRATA_DATA_DIR for a new demo)"
+        else
+            say "demo published its workload; the policy decides as event time passes"
+        fi
     else
         log_tail "$LOG_DIR/demo.log"
         warn "the demo failed (exit status $demo_rc); the daemons keep running"
