@@ -324,18 +324,14 @@ mod tests {
     /// However short the span, no read is dated after now.
     #[test]
     fn no_event_is_dated_after_now() {
-        let config = TierConfig::parse("[[tiers]]\nname='hot'\nurl='memory://'\n", &[]).unwrap();
-        let tiers: Vec<TierStore> = config.tiers.iter().map(|t| t.open().unwrap()).collect();
+        let tiers = hot_and_cold();
         let now_ms = 1_800_000_000_000;
         for days in [1, 4, 19, 120] {
             let args = DemoArgs {
                 objects: 200,
                 revived: 0,
                 days,
-                seed: 3,
-                prefix: "demo".into(),
-                rate: 0,
-                resume: false,
+                ..small_demo(3)
             };
             let mut rng = StdRng::seed_from_u64(args.seed);
             let objects: Vec<DemoObject> = (0..args.objects)

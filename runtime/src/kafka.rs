@@ -236,27 +236,24 @@ impl Publisher {
             .increment(1);
         let value = msg.payload().unwrap_or_default();
         let error = &crate::shortened(error, DLQ_ERROR_KEPT_BYTES);
+        let too_large = |sent: &anyhow::Result<()>| matches!(sent, Err(e) if is_too_large(e));
         let headers = dlq_headers(msg, class, error, None);
-        match self.send_raw(&dlq, msg.key(), value, headers).await {
-            Err(e) if is_too_large(&e) => {
-                tracing::warn!(topic = %dlq, bytes = value.len(), "dead letter too large; sending it cut");
-                let cut = |bytes: &[u8]| bytes[..bytes.len().min(DLQ_KEPT_BYTES)].to_vec();
-                let headers = dlq_headers(msg, class, error, Some(value.len()));
-                let key = msg.key().map(cut);
-                match self
-                    .send_raw(&dlq, key.as_deref(), &cut(value), headers)
-                    .await
-                {
-                    Err(e) if is_too_large(&e) => {
-                        tracing::warn!(topic = %dlq, "dead letter too large even cut; sending its headers alone");
-                        let headers = dlq_headers(msg, class, error, Some(value.len()));
-                        self.send_raw(&dlq, None, &[], headers).await
-                    }
-                    other => other,
-                }
-            }
-            other => other,
+        let sent = self.send_raw(&dlq, msg.key(), value, headers).await;
+        if !too_large(&sent) {
+            return sent;
         }
+        tracing::warn!(topic = %dlq, bytes = value.len(), "dead letter too large; sending it cut");
+        let cut = |bytes: &[u8]| bytes[..bytes.len().min(DLQ_KEPT_BYTES)].to_vec();
+        let headers = dlq_headers(msg, class, error, Some(value.len()));
+        let key = msg.key().map(cut);
+        let sent = self
+            .send_raw(&dlq, key.as_deref(), &cut(value), headers.clone())
+            .await;
+        if !too_large(&sent) {
+            return sent;
+        }
+        tracing::warn!(topic = %dlq, "dead letter too large even cut; sending its headers alone");
+        self.send_raw(&dlq, None, &[], headers).await
     }
 
     /// Dead-letters a message a consumer rejected: logs it (the error cut

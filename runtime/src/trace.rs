@@ -202,20 +202,12 @@ pub fn read(input: impl Read, format: Format, time_scale: f64) -> anyhow::Result
             continue;
         };
         let key = interner.id(&key);
-        // A range that runs past the object's end (IBM traces write an
-        // open-ended one with the largest u64) reads to its end; past 5 TiB
-        // with no size known, it counts as a whole read.
-        let bytes = match bytes {
-            Some(b) if size > 0 || b > strata_proto::validate::MAX_SIZE_BYTES => b.min(size),
-            Some(b) => b,
-            None => size,
-        };
         trace.events.push(Event {
             ts_ms: ts,
             key,
             op,
             size,
-            bytes,
+            bytes: bytes.unwrap_or(size),
         });
     }
     trace.events.sort_by_key(|e| e.ts_ms);
@@ -305,15 +297,20 @@ fn ibm_line(line: &str) -> anyhow::Result<Parsed<'_>> {
     let size = parts.next().map_or(Ok(0), str::parse).context("size")?;
     let range = match (parts.next(), parts.next()) {
         (Some(first), Some(last)) => {
-            let (first, mut last): (u64, u64) = (first.parse()?, last.parse()?);
-            if size > 0 {
-                // The part of the range within the object. One that starts
-                // past its end (or ends before it starts) counts as a read
-                // of one byte: a request with next to nothing read, where
-                // 0 would mean the whole object.
-                last = last.min(size - 1);
-            }
-            Some(last.saturating_sub(first).saturating_add(1))
+            let (first, last): (u64, u64) = (first.parse()?, last.parse()?);
+            // The part of the range within the object: IBM traces write an
+            // open-ended range with the largest u64. One that starts past
+            // the end (or ends before it starts) counts as a read of one
+            // byte: a request with next to nothing read, where 0 would mean
+            // the whole object. With no size known, a range past 5 TiB
+            // counts as a whole read.
+            let last = if size > 0 { last.min(size - 1) } else { last };
+            let bytes = last.saturating_sub(first).saturating_add(1);
+            Some(if bytes > strata_proto::validate::MAX_SIZE_BYTES {
+                size
+            } else {
+                bytes
+            })
         }
         _ => None,
     };
